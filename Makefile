@@ -1,0 +1,46 @@
+# modelpier: two commands. `make up` runs the platform; `make test` runs every check and test.
+# Both work from a fresh clone on a fresh machine (Python 3.11, pip, gcc, git): they create .venv,
+# install the package, and install the system services the tests need (PostgreSQL, ...) when root.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test install lint typecheck importlint unit integration generate clean bench-registry help
+
+help:
+	@echo "make up     - install and run the platform with the example model (prints where to look)"
+	@echo "make test   - install everything and run lint, type checks, layering checks and all tests"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/pier up
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: $(STAMP) system-deps lint typecheck importlint
+	$(BIN)/pytest -p no:cacheprovider
+
+bench-registry: $(STAMP)
+	$(BIN)/python benchmarks/registry.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Domain-free helpers (clock, ids, files). Nothing here imports another modelpier part."""

@@ -1,0 +1,52 @@
+"""The ``pier`` command: Typer groups by noun; one place turns errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from modelpier import __version__
+from modelpier.cli import config, models
+from modelpier.cli import server as server_cmds
+from modelpier.cli.context import CliContext
+from modelpier.errors import PierError, exit_code
+from modelpier.settings import load_settings
+
+app = typer.Typer(
+    name="pier",
+    help="modelpier: register models, serve them, deploy them. Settings come from PIER_* variables "
+         "and $PIER_HOME/config.yaml (see `pier config show`).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(config.app, name="config")
+app.command("server")(server_cmds.server)
+app.command("up")(server_cmds.up)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelpier {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    ctx.obj = CliContext(settings=load_settings())
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except PierError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(exit_code(exc))
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,67 @@
+"""HTTP mapping of the one error tree for the platform API: the envelope and its handlers.
+
+Every response the control plane sends on failure is ``{"error": {"code", "message", "details"}}``.
+Unexpected exceptions become a 500 with an error id that is also logged, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelpier._lib.ids import new_id
+from modelpier.errors import PierError, http_status
+
+log = logging.getLogger("modelpier.control")
+
+_HTTP_CODES = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def envelope(status: int, code: str, message: str, details: dict[str, object] | None = None) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+async def _pier_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PierError)
+    status = http_status(exc)
+    response = JSONResponse(exc.to_dict(), status_code=status)
+    if status in (423, 503):
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    return envelope(422, "invalid_input", "; ".join(problems) or "invalid request",
+                    {"errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return envelope(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    error_id = new_id(6)
+    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return envelope(500, "internal", f"internal error (id {error_id}); the server log has the details",
+                    {"error_id": error_id})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PierError, _pier_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

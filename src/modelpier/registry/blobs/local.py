@@ -1,0 +1,125 @@
+"""``LocalBlobStore``: blobs as files in a folder, the embedded default.
+
+Layout: ``root/sha256/ab/<hex>`` (two-character fan-out keeps directories small); writers stream
+into ``root/tmp/<random>``, fsync, then ``os.replace`` into place, so a blob is either absent or
+complete, even across a crash. Readers verify the sha256 as they stream (``verify.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from modelpier._lib.ids import new_id
+from modelpier.errors import NotFound
+from modelpier.registry.blobs.base import DEFAULT_CHUNK
+from modelpier.registry.blobs.verify import (
+    VerifiedChunks,
+    check_expected,
+    corrupt,
+    hash_stream,
+    read_chunks,
+    write_atomically,
+)
+from modelpier.registry.digests import format_digest, hex_of, validate_digest
+
+
+class LocalBlobStore:
+    """Content-addressed blobs under ``root``. Safe for concurrent writers (threads or processes)."""
+
+    def __init__(self, root: Path, *, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = self.root.as_uri()
+        self._chunk = chunk_size
+        self._tmp = self.root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        (self.root / "sha256").mkdir(exist_ok=True)
+
+    def path_of(self, digest: str) -> Path:
+        """Where the blob for ``digest`` lives (whether or not it exists)."""
+        hexdigest = hex_of(digest)
+        return self.root / "sha256" / hexdigest[:2] / hexdigest
+
+    def exists(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path_of(digest).stat().st_size
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+
+    def put_file(self, path: Path, *, expected_digest: str | None = None) -> tuple[str, int]:
+        with open(path, "rb") as source:
+            return self.put_stream(read_chunks(source, self._chunk), expected_digest=expected_digest)
+
+    def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
+        if expected_digest is not None:
+            validate_digest(expected_digest)
+            if self.exists(expected_digest):
+                # Deduplicated: nothing to write, but the caller's bytes must still be what they claim.
+                digest, size = hash_stream(chunks)
+                check_expected(digest, size, expected_digest)
+                return digest, size
+        tmp = self._tmp / new_id()
+        try:
+            hasher = hashlib.sha256()
+            size = 0
+            with open(tmp, "xb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = format_digest(hasher.hexdigest())
+            if expected_digest is not None:
+                check_expected(digest, size, expected_digest)
+            final = self.path_of(digest)
+            if not final.is_file():
+                final.parent.mkdir(exist_ok=True)
+                os.replace(tmp, final)
+                _fsync_dir(final.parent)
+            return digest, size
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def iter_chunks(self, digest: str, *, chunk_size: int = DEFAULT_CHUNK) -> Iterator[bytes]:
+        # Open now, so an absent blob raises NotFound at the call, not at the first next().
+        source = self._open(digest)
+        return VerifiedChunks(read_chunks(source, chunk_size), digest, self.url, on_close=source.close)
+
+    def fetch_to(self, digest: str, dest: Path) -> None:
+        write_atomically(self.iter_chunks(digest, chunk_size=self._chunk), Path(dest))
+
+    def delete(self, digest: str) -> None:
+        self.path_of(digest).unlink(missing_ok=True)
+
+    def verify(self, digest: str) -> None:
+        with self._open(digest) as source:
+            actual, _ = hash_stream(read_chunks(source, self._chunk))
+        if actual != digest:
+            raise corrupt(digest, actual, self.url)
+
+    def _open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path_of(digest), "rb")  # closed by the caller or VerifiedChunks
+        except FileNotFoundError:
+            raise self._not_found(digest) from None
+
+    def _not_found(self, digest: str) -> NotFound:
+        return NotFound(f"blob {digest} is not in {self.url}", details={"digest": digest})
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist a rename: the directory entry must reach the disk too, not only the file."""
+    with contextlib.suppress(OSError):  # some filesystems do not support fsync on directories
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

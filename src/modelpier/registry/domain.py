@@ -1,0 +1,94 @@
+"""Frozen domain objects the registry hands out; the ORM never leaves ``registry/sql``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from modelpier.spec.signature import Signature
+
+
+class Flavor(StrEnum):
+    SKLEARN = "sklearn"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
+    ONNX = "onnx"
+    TORCH = "torch"
+    MLFLOW = "mlflow"
+    PYTHON = "python"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a version's artifact: its path inside the artifact and its blob."""
+
+    path: str
+    digest: str  # "sha256:<64 hex>"
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """What a caller supplies to register a version; the store assigns the number."""
+
+    model: str
+    flavor: Flavor
+    files: tuple[FileEntry, ...]
+    signature: Signature | None = None
+    input_example: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+    created_by: str = "unknown"
+    source: str | None = None
+
+    @property
+    def digest(self) -> str:
+        from modelpier.registry.digests import manifest_digest
+
+        return manifest_digest(self.files)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    model: str
+    version: int
+    flavor: Flavor
+    digest: str  # manifest digest: sha256 over the sorted (path, digest) list
+    size: int
+    files: tuple[FileEntry, ...]
+    signature: Signature | None
+    input_example: Any
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    description: str
+    environment: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    source: str | None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str
+    description: str
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None
+    aliases: dict[str, int]
+    version_count: int = 0

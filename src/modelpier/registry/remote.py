@@ -1,0 +1,154 @@
+"""``RegistryClient``: the registry API of a remote control plane, over HTTP.
+
+Maps transport failures onto the error tree: a refused or timed-out connection is
+``RemoteUnreachable`` naming the URL; an error answer is rebuilt from the server's envelope, so the
+CLI shows the server's own message with the right exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from modelpier.errors import RemoteUnreachable, from_envelope
+from modelpier.registry.wire import (
+    BlobBody,
+    CreatedVersionBody,
+    ModelBody,
+    NewVersionBody,
+    UploadBody,
+    VersionBody,
+)
+
+_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class RegistryClient:
+    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", headers=headers, timeout=_TIMEOUT,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise RemoteUnreachable(f"cannot reach the modelpier server at {self.base_url}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise RemoteUnreachable(
+                f"connection to {self.base_url} failed during {method} {path}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise from_envelope(response.status_code, body)
+        return response
+
+    # -- models -------------------------------------------------------------------------------
+    def list_models(self, *, search: str | None = None) -> list[ModelBody]:
+        params = {"search": search} if search else {}
+        return [ModelBody.model_validate(m) for m in self._send("GET", "/models", params=params).json()]
+
+    def get_model(self, name: str) -> ModelBody:
+        return ModelBody.model_validate(self._send("GET", f"/models/{name}").json())
+
+    def delete_model(self, name: str) -> None:
+        self._send("DELETE", f"/models/{name}")
+
+    def list_versions(self, name: str) -> list[VersionBody]:
+        return [VersionBody.model_validate(v) for v in self._send("GET", f"/models/{name}/versions").json()]
+
+    def get_version(self, name: str, selector: str) -> VersionBody:
+        return VersionBody.model_validate(self._send("GET", f"/models/{name}/versions/{selector}").json())
+
+    def create_version(self, name: str, body: NewVersionBody) -> CreatedVersionBody:
+        response = self._send("POST", f"/models/{name}/versions", content=body.model_dump_json(),
+                              headers={"Content-Type": "application/json"})
+        return CreatedVersionBody.model_validate(response.json())
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._send("DELETE", f"/models/{name}/versions/{version}")
+
+    def set_alias(self, name: str, alias: str, version: int) -> VersionBody:
+        response = self._send("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
+        return VersionBody.model_validate(response.json())
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._send("DELETE", f"/models/{name}/aliases/{alias}")
+
+    def set_model_tag(self, name: str, key: str, value: str) -> ModelBody:
+        return ModelBody.model_validate(
+            self._send("PUT", f"/models/{name}/tags/{key}", json={"value": value}).json())
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        self._send("DELETE", f"/models/{name}/tags/{key}")
+
+    def set_version_tag(self, name: str, selector: str, key: str, value: str) -> VersionBody:
+        response = self._send("PUT", f"/models/{name}/versions/{selector}/tags/{key}", json={"value": value})
+        return VersionBody.model_validate(response.json())
+
+    def delete_version_tag(self, name: str, selector: str, key: str) -> None:
+        self._send("DELETE", f"/models/{name}/versions/{selector}/tags/{key}")
+
+    # -- blobs --------------------------------------------------------------------------------
+    def blob_exists(self, digest: str) -> bool:
+        try:
+            response = self._http.head(f"/blobs/{digest}")
+        except httpx.TransportError as exc:
+            raise RemoteUnreachable(f"cannot reach the modelpier server at {self.base_url}: {exc}") from exc
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise from_envelope(response.status_code, None)
+        return True
+
+    def begin_upload(self) -> UploadBody:
+        return UploadBody.model_validate(self._send("POST", "/blobs/uploads").json())
+
+    def upload_offset(self, upload_id: str) -> int:
+        return UploadBody.model_validate(self._send("GET", f"/blobs/uploads/{upload_id}").json()).offset
+
+    def append_chunk(self, upload_id: str, offset: int, chunk: bytes) -> int:
+        response = self._send("PATCH", f"/blobs/uploads/{upload_id}", content=chunk,
+                              headers={"Upload-Offset": str(offset),
+                                       "Content-Type": "application/octet-stream"})
+        return UploadBody.model_validate(response.json()).offset
+
+    def finish_upload(self, upload_id: str, digest: str) -> BlobBody:
+        response = self._send("PUT", f"/blobs/uploads/{upload_id}", params={"digest": digest})
+        return BlobBody.model_validate(response.json())
+
+    def iter_blob(self, digest: str, *, chunk_size: int) -> Iterator[bytes]:
+        """Stream a blob's bytes; the caller verifies the digest (``BlobStore.put_stream`` does)."""
+        try:
+            with self._http.stream("GET", f"/blobs/{digest}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise from_envelope(response.status_code, _json_or_none(response))
+                yield from response.iter_raw(chunk_size)
+        except httpx.TransportError as exc:
+            raise RemoteUnreachable(
+                f"download of {digest} from {self.base_url} broke off: {exc}") from exc
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+

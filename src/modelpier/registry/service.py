@@ -1,0 +1,168 @@
+"""``Registry``: the registry's use cases over a ``MetadataStore`` and a ``BlobStore``.
+
+Order of writes is what keeps the store consistent: blobs first (content-addressed, atomic), then
+the version row in one transaction. A crash between the two leaves only an unreferenced blob, never
+a version whose bytes are missing. Materialising a version for loading writes into a temporary
+folder and renames it into the cache, so a half-fetched version is never loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from modelpier._lib.ids import new_id
+from modelpier.errors import InvalidArtifact, InvalidInput
+from modelpier.registry.blobs.base import BlobStore
+from modelpier.registry.digests import hex_of
+from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
+from modelpier.registry.store import MetadataStore
+from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
+
+_COMPLETE_MARKER = ".pier-complete"
+
+
+class Registry:
+    def __init__(self, metadata: MetadataStore, blobs: BlobStore, cache_dir: Path) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.cache_dir = cache_dir
+
+    # -- models -------------------------------------------------------------------------------
+    def list_models(self, *, search: str | None = None) -> list[Model]:
+        return self.metadata.list_models(search=search)
+
+    def get_model(self, name: str) -> Model:
+        return self.metadata.get_model(validate_name(name))
+
+    def update_model(self, name: str, *, description: str) -> Model:
+        return self.metadata.update_model(validate_name(name), description=description)
+
+    def delete_model(self, name: str) -> list[ModelVersion]:
+        deleted = self.metadata.delete_model(validate_name(name))
+        self._collect_blobs(f for v in deleted for f in v.files)
+        return deleted
+
+    # -- versions -----------------------------------------------------------------------------
+    def store_files(self, directory: Path) -> tuple[FileEntry, ...]:
+        """Put every file under ``directory`` into the blob store; return the artifact's entries."""
+        if not directory.is_dir():
+            raise InvalidArtifact(f"{directory} is not a folder")
+        entries = []
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            digest, size = self.blobs.put_file(path)
+            entries.append(FileEntry(path=path.relative_to(directory).as_posix(), digest=digest, size=size))
+        if not entries:
+            raise InvalidArtifact(f"{directory} holds no files to register")
+        return tuple(entries)
+
+    def register(self, new: NewVersion) -> tuple[ModelVersion, bool]:
+        """Record a version whose blobs are already stored; ``(version, created)``."""
+        validate_name(new.model)
+        check_file_entries(new.files)
+        missing = [f.path for f in new.files if not self.blobs.exists(f.digest)]
+        if missing:
+            raise InvalidInput(
+                f"cannot register {new.model}: the blobs of {', '.join(missing)} were not uploaded first",
+                details={"missing": missing})
+        self.metadata.ensure_model(new.model)
+        return self.metadata.create_version(new)
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        return self.metadata.resolve(parsed)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.metadata.get_version(validate_name(name), version)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.metadata.list_versions(validate_name(name))
+
+    def delete_version(self, name: str, version: int) -> ModelVersion:
+        deleted = self.metadata.delete_version(validate_name(name), version)
+        self._collect_blobs(deleted.files)
+        return deleted
+
+    # -- aliases and tags ---------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        return self.metadata.set_alias(validate_name(name), validate_alias(alias), version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.metadata.delete_alias(validate_name(name), validate_alias(alias))
+
+    def set_tag(self, ref: str, key: str, value: str) -> Model | ModelVersion:
+        """Tag a model (``name``) or a version (``name:3``, ``name:alias``)."""
+        parsed = ModelRef.parse(ref)
+        validate_tag_key(key)
+        if parsed.version is None and parsed.alias is None:
+            return self.metadata.set_model_tag(parsed.name, key, value)
+        version = self.metadata.resolve(parsed)
+        return self.metadata.set_version_tag(version.model, version.version, key, value)
+
+    def delete_tag(self, ref: str, key: str) -> Model | ModelVersion:
+        parsed = ModelRef.parse(ref)
+        validate_tag_key(key)
+        if parsed.version is None and parsed.alias is None:
+            return self.metadata.delete_model_tag(parsed.name, key)
+        version = self.metadata.resolve(parsed)
+        return self.metadata.delete_version_tag(version.model, version.version, key)
+
+    # -- loading ------------------------------------------------------------------------------
+    def materialize(self, version: ModelVersion) -> Path:
+        """A local folder holding the version's files, each verified against its digest.
+
+        Cached under ``cache_dir/<name>/<version>-<digest prefix>``; a completed folder carries a
+        marker file, so a crash mid-fetch is redone rather than loaded.
+        """
+        target = self.cache_dir / version.model / f"{version.version}-{hex_of(version.digest)[:16]}"
+        if (target / _COMPLETE_MARKER).is_file():
+            return target
+        staging = self.cache_dir / ".staging" / new_id()
+        try:
+            for entry in version.files:
+                dest = staging / entry.path
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.blobs.fetch_to(entry.digest, dest)
+            (staging / _COMPLETE_MARKER).write_text(version.digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                # Another process finished the same version first; its copy is as good as ours.
+                if not (target / _COMPLETE_MARKER).is_file():
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _collect_blobs(self, files: Iterable[FileEntry]) -> None:
+        """Delete blobs no version references any more (blobs are shared across versions)."""
+        for digest in {f.digest for f in files}:
+            if self.metadata.count_blob_references(digest) == 0:
+                self.blobs.delete(digest)
+
+    def close(self) -> None:
+        self.metadata.close()
+
+
+def check_file_entries(files: tuple[FileEntry, ...]) -> None:
+    """Reject artifact paths that could escape the version folder or collide."""
+    if not files:
+        raise InvalidInput("a version needs at least one file")
+    seen: set[str] = set()
+    for entry in files:
+        path = entry.path
+        parts = path.split("/")
+        if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+            raise InvalidInput(f"file path {path!r} must be relative, with no '.', '..' or empty parts")
+        if path in seen:
+            raise InvalidInput(f"file path {path!r} is listed twice")
+        if path == _COMPLETE_MARKER:
+            raise InvalidInput(f"file path {path!r} is reserved")
+        if entry.size < 0:
+            raise InvalidInput(f"file {path!r} has a negative size")
+        seen.add(path)
+

@@ -1,0 +1,440 @@
+"""``SqlMetadataStore``: the ``MetadataStore`` protocol over SQLAlchemy (SQLite or PostgreSQL).
+
+Each public method runs in its own short transaction and returns frozen domain objects; rows never
+leave this module. Writes on SQLite take the write lock up front (``BEGIN IMMEDIATE``, see
+``engine.py``); on PostgreSQL version numbering locks the model row. Unique constraints back both
+up: a writer that still loses a race (``IntegrityError``) rolls back and retries, re-reading what
+the winner wrote. Every SQLAlchemy error is translated by ``dberrors.translate``.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from sqlalchemy import CursorResult, Engine, delete, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from modelpier._lib.clock import Clock, SystemClock
+from modelpier.errors import InvalidInput, NotFound, StoreBusy
+from modelpier.registry.digests import validate_digest
+from modelpier.registry.domain import Model, ModelVersion, NewVersion
+from modelpier.registry.sql import convert
+from modelpier.registry.sql.dberrors import is_busy, translate
+from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
+from modelpier.registry.sql.migrate import upgrade_to_head
+from modelpier.registry.sql.tables import (
+    AliasRow,
+    ModelRow,
+    ModelTagRow,
+    VersionFileRow,
+    VersionRow,
+    VersionTagRow,
+)
+from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+# Attempts for a write that lost a race (unique violation, PostgreSQL deadlock/serialization).
+MAX_ATTEMPTS = 20
+
+
+class _ExistingVersion(Exception):
+    """Not an error: raised to roll the transaction back, then caught to return this version."""
+
+    def __init__(self, version: ModelVersion) -> None:
+        super().__init__(version.ref)
+        self.version = version
+
+
+_Method = Callable[Concatenate["SqlMetadataStore", P], R]
+
+
+def _guarded(method: _Method[P, R]) -> _Method[P, R]:
+    """Translate SQLAlchemy errors escaping a public method into ``modelpier.errors``."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqlMetadataStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, self.url) from exc
+
+    return wrapper
+
+
+class SqlMetadataStore:
+    """Registry metadata in a SQL database. Thread-safe; share one instance per process."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._writer = write_engine(engine)
+        self._clock = clock or SystemClock()
+        self.url = safe_url(engine.url)
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True,
+             clock: Clock | None = None) -> SqlMetadataStore:
+        """Connect to ``url``, bring its schema to the newest migration (unless ``migrate=False``)."""
+        engine = open_engine(url, busy_timeout=busy_timeout)
+        if migrate:
+            upgrade_to_head(engine)
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def _write_retrying(self, work: Callable[[Session], T], what: str) -> T:
+        """Run ``work`` in a write transaction, retrying when it loses a race to another writer."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self._write() as session:
+                    return work(session)
+            except (sa_exc.IntegrityError, sa_exc.OperationalError) as exc:
+                # A SQLite "locked" error already waited the whole busy timeout: do not wait again.
+                retryable = isinstance(exc, sa_exc.IntegrityError) or (is_busy(exc) and self._is_postgres)
+                if not retryable:
+                    raise
+                if attempt == MAX_ATTEMPTS:
+                    raise StoreBusy(f"{what}: lost {MAX_ATTEMPTS} races with concurrent writers to "
+                                    f"{self.url}; retry later") from exc
+                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")
+
+    @property
+    def _is_postgres(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
+    # -- lookups inside a session -----------------------------------------------------------------
+
+    def _model_row(self, session: Session, name: str) -> ModelRow:
+        row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+        if row is None:
+            raise NotFound(f"model {name!r} does not exist", details={"model": name})
+        return row
+
+    def _version_row(self, session: Session, model: ModelRow, version: int) -> VersionRow:
+        if not isinstance(version, int) or version < 1:
+            raise InvalidInput(f"version {version!r} is not valid: versions are numbered from 1")
+        row = session.scalar(
+            select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.version == version))
+        if row is None:
+            numbers = session.scalars(select(VersionRow.version).where(VersionRow.model_id == model.id)
+                                      .order_by(VersionRow.version)).all()
+            known = f"versions: {', '.join(map(str, numbers))}" if numbers else "it has no versions yet"
+            raise NotFound(f"model {model.name!r} has no version {version}; {known}",
+                           details={"model": model.name, "version": version})
+        return row
+
+    def _alias_row(self, session: Session, model: ModelRow, alias: str) -> AliasRow:
+        row = session.scalar(select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
+        if row is None:
+            names = session.scalars(select(AliasRow.alias).where(AliasRow.model_id == model.id)
+                                    .order_by(AliasRow.alias)).all()
+            known = f"aliases: {', '.join(names)}" if names else "it has no aliases"
+            raise NotFound(f"model {model.name!r} has no alias {alias!r}; {known}",
+                           details={"model": model.name, "alias": alias})
+        return row
+
+    def _model_out(self, session: Session, row: ModelRow) -> Model:
+        latest, count = session.execute(
+            select(func.max(VersionRow.version), func.count(VersionRow.id))
+            .where(VersionRow.model_id == row.id)
+        ).one()
+        aliases = session.execute(
+            select(AliasRow.alias, VersionRow.version)
+            .join(VersionRow, AliasRow.version_id == VersionRow.id)
+            .where(AliasRow.model_id == row.id)
+        ).all()
+        return convert.model_out(row, latest, count, {a: v for a, v in aliases})
+
+    # -- models -----------------------------------------------------------------------------------
+
+    @_guarded
+    def ensure_model(self, name: str, *, description: str = "") -> Model:
+        validate_name(name)
+        with self._read() as session:
+            row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+            if row is not None:
+                return self._model_out(session, row)
+
+        def work(session: Session) -> Model:
+            # Insert-or-get: a concurrent creator makes our insert fail; the retry then finds it.
+            row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+            if row is None:
+                now = self._clock.now()
+                row = ModelRow(name=name, description=description, created_at=now, updated_at=now)
+                session.add(row)
+                session.flush()
+            return self._model_out(session, row)
+
+        return self._write_retrying(work, f"creating model {name!r}")
+
+    @_guarded
+    def get_model(self, name: str) -> Model:
+        validate_name(name)
+        with self._read() as session:
+            return self._model_out(session, self._model_row(session, name))
+
+    @_guarded
+    def list_models(self, *, search: str | None = None) -> list[Model]:
+        query = select(ModelRow).order_by(ModelRow.name)
+        if search:
+            query = query.where(func.lower(ModelRow.name).contains(search.lower(), autoescape=True))
+        with self._read() as session:
+            rows = session.scalars(query).all()
+            ids = [r.id for r in rows]
+            if not ids:
+                return []
+            stats = {mid: (latest, count) for mid, latest, count in session.execute(
+                select(VersionRow.model_id, func.max(VersionRow.version), func.count(VersionRow.id))
+                .where(VersionRow.model_id.in_(ids)).group_by(VersionRow.model_id))}
+            aliases: dict[int, dict[str, int]] = {}
+            for mid, alias, number in session.execute(
+                    select(AliasRow.model_id, AliasRow.alias, VersionRow.version)
+                    .join(VersionRow, AliasRow.version_id == VersionRow.id)
+                    .where(AliasRow.model_id.in_(ids))):
+                aliases.setdefault(mid, {})[alias] = number
+            out = []
+            for row in rows:
+                latest, count = stats.get(row.id, (None, 0))
+                out.append(convert.model_out(row, latest, count, aliases.get(row.id, {})))
+            return out
+
+    @_guarded
+    def update_model(self, name: str, *, description: str) -> Model:
+        validate_name(name)
+        with self._write() as session:
+            row = self._model_row(session, name)
+            row.description = description
+            row.updated_at = self._clock.now()
+            session.flush()
+            return self._model_out(session, row)
+
+    @_guarded
+    def delete_model(self, name: str) -> list[ModelVersion]:
+        validate_name(name)
+        with self._write() as session:
+            row = self._model_row(session, name)
+            versions = session.scalars(
+                select(VersionRow).where(VersionRow.model_id == row.id).order_by(VersionRow.version)).all()
+            out = [convert.version_out(name, v) for v in versions]
+            # The database cascades to versions, files, tags and aliases (foreign keys ON DELETE CASCADE).
+            session.execute(delete(ModelRow).where(ModelRow.id == row.id))
+            return out
+
+    # -- versions ---------------------------------------------------------------------------------
+
+    @_guarded
+    def create_version(self, new: NewVersion) -> tuple[ModelVersion, bool]:
+        """See ``MetadataStore.create_version``; also creates the model if it does not exist.
+
+        Algorithm: in one write transaction, increment the model's version counter first (this
+        takes the model row's lock, so concurrent creators of one model queue up), then look for
+        the manifest digest: if present, roll back (no number is used up, no gap) and return the
+        existing version; else insert the version with the counter's value. Were two writers
+        still to collide, the unique constraints on (model, version) and (model, digest) reject
+        one of them, which rolls back and runs the whole step again.
+        """
+        convert.validate_new_version(new)
+        digest, size = new.digest, new.size
+        self.ensure_model(new.model)
+
+        def work(session: Session) -> ModelVersion:
+            now = self._clock.now()
+            locked = cast("CursorResult[Any]", session.execute(
+                update(ModelRow).where(ModelRow.name == new.model)
+                .values(last_version=ModelRow.last_version + 1, updated_at=now)))
+            if locked.rowcount == 0:
+                raise NotFound(f"model {new.model!r} was deleted while a version was being registered")
+            # Loaded after the UPDATE, so it carries the counter value this transaction wrote.
+            model = self._model_row(session, new.model)
+            found = session.scalar(
+                select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest))
+            if found is not None:
+                raise _ExistingVersion(convert.version_out(new.model, found))
+            row = convert.version_row(new, model_id=model.id, number=model.last_version, digest=digest,
+                                      size=size, created_at=now)
+            session.add(row)
+            session.flush()
+            return convert.version_out(new.model, row, aliases=())
+
+        try:
+            return self._write_retrying(work, f"registering a version of {new.model!r}"), True
+        except _ExistingVersion as existing:
+            return existing.version, False
+
+    @_guarded
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        validate_name(name)
+        with self._read() as session:
+            model = self._model_row(session, name)
+            return convert.version_out(name, self._version_row(session, model, version))
+
+    @_guarded
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        validate_name(name)
+        with self._read() as session:
+            model = self._model_row(session, name)
+            rows = session.scalars(
+                select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.version)).all()
+            return [convert.version_out(name, r) for r in rows]
+
+    @_guarded
+    def resolve(self, ref: ModelRef) -> ModelVersion:
+        validate_name(ref.name)
+        with self._read() as session:
+            model = self._model_row(session, ref.name)
+            if ref.version is not None:
+                return convert.version_out(ref.name, self._version_row(session, model, ref.version))
+            if ref.alias is not None:
+                alias = self._alias_row(session, model, validate_alias(ref.alias))
+                row = session.get_one(VersionRow, alias.version_id)
+                return convert.version_out(ref.name, row)
+            latest = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id)
+                                    .order_by(VersionRow.version.desc()).limit(1))
+            if latest is None:
+                raise NotFound(f"model {ref.name!r} has no versions yet", details={"model": ref.name})
+            return convert.version_out(ref.name, latest)
+
+    @_guarded
+    def delete_version(self, name: str, version: int) -> ModelVersion:
+        validate_name(name)
+        with self._write() as session:
+            model = self._model_row(session, name)
+            row = self._version_row(session, model, version)
+            out = convert.version_out(name, row)
+            # Files, tags and the aliases pointing here go with it (ON DELETE CASCADE).
+            session.execute(delete(VersionRow).where(VersionRow.id == row.id))
+            model.updated_at = self._clock.now()
+            return out
+
+    # -- aliases ----------------------------------------------------------------------------------
+
+    @_guarded
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
+        validate_name(name)
+        validate_alias(alias)
+
+        def work(session: Session) -> ModelVersion:
+            model = self._model_row(session, name)
+            target = self._version_row(session, model, version)
+            row = session.scalar(
+                select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
+            if row is None:
+                session.add(AliasRow(model_id=model.id, alias=alias, version_id=target.id))
+            else:
+                row.version_id = target.id
+            model.updated_at = self._clock.now()
+            session.flush()
+            session.expire(target, ["aliases"])
+            return convert.version_out(name, target)
+
+        return self._write_retrying(work, f"setting alias {alias!r} of {name!r}")
+
+    @_guarded
+    def delete_alias(self, name: str, alias: str) -> None:
+        validate_name(name)
+        validate_alias(alias)
+        with self._write() as session:
+            model = self._model_row(session, name)
+            session.delete(self._alias_row(session, model, alias))
+            model.updated_at = self._clock.now()
+
+    # -- tags -------------------------------------------------------------------------------------
+
+    @_guarded
+    def set_model_tag(self, name: str, key: str, value: str) -> Model:
+        validate_name(name)
+        validate_tag_key(key)
+
+        def work(session: Session) -> Model:
+            model = self._model_row(session, name)
+            row = session.get(ModelTagRow, (model.id, key))
+            if row is None:
+                session.add(ModelTagRow(model_id=model.id, key=key, value=value))
+            else:
+                row.value = value
+            model.updated_at = self._clock.now()
+            session.flush()
+            session.expire(model, ["tags"])
+            return self._model_out(session, model)
+
+        return self._write_retrying(work, f"tagging model {name!r}")
+
+    @_guarded
+    def delete_model_tag(self, name: str, key: str) -> Model:
+        validate_name(name)
+        validate_tag_key(key)
+        with self._write() as session:
+            model = self._model_row(session, name)
+            row = session.get(ModelTagRow, (model.id, key))
+            if row is None:
+                raise NotFound(f"model {name!r} has no tag {key!r}", details={"model": name, "tag": key})
+            session.delete(row)
+            model.updated_at = self._clock.now()
+            session.flush()
+            session.expire(model, ["tags"])
+            return self._model_out(session, model)
+
+    @_guarded
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
+        validate_name(name)
+        validate_tag_key(key)
+
+        def work(session: Session) -> ModelVersion:
+            target = self._version_row(session, self._model_row(session, name), version)
+            row = session.get(VersionTagRow, (target.id, key))
+            if row is None:
+                session.add(VersionTagRow(version_id=target.id, key=key, value=value))
+            else:
+                row.value = value
+            session.flush()
+            session.expire(target, ["tags"])
+            return convert.version_out(name, target)
+
+        return self._write_retrying(work, f"tagging {name}:{version}")
+
+    @_guarded
+    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        validate_name(name)
+        validate_tag_key(key)
+        with self._write() as session:
+            target = self._version_row(session, self._model_row(session, name), version)
+            row = session.get(VersionTagRow, (target.id, key))
+            if row is None:
+                raise NotFound(f"version {name}:{version} has no tag {key!r}",
+                               details={"model": name, "version": version, "tag": key})
+            session.delete(row)
+            session.flush()
+            session.expire(target, ["tags"])
+            return convert.version_out(name, target)
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    @_guarded
+    def count_blob_references(self, digest: str) -> int:
+        validate_digest(digest)
+        with self._read() as session:
+            count = session.scalar(select(func.count()).select_from(VersionFileRow)
+                                   .where(VersionFileRow.digest == digest))
+            return int(count or 0)

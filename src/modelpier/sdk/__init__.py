@@ -1,0 +1,1 @@
+"""The Python SDK: save, load and import models (registry functions in ``api.py``)."""

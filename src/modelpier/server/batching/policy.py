@@ -1,0 +1,115 @@
+"""When to flush a model's queue into one prediction: a pure function of time and observations.
+
+The batcher asks ``decide_flush`` after every arrival, every finished prediction and every wake-up.
+The rules, in order:
+
+1. nothing queued: idle; a prediction already running: hold (its completion asks again, and the
+   requests that arrived meanwhile form the next batch — under load, batches grow by themselves);
+2. a full batch, or the oldest request waited ``max_latency``: flush;
+3. without estimates of the model's call cost and of the gap between arrivals in a burst: flush
+   (no evidence that waiting pays);
+4. waiting is worth at most one model call: merging one more request saves one call's fixed cost,
+   so a request is never held longer than ``min(max_latency, call_cost)``;
+5. within that horizon, flush as soon as the burst goes quiet (no arrival for two typical gaps).
+
+So a lone request is sent at once (rule 3 or 5), a burst is merged for about the time it takes to
+arrive, and a busy model collects everything that arrives while it computes. Time is passed in,
+never read, so tests drive it with plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Flush once no request arrived for this many typical gaps between arrivals in a burst.
+QUIET_GAPS = 2.0
+# Weight of the newest observation in the moving averages below.
+EWMA_ALPHA = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """What the policy sees of one model's queue; times are monotonic seconds."""
+
+    now: float
+    queued_rows: int
+    oldest_at: float
+    last_arrival_at: float
+    busy: bool
+    max_batch_size: int
+    max_latency_s: float
+    call_cost_s: float | None  # estimated fixed cost of one model call
+    burst_gap_s: float | None  # typical gap between arrivals while a batch forms
+
+
+@dataclass(frozen=True, slots=True)
+class FlushDecision:
+    flush: bool
+    # When to ask again if nothing happens before; None: wait for an arrival or a completion.
+    recheck_at: float | None = None
+
+
+IDLE = FlushDecision(flush=False)
+FLUSH = FlushDecision(flush=True)
+
+
+def decide_flush(view: QueueView) -> FlushDecision:
+    if view.queued_rows <= 0 or view.busy:
+        return IDLE
+    if view.queued_rows >= view.max_batch_size:
+        return FLUSH
+    deadline = view.oldest_at + view.max_latency_s
+    if view.now >= deadline:
+        return FLUSH
+    if view.call_cost_s is None or view.burst_gap_s is None:
+        return FLUSH
+    horizon = min(deadline, view.oldest_at + view.call_cost_s)
+    quiet_at = view.last_arrival_at + QUIET_GAPS * view.burst_gap_s
+    if view.now >= horizon or view.now >= quiet_at:
+        return FLUSH
+    return FlushDecision(flush=False, recheck_at=min(horizon, quiet_at))
+
+
+def ewma(previous: float | None, sample: float, alpha: float = EWMA_ALPHA) -> float:
+    return sample if previous is None else previous + alpha * (sample - previous)
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """Online least squares of ``seconds = fixed + per_row * rows`` with exponential forgetting.
+
+    ``observe`` returns a new estimate; a model whose batches all have the same size gets a zero
+    slope and its mean time as the fixed cost, which is what the policy needs.
+    """
+
+    mean_rows: float | None = None
+    mean_s: float | None = None
+    var_rows: float = 0.0
+    cov: float = 0.0
+
+    def observe(self, rows: int, seconds: float, alpha: float = EWMA_ALPHA) -> CostEstimate:
+        if self.mean_rows is None or self.mean_s is None:
+            return CostEstimate(mean_rows=float(rows), mean_s=seconds)
+        dx = rows - self.mean_rows
+        dy = seconds - self.mean_s
+        mean_rows = self.mean_rows + alpha * dx
+        mean_s = self.mean_s + alpha * dy
+        var_rows = (1 - alpha) * (self.var_rows + alpha * dx * dx)
+        cov = (1 - alpha) * (self.cov + alpha * dx * dy)
+        return CostEstimate(mean_rows=mean_rows, mean_s=mean_s, var_rows=var_rows, cov=cov)
+
+    @property
+    def per_row_s(self) -> float:
+        if self.var_rows <= 1e-9:
+            return 0.0
+        return max(0.0, self.cov / self.var_rows)
+
+    @property
+    def fixed_s(self) -> float | None:
+        if self.mean_rows is None or self.mean_s is None:
+            return None
+        return max(0.0, self.mean_s - self.per_row_s * self.mean_rows)
+
+    def predict_s(self, rows: int) -> float | None:
+        fixed = self.fixed_s
+        return None if fixed is None else fixed + self.per_row_s * rows

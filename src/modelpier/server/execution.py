@@ -1,0 +1,129 @@
+"""Run a model on a batch of requests: merge, predict once, split back; on the loop or in a thread.
+
+``predict_merged`` is the whole batching contract in one function: concatenate every request's
+inputs along axis 0, call the runtime once, slice each output back by row offsets. When the merged
+call fails, or the model returns outputs whose first dimension is not the batch, each request is
+run alone, so one bad request fails only itself and a model that cannot batch still answers.
+
+``PredictExecutor`` decides where a call runs. A thread hop costs tens of microseconds of event-loop
+time, more than a small linear model's whole prediction, so calls whose *estimated* cost is below
+``inline_threshold_s`` run on the event loop; longer ones run in a worker thread so the loop keeps
+accepting and decoding requests meanwhile. The estimate is learnt from timed calls (see
+``CostEstimate``); before the first one, calls go to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelpier.errors import PierError
+from modelpier.server.batching.policy import CostEstimate
+from modelpier.server.types import Array
+
+Tensors = dict[str, Array]
+Predict = Callable[[Tensors], Tensors]
+Outcome = Tensors | Exception
+
+
+class UnbatchableOutput(PierError):
+    """Outputs whose first dimension does not match the batch: they cannot be split by rows."""
+
+    code = "unbatchable_output"
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[Outcome]
+    merged_rows: int  # rows of the merged call that was timed; 0 when none succeeded merged
+    merged_seconds: float
+    batchable: bool  # False: the model's outputs cannot be split; stop merging its requests
+
+
+def _merge(items: Sequence[Tensors]) -> Tensors:
+    first = items[0]
+    return {name: np.concatenate([it[name] for it in items]) for name in first}
+
+
+def _split(outputs: Tensors, rows: Sequence[int]) -> list[Outcome]:
+    total = sum(rows)
+    for name, array in outputs.items():
+        if not isinstance(array, np.ndarray) or array.ndim == 0 or array.shape[0] != total:
+            got = getattr(array, "shape", type(array).__name__)
+            raise UnbatchableOutput(f"output {name!r} has shape {got}, not {total} rows")
+    result: list[Outcome] = []
+    start = 0
+    for n in rows:
+        stop = start + n
+        result.append({name: array[start:stop] for name, array in outputs.items()})
+        start = stop
+    return result
+
+
+def predict_merged(predict: Predict, items: Sequence[Tensors], rows: Sequence[int],
+                   batchable: bool = True) -> BatchResult:
+    """Predict ``items`` in one call when possible; never raises, failures become outcomes."""
+    if len(items) == 1:
+        started = time.perf_counter()
+        try:
+            out = predict(items[0])
+        except Exception as exc:
+            return BatchResult([exc], 0, 0.0, batchable)
+        return BatchResult([out], rows[0], time.perf_counter() - started, batchable)
+    if batchable:
+        started = time.perf_counter()
+        try:
+            merged = predict(_merge(items))
+            seconds = time.perf_counter() - started
+            return BatchResult(_split(merged, rows), sum(rows), seconds, True)
+        except UnbatchableOutput:
+            batchable = False
+        except Exception:  # noqa: S110  # isolate the failing request by running each alone below
+            pass
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append(predict(item))
+        except Exception as exc:
+            outcomes.append(exc)
+    return BatchResult(outcomes, 0, 0.0, batchable)
+
+
+class PredictExecutor:
+    """Runs one model's batches inline or in a thread pool, by their estimated cost."""
+
+    def __init__(self, predict: Predict, pool: Executor, inline_threshold_s: float) -> None:
+        self._predict = predict
+        self._pool = pool
+        self._inline_threshold_s = inline_threshold_s
+        self.cost = CostEstimate()
+        self.batchable = True
+
+    def retry_after_s(self, queued_rows: int, batch_rows: int) -> int:
+        """Seconds until ``queued_rows`` are likely served: the Retry-After hint of a full queue."""
+        fixed = self.cost.fixed_s or 0.0
+        seconds = queued_rows * self.cost.per_row_s + fixed * (queued_rows / max(batch_rows, 1) + 1)
+        return max(1, int(seconds + 0.999))
+
+    def inline(self, rows: int) -> bool:
+        estimate = self.cost.predict_s(rows)
+        return estimate is not None and estimate < self._inline_threshold_s
+
+    def run_inline(self, items: Sequence[Tensors], rows: Sequence[int]) -> BatchResult:
+        return self.record(predict_merged(self._predict, items, rows, self.batchable))
+
+    def start_threaded(self, items: Sequence[Tensors], rows: Sequence[int]) -> asyncio.Future[BatchResult]:
+        """Start the call in the pool; pass its result to ``record`` when it is done."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._pool, predict_merged, self._predict, items, rows, self.batchable)
+
+    def record(self, result: BatchResult) -> BatchResult:
+        if result.merged_rows:
+            self.cost = self.cost.observe(result.merged_rows, result.merged_seconds)
+        self.batchable = result.batchable
+        return result

@@ -1,0 +1,148 @@
+"""Typed settings for every modelpier process.
+
+Loaded once in ``main()`` (or by a test) with ``load_settings()`` and passed down; nothing reads the
+environment at import time. Sources, strongest first: explicit keyword arguments, ``PIER_*``
+environment variables (nested sections with ``__``, e.g. ``PIER_SERVER__PORT``), the TOML or YAML
+config file named by ``PIER_CONFIG`` (default ``$PIER_HOME/config.yaml`` when it exists), then the
+defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelpier.errors import InvalidSpec
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PIER_HOME", "~/.modelpier")).expanduser()
+
+
+class ControlPlaneSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface the API server binds; loopback by default so "
+                      "a fresh install is not reachable from the network.")
+    port: int = Field(8600, ge=0, le=65535, description="TCP port of the API server (0 picks a free one).")
+    max_upload_chunk_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="Largest body of one upload chunk in bytes; bounds a request's memory use.")
+
+
+class RegistrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_bytes: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024,
+        description="Bytes per chunk when streaming blobs and pushing; 8 MiB amortises per-request "
+                    "overhead while keeping memory flat.")
+    cache_dir: Path | None = Field(
+        None, description="Where pulled versions are unpacked for loading; default $PIER_HOME/cache.")
+
+
+class Settings(BaseSettings):
+    """All settings. ``home`` anchors the embedded defaults (SQLite file, blob folder, cache)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIER_", env_nested_delimiter="__", extra="forbid", validate_default=True)
+
+    home: Path = Field(default_factory=default_home,
+                       description="Root folder for embedded state (PIER_HOME, default ~/.modelpier).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the metadata database; default sqlite:///$PIER_HOME/pier.db. "
+                          "Use postgresql+psycopg://user@host:port/db for PostgreSQL.")
+    blob_url: str | None = Field(
+        None, description="Where artifacts live: a folder path/file:// URL (default $PIER_HOME/blobs) or "
+                          "s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible server (MinIO, moto); None means AWS.")
+    remote: str | None = Field(None, description="Default remote control-plane URL for push/pull.")
+    user: str = Field(default_factory=lambda: os.environ.get("USER", "unknown"),
+                      description="Who is recorded in lineage when saving a model.")
+    log_level: str = Field("info", description="Log level of every process.")
+    control: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'pier.db'}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or str(self.home / "blobs")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.registry.cache_dir or self.home / "cache"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads the optional config file (YAML or TOML)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file_path()
+        if path is None:
+            return {}
+        return read_config_file(path)
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get("PIER_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise InvalidSpec(f"config file {path} (from PIER_CONFIG) does not exist")
+        return path
+    path = default_home() / "config.yaml"
+    return path if path.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise InvalidSpec(f"config file {path} is not valid: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once; validation errors become ``InvalidSpec`` naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise InvalidSpec(f"invalid settings: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Helpers shared by the integration tests: free ports, real processes, waiting on conditions."""
