@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
@@ -29,10 +30,11 @@ def _plain(obj: Any) -> Any:
 
 def emit(console: Console, obj: Any, fmt: OutputFormat, table: Callable[[], Table | str]) -> None:
     """Print ``obj`` as JSON/YAML, or the human ``table`` (built lazily) by default."""
+    # Machine formats go to stdout raw: Rich would wrap long lines (digests) and break parsers.
     if fmt is OutputFormat.json:
-        console.print_json(json.dumps(_plain(obj)))
+        sys.stdout.write(json.dumps(_plain(obj), indent=2) + "\n")
     elif fmt is OutputFormat.yaml:
-        console.print(yaml.safe_dump(_plain(obj), sort_keys=False).rstrip(), markup=False, highlight=False)
+        sys.stdout.write(yaml.safe_dump(_plain(obj), sort_keys=False))
     else:
         console.print(table())
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from modelpier.errors import InvalidArtifact
-from modelpier.runtimes._tensors import Array
+from modelpier.runtimes.tensors import Array
 from modelpier.spec.signature import TensorSpec, V2Datatype, v2_datatype
 
 Task = Literal["classifier", "regressor"]

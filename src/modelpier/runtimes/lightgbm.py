@@ -16,7 +16,7 @@ import numpy as np
 
 from modelpier.errors import InvalidArtifact
 from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, labels_of
-from modelpier.runtimes._tensors import Array, TabularInput, tabular_input
+from modelpier.runtimes.tensors import Array, TabularInput, tabular_input
 from modelpier.spec.signature import Signature, TensorSpec
 
 FILENAME = "model.txt"
@@ -27,7 +27,7 @@ _CLASSIFIER_OBJECTIVES = ("binary", "multiclass", "softmax", "multiclassova", "m
 def booster_info(booster: Any, estimator: str | None = None, classes: Any = None) -> BoosterInfo:
     """The sidecar for a booster, from its parameters."""
     objective = str(booster.params.get("objective") or _objective_from_dump(booster))
-    objective = objective.split()[0]
+    objective = objective.split(maxsplit=1)[0]
     classifier = objective in _CLASSIFIER_OBJECTIVES
     n_classes = int(booster.params.get("num_class", 1) or 1)
     if classifier and objective == "binary":

@@ -8,6 +8,7 @@ the signature is the registry's, else the one in ``MLmodel`` converted to V2 ten
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,9 +18,10 @@ import numpy as np
 
 from modelpier.errors import InvalidArtifact
 from modelpier.registry.domain import Flavor
-from modelpier.runtimes._mlmodel import MLmodel, read_mlmodel
-from modelpier.runtimes._tensors import Array, TabularInput
 from modelpier.runtimes.base import ModelRuntime
+from modelpier.runtimes.loader import require_framework
+from modelpier.runtimes.mlmodel import MLmodel, read_mlmodel
+from modelpier.runtimes.tensors import Array, TabularInput
 from modelpier.spec.signature import Signature
 
 NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm")
@@ -60,8 +62,6 @@ class MlflowRuntime:
 
 def load_native(mlmodel: MLmodel, signature: Signature | None, options: Mapping[str, Any]) -> ModelRuntime:
     """The modelpier runtime for the first native flavor of the folder modelpier can serve."""
-    from modelpier.runtimes.loader import require_framework
-
     name = next((f for f in NATIVE_FLAVORS if f in mlmodel.flavors), None)
     if name is None:
         raise InvalidArtifact(
@@ -112,7 +112,7 @@ class _PyfuncModel:
     def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
         data: Any
         if self._columns:
-            import pandas as pd  # a dependency of mlflow
+            pd = importlib.import_module("pandas")  # a dependency of mlflow
 
             if len(inputs) == 1:
                 matrix = np.asarray(next(iter(inputs.values())))

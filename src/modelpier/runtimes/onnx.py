@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelpier.errors import InvalidArtifact, InvalidInput
-from modelpier.runtimes._tensors import Array, input_checks, pick_named, shape_text
+from modelpier.runtimes.tensors import Array, input_checks, pick_named, shape_text
 from modelpier.spec.signature import Signature, TensorSpec, V2Datatype
 
 FILENAME = "model.onnx"
@@ -71,8 +71,9 @@ class OnnxRuntime:
     flavor: ClassVar[str] = "onnx"
 
     def __init__(self, session: Any, signature: Signature | None = None) -> None:
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+        import onnxruntime
 
+        ort_state = onnxruntime.capi.onnxruntime_pybind11_state
         self._session = session
         graph = describe_session(session)
         if len(graph.inputs) != len(session.get_inputs()):

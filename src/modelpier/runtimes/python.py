@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelpier.errors import InvalidArtifact, InvalidInput
-from modelpier.runtimes._tensors import Array, input_checks, pick_named
+from modelpier.runtimes.tensors import Array, input_checks, pick_named
 from modelpier.spec.signature import Signature
 
 MODULE_FILE = "model.py"

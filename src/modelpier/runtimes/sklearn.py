@@ -6,6 +6,7 @@ names). Everything a prediction needs is bound at load time: this sits on the se
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelpier.errors import InvalidArtifact
-from modelpier.runtimes._tensors import Array, TabularInput, tabular_input
+from modelpier.runtimes.tensors import Array, TabularInput, tabular_input
 from modelpier.spec.signature import Signature, TensorSpec, V2Datatype, v2_datatype
 
 FILENAME = "model.joblib"
@@ -113,8 +114,9 @@ def _feature_names(model: Any) -> Callable[[Array], Any] | None:
     if names is None:
         return None
     try:
-        import pandas as pd
+        pd = importlib.import_module("pandas")  # optional; an estimator fitted on a frame implies it
     except ImportError:
         return None
     columns = list(names)
-    return lambda x: pd.DataFrame(x, columns=columns)
+    frame: Callable[..., Any] = pd.DataFrame
+    return lambda x: frame(x, columns=columns)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelpier.errors import InvalidArtifact, InvalidInput
-from modelpier.runtimes._tensors import Array, input_checks, pick_named, shape_text
+from modelpier.runtimes.tensors import Array, input_checks, pick_named, shape_text
 from modelpier.spec.signature import Signature
 
 FILENAME = "model.pt"
@@ -90,9 +90,10 @@ class TorchRuntime:
         import torch
 
         device = str((options or {}).get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        jit: Any = torch.jit  # torch.jit.load is not annotated
         try:
             with quiet_jit():
-                module = torch.jit.load(str(file), map_location=device)
+                module = jit.load(str(file), map_location=device)
         except (RuntimeError, ValueError) as exc:
             raise InvalidArtifact(f"cannot load {file} as TorchScript: {exc}") from None
         return cls(module, signature, device)
@@ -108,7 +109,7 @@ class TorchRuntime:
     def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
         arrays = pick_named(inputs, self._checks) if self._checks else [_default_cast(a) for a in inputs.values()]
         torch = self._torch
-        tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(self._device) for a in arrays]
+        tensors = [torch.from_numpy(_writable(a)).to(self._device) for a in arrays]
         try:
             with torch.inference_mode():
                 result = self._module(*tensors)
@@ -136,6 +137,14 @@ def _default_cast(value: Any) -> Array:
         raise InvalidInput(f"torch models take numeric tensors, got {array.dtype} values")
     # JSON numbers decode as float64; torch modules are float32 unless told otherwise.
     return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
+def _writable(array: Array) -> Array:
+    """A contiguous array torch may share; decoded request buffers are read-only, and torch warns
+    (and a module's in-place ops would fail) on those, so they are copied."""
+    if array.flags.writeable and array.flags.c_contiguous:
+        return array
+    return np.array(array, order="C", copy=True)
 
 
 def _to_numpy(value: Any) -> Array:

@@ -16,7 +16,7 @@ import numpy as np
 
 from modelpier.errors import InvalidArtifact
 from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, labels_of
-from modelpier.runtimes._tensors import Array, TabularInput, tabular_input
+from modelpier.runtimes.tensors import Array, TabularInput, tabular_input
 from modelpier.spec.signature import Signature, TensorSpec
 
 FILENAMES = ("model.ubj", "model.json", "model.xgb")

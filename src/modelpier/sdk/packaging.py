@@ -28,7 +28,6 @@ from modelpier.runtimes.loader import (
     load_runtime,
     parse_flavor,
 )
-from modelpier.spec.signature import Signature
 from modelpier.sdk.signature_inference import (
     describe_inputs,
     example_inputs,
@@ -36,6 +35,7 @@ from modelpier.sdk.signature_inference import (
     parse_signature,
     stored_example,
 )
+from modelpier.spec.signature import Signature
 
 _TABULAR = (Flavor.SKLEARN, Flavor.XGBOOST, Flavor.LIGHTGBM)
 _OBJECT_FLAVORS = "sklearn, xgboost, lightgbm, torch (nn.Module/ScriptModule), onnx (ModelProto), python"
@@ -231,7 +231,10 @@ def _signature(
             infer_outputs(runtime, inputs)  # the example must fit the given signature
         return given
     if flavor is Flavor.ONNX or inputs is None:
-        described = load_runtime(flavor, dest).signature
+        runtime = load_runtime(flavor, dest)
+        if inputs is not None:
+            infer_outputs(runtime, inputs)  # the graph is the signature; the example must fit it
+        described = runtime.signature
         return described if described.inputs or described.outputs else None
     runtime = load_runtime(flavor, dest, describe_inputs(inputs))
     return infer_outputs(runtime, inputs)

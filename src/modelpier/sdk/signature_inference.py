@@ -15,8 +15,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from modelpier.errors import InvalidInput, InvalidSpec
-from modelpier.runtimes._tensors import DEFAULT_INPUT, Array, describe, describe_all
 from modelpier.runtimes.base import ModelRuntime
+from modelpier.runtimes.tensors import DEFAULT_INPUT, Array, describe, describe_all
 from modelpier.spec.signature import Signature
 
 MAX_EXAMPLE_ROWS = 5

@@ -95,13 +95,29 @@ def predict_merged(predict: Predict, items: Sequence[Tensors], rows: Sequence[in
 
 
 class PredictExecutor:
-    """Runs one model's batches inline or in a thread pool, by their estimated cost."""
+    """Runs one model's batches inline or in a thread pool, by their estimated cost.
 
-    def __init__(self, predict: Predict, pool: Executor, inline_threshold_s: float) -> None:
+    Two estimates: ``cost`` learns from every call (wall time; the batching policy's call cost and
+    the Retry-After hint), ``inline_cost`` only from calls made on the loop. Only the latter decides,
+    because a call timed in a thread also counts the time it waited for the GIL while the loop ran,
+    which would keep a cheap model in threads for good. While calls go to threads, one call per
+    ``PROBE_INTERVAL_S`` still runs inline when the last inline estimate was within
+    ``PROBE_FACTOR`` of the threshold, so a model that became cheap again returns to the loop; a
+    model known to be slow (or to sleep on I/O) is never probed.
+    """
+
+    PROBE_INTERVAL_S = 1.0
+    PROBE_FACTOR = 8.0
+
+    def __init__(self, predict: Predict, pool: Executor, inline_threshold_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._predict = predict
         self._pool = pool
         self._inline_threshold_s = inline_threshold_s
+        self._clock = clock
+        self._last_inline = 0.0
         self.cost = CostEstimate()
+        self.inline_cost = CostEstimate()
         self.batchable = True
 
     def retry_after_s(self, queued_rows: int, batch_rows: int) -> int:
@@ -111,11 +127,21 @@ class PredictExecutor:
         return max(1, int(seconds + 0.999))
 
     def inline(self, rows: int) -> bool:
-        estimate = self.cost.predict_s(rows)
-        return estimate is not None and estimate < self._inline_threshold_s
+        estimate = self.inline_cost.predict_s(rows)
+        if estimate is None:
+            return False
+        if estimate < self._inline_threshold_s:
+            return True
+        if estimate < self.PROBE_FACTOR * self._inline_threshold_s:
+            return self._clock() - self._last_inline >= self.PROBE_INTERVAL_S
+        return False
 
     def run_inline(self, items: Sequence[Tensors], rows: Sequence[int]) -> BatchResult:
-        return self.record(predict_merged(self._predict, items, rows, self.batchable))
+        result = predict_merged(self._predict, items, rows, self.batchable)
+        self._last_inline = self._clock()
+        if result.merged_rows:
+            self.inline_cost = self.inline_cost.observe(result.merged_rows, result.merged_seconds)
+        return self.record(result)
 
     def start_threaded(self, items: Sequence[Tensors], rows: Sequence[int]) -> asyncio.Future[BatchResult]:
         """Start the call in the pool; pass its result to ``record`` when it is done."""

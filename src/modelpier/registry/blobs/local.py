@@ -18,6 +18,7 @@ from modelpier._lib.ids import new_id
 from modelpier.errors import NotFound
 from modelpier.registry.blobs.base import DEFAULT_CHUNK
 from modelpier.registry.blobs.verify import (
+    IO_CHUNK,
     VerifiedChunks,
     check_expected,
     corrupt,
@@ -31,10 +32,9 @@ from modelpier.registry.digests import format_digest, hex_of, validate_digest
 class LocalBlobStore:
     """Content-addressed blobs under ``root``. Safe for concurrent writers (threads or processes)."""
 
-    def __init__(self, root: Path, *, chunk_size: int = DEFAULT_CHUNK) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
-        self._chunk = chunk_size
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(exist_ok=True)
@@ -55,7 +55,7 @@ class LocalBlobStore:
 
     def put_file(self, path: Path, *, expected_digest: str | None = None) -> tuple[str, int]:
         with open(path, "rb") as source:
-            return self.put_stream(read_chunks(source, self._chunk), expected_digest=expected_digest)
+            return self.put_stream(read_chunks(source, IO_CHUNK), expected_digest=expected_digest)
 
     def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
         if expected_digest is not None:
@@ -94,14 +94,14 @@ class LocalBlobStore:
         return VerifiedChunks(read_chunks(source, chunk_size), digest, self.url, on_close=source.close)
 
     def fetch_to(self, digest: str, dest: Path) -> None:
-        write_atomically(self.iter_chunks(digest, chunk_size=self._chunk), Path(dest))
+        write_atomically(self.iter_chunks(digest, chunk_size=IO_CHUNK), Path(dest))
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
 
     def verify(self, digest: str) -> None:
         with self._open(digest) as source:
-            actual, _ = hash_stream(read_chunks(source, self._chunk))
+            actual, _ = hash_stream(read_chunks(source, IO_CHUNK))
         if actual != digest:
             raise corrupt(digest, actual, self.url)
 

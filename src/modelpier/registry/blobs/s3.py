@@ -25,6 +25,7 @@ from modelpier._lib.ids import new_id
 from modelpier.errors import InvalidSpec, NotFound, PierError, ServiceUnavailable
 from modelpier.registry.blobs.base import DEFAULT_CHUNK
 from modelpier.registry.blobs.verify import (
+    IO_CHUNK,
     VerifiedChunks,
     check_expected,
     corrupt,
@@ -46,9 +47,13 @@ class _Tally:
         self.hasher = hashlib.sha256()
         self.size = 0
 
-    def fill(self, chunks: Iterator[bytes], limit: int) -> tuple[io.BytesIO, bool]:
-        """Read chunks into a buffer until it holds ``limit`` bytes; also say whether the stream ended."""
-        buffer = io.BytesIO()
+    def fill(self, chunks: Iterator[bytes], limit: int, buffer: io.BytesIO | None = None
+             ) -> tuple[io.BytesIO, bool]:
+        """Read chunks into an (emptied) buffer until it holds ``limit`` bytes; also say whether the
+        stream ended."""
+        buffer = io.BytesIO() if buffer is None else buffer
+        buffer.seek(0)
+        buffer.truncate()
         while buffer.tell() < limit:
             chunk = next(chunks, None)
             if chunk is None:
@@ -103,12 +108,12 @@ class S3BlobStore:
                               on_close=body.close)
 
     def fetch_to(self, digest: str, dest: Path) -> None:
-        write_atomically(self.iter_chunks(digest), Path(dest))
+        write_atomically(self.iter_chunks(digest, chunk_size=IO_CHUNK), Path(dest))
 
     def verify(self, digest: str) -> None:
         body = self._get_body(digest)
         try:
-            actual, _ = hash_stream(self._guard_stream(body.iter_chunks(DEFAULT_CHUNK), digest))
+            actual, _ = hash_stream(self._guard_stream(body.iter_chunks(IO_CHUNK), digest))
         finally:
             body.close()
         if actual != digest:
@@ -123,14 +128,14 @@ class S3BlobStore:
         # Hash locally first (cheap next to an upload): an existing blob then costs no upload at all,
         # and the upload can go straight to the blob's address.
         with open(path, "rb") as source:
-            digest, size = hash_stream(read_chunks(source, DEFAULT_CHUNK))
+            digest, size = hash_stream(read_chunks(source, IO_CHUNK))
         if expected_digest is not None:
             check_expected(digest, size, validate_digest(expected_digest))
         if self.exists(digest):
             return digest, size
         with open(path, "rb") as source:
             # Checked again on the way up, in case the file changed since it was hashed.
-            return self._upload(read_chunks(source, DEFAULT_CHUNK), self.key_of(digest), digest)
+            return self._upload(read_chunks(source, IO_CHUNK), self.key_of(digest), digest)
 
     def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
         if expected_digest is not None:
@@ -183,7 +188,8 @@ class S3BlobStore:
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
                 if ended:
                     break
-                buffer, ended = tally.fill(stream, self._part)
+                # Refill the same buffer: one part in memory at a time, however large the blob.
+                buffer, ended = tally.fill(stream, self._part, buffer)
             if expected is not None:
                 check_expected(tally.digest, tally.size, expected)
             self._call("upload", key, self._client.complete_multipart_upload, Bucket=self.bucket, Key=key,

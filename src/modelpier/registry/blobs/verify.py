@@ -15,6 +15,11 @@ from modelpier._lib.ids import new_id
 from modelpier.errors import CorruptBlob, DigestMismatch
 from modelpier.registry.digests import format_digest
 
+# Chunk size for the stores' own file and network reads (put_file, verify, fetch_to). Streaming
+# with verification holds up to three chunks (the held-back one, the one being handed out, the
+# next one read), so this bounds memory; 1 MiB already keeps disk and socket I/O efficient.
+IO_CHUNK = 1024 * 1024
+
 
 def read_chunks(source: BinaryIO, chunk_size: int) -> Iterator[bytes]:
     while chunk := source.read(chunk_size):

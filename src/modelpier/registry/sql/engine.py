@@ -43,8 +43,11 @@ def parse_database_url(url: str) -> URL:
 
 def safe_url(url: URL | str) -> str:
     """The URL without its password, fit for messages and logs."""
-    parsed = url if isinstance(url, URL) else make_url(url)
-    return parsed.set(password=None).render_as_string(hide_password=False)
+    u = url if isinstance(url, URL) else make_url(url)
+    # URL.set(password=None) would keep the password ("None" means unchanged there); rebuild instead.
+    bare = URL.create(u.drivername, username=u.username, host=u.host, port=u.port, database=u.database,
+                      query=u.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def open_engine(url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:

@@ -27,15 +27,17 @@ def shape_text(shape: Sequence[int]) -> str:
 class InputCheck:
     """The precomputed expectations for one input tensor."""
 
-    __slots__ = ("_rest", "datatype", "dtype", "name", "shape")
+    __slots__ = ("_exact", "_ndim", "_rest", "datatype", "dtype", "name", "shape")
 
     def __init__(self, spec: TensorSpec) -> None:
         self.name = spec.name
         self.datatype = spec.datatype
         self.dtype = numpy_dtype(spec.datatype)
         self.shape = spec.shape
+        self._ndim = len(spec.shape)
         # The batch dimension is never checked: the server concatenates requests along it.
         self._rest = spec.shape[1:]
+        self._exact = -1 not in self._rest  # then one tuple comparison checks the shape
 
     def coerce(self, value: Any, sent_name: str | None = None) -> Array:
         """The value as an array of this input's dtype and shape, or ``InvalidInput``."""
@@ -43,8 +45,10 @@ class InputCheck:
         if array.dtype != self.dtype:
             array = self._cast(array, sent_name or self.name)
         shape = array.shape
-        if len(shape) != len(self.shape) or any(
-            want not in (-1, got) for want, got in zip(self._rest, shape[1:], strict=False)
+        if len(shape) != self._ndim or (
+            shape[1:] != self._rest
+            if self._exact
+            else any(want not in (-1, got) for want, got in zip(self._rest, shape[1:], strict=True))
         ):
             raise self.shape_error(shape, sent_name)
         return array
@@ -148,8 +152,9 @@ class TabularInput:
 
     def rejected(self, exc: Exception) -> InvalidInput:
         """The error for a framework that refused the (already checked) input."""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return InvalidInput(
-            f"input {self.name!r} (expected shape {shape_text(self.shape)}): the model rejected it: {exc}",
+            f"input {self.name!r} (expected shape {shape_text(self.shape)}): the model rejected it: {reason}",
             details={"input": self.name, "expected_shape": list(self.shape)},
         )
 

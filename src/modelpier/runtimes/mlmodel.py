@@ -54,7 +54,8 @@ def read_mlmodel(folder: Path) -> MLmodel:
     flavors = body.get("flavors")
     if not isinstance(flavors, dict) or not flavors:
         raise InvalidArtifact(f"{file} has no 'flavors' mapping")
-    signature, columns = None, ()
+    signature: Signature | None = None
+    columns: tuple[str, ...] = ()
     if isinstance(body.get("signature"), dict):
         signature, columns = convert_signature(body["signature"])
     example = body.get("saved_input_example_info")

@@ -1,0 +1,90 @@
+"""Seldon Core v1 prediction messages (``/api/v1.0/predictions``).
+
+In: ``{"data": {"ndarray": [...]}}``, ``{"data": {"tensor": {"shape": [...], "values": [...]}}}``
+(``data.names`` are column names, accepted and ignored) or ``{"jsonData": {input: value, ...}}``.
+Out: the same representation, carrying the model's first output, with ``names`` for its columns and
+``meta.requestPath`` naming the model. Errors use Seldon's ``status`` object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelpier.errors import InvalidInput
+from modelpier.server.codecs.tensors import to_list_data
+from modelpier.server.codecs.v2_json import dumps, loads
+from modelpier.server.types import Array, InferenceRequest, InferenceResponse
+
+KINDS = ("ndarray", "tensor", "jsonData")
+
+
+def _array(value: Any, what: str) -> Array:
+    try:
+        array = np.array(value)
+    except ValueError:
+        raise InvalidInput(f"{what} is ragged; every row needs the same shape") from None
+    return array.astype(object) if array.dtype.kind == "U" else array
+
+
+def decode_request(body: bytes, input_names: list[str]) -> tuple[InferenceRequest, str, dict[str, Any]]:
+    """The request, the representation used (to answer in kind), and the request's ``meta``."""
+    doc = loads(body)
+    if type(doc) is not dict:
+        raise InvalidInput("the request body must be a JSON object with 'data' or 'jsonData'")
+    meta = doc.get("meta") if type(doc.get("meta")) is dict else {}
+    first = input_names[0] if input_names else "input-0"
+    if "jsonData" in doc:
+        payload = doc["jsonData"]
+        if type(payload) is dict and payload and all(k in input_names for k in payload):
+            inputs = {k: _array(v, f"jsonData.{k}") for k, v in payload.items()}
+        elif len(input_names) <= 1:
+            inputs = {first: _array(payload, "jsonData")}
+        else:
+            raise InvalidInput(f"jsonData must be an object with the model's inputs {input_names}")
+        return InferenceRequest(inputs=inputs), "jsonData", meta
+    data = doc.get("data")
+    if type(data) is not dict:
+        raise InvalidInput("the request needs 'data' with 'ndarray' or 'tensor', or 'jsonData' "
+                           "(strData and binData are not supported)")
+    if "ndarray" in data:
+        return InferenceRequest(inputs={first: _array(data["ndarray"], "data.ndarray")}), "ndarray", meta
+    tensor = data.get("tensor")
+    if type(tensor) is dict:
+        shape, values = tensor.get("shape"), tensor.get("values")
+        if type(shape) is not list or type(values) is not list:
+            raise InvalidInput("data.tensor needs 'shape' (list of ints) and 'values' (flat list)")
+        array = _array(values, "data.tensor.values")
+        try:
+            array = array.reshape(shape)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"data.tensor: {array.size} values do not fit shape {shape}") from None
+        return InferenceRequest(inputs={first: array}), "tensor", meta
+    raise InvalidInput("data needs 'ndarray' or 'tensor' (strData and binData are not supported)")
+
+
+def _names(name: str, data: Array) -> list[str]:
+    if data.ndim == 2 and data.shape[1] > 1:
+        return [f"{name}:{i}" for i in range(data.shape[1])]
+    return [name]
+
+
+def encode_response(response: InferenceResponse, kind: str, meta: dict[str, Any]) -> bytes:
+    out_meta: dict[str, Any] = {"requestPath": {response.model_name: response.model_version or ""}}
+    if "puid" in meta:
+        out_meta["puid"] = meta["puid"]
+    if kind == "jsonData":
+        payload = {o.name: o.data.tolist() for o in response.outputs}
+        return dumps({"jsonData": payload, "meta": out_meta})
+    first = response.outputs[0]
+    data = first.data
+    if kind == "tensor":
+        body: dict[str, Any] = {"shape": list(data.shape), "values": to_list_data(data)}
+        return dumps({"data": {"names": _names(first.name, data), "tensor": body}, "meta": out_meta})
+    ndarray = to_list_data(data).reshape(data.shape) if data.dtype.kind in "biuf" else data.tolist()
+    return dumps({"data": {"names": _names(first.name, data), "ndarray": ndarray}, "meta": out_meta})
+
+
+def encode_error(status: int, reason: str, message: str) -> bytes:
+    return dumps({"status": {"code": status, "info": message, "reason": reason, "status": "FAILURE"}})

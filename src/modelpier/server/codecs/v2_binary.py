@@ -1,0 +1,124 @@
+"""The V2 binary tensor data extension, and raw tensor bytes (shared with gRPC's raw contents).
+
+A request may carry ``Inference-Header-Content-Length: N``: the first N bytes are the JSON header,
+the rest is the tensors' raw bytes, in input order, each input's size in its
+``parameters.binary_data_size``. Raw bytes are row-major elements in little-endian order; BYTES
+elements are each a 4-byte little-endian length followed by the bytes. A response sends outputs as
+raw bytes when the request asked (``parameters.binary_data_output`` for all, or an output's
+``parameters.binary_data``), with the JSON header's length in the same header.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from modelpier.errors import InvalidInput
+from modelpier.server.codecs import v2_json
+from modelpier.server.codecs.tensors import check_shape, dtype_of, element_count
+from modelpier.server.types import Array, InferenceRequest, InferenceResponse
+
+HEADER = "inference-header-content-length"
+_LENGTH = struct.Struct("<I")
+
+
+def raw_to_array(raw: bytes | memoryview, datatype: str, shape: tuple[int, ...], name: str) -> Array:
+    """Decode one tensor's raw bytes, checking the size against the shape."""
+    dtype = dtype_of(datatype, name)
+    count = element_count(shape)
+    if datatype == "BYTES":
+        return _bytes_elements(bytes(raw), count, name).reshape(shape)
+    expected = count * dtype.itemsize
+    if len(raw) != expected:
+        raise InvalidInput(
+            f"input {name!r}: shape {list(shape)} of {datatype} needs {expected} bytes, got {len(raw)}",
+            details={"input": name, "expected_bytes": expected, "bytes": len(raw)})
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+
+
+def _bytes_elements(raw: bytes, count: int, name: str) -> Array:
+    out = np.empty(count, dtype=object)
+    offset = 0
+    for i in range(count):
+        if offset + 4 > len(raw):
+            raise InvalidInput(f"input {name!r}: raw BYTES data ends after {i} of {count} elements")
+        (size,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise InvalidInput(f"input {name!r}: raw BYTES element {i} runs past the end of the data")
+        out[i] = raw[offset:offset + size]
+        offset += size
+    if offset != len(raw):
+        raise InvalidInput(f"input {name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
+    return out
+
+
+def array_to_raw(array: Array) -> bytes:
+    if array.dtype.kind in "OSU":
+        parts = []
+        for value in array.reshape(-1):
+            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            parts.append(_LENGTH.pack(len(data)))
+            parts.append(data)
+        return b"".join(parts)
+    return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def decode_request(body: bytes, header_length: int) -> InferenceRequest:
+    """A request whose first ``header_length`` bytes are JSON and the rest raw tensor data."""
+    if header_length < 0 or header_length > len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length is {header_length} but the body has "
+                           f"{len(body)} bytes")
+    entries, request = v2_json.parse_header(v2_json.loads(body[:header_length]))
+    binary = memoryview(body)[header_length:]
+    offset = 0
+    for entry in entries:
+        name = entry["name"]
+        params = entry.get("parameters")
+        size = params.get("binary_data_size") if type(params) is dict else None
+        if size is None:
+            name, array = v2_json.decode_tensor(entry)
+        else:
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise InvalidInput(f"input {name!r}: binary_data_size {size!r} does not fit the "
+                                   f"{len(binary) - offset} bytes of binary data left",
+                                   details={"input": name})
+            shape = check_shape(entry.get("shape"), name)
+            array = raw_to_array(binary[offset:offset + size], entry.get("datatype"), shape, name)
+            offset += size
+        if name in request.inputs:
+            raise InvalidInput(f"input {name!r} appears twice", details={"input": name})
+        request.inputs[name] = array
+    if offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data were not claimed by any input's "
+                           "binary_data_size")
+    return request
+
+
+def wants_binary(request: InferenceRequest) -> set[str] | None:
+    """Names of outputs to send raw (every output: all names of the response); None for pure JSON."""
+    everything = bool(request.parameters and request.parameters.get("binary_data_output"))
+    named = {o.name for o in request.outputs or () if o.parameters and o.parameters.get("binary_data")}
+    if everything:
+        return {"*"}
+    return named or None
+
+
+def encode_response(response: InferenceResponse, binary: set[str]) -> tuple[bytes, int]:
+    """The body and its JSON header's length, for outputs named in ``binary`` (``*``: all)."""
+    doc = v2_json.response_doc(response)
+    chunks: list[bytes] = []
+    everything = "*" in binary
+    for out_doc, out in zip(doc["outputs"], response.outputs, strict=True):
+        if everything or out.name in binary:
+            raw = array_to_raw(out.data)
+            del out_doc["data"]
+            params: dict[str, Any] = dict(out.parameters or {})
+            params.pop("binary_data", None)
+            params["binary_data_size"] = len(raw)
+            out_doc["parameters"] = params
+            chunks.append(raw)
+    header = v2_json.dumps(doc)
+    return header + b"".join(chunks), len(header)

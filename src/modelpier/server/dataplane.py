@@ -1,0 +1,129 @@
+"""``DataPlane``: the protocol-neutral inference service every transport calls.
+
+Transports decode their wire format into ``InferenceRequest`` (numpy tensors), call ``infer`` and
+encode the ``InferenceResponse``; they also map errors to their status codes. Here: find the model
+(404 unknown, 503 loading), check the inputs against its signature (400 naming the input), queue
+them for the model under the request timeout (503 full queue, 504 timeout), select the requested
+outputs, and turn an unexpected model failure into a logged 500 with an error id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from modelpier import __version__
+from modelpier._lib.ids import new_id
+from modelpier.errors import InvalidInput, PierError
+from modelpier.server.errors import DeadlineExceeded
+from modelpier.server.metrics import ServerMetrics
+from modelpier.server.repository import ModelHandle, ModelRepository
+from modelpier.server.types import (
+    Array,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    OutputTensor,
+    Parameters,
+    ServerMetadata,
+)
+from modelpier.spec.signature import v2_datatype
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "modelpier"
+EXTENSIONS = ("binary_tensor_data", "kserve_v1", "seldon_v1", "metrics")
+# Request parameters that steer the encoding of this request; they are not passed back.
+RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", "binary_data_size"})
+
+
+class ModelFailed(PierError):
+    """The model raised something that is not a modelpier error: a bug to look up by error id."""
+
+    code = "internal"
+
+
+def _datatype(array: Array) -> str:
+    try:
+        return v2_datatype(array.dtype)
+    except ValueError:
+        return "BYTES"
+
+
+def _echo(parameters: Parameters | None) -> Parameters | None:
+    if not parameters:
+        return None
+    kept = {k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS}
+    return kept or None
+
+
+class DataPlane:
+    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, request_timeout_s: float) -> None:
+        self._repository = repository
+        self._metrics = metrics
+        self._timeout_s = request_timeout_s
+
+    @property
+    def repository(self) -> ModelRepository:
+        return self._repository
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self._repository.ready
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        return self._repository.is_ready(name, version)
+
+    def server_metadata(self) -> ServerMetadata:
+        return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+
+    def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
+        return self._repository.get(name, version).metadata
+
+    def model(self, name: str, version: str | None = None) -> ModelHandle:
+        return self._repository.get(name, version)
+
+    async def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
+        handle = self._repository.get(name, version)
+        inputs, rows = handle.validator.check(request.inputs)
+        if request.outputs:
+            for wanted in request.outputs:
+                if handle.output_names and wanted.name not in handle.output_names:
+                    raise InvalidInput(
+                        f"unknown output {wanted.name!r}; the model's outputs are {sorted(handle.output_names)}",
+                        details={"output": wanted.name, "outputs": sorted(handle.output_names)})
+        self._metrics.enter(name)
+        try:
+            future = handle.runner.submit(inputs, rows)
+            if not future.done():
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        await future
+                except TimeoutError:
+                    raise DeadlineExceeded(
+                        f"model {name!r} did not answer within {self._timeout_s:g}s",
+                        details={"model": name, "timeout_s": self._timeout_s}) from None
+            try:
+                outputs = future.result()
+            except PierError:
+                raise
+            except Exception as exc:
+                error_id = new_id(8)
+                log.error("model %s failed (error id %s)", name, error_id, exc_info=exc)
+                raise ModelFailed(f"model {name!r} failed while predicting; error id {error_id}",
+                                  details={"error_id": error_id}) from None
+        finally:
+            self._metrics.leave(name)
+        if request.outputs:
+            selected = [(o.name, o.parameters) for o in request.outputs if o.name in outputs]
+        else:
+            selected = [(n, None) for n in outputs]
+        return InferenceResponse(
+            model_name=name,
+            model_version=handle.version,
+            id=request.id,
+            parameters=_echo(request.parameters),
+            outputs=[OutputTensor(n, _datatype(outputs[n]), outputs[n], p) for n, p in selected],
+        )

@@ -1,0 +1,147 @@
+"""The gRPC transport: ``inference.GRPCInferenceService`` of the V2 spec, on its own port.
+
+Methods are registered by hand with an identity deserializer, so a malformed protobuf reaches our
+code and becomes INVALID_ARGUMENT with a message (gRPC's own deserialization failure would be an
+opaque INTERNAL). Errors map to status codes: invalid input → INVALID_ARGUMENT, unknown model →
+NOT_FOUND, full queue → RESOURCE_EXHAUSTED, timeout → DEADLINE_EXCEEDED, loading → UNAVAILABLE,
+anything else → INTERNAL with an error id. Runs on the same event loop as the HTTP server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from modelpier.errors import InvalidInput, NotFound, ServiceUnavailable
+from modelpier.server.codecs import v2_grpc
+from modelpier.server.dataplane import DataPlane
+from modelpier.server.errors import DeadlineExceeded, Overloaded
+from modelpier.server.failures import describe_failure
+from modelpier.server.metrics import ServerMetrics
+from modelpier.server.proto import grpc_predict_v2_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_MODEL = "_unknown"
+SERVICE = "inference.GRPCInferenceService"
+# Most specific first: Overloaded and DeadlineExceeded are ServiceUnavailable too.
+_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def grpc_code(exc: Exception) -> tuple[grpc.StatusCode, str, str]:
+    """Status code, metrics status and message for an error."""
+    status, message = describe_failure(exc)  # logs unexpected errors with their id
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code, status, message
+    return grpc.StatusCode.INTERNAL, status, message
+
+
+def _parse(message_type: Any, data: bytes) -> Any:
+    try:
+        return message_type.FromString(data)
+    except DecodeError as exc:
+        raise InvalidInput(f"malformed {message_type.DESCRIPTOR.name} protobuf: {exc}") from None
+
+
+class InferenceServicer:
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics) -> None:
+        self._dp = dataplane
+        self._metrics = metrics
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        methods: dict[str, Callable[[bytes, Any], Awaitable[Any]]] = {
+            "ServerLive": self.server_live, "ServerReady": self.server_ready, "ModelReady": self.model_ready,
+            "ServerMetadata": self.server_metadata, "ModelMetadata": self.model_metadata,
+            "ModelInfer": self.model_infer,
+        }
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            name: grpc.unary_unary_rpc_method_handler(fn, response_serializer=lambda m: m.SerializeToString())
+            for name, fn in methods.items()
+        })
+
+    async def _unary(self, context: Any, message_type: Any, data: bytes, answer: Callable[[Any], Any]) -> Any:
+        try:
+            return answer(_parse(message_type, data))
+        except Exception as exc:
+            code, _, message = grpc_code(exc)
+        await context.abort(code, message)
+
+    async def server_live(self, data: bytes, context: Any) -> Any:
+        return await self._unary(context, pb.ServerLiveRequest, data,
+                                 lambda _: pb.ServerLiveResponse(live=self._dp.live()))
+
+    async def server_ready(self, data: bytes, context: Any) -> Any:
+        return await self._unary(context, pb.ServerReadyRequest, data,
+                                 lambda _: pb.ServerReadyResponse(ready=self._dp.ready()))
+
+    async def server_metadata(self, data: bytes, context: Any) -> Any:
+        return await self._unary(context, pb.ServerMetadataRequest, data,
+                                 lambda _: v2_grpc.encode_server_metadata(self._dp.server_metadata()))
+
+    async def model_ready(self, data: bytes, context: Any) -> Any:
+        return await self._unary(context, pb.ModelReadyRequest, data, lambda r: pb.ModelReadyResponse(
+            ready=self._dp.model_ready(r.name, r.version or None)))
+
+    async def model_metadata(self, data: bytes, context: Any) -> Any:
+        return await self._unary(context, pb.ModelMetadataRequest, data, lambda r: v2_grpc.encode_model_metadata(
+            self._dp.model_metadata(r.name, r.version or None)))
+
+    async def model_infer(self, data: bytes, context: Any) -> Any:
+        started = time.perf_counter()
+        name = UNKNOWN_MODEL
+        status = "ok"
+        try:
+            message = _parse(pb.ModelInferRequest, data)
+            if message.model_name in self._dp.repository.names:
+                name = message.model_name
+            request, raw = v2_grpc.decode_request(message)
+            response = await self._dp.infer(message.model_name, message.model_version or None, request)
+            return v2_grpc.encode_response(response, raw)
+        except Exception as exc:
+            code, status, text = grpc_code(exc)
+        finally:
+            self._metrics.request(name, "v2-grpc", status, time.perf_counter() - started)
+        await context.abort(code, text)
+
+
+class GrpcServer:
+    """A ``grpc.aio`` server hosting the inference service on ``host:port``."""
+
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, host: str, port: int,
+                 max_message_bytes: int) -> None:
+        self._servicer = InferenceServicer(dataplane, metrics)
+        self._address = f"{host}:{port}"
+        self._max_message_bytes = max_message_bytes
+        self._server: grpc.aio.Server | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", self._max_message_bytes),
+            ("grpc.max_send_message_length", -1),
+            # Several worker processes share the port (the kernel spreads connections).
+            ("grpc.so_reuseport", 1),
+        ])
+        server.add_generic_rpc_handlers((self._servicer.handler(),))
+        port = server.add_insecure_port(self._address)
+        await server.start()
+        self._server = server
+        self.port = port
+        return port
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+            self._server = None

@@ -1,0 +1,354 @@
+"""The HTTP transport: every protocol on one port, as a raw ASGI app (served by uvicorn).
+
+Routes: V2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2``, ``/v2/models/{name}[/versions/{v}]``
+with ``/ready`` and ``/infer``), KServe V1 (``/v1/models/{name}``, ``/v1/models/{name}:predict``),
+Seldon (``POST /api/v1.0/predictions``, alias ``/api/v0.1/predictions``), ``/metrics``, and the
+OpenAPI document with Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call
+the ``DataPlane``, encode, and map errors to the protocol's status and error shape.
+
+Why raw ASGI and not FastAPI routes: a FastAPI endpoint costs tens of microseconds of dependency
+resolution and response validation per request, more than a small model's prediction; here a
+request costs a dict lookup or a string split to route. FastAPI still builds the OpenAPI document
+(``openapi.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from modelpier.errors import InvalidInput, PayloadTooLarge, PierError, ServiceUnavailable, http_status
+from modelpier.server import openapi
+from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_json
+from modelpier.server.dataplane import DataPlane
+from modelpier.server.errors import DeadlineExceeded, Overloaded
+from modelpier.server.failures import describe_failure
+from modelpier.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from modelpier.server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+UNKNOWN_MODEL = "_unknown"  # metrics label for names not served: keeps label cardinality bounded
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
+async def respond(send: Send, status: int, body: bytes, content_type: bytes = JSON,
+                  extra: Headers | None = None) -> None:
+    headers: Headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_status(exc: Exception) -> tuple[int, str, str, Headers]:
+    """HTTP status, error code, message and extra headers; logs unexpected errors with an id."""
+    code, message = describe_failure(exc)
+    extra: Headers = []
+    if isinstance(exc, DeadlineExceeded):
+        status = 504
+    elif isinstance(exc, Overloaded):
+        status = 503
+        extra.append((b"retry-after", str(exc.retry_after_s).encode()))
+    elif isinstance(exc, ServiceUnavailable):
+        status = 503
+        extra.append((b"retry-after", b"1"))
+    elif isinstance(exc, InvalidInput):
+        status = 400  # the data plane's input errors are all the caller's to fix
+    elif isinstance(exc, PierError):
+        status = http_status(exc)
+    else:
+        status = 500
+    return status, code, message, extra
+
+
+class HttpApp:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: ServerMetrics,
+        max_body_bytes: int,
+        on_startup: Callable[[], Awaitable[None]],
+        on_shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._dp = dataplane
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+        self._on_startup = on_startup
+        self._on_shutdown = on_shutdown
+        self._docs = openapi.DocsAssets()
+        self._fixed: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+            ("GET", "/v2/health/live"): self._live,
+            ("GET", "/v2/health/ready"): self._ready,
+            ("GET", "/v2"): self._server_metadata,
+            ("GET", "/v2/"): self._server_metadata,
+            ("GET", "/v1/models"): self._v1_list,
+            ("POST", "/api/v1.0/predictions"): self._seldon,
+            ("POST", "/api/v0.1/predictions"): self._seldon,
+            ("GET", "/metrics"): self._metrics_page,
+            ("GET", "/openapi.json"): self._openapi,
+            ("GET", "/docs"): self._swagger,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._route(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path.startswith("/v2/models/"):
+            await self._v2_model(scope, receive, send, path[11:].split("/"), method)
+            return
+        handler = self._fixed.get((method, path))
+        if handler is not None:
+            await handler(scope, receive, send)
+        elif path.startswith("/v1/models/"):
+            await self._v1_model(scope, receive, send, path[11:], method)
+        elif method == "GET" and path.startswith("/docs/static/"):
+            await self._static(send, path[13:])
+        elif any(p == path for _, p in self._fixed):
+            await respond(send, 405, v2_json.encode_error(f"method {method} not allowed on {path}"))
+        else:
+            await respond(send, 404, v2_json.encode_error(f"no route for {method} {path}"))
+
+    # -- body -----------------------------------------------------------------------------------
+    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int | None]:
+        """The (decompressed) body and the binary extension's header length, if sent."""
+        header_length: int | None = None
+        encoding = b""
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                if int(value) > self._max_body:
+                    raise PayloadTooLarge(f"request body is {int(value)} bytes; the limit is {self._max_body}")
+            elif key == b"inference-header-content-length":
+                try:
+                    header_length = int(value)
+                except ValueError:
+                    raise InvalidInput("Inference-Header-Content-Length must be an integer") from None
+            elif key == b"content-encoding":
+                encoding = value.lower()
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if message.get("more_body"):
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {self._max_body} bytes")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientGone
+        if encoding in (b"gzip", b"deflate"):
+            body = self._inflate(body, encoding)
+        return body, header_length
+
+    def _inflate(self, body: bytes, encoding: bytes) -> bytes:
+        inflater = zlib.decompressobj(31 if encoding == b"gzip" else 15)
+        try:
+            out = inflater.decompress(body, self._max_body + 1)
+        except zlib.error as exc:
+            raise InvalidInput(f"body is not valid {encoding.decode()} data: {exc}") from None
+        if len(out) > self._max_body:
+            raise PayloadTooLarge(f"decompressed body exceeds the limit of {self._max_body} bytes")
+        return out
+
+    def _label(self, name: str) -> str:
+        return name if name in self._dp.repository.names else UNKNOWN_MODEL
+
+    # -- V2 ---------------------------------------------------------------------------------------
+    async def _v2_model(self, scope: Scope, receive: Receive, send: Send, parts: list[str], method: str) -> None:
+        name, version, action = parts[0], None, ""
+        rest = parts[1:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        if len(rest) == 1:
+            action = rest[0]
+        elif rest:
+            action = "?"
+        if action == "infer" and method == "POST":
+            await self._v2_infer(scope, receive, send, name, version)
+        elif action == "" and method == "GET":
+            await self._v2_json(send, lambda: v2_json.encode_model_metadata(self._dp.model_metadata(name, version)))
+        elif action == "ready" and method == "GET":
+            await self._v2_model_ready(send, name, version)
+        elif action in ("infer", "ready", ""):
+            await respond(send, 405, v2_json.encode_error(f"method {method} not allowed on {scope['path']}"))
+        else:
+            await respond(send, 404, v2_json.encode_error(f"no route for {method} {scope['path']}"))
+
+    async def _v2_infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:
+        started = time.perf_counter()
+        status = "ok"
+        try:
+            body, header_length = await self._read(scope, receive)
+            if header_length is None:
+                request = v2_json.decode_request(body)
+            else:
+                request = v2_binary.decode_request(body, header_length)
+            response = await self._dp.infer(name, version, request)
+            binary = v2_binary.wants_binary(request)
+            if binary is None:
+                await respond(send, 200, v2_json.encode_response(response))
+            else:
+                payload, length = v2_binary.encode_response(response, binary)
+                await respond(send, 200, payload, b"application/octet-stream",
+                              [(b"inference-header-content-length", str(length).encode())])
+        except ClientGone:
+            status = "client_gone"
+        except Exception as exc:
+            code, status, message, extra = error_status(exc)
+            await respond(send, code, v2_json.encode_error(message), extra=extra)
+        finally:
+            self._metrics.request(self._label(name), "v2-rest", status, time.perf_counter() - started)
+
+    async def _v2_json(self, send: Send, build: Callable[[], bytes]) -> None:
+        try:
+            body = build()
+        except Exception as exc:
+            code, _, message, extra = error_status(exc)
+            await respond(send, code, v2_json.encode_error(message), extra=extra)
+            return
+        await respond(send, 200, body)
+
+    async def _v2_model_ready(self, send: Send, name: str, version: str | None) -> None:
+        try:
+            ready = self._dp.model_ready(name, version)
+        except Exception as exc:
+            code, _, message, extra = error_status(exc)
+            await respond(send, code, v2_json.encode_error(message), extra=extra)
+            return
+        await respond(send, 200 if ready else 503, v2_json.dumps({"name": name, "ready": ready}))
+
+    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, b'{"live":true}')
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ready = self._dp.ready()
+        await respond(send, 200 if ready else 503, b'{"ready":true}' if ready else b'{"ready":false}')
+
+    async def _server_metadata(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, v2_json.encode_server_metadata(self._dp.server_metadata()))
+
+    # -- KServe V1 ------------------------------------------------------------------------------
+    async def _v1_list(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, v2_json.dumps({"models": self._dp.repository.names}))
+
+    async def _v1_model(self, scope: Scope, receive: Receive, send: Send, rest: str, method: str) -> None:
+        name, sep, verb = rest.partition(":")
+        if sep and verb == "predict" and method == "POST":
+            await self._v1_predict(scope, receive, send, name)
+        elif not sep and "/" not in name and method == "GET":
+            try:
+                ready = self._dp.model_ready(name)
+            except Exception as exc:
+                code, _, message, extra = error_status(exc)
+                await respond(send, code, kserve_v1.encode_error(message), extra=extra)
+                return
+            await respond(send, 200, kserve_v1.encode_model_status(name, ready))
+        else:
+            await respond(send, 404, kserve_v1.encode_error(f"no route for {method} {scope['path']}"))
+
+    async def _v1_predict(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        started = time.perf_counter()
+        status = "ok"
+        try:
+            handle = self._dp.model(name)
+            body, _ = await self._read(scope, receive)
+            request = kserve_v1.decode_request(body, [i.name for i in handle.signature.inputs])
+            response = await self._dp.infer(name, None, request)
+            await respond(send, 200, kserve_v1.encode_response(response))
+        except ClientGone:
+            status = "client_gone"
+        except Exception as exc:
+            code, status, message, extra = error_status(exc)
+            await respond(send, code, kserve_v1.encode_error(message), extra=extra)
+        finally:
+            self._metrics.request(self._label(name), "kserve-v1", status, time.perf_counter() - started)
+
+    # -- Seldon ---------------------------------------------------------------------------------
+    async def _seldon(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = "ok"
+        name = UNKNOWN_MODEL
+        try:
+            name = self._seldon_model(scope)
+            handle = self._dp.model(name)
+            body, _ = await self._read(scope, receive)
+            request, kind, meta = seldon.decode_request(body, [i.name for i in handle.signature.inputs])
+            response = await self._dp.infer(name, None, request)
+            await respond(send, 200, seldon.encode_response(response, kind, meta))
+        except ClientGone:
+            status = "client_gone"
+        except Exception as exc:
+            code, status, message, extra = error_status(exc)
+            reason = "MICROSERVICE_BAD_DATA" if code == 400 else status.upper()
+            await respond(send, code, seldon.encode_error(code, reason, message), extra=extra)
+        finally:
+            self._metrics.request(self._label(name), "seldon", status, time.perf_counter() - started)
+
+    def _seldon_model(self, scope: Scope) -> str:
+        """The model named by ``?model=``, else the only model served."""
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if query.get("model"):
+            return query["model"][0]
+        names = self._dp.repository.names
+        if len(names) == 1:
+            return names[0]
+        raise InvalidInput(f"this server hosts several models {names}; name one with ?model=NAME")
+
+    # -- operations -----------------------------------------------------------------------------
+    async def _metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, self._metrics.render(), METRICS_CONTENT_TYPE.encode())
+
+    async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, self._docs.openapi_json())
+
+    async def _swagger(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, self._docs.swagger_html(), b"text/html; charset=utf-8")
+
+    async def _static(self, send: Send, name: str) -> None:
+        asset = self._docs.static(name)
+        if asset is None:
+            await respond(send, 404, v2_json.encode_error(f"no static file {name!r}"))
+            return
+        body, content_type = asset
+        await respond(send, 200, body, content_type, [(b"cache-control", b"public, max-age=86400")])
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._on_startup()
+                except Exception as exc:
+                    log.error("start-up failed: %s", exc, exc_info=not isinstance(exc, PierError))
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,89 @@
+"""Turn a ``ModelSource`` into a runtime: a plain file/folder, or a registry reference.
+
+A source is a plain path when it contains a path separator, starts with ``~``/``.``/``file://``,
+or names something that exists; anything else is a registry reference (``iris``, ``iris:3``,
+``iris:production``), resolved and materialised (digest-verified) through the registry. Runs in a
+worker thread at start-up: loading reads files and unpickles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelpier.errors import InvalidSpec
+from modelpier.registry.service import Registry
+from modelpier.runtimes.base import ModelRuntime
+from modelpier.server.config import ModelOptions, ModelSource
+from modelpier.spec.names import ModelRef
+from modelpier.spec.signature import Signature
+
+_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    name: str
+    version: str | None  # None for a plain path: it has no version
+    flavor: str
+    runtime: ModelRuntime
+
+
+def is_plain_path(ref: str) -> bool:
+    if ref.startswith(("file://", "~", ".", "/")) or "/" in ref or "\\" in ref:
+        return True
+    return Path(ref).exists()
+
+
+def _path_of(ref: str) -> Path:
+    return Path(ref.removeprefix("file://")).expanduser()
+
+
+def served_name(source: ModelSource) -> str:
+    """The name clients use in URLs, known before loading (so early requests get 503, not 404)."""
+    if source.name is not None:
+        name = source.name
+    elif is_plain_path(source.ref):
+        path = _path_of(source.ref)
+        name = path.name if path.is_dir() else path.stem
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
+    else:
+        name = ModelRef.parse(source.ref).name
+    if not _SERVED_NAME.match(name):
+        raise InvalidSpec(
+            f"model name {name!r} is not usable in URLs: use letters, digits, '-', '_' and '.'",
+            details={"name": name})
+    return name
+
+
+def load_model(source: ModelSource, options: ModelOptions,
+               registry: Callable[[], Registry] | None) -> LoadedModel:
+    """Load one model (blocking). ``registry`` builds the registry on first use."""
+    from modelpier.runtimes.loader import load_runtime, prepare_plain_path
+
+    name = served_name(source)
+    if is_plain_path(source.ref):
+        flavor, folder = prepare_plain_path(_path_of(source.ref))
+        signature: Signature | None = None
+        version: str | None = None
+    else:
+        if registry is None:
+            raise InvalidSpec(f"{source.ref!r} is not a file, and no registry is configured to resolve it")
+        reg = registry()
+        found = reg.resolve(source.ref)
+        folder = reg.materialize(found)
+        flavor, signature, version = found.flavor, found.signature, str(found.version)
+    runtime = load_runtime(flavor, folder, signature)
+    if options.outputs:
+        runtime = load_runtime(flavor, folder, _restrict(runtime.signature, options.outputs, name))
+    return LoadedModel(name=name, version=version, flavor=str(flavor), runtime=runtime)
+
+
+def _restrict(signature: Signature, outputs: tuple[str, ...], name: str) -> Signature:
+    known = [o.name for o in signature.outputs]
+    unknown = [o for o in outputs if o not in known]
+    if unknown:
+        raise InvalidSpec(f"model {name!r} has no output {unknown[0]!r}; its outputs are {known}")
+    return Signature(inputs=signature.inputs, outputs=tuple(o for o in signature.outputs if o.name in outputs))

@@ -1,0 +1,159 @@
+"""``ModelRepository``: the models this server hosts, by name, and their readiness.
+
+Every name is known at start-up (from the sources), so a request for a model still loading gets
+503 and one for a model never configured gets 404. Loading happens in a worker thread, one model
+after another, while the HTTP server already answers liveness; the server is ready once every
+model is loaded and warmed up. A warm-up prediction on zeros (one row, then a few) primes caches
+and seeds the cost estimate that decides between inline and threaded predictions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelpier.errors import InvalidSpec, NotFound, ServiceUnavailable
+from modelpier.registry.service import Registry
+from modelpier.server.batching.queue import BatchQueue
+from modelpier.server.config import ServerConfig
+from modelpier.server.execution import PredictExecutor, Tensors, predict_merged
+from modelpier.server.loading import LoadedModel, load_model, served_name
+from modelpier.server.metrics import ServerMetrics
+from modelpier.server.runners import DirectRunner, ModelRunner
+from modelpier.server.types import ModelMetadata, TensorMetadata
+from modelpier.server.validation import InputValidator
+from modelpier.spec.signature import Signature, TensorSpec, numpy_dtype
+
+log = logging.getLogger(__name__)
+
+# The first call is cold (imports, caches) and is not timed; the rest seed the cost estimate with
+# two batch sizes, so it learns both the fixed cost of a call and the cost of a row.
+WARMUP_ROWS = (1, 1, 8, 1, 8, 1)
+
+
+@dataclass(slots=True)
+class ModelHandle:
+    name: str
+    version: str | None
+    metadata: ModelMetadata
+    signature: Signature
+    validator: InputValidator
+    runner: ModelRunner
+    output_names: frozenset[str]
+
+
+def _tensor_meta(specs: tuple[TensorSpec, ...]) -> tuple[TensorMetadata, ...]:
+    return tuple(TensorMetadata(s.name, s.datatype, s.shape) for s in specs)
+
+
+def _example(signature: Signature, rows: int) -> Tensors | None:
+    """Zeros shaped like the signature's inputs, or None when the inputs are not fully known."""
+    if not signature.inputs:
+        return None
+    example: Tensors = {}
+    for spec in signature.inputs:
+        if spec.datatype == "BYTES" or any(d == -1 for d in spec.shape[1:]):
+            return None
+        example[spec.name] = np.zeros((rows, *spec.shape[1:]), dtype=numpy_dtype(spec.datatype))
+    return example
+
+
+class ModelRepository:
+    def __init__(
+        self,
+        config: ServerConfig,
+        metrics: ServerMetrics,
+        pool: Executor,
+        registry: Callable[[], Registry] | None = None,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._pool = pool
+        self._registry = registry
+        self._sources = {served_name(s): s for s in config.models}
+        if len(self._sources) != len(config.models):
+            names = [served_name(s) for s in config.models]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidSpec(f"two models would be served as {dupes[0]!r}; name one with NAME=REF")
+        for name in self._sources:
+            metrics.model_declared(name)
+        self._handles: dict[str, ModelHandle] = {}
+        self.ready = False
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._sources)
+
+    def get(self, name: str, version: str | None = None) -> ModelHandle:
+        handle = self._handles.get(name)
+        if handle is None:
+            if name in self._sources:
+                raise ServiceUnavailable(f"model {name!r} is still loading", details={"model": name})
+            raise NotFound(f"model {name!r} is not served here; models: {self.names}",
+                           details={"model": name, "models": self.names})
+        if version and version != handle.version:
+            served = f"version {handle.version!r}" if handle.version else "no versions"
+            raise NotFound(f"model {name!r} has no version {version!r} here (it serves {served})",
+                           details={"model": name, "version": version})
+        return handle
+
+    def is_ready(self, name: str, version: str | None = None) -> bool:
+        try:
+            self.get(name, version)
+        except ServiceUnavailable:
+            return False
+        return True
+
+    async def load_all(self) -> None:
+        """Load every model (in a thread), then mark the server ready. Raises the first failure."""
+        for name, source in self._sources.items():
+            started = time.perf_counter()
+            options = self._config.options_for(name)
+            loaded = await asyncio.to_thread(load_model, source, options, self._registry)
+            executor = PredictExecutor(loaded.runtime.predict, self._pool, self._config.inline_predict_us / 1e6)
+            await asyncio.to_thread(self._warm_up, loaded, executor)
+            handle = self._handle(name, loaded, executor)
+            self._handles[name] = handle
+            seconds = time.perf_counter() - started
+            self._metrics.model_loaded(name, seconds, lambda runner=handle.runner: runner.depth)
+            log.info("model %s loaded in %.2fs (%s, version %s, batching %s)", name, seconds, loaded.flavor,
+                     loaded.version or "-", "on" if options.batching.enabled else "off")
+        self.ready = True
+
+    def _handle(self, name: str, loaded: LoadedModel, executor: PredictExecutor) -> ModelHandle:
+        options = self._config.options_for(name)
+        signature = loaded.runtime.signature
+        runner: ModelRunner
+        if options.batching.enabled:
+            runner = BatchQueue(executor, options.batching, options.max_queue,
+                                on_batch=lambda rows: self._metrics.batch(name, rows))
+        else:
+            runner = DirectRunner(executor, options.max_queue)
+        metadata = ModelMetadata(
+            name=name, versions=(loaded.version,) if loaded.version else (), platform=loaded.flavor,
+            inputs=_tensor_meta(signature.inputs), outputs=_tensor_meta(signature.outputs))
+        return ModelHandle(name=name, version=loaded.version, metadata=metadata, signature=signature,
+                           validator=InputValidator(signature), runner=runner,
+                           output_names=frozenset(o.name for o in signature.outputs))
+
+    @staticmethod
+    def _warm_up(loaded: LoadedModel, executor: PredictExecutor) -> None:
+        for i, rows in enumerate(WARMUP_ROWS):
+            example = _example(loaded.runtime.signature, rows)
+            if example is None:
+                return
+            if i == 0:
+                result = predict_merged(loaded.runtime.predict, [example], [rows])
+            else:
+                result = executor.run_inline([example], [rows])
+            failure: Any = result.outcomes[0]
+            if isinstance(failure, Exception):
+                log.debug("warm-up of %s skipped: %s", loaded.name, failure)
+                return
