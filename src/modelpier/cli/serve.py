@@ -76,7 +76,7 @@ def serve(
     timeout_s: float = typer.Option(30.0, "--timeout-s", min=0.001,
                                     help="Per-request timeout in seconds, queueing included (504 after)."),
     inline_predict_us: float = typer.Option(
-        300.0, min=0, help="Predictions estimated to take less than this many microseconds run on the event "
+        1000.0, min=0, help="Predictions estimated to take less than this many microseconds run on the event "
                            "loop (a thread hop costs more); longer ones run in a thread. 0 = always a thread."),
     shutdown_grace_s: float = typer.Option(30.0, min=0, help="On SIGTERM, seconds to let in-flight requests "
                                                              "finish before closing."),

@@ -76,7 +76,7 @@ class ServerConfig:
     shutdown_grace_s: float = 30.0
     # A batch whose predicted cost is below this runs on the event loop: a thread hop costs more
     # than a microsecond-scale model call. Above it, predictions run in a worker thread.
-    inline_predict_us: float = 300.0
+    inline_predict_us: float = 1000.0
     defaults: ModelOptions = field(default_factory=ModelOptions)
     per_model: dict[str, ModelOptions] = field(default_factory=dict)
     log_level: str = "info"

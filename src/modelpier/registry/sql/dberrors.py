@@ -47,6 +47,10 @@ def translate(error: sa_exc.SQLAlchemyError, url: str) -> PierError:
         return StoreBusy(
             f"the metadata database {url} is busy ({reason}): another writer holds a lock; retry later",
             details={"database": url})
+    if isinstance(error, sa_exc.TimeoutError):
+        return ServiceUnavailable(
+            f"no free connection to the metadata database {url} (connection pool exhausted); retry later",
+            details={"database": url})
     state = sqlstate(error) or ""
     if state.startswith("08") or _is_connection_error(error):
         return ServiceUnavailable(

@@ -21,10 +21,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from modelpier._lib.clock import Clock, SystemClock
-from modelpier.errors import InvalidInput, NotFound, StoreBusy
+from modelpier.errors import NotFound, StoreBusy
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.domain import Model, ModelVersion, NewVersion
-from modelpier.registry.sql import convert
+from modelpier.registry.sql import convert, queries
 from modelpier.registry.sql.dberrors import is_busy, translate
 from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
 from modelpier.registry.sql.migrate import upgrade_to_head
@@ -84,8 +84,12 @@ class SqlMetadataStore:
              clock: Clock | None = None) -> SqlMetadataStore:
         """Connect to ``url``, bring its schema to the newest migration (unless ``migrate=False``)."""
         engine = open_engine(url, busy_timeout=busy_timeout)
-        if migrate:
-            upgrade_to_head(engine)
+        try:
+            if migrate:
+                upgrade_to_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, clock=clock)
 
     def close(self) -> None:
@@ -124,49 +128,6 @@ class SqlMetadataStore:
     def _is_postgres(self) -> bool:
         return self._engine.dialect.name == "postgresql"
 
-    # -- lookups inside a session -----------------------------------------------------------------
-
-    def _model_row(self, session: Session, name: str) -> ModelRow:
-        row = session.scalar(select(ModelRow).where(ModelRow.name == name))
-        if row is None:
-            raise NotFound(f"model {name!r} does not exist", details={"model": name})
-        return row
-
-    def _version_row(self, session: Session, model: ModelRow, version: int) -> VersionRow:
-        if not isinstance(version, int) or version < 1:
-            raise InvalidInput(f"version {version!r} is not valid: versions are numbered from 1")
-        row = session.scalar(
-            select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.version == version))
-        if row is None:
-            numbers = session.scalars(select(VersionRow.version).where(VersionRow.model_id == model.id)
-                                      .order_by(VersionRow.version)).all()
-            known = f"versions: {', '.join(map(str, numbers))}" if numbers else "it has no versions yet"
-            raise NotFound(f"model {model.name!r} has no version {version}; {known}",
-                           details={"model": model.name, "version": version})
-        return row
-
-    def _alias_row(self, session: Session, model: ModelRow, alias: str) -> AliasRow:
-        row = session.scalar(select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
-        if row is None:
-            names = session.scalars(select(AliasRow.alias).where(AliasRow.model_id == model.id)
-                                    .order_by(AliasRow.alias)).all()
-            known = f"aliases: {', '.join(names)}" if names else "it has no aliases"
-            raise NotFound(f"model {model.name!r} has no alias {alias!r}; {known}",
-                           details={"model": model.name, "alias": alias})
-        return row
-
-    def _model_out(self, session: Session, row: ModelRow) -> Model:
-        latest, count = session.execute(
-            select(func.max(VersionRow.version), func.count(VersionRow.id))
-            .where(VersionRow.model_id == row.id)
-        ).one()
-        aliases = session.execute(
-            select(AliasRow.alias, VersionRow.version)
-            .join(VersionRow, AliasRow.version_id == VersionRow.id)
-            .where(AliasRow.model_id == row.id)
-        ).all()
-        return convert.model_out(row, latest, count, {a: v for a, v in aliases})
-
     # -- models -----------------------------------------------------------------------------------
 
     @_guarded
@@ -175,7 +136,7 @@ class SqlMetadataStore:
         with self._read() as session:
             row = session.scalar(select(ModelRow).where(ModelRow.name == name))
             if row is not None:
-                return self._model_out(session, row)
+                return queries.model_out(session, row)
 
         def work(session: Session) -> Model:
             # Insert-or-get: a concurrent creator makes our insert fail; the retry then finds it.
@@ -185,7 +146,7 @@ class SqlMetadataStore:
                 row = ModelRow(name=name, description=description, created_at=now, updated_at=now)
                 session.add(row)
                 session.flush()
-            return self._model_out(session, row)
+            return queries.model_out(session, row)
 
         return self._write_retrying(work, f"creating model {name!r}")
 
@@ -193,7 +154,7 @@ class SqlMetadataStore:
     def get_model(self, name: str) -> Model:
         validate_name(name)
         with self._read() as session:
-            return self._model_out(session, self._model_row(session, name))
+            return queries.model_out(session, queries.model_row(session, name))
 
     @_guarded
     def list_models(self, *, search: str | None = None) -> list[Model]:
@@ -202,39 +163,23 @@ class SqlMetadataStore:
             query = query.where(func.lower(ModelRow.name).contains(search.lower(), autoescape=True))
         with self._read() as session:
             rows = session.scalars(query).all()
-            ids = [r.id for r in rows]
-            if not ids:
-                return []
-            stats = {mid: (latest, count) for mid, latest, count in session.execute(
-                select(VersionRow.model_id, func.max(VersionRow.version), func.count(VersionRow.id))
-                .where(VersionRow.model_id.in_(ids)).group_by(VersionRow.model_id))}
-            aliases: dict[int, dict[str, int]] = {}
-            for mid, alias, number in session.execute(
-                    select(AliasRow.model_id, AliasRow.alias, VersionRow.version)
-                    .join(VersionRow, AliasRow.version_id == VersionRow.id)
-                    .where(AliasRow.model_id.in_(ids))):
-                aliases.setdefault(mid, {})[alias] = number
-            out = []
-            for row in rows:
-                latest, count = stats.get(row.id, (None, 0))
-                out.append(convert.model_out(row, latest, count, aliases.get(row.id, {})))
-            return out
+            return queries.models_out(session, rows)
 
     @_guarded
     def update_model(self, name: str, *, description: str) -> Model:
         validate_name(name)
         with self._write() as session:
-            row = self._model_row(session, name)
+            row = queries.model_row(session, name)
             row.description = description
             row.updated_at = self._clock.now()
             session.flush()
-            return self._model_out(session, row)
+            return queries.model_out(session, row)
 
     @_guarded
     def delete_model(self, name: str) -> list[ModelVersion]:
         validate_name(name)
         with self._write() as session:
-            row = self._model_row(session, name)
+            row = queries.model_row(session, name)
             versions = session.scalars(
                 select(VersionRow).where(VersionRow.model_id == row.id).order_by(VersionRow.version)).all()
             out = [convert.version_out(name, v) for v in versions]
@@ -267,7 +212,7 @@ class SqlMetadataStore:
             if locked.rowcount == 0:
                 raise NotFound(f"model {new.model!r} was deleted while a version was being registered")
             # Loaded after the UPDATE, so it carries the counter value this transaction wrote.
-            model = self._model_row(session, new.model)
+            model = queries.model_row(session, new.model)
             found = session.scalar(
                 select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest))
             if found is not None:
@@ -287,14 +232,14 @@ class SqlMetadataStore:
     def get_version(self, name: str, version: int) -> ModelVersion:
         validate_name(name)
         with self._read() as session:
-            model = self._model_row(session, name)
-            return convert.version_out(name, self._version_row(session, model, version))
+            model = queries.model_row(session, name)
+            return convert.version_out(name, queries.version_row(session, model, version))
 
     @_guarded
     def list_versions(self, name: str) -> list[ModelVersion]:
         validate_name(name)
         with self._read() as session:
-            model = self._model_row(session, name)
+            model = queries.model_row(session, name)
             rows = session.scalars(
                 select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.version)).all()
             return [convert.version_out(name, r) for r in rows]
@@ -303,11 +248,11 @@ class SqlMetadataStore:
     def resolve(self, ref: ModelRef) -> ModelVersion:
         validate_name(ref.name)
         with self._read() as session:
-            model = self._model_row(session, ref.name)
+            model = queries.model_row(session, ref.name)
             if ref.version is not None:
-                return convert.version_out(ref.name, self._version_row(session, model, ref.version))
+                return convert.version_out(ref.name, queries.version_row(session, model, ref.version))
             if ref.alias is not None:
-                alias = self._alias_row(session, model, validate_alias(ref.alias))
+                alias = queries.alias_row(session, model, validate_alias(ref.alias))
                 row = session.get_one(VersionRow, alias.version_id)
                 return convert.version_out(ref.name, row)
             latest = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id)
@@ -320,8 +265,8 @@ class SqlMetadataStore:
     def delete_version(self, name: str, version: int) -> ModelVersion:
         validate_name(name)
         with self._write() as session:
-            model = self._model_row(session, name)
-            row = self._version_row(session, model, version)
+            model = queries.model_row(session, name)
+            row = queries.version_row(session, model, version)
             out = convert.version_out(name, row)
             # Files, tags and the aliases pointing here go with it (ON DELETE CASCADE).
             session.execute(delete(VersionRow).where(VersionRow.id == row.id))
@@ -336,8 +281,8 @@ class SqlMetadataStore:
         validate_alias(alias)
 
         def work(session: Session) -> ModelVersion:
-            model = self._model_row(session, name)
-            target = self._version_row(session, model, version)
+            model = queries.model_row(session, name)
+            target = queries.version_row(session, model, version)
             row = session.scalar(
                 select(AliasRow).where(AliasRow.model_id == model.id, AliasRow.alias == alias))
             if row is None:
@@ -356,8 +301,8 @@ class SqlMetadataStore:
         validate_name(name)
         validate_alias(alias)
         with self._write() as session:
-            model = self._model_row(session, name)
-            session.delete(self._alias_row(session, model, alias))
+            model = queries.model_row(session, name)
+            session.delete(queries.alias_row(session, model, alias))
             model.updated_at = self._clock.now()
 
     # -- tags -------------------------------------------------------------------------------------
@@ -368,7 +313,7 @@ class SqlMetadataStore:
         validate_tag_key(key)
 
         def work(session: Session) -> Model:
-            model = self._model_row(session, name)
+            model = queries.model_row(session, name)
             row = session.get(ModelTagRow, (model.id, key))
             if row is None:
                 session.add(ModelTagRow(model_id=model.id, key=key, value=value))
@@ -377,7 +322,7 @@ class SqlMetadataStore:
             model.updated_at = self._clock.now()
             session.flush()
             session.expire(model, ["tags"])
-            return self._model_out(session, model)
+            return queries.model_out(session, model)
 
         return self._write_retrying(work, f"tagging model {name!r}")
 
@@ -386,7 +331,7 @@ class SqlMetadataStore:
         validate_name(name)
         validate_tag_key(key)
         with self._write() as session:
-            model = self._model_row(session, name)
+            model = queries.model_row(session, name)
             row = session.get(ModelTagRow, (model.id, key))
             if row is None:
                 raise NotFound(f"model {name!r} has no tag {key!r}", details={"model": name, "tag": key})
@@ -394,7 +339,7 @@ class SqlMetadataStore:
             model.updated_at = self._clock.now()
             session.flush()
             session.expire(model, ["tags"])
-            return self._model_out(session, model)
+            return queries.model_out(session, model)
 
     @_guarded
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
@@ -402,7 +347,7 @@ class SqlMetadataStore:
         validate_tag_key(key)
 
         def work(session: Session) -> ModelVersion:
-            target = self._version_row(session, self._model_row(session, name), version)
+            target = queries.version_row(session, queries.model_row(session, name), version)
             row = session.get(VersionTagRow, (target.id, key))
             if row is None:
                 session.add(VersionTagRow(version_id=target.id, key=key, value=value))
@@ -419,7 +364,7 @@ class SqlMetadataStore:
         validate_name(name)
         validate_tag_key(key)
         with self._write() as session:
-            target = self._version_row(session, self._model_row(session, name), version)
+            target = queries.version_row(session, queries.model_row(session, name), version)
             row = session.get(VersionTagRow, (target.id, key))
             if row is None:
                 raise NotFound(f"version {name}:{version} has no tag {key!r}",
