@@ -2,8 +2,9 @@
 
 Starts a real `pier server` (the remote store) pinned to core 0 and runs `pier models push` /
 `pier models pull` (the local stores) pinned to core 1, samples both processes' RSS with psutil,
-and reports MB/s (wall time of the whole CLI command, start-up included) and RSS growth over each
-process's idle baseline. Medians of several rounds.
+and reports MB/s (wall time of the whole CLI command, start-up included) and RSS growth: the peak
+while moving the big artifact minus the peak while moving a 1 MiB one with the same command.
+Medians of several rounds.
 
     .venv/bin/python benchmarks/registry.py [--size-mib 1024] [--rounds 3]
 """
@@ -75,40 +76,53 @@ def make_artifact(folder: Path, size: int) -> None:
             written += n
 
 
-def timed_cli(args: list[str], home: Path) -> tuple[float, int, int]:
-    """Run a pier command pinned to core 1; return (seconds, baseline RSS, peak RSS)."""
+def timed_cli(args: list[str], home: Path) -> tuple[float, int]:
+    """Run a pier command pinned to core 1; return (seconds, peak RSS)."""
     start = time.perf_counter()
     proc = subprocess.Popen([*taskset(1), str(BIN / "pier"), *args], env=pier_env(home),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sampler = RssSampler(proc.pid)
-    baseline = sampler.rss()
-    with sampler:
+    with RssSampler(proc.pid) as sampler:
         _, err = proc.communicate()
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"pier {' '.join(args)} failed: {err.decode()}")
-    return elapsed, baseline, sampler.peak
+    return elapsed, sampler.peak
 
 
-def run(size_mib: int, rounds: int) -> list[dict[str, float]]:
+def register(home: Path, name: str, folder: Path) -> None:
     from modelpier.registry.domain import Flavor, NewVersion
     from modelpier.registry.factory import build_registry
     from modelpier.settings import load_settings
 
+    registry = build_registry(load_settings(home=home))
+    try:
+        registry.register(NewVersion(model=name, flavor=Flavor.PYTHON, files=registry.store_files(folder)))
+    finally:
+        registry.close()
+    shutil.rmtree(folder)
+
+
+def transfer(url: str, server: RssSampler, verb: str, name: str, home: Path) -> tuple[float, int, int]:
+    """(seconds, client peak RSS, server peak RSS) of one push or pull."""
+    sampler = RssSampler(server.proc.pid)
+    with sampler:
+        seconds, client_peak = timed_cli(["models", verb, f"{name}:1", "--remote", url, "-o", "json"], home)
+    return seconds, client_peak, sampler.peak
+
+
+def run(size_mib: int, rounds: int) -> list[dict[str, float]]:
+    """Each round moves a 1 MiB artifact first with the same commands: RSS growth is the peak
+    with the big artifact minus the peak with the small one, so interpreter and imports cancel out."""
     size = size_mib * 1024 * 1024
     results = []
     with tempfile.TemporaryDirectory(prefix="pier-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         for r in range(rounds):
             local, remote_home, puller = tmp / f"local{r}", tmp / f"remote{r}", tmp / f"pull{r}"
-            make_artifact(tmp / f"art{r}", size)
-            registry = build_registry(load_settings(home=local))
-            try:
-                entries = registry.store_files(tmp / f"art{r}")
-                registry.register(NewVersion(model="big", flavor=Flavor.PYTHON, files=entries))
-            finally:
-                registry.close()
-            shutil.rmtree(tmp / f"art{r}")
+            make_artifact(tmp / "small", 1024 * 1024)
+            register(local, "small", tmp / "small")
+            make_artifact(tmp / "big", size)
+            register(local, "big", tmp / "big")
             port = free_port()
             remote_home.mkdir()
             server = subprocess.Popen(
@@ -117,27 +131,21 @@ def run(size_mib: int, rounds: int) -> list[dict[str, float]]:
             url = f"http://127.0.0.1:{port}"
             try:
                 wait_until(lambda u=url: _up(u), what="pier server")
-                server_rss = RssSampler(server.pid)
-                server_base = server_rss.rss()
-                with server_rss:
-                    push_s, push_base, push_peak = timed_cli(["models", "push", "big:1", "--remote", url,
-                                                              "-o", "json"], local)
-                server_push_peak = server_rss.peak
-                server_rss = RssSampler(server.pid)
-                with server_rss:
-                    pull_s, pull_base, pull_peak = timed_cli(["models", "pull", "big:1", "--remote", url,
-                                                              "-o", "json"], puller)
-                server_pull_peak = server_rss.peak
+                srv = RssSampler(server.pid)
+                _, push_small, srv_small_push = transfer(url, srv, "push", "small", local)
+                push_s, push_big, srv_big_push = transfer(url, srv, "push", "big", local)
+                _, pull_small, srv_small_pull = transfer(url, srv, "pull", "small", puller)
+                pull_s, pull_big, srv_big_pull = transfer(url, srv, "pull", "big", puller)
             finally:
                 server.terminate()
                 server.wait()
             mb = size / 1e6
             results.append({
                 "push_mb_s": mb / push_s, "pull_mb_s": mb / pull_s,
-                "push_client_rss_mb": (push_peak - push_base) / 1e6,
-                "push_server_rss_mb": (server_push_peak - server_base) / 1e6,
-                "pull_client_rss_mb": (pull_peak - pull_base) / 1e6,
-                "pull_server_rss_mb": (server_pull_peak - server_base) / 1e6,
+                "push_client_rss_mb": (push_big - push_small) / 1e6,
+                "push_server_rss_mb": (srv_big_push - srv_small_push) / 1e6,
+                "pull_client_rss_mb": (pull_big - pull_small) / 1e6,
+                "pull_server_rss_mb": (srv_big_pull - srv_small_pull) / 1e6,
             })
             print(f"round {r + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in results[-1].items()), flush=True)
             for folder in (local, remote_home, puller):

@@ -31,9 +31,10 @@ class ControlPlaneSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Interface the API server binds; loopback by default so "
                       "a fresh install is not reachable from the network.")
     port: int = Field(8600, ge=0, le=65535, description="TCP port of the API server (0 picks a free one).")
-    max_upload_chunk_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024,
-        description="Largest body of one upload chunk in bytes; bounds a request's memory use.")
+    max_upload_request_bytes: int = Field(
+        64 * 1024**3, ge=1024,
+        description="Largest body of one upload request in bytes (64 GiB). Bodies stream to disk, so "
+                    "this guards the disk against a runaway client, not the memory.")
 
 
 class RegistrySettings(BaseModel):

@@ -98,9 +98,6 @@ def serve(
         inline_predict_us=inline_predict_us, defaults=defaults,
         per_model=_per_model(defaults, model_option), log_level=log_level, access_log=access_log)
     settings = _settings(ctx)
-    if config.workers > 1:
-        code = run_workers(config, settings)
-    else:
-        code = build_server(config, settings).run()
+    code = run_workers(config, settings) if config.workers > 1 else build_server(config, settings).run()
     if code:
         raise typer.Exit(code)

@@ -52,6 +52,6 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None)
 
     app.include_router(model_router(registry), prefix="/api/v1")
     app.include_router(
-        blob_router(registry, stager, max_chunk_bytes=settings.control.max_upload_chunk_bytes),
+        blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")
     return app

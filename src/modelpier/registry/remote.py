@@ -7,7 +7,7 @@ CLI shows the server's own message with the right exit code.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -123,8 +123,9 @@ class RegistryClient:
     def upload_offset(self, upload_id: str) -> int:
         return UploadBody.model_validate(self._send("GET", f"/blobs/uploads/{upload_id}").json()).offset
 
-    def append_chunk(self, upload_id: str, offset: int, chunk: bytes) -> int:
-        response = self._send("PATCH", f"/blobs/uploads/{upload_id}", content=chunk,
+    def append_stream(self, upload_id: str, offset: int, chunks: Iterable[bytes]) -> int:
+        """Send ``chunks`` as one streamed request body starting at ``offset``; return the new offset."""
+        response = self._send("PATCH", f"/blobs/uploads/{upload_id}", content=chunks,
                               headers={"Upload-Offset": str(offset),
                                        "Content-Type": "application/octet-stream"})
         return UploadBody.model_validate(response.json()).offset

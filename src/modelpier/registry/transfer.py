@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import Conflict, NotFound
+from modelpier._lib.prefetch import prefetch
+from modelpier.errors import Conflict, NotFound, RemoteError
 from modelpier.registry.domain import ModelVersion
 from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
@@ -88,20 +89,20 @@ def upload_blob(local: Registry, client: RegistryClient, digest: str, *, journal
         return
     upload_id, offset = _resume_or_begin(client, journal, digest)
     advance(offset)
-    position = 0
-    for chunk in local.blobs.iter_chunks(digest, chunk_size=chunk_bytes):
-        end = position + len(chunk)
-        while end > offset:  # invariant: position <= offset, so the slice below is the unsent rest
-            piece = chunk[offset - position:]
-            try:
-                offset = client.append_chunk(upload_id, offset, piece)
-                advance(len(piece))
-            except Conflict:
-                # A parallel push of the same blob moved the upload on; continue from its offset.
-                moved = client.upload_offset(upload_id)
-                advance(max(moved - offset, 0))
-                offset = moved
-        position = end
+    while offset < size:
+        # The rest of the blob goes as one streamed request; the server writes as it receives.
+        # Reading and hashing the next chunk overlaps with sending this one.
+        rest = _from_offset(prefetch(local.blobs.iter_chunks(digest, chunk_size=chunk_bytes)), offset, advance)
+        try:
+            moved = client.append_stream(upload_id, offset, rest)
+            if moved <= offset:
+                raise RemoteError(f"the server took none of the bytes of {digest} from offset {offset}")
+            offset = moved
+        except Conflict:
+            # A parallel push of the same blob moved the upload on; continue from its offset.
+            moved = client.upload_offset(upload_id)
+            advance(max(moved - offset, 0))
+            offset = moved
     try:
         client.finish_upload(upload_id, digest)
     except NotFound:
@@ -109,6 +110,18 @@ def upload_blob(local: Registry, client: RegistryClient, digest: str, *, journal
         if not client.blob_exists(digest):
             raise
     journal.drop(client.base_url, digest)
+
+
+def _from_offset(chunks: Iterable[bytes], offset: int, advance: Callable[[int], None]) -> Iterator[bytes]:
+    """The bytes of ``chunks`` from ``offset`` on, reporting each piece as it is handed on."""
+    position = 0
+    for chunk in chunks:
+        end = position + len(chunk)
+        if end > offset:
+            piece = chunk[offset - position:] if position < offset else chunk
+            advance(len(piece))
+            yield piece
+        position = end
 
 
 def _resume_or_begin(client: RegistryClient, journal: UploadJournal, digest: str) -> tuple[str, int]:
@@ -138,7 +151,8 @@ def pull(local: Registry, client: RegistryClient, ref: str, *, chunk_bytes: int,
         if local.blobs.exists(entry.digest):
             advance(entry.size)
             continue
-        chunks = client.iter_blob(entry.digest, chunk_size=chunk_bytes)
+        # Receiving the next chunk overlaps with hashing and writing this one.
+        chunks = prefetch(client.iter_blob(entry.digest, chunk_size=chunk_bytes))
         local.blobs.put_stream(_counted(chunks, advance), expected_digest=entry.digest)
     return local.register(NewVersionBody.from_version(remote).to_domain(remote.model))
 

@@ -105,7 +105,7 @@ class UploadStager:
                     f"upload {upload_id}: received {size} bytes with digest {digest}, but {expected_digest} "
                     "was announced; the upload was discarded, start again",
                     details={"upload": upload_id, "expected": expected_digest, "actual": digest})
-            result = blob_store.put_file(path, expected_digest=expected_digest)
+            result = blob_store.adopt_file(path, expected_digest)
             self._discard(upload_id)
             return result
 

@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 
 from modelpier.registry.service import Registry
-from modelpier.server.config import ServerConfig
+from modelpier.server.config import ModelOptions, ModelSource, ServerConfig
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.grpc import GrpcServer
 from modelpier.server.http import HttpApp
+from modelpier.server.loading import LoadedModel, load_model
 from modelpier.server.metrics import ServerMetrics
-from modelpier.server.repository import ModelRepository
+from modelpier.server.repository import Loader, ModelRepository
 from modelpier.settings import Settings
 
 log = logging.getLogger("modelpier.server")
@@ -49,12 +50,11 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 class ModelServer:
-    def __init__(self, config: ServerConfig, registry: Callable[[], Registry] | None = None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: ServerConfig, loader: Loader, on_ready: Callable[[], None] | None = None) -> None:
         self.config = config
         self.metrics = ServerMetrics()
         self._pool = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1), thread_name_prefix="predict")
-        self.repository = ModelRepository(config, self.metrics, self._pool, registry)
+        self.repository = ModelRepository(config, self.metrics, self._pool, loader)
         self.dataplane = DataPlane(self.repository, self.metrics, config.request_timeout_s)
         self.grpc: GrpcServer | None = None
         if config.grpc_port is not None:
@@ -107,7 +107,7 @@ class ModelServer:
             self.http, loop="uvloop", http="httptools", ws="none", lifespan="on", interface="asgi3",
             log_config=None, log_level=self.config.log_level, access_log=self.config.access_log,
             proxy_headers=False, server_header=False, backlog=2048,
-            timeout_graceful_shutdown=self.config.shutdown_grace_s,
+            timeout_graceful_shutdown=max(1, round(self.config.shutdown_grace_s)),
         )
         server = uvicorn.Server(uv_config)
         self._uvicorn = server
@@ -119,8 +119,11 @@ class ModelServer:
 
 
 def build_server(config: ServerConfig, settings: Settings | None = None,
-                 on_ready: Callable[[], None] | None = None) -> ModelServer:
-    """Everything one server process needs; the registry is opened only if a reference needs it."""
+                 on_ready: Callable[[], None] | None = None, loader: Loader | None = None) -> ModelServer:
+    """Everything one server process needs; the registry is opened only if a reference needs it.
+
+    ``loader`` replaces how sources become runtimes (tests serve in-memory runtimes with it).
+    """
     registry: Callable[[], Registry] | None = None
     if settings is not None:
         opened: list[Registry] = []
@@ -132,4 +135,8 @@ def build_server(config: ServerConfig, settings: Settings | None = None,
                 opened.append(build_registry(settings))
             return opened[0]
 
-    return ModelServer(config, registry, on_ready)
+    if loader is None:
+        def loader(source: ModelSource, options: ModelOptions) -> LoadedModel:
+            return load_model(source, options, registry)
+
+    return ModelServer(config, loader, on_ready)

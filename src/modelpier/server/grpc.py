@@ -76,7 +76,8 @@ class InferenceServicer:
             return answer(_parse(message_type, data))
         except Exception as exc:
             code, _, message = grpc_code(exc)
-        await context.abort(code, message)
+        await context.abort(code, message)  # raises: the RPC ends here
+        return None
 
     async def server_live(self, data: bytes, context: Any) -> Any:
         return await self._unary(context, pb.ServerLiveRequest, data,
@@ -114,6 +115,7 @@ class InferenceServicer:
         finally:
             self._metrics.request(name, "v2-grpc", status, time.perf_counter() - started)
         await context.abort(code, text)
+        return None
 
 
 class GrpcServer:
@@ -135,7 +137,7 @@ class GrpcServer:
             ("grpc.so_reuseport", 1),
         ])
         server.add_generic_rpc_handlers((self._servicer.handler(),))
-        port = server.add_insecure_port(self._address)
+        port = int(server.add_insecure_port(self._address))
         await server.start()
         self._server = server
         self.port = port

@@ -313,7 +313,7 @@ class HttpApp:
         """The model named by ``?model=``, else the only model served."""
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if query.get("model"):
-            return query["model"][0]
+            return str(query["model"][0])
         names = self._dp.repository.names
         if len(names) == 1:
             return names[0]

@@ -9,6 +9,7 @@ document; the stubs are never mounted. Swagger UI's bundle and CSS are vendored 
 
 from __future__ import annotations
 
+from enum import Enum
 from importlib import resources
 from typing import Any, Literal
 
@@ -154,7 +155,10 @@ _V2_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _stub_routes() -> APIRouter:
     router = APIRouter()
-    v2 = ["Open Inference Protocol V2"]
+    v2: list[str | Enum] = ["Open Inference Protocol V2"]
+    v1_tag: list[str | Enum] = ["KServe V1"]
+    seldon_tag: list[str | Enum] = ["Seldon Core v1"]
+    ops: list[str | Enum] = ["Operations"]
 
     def stub(*args: Any, **kwargs: Any) -> Any:  # never called: the router is only documented
         raise NotImplementedError
@@ -195,14 +199,14 @@ def _stub_routes() -> APIRouter:
                          response_model=InferenceResponse, tags=v2, summary="Inference on a version",
                          responses=_V2_ERRORS)
     router.add_api_route("/v1/models/{name}", by_name, methods=["GET"], response_model=V1Status,
-                         tags=["KServe V1"], summary="Model status")
+                         tags=v1_tag, summary="Model status")
     router.add_api_route("/v1/models/{name}:predict", v1, methods=["POST"], response_model=V1Response,
-                         tags=["KServe V1"], summary="Predict on instances (first output)")
+                         tags=v1_tag, summary="Predict on instances (first output)")
     for path in ("/api/v1.0/predictions", "/api/v0.1/predictions"):
         router.add_api_route(path, seldon, methods=["POST"], response_model=SeldonMessage,
-                             tags=["Seldon Core v1"], summary="Seldon prediction (the only model, or ?model=)",
+                             tags=seldon_tag, summary="Seldon prediction (the only model, or ?model=)",
                              responses={400: {"model": SeldonError}, 404: {"model": SeldonError}})
-    router.add_api_route("/metrics", stub, methods=["GET"], tags=["Operations"],
+    router.add_api_route("/metrics", stub, methods=["GET"], tags=ops,
                          summary="Prometheus metrics (text exposition format)")
     return router
 

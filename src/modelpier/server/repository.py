@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidSpec, NotFound, ServiceUnavailable
-from modelpier.registry.service import Registry
 from modelpier.server.batching.queue import BatchQueue
-from modelpier.server.config import ServerConfig
+from modelpier.server.config import ModelOptions, ModelSource, ServerConfig
 from modelpier.server.execution import PredictExecutor, Tensors, predict_merged
-from modelpier.server.loading import LoadedModel, load_model, served_name
+from modelpier.server.loading import LoadedModel, served_name
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.runners import DirectRunner, ModelRunner
 from modelpier.server.types import ModelMetadata, TensorMetadata
@@ -32,6 +31,9 @@ from modelpier.server.validation import InputValidator
 from modelpier.spec.signature import Signature, TensorSpec, numpy_dtype
 
 log = logging.getLogger(__name__)
+
+# Builds a runtime from a source (blocking; run in a thread): ``loading.load_model`` in production.
+Loader = Callable[[ModelSource, ModelOptions], LoadedModel]
 
 # The first call is cold (imports, caches) and is not timed; the rest seed the cost estimate with
 # two batch sizes, so it learns both the fixed cost of a call and the cost of a row.
@@ -65,18 +67,22 @@ def _example(signature: Signature, rows: int) -> Tensors | None:
     return example
 
 
+def _depth_of(runner: ModelRunner) -> Callable[[], int]:
+    return lambda: runner.depth
+
+
 class ModelRepository:
     def __init__(
         self,
         config: ServerConfig,
         metrics: ServerMetrics,
         pool: Executor,
-        registry: Callable[[], Registry] | None = None,
+        loader: Loader,
     ) -> None:
         self._config = config
         self._metrics = metrics
         self._pool = pool
-        self._registry = registry
+        self._loader = loader
         self._sources = {served_name(s): s for s in config.models}
         if len(self._sources) != len(config.models):
             names = [served_name(s) for s in config.models]
@@ -116,13 +122,13 @@ class ModelRepository:
         for name, source in self._sources.items():
             started = time.perf_counter()
             options = self._config.options_for(name)
-            loaded = await asyncio.to_thread(load_model, source, options, self._registry)
+            loaded = await asyncio.to_thread(self._loader, source, options)
             executor = PredictExecutor(loaded.runtime.predict, self._pool, self._config.inline_predict_us / 1e6)
             await asyncio.to_thread(self._warm_up, loaded, executor)
             handle = self._handle(name, loaded, executor)
             self._handles[name] = handle
             seconds = time.perf_counter() - started
-            self._metrics.model_loaded(name, seconds, lambda runner=handle.runner: runner.depth)
+            self._metrics.model_loaded(name, seconds, _depth_of(handle.runner))
             log.info("model %s loaded in %.2fs (%s, version %s, batching %s)", name, seconds, loaded.flavor,
                      loaded.version or "-", "on" if options.batching.enabled else "off")
         self.ready = True

@@ -45,7 +45,7 @@ class _InputCheck:
         if array.dtype != self.dtype:
             array = self._cast(array, sent_name)
         shape = array.shape
-        if len(shape) != self.ndim or any(w != -1 and w != g for w, g in zip(self.shape, shape, strict=True)):
+        if len(shape) != self.ndim or any(w not in (-1, g) for w, g in zip(self.shape, shape, strict=True)):
             raise InvalidInput(
                 f"input {sent_name!r}: expected shape {shape_text(self.shape)}, got {shape_text(shape)}",
                 details={"input": sent_name, "expected_shape": list(self.shape), "shape": list(shape)},

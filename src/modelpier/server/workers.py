@@ -26,24 +26,64 @@ from modelpier.settings import Settings
 log = logging.getLogger("modelpier.server")
 _CTX = multiprocessing.get_context("spawn")
 MAX_BACKOFF_S = 30.0
+POLL_S = 0.2
 
 
-def _worker_main(config: ServerConfig, settings: Settings | None, ready: Event, log_level: str) -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s [%(process)d] %(name)s: "
-                        "%(message)s")
+def _worker_main(config: ServerConfig, settings: Settings | None, ready: Event) -> None:
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     server = build_server(config, settings, on_ready=ready.set)
     sock = bind_socket(config.host, config.http_port, reuse_port=True)
     raise SystemExit(server.run(sock))
 
 
 class _Worker:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, config: ServerConfig, settings: Settings | None) -> None:
         self.index = index
+        self._config = config
+        self._settings = settings
         self.process: SpawnProcess | None = None
         self.ready: Event = _CTX.Event()
         self.was_ready = False
         self.restarts = 0
         self.restart_at = 0.0
+
+    def start(self) -> None:
+        self.ready = _CTX.Event()
+        self.process = _CTX.Process(target=_worker_main, args=(self._config, self._settings, self.ready),
+                                    name=f"pier-serve-{self.index}")
+        self.process.start()
+
+    def check(self) -> bool:
+        """Keep this worker running; False when it failed before ever becoming ready."""
+        if self.ready.is_set():
+            self.was_ready = True
+        process = self.process
+        if process is None:
+            if time.monotonic() >= self.restart_at:
+                self.start()
+            return True
+        if process.is_alive():
+            return True
+        if not self.was_ready:
+            log.error("worker %d exited with code %s before it was ready", self.index, process.exitcode)
+            return False
+        self.restarts += 1
+        backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** self.restarts)
+        log.warning("worker %d died (exit code %s); restarting in %.1fs", self.index, process.exitcode, backoff)
+        self.process = None
+        self.restart_at = time.monotonic() + backoff
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()  # SIGTERM: the worker drains its in-flight requests
+
+    def join(self, deadline: float) -> None:
+        if self.process is not None:
+            self.process.join(max(0.1, deadline - time.monotonic()))
+            if self.process.is_alive():
+                self.process.kill()
 
 
 def run_workers(config: ServerConfig, settings: Settings | None) -> int:
@@ -60,50 +100,22 @@ def run_workers(config: ServerConfig, settings: Settings | None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = [_Worker(i) for i in range(config.workers)]
-
-    def start(worker: _Worker) -> None:
-        worker.ready = _CTX.Event()
-        worker.process = _CTX.Process(target=_worker_main, args=(config, settings, worker.ready, config.log_level),
-                                      name=f"pier-serve-{worker.index}", daemon=False)
-        worker.process.start()
-
+    workers = [_Worker(i, config, settings) for i in range(config.workers)]
     for worker in workers:
-        start(worker)
+        worker.start()
     log.info("started %d workers on port %d", len(workers), config.http_port)
     code = 0
     try:
-        while not stop.wait(0.2):
-            for worker in workers:
-                process = worker.process
-                if worker.ready.is_set():
-                    worker.was_ready = True
-                if process is None or process.is_alive():
-                    if process is None and time.monotonic() >= worker.restart_at:
-                        start(worker)
-                    continue
-                if not worker.was_ready:
-                    log.error("worker %d exited with code %s before it was ready; stopping",
-                              worker.index, process.exitcode)
-                    code = 1
-                    stop.set()
-                    break
-                worker.restarts += 1
-                backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** worker.restarts)
-                log.warning("worker %d died (exit code %s); restarting in %.1fs", worker.index,
-                            process.exitcode, backoff)
-                worker.process = None
-                worker.restart_at = time.monotonic() + backoff
+        while not stop.wait(POLL_S):
+            if not all(worker.check() for worker in workers):
+                code = 1
+                break
     finally:
         for worker in workers:
-            if worker.process is not None and worker.process.is_alive():
-                worker.process.terminate()  # SIGTERM: the worker drains its in-flight requests
+            worker.stop()
         deadline = time.monotonic() + config.shutdown_grace_s + 5
         for worker in workers:
-            if worker.process is not None:
-                worker.process.join(max(0.1, deadline - time.monotonic()))
-                if worker.process.is_alive():
-                    worker.process.kill()
+            worker.join(deadline)
         for sock in reservations:
             sock.close()
     return code

@@ -18,7 +18,7 @@ CHUNK_LIMIT = 1024 * 1024
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("server-home")
-    with control_plane(home, PIER_CONTROL__MAX_UPLOAD_CHUNK_BYTES=str(CHUNK_LIMIT)) as url, \
+    with control_plane(home, PIER_CONTROL__MAX_UPLOAD_REQUEST_BYTES=str(CHUNK_LIMIT)) as url, \
             httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client:
         yield client
 

@@ -7,6 +7,8 @@ unverified blob, detect corruption before handing out the last byte, and stream 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -253,3 +255,15 @@ def test_s3_unreachable_endpoint_is_service_unavailable(monkeypatch: pytest.Monk
     store = S3BlobStore("bucket", "", endpoint)
     with pytest.raises(ServiceUnavailable, match=f"S3 endpoint {endpoint} is unreachable"):
         store.exists(digest_bytes(b"x"))
+
+
+def test_local_store_removes_temporaries_of_dead_writers(tmp_path: Path) -> None:
+    LocalBlobStore(tmp_path / "blobs")
+    stale, live = tmp_path / "blobs" / "tmp" / "dead-writer", tmp_path / "blobs" / "tmp" / "live-writer"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+    LocalBlobStore(tmp_path / "blobs")  # a restart
+    assert not stale.exists()
+    assert live.exists()

@@ -6,7 +6,8 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,22 +50,40 @@ def add_version(registry: Registry, name: str, files: dict[str, bytes], tmp: Pat
     return version.ref
 
 
-class CountingTransport(httpx.HTTPTransport):
-    """Counts bytes PATCHed to the server; optionally breaks the connection after N chunks."""
+class _BreakingStream(httpx.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes], transport: CountingTransport) -> None:
+        self.inner = inner
+        self.transport = transport
 
-    def __init__(self, fail_after_chunks: int | None = None) -> None:
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            t = self.transport
+            if t.fail_after is not None and t.sent + len(chunk) > t.fail_after:
+                raise httpx.WriteError("connection reset (simulated)")
+            t.sent += len(chunk)
+            yield chunk
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts upload bytes sent; optionally breaks the connection after ``fail_after`` bytes.
+
+    Also records the offsets the server reported when the client asked where an upload stands.
+    """
+
+    def __init__(self, fail_after: int | None = None) -> None:
         super().__init__()
         self.sent = 0
-        self.chunks = 0
-        self.fail_after = fail_after_chunks
+        self.fail_after = fail_after
+        self.resume_offsets: list[int] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "PATCH":
-            if self.fail_after is not None and self.chunks >= self.fail_after:
-                raise httpx.ConnectError("connection reset (simulated)", request=request)
-            self.chunks += 1
-            self.sent += len(request.read())
-        return super().handle_request(request)
+            request.stream = _BreakingStream(request.stream, self)  # type: ignore[arg-type]
+        response = super().handle_request(request)
+        if request.method == "GET" and "/blobs/uploads/" in request.url.path:
+            response.read()
+            self.resume_offsets.append(response.json()["offset"])
+        return response
 
 
 def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: str, tmp_path: Path) -> None:
@@ -104,7 +123,7 @@ def test_interrupted_push_resumes_from_the_servers_offset(local: Registry, remot
     size = 40 * CHUNK
     ref = add_version(local, "resume", {"big.bin": os.urandom(size)}, tmp_path)
     journal = UploadJournal(tmp_path / "journal.json")
-    broken = CountingTransport(fail_after_chunks=15)
+    broken = CountingTransport(fail_after=15 * CHUNK)
     with RegistryClient(remote, transport=broken) as client, pytest.raises(RemoteUnreachable):
         push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert broken.sent == 15 * CHUNK
@@ -114,7 +133,10 @@ def test_interrupted_push_resumes_from_the_servers_offset(local: Registry, remot
     with RegistryClient(remote, transport=resumed) as client:
         _, answer = push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert answer.created
-    assert resumed.sent == size - 15 * CHUNK
+    start = resumed.resume_offsets[0]
+    assert 0 < start <= 15 * CHUNK  # the server kept what reached it
+    assert resumed.sent < size  # and the rest was all that went again
+    assert resumed.sent + start >= size
     assert json.loads((tmp_path / "journal.json").read_text()) == {}
 
 
@@ -166,9 +188,28 @@ def test_concurrent_pushes_get_distinct_numbers_and_equal_digests_share_one(
             registry.close()
     jobs = [(home, ref) for home, ref in zip(homes, refs, strict=True)]
     jobs += [(homes[0], "race:2"), (homes[1], "race:2")]
-    with ThreadPoolExecutor(len(jobs)) as pool:
+    pushing = threading.Event()
+    pushing.set()
+    def read_while_pushing() -> list[int]:
+        # Readers never see a half-made version: either nothing yet, or a complete one.
+        seen: list[int] = []
+        with httpx.Client(base_url=f"{remote}/api/v1") as client:
+            while pushing.is_set():
+                r = client.get("/models/race/versions/latest")
+                assert r.status_code in (200, 404), r.text
+                if r.status_code == 200:
+                    body = r.json()
+                    assert body["files"]
+                    assert client.head(f"/blobs/{body['files'][0]['digest']}").status_code == 200
+                    seen.append(body["version"])
+        return seen
+
+    with ThreadPoolExecutor(len(jobs) + 2) as pool:
+        readers = [pool.submit(read_while_pushing) for _ in range(2)]
         results = list(pool.map(
             lambda job: run_pier(["models", "push", job[1], "--remote", remote, "-o", "json"], job[0]), jobs))
+        pushing.clear()
+        observed = [reader.result() for reader in readers]
     for r in results:
         assert r.returncode == 0, r.stderr
     answers = [json.loads(r.stdout) for r in results]
@@ -178,6 +219,9 @@ def test_concurrent_pushes_get_distinct_numbers_and_equal_digests_share_one(
     assert answers[4]["digest"] == answers[5]["digest"]
     listed = httpx.get(f"{remote}/api/v1/models/race/versions").json()
     assert [v["version"] for v in listed] == [1, 2, 3, 4, 5]
+    assert any(observed)  # the readers overlapped the pushes
+    for seen in observed:
+        assert seen == sorted(seen)  # for each reader, "latest" never moved backwards
 
 
 def test_unreachable_remote_is_a_clear_error_with_exit_code(tmp_path: Path) -> None:

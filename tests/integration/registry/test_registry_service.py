@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from tests.support.procs import control_plane
 
 import modelpier
 from modelpier.errors import InvalidInput, NotFound
@@ -23,7 +24,6 @@ from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
 from modelpier.registry.transfer import UploadJournal, pull, push
 from modelpier.settings import Settings, load_settings
-from tests.support.procs import control_plane
 
 BACKENDS = ["sqlite-local", "sqlite-s3", "postgres-local", "postgres-s3"]
 

@@ -1,9 +1,9 @@
 """Blob routes: content-addressed downloads and chunked, resumable uploads.
 
 The upload flow follows the OCI distribution API's shape, which registry users already know:
-``POST /blobs/uploads`` opens a session, ``PATCH`` appends a chunk at ``Upload-Offset``, ``GET``
-tells the current offset (so an interrupted push resumes), ``PUT ?digest=`` verifies and commits.
-A chunk body is bounded by ``max_chunk_bytes`` so one request never holds more than that in memory.
+``POST /blobs/uploads`` opens a session, ``PATCH`` appends its body at ``Upload-Offset`` (streamed to
+disk as it arrives, so one request may carry the whole blob), ``GET`` tells the current offset (so
+an interrupted push resumes), ``PUT ?digest=`` verifies and commits.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
-from modelpier.errors import InvalidInput, PayloadTooLarge
+from modelpier.errors import Conflict, InvalidInput, PayloadTooLarge
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
@@ -21,21 +22,42 @@ from modelpier.registry.wire import BlobBody, UploadBody
 DIGEST_HEADER = "Pier-Content-Digest"
 
 
-async def _read_chunk(request: Request, limit: int) -> bytes:
+# Received bytes are written in pieces of this size: large enough to amortise the hop to a worker
+# thread, small enough that a request's memory stays bounded whatever its body size.
+_FLUSH_BYTES = 4 * 1024 * 1024
+
+
+async def _stream_into(stager: UploadStager, upload_id: str, offset: int, request: Request, limit: int) -> int:
+    """Write the request body to the upload as it arrives; return the new offset.
+
+    If the client goes away mid-body, what arrived is kept, so the next PATCH resumes from it.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"upload chunk of {declared} bytes is over the limit of {limit} bytes")
-    parts: list[bytes] = []
-    total = 0
-    async for part in request.stream():
-        total += len(part)
-        if total > limit:
-            raise PayloadTooLarge(f"upload chunk is over the limit of {limit} bytes")
-        parts.append(part)
-    return b"".join(parts)
+        raise PayloadTooLarge(f"upload request of {declared} bytes is over the limit of {limit} bytes")
+    current = await run_in_threadpool(stager.offset, upload_id)
+    if current != offset:
+        raise Conflict(f"upload {upload_id} is at offset {current}, not {offset}; resume from {current}",
+                       details={"upload": upload_id, "offset": current})
+    buffer = bytearray()
+    received = 0
+    try:
+        async for part in request.stream():
+            received += len(part)
+            if received > limit:
+                raise PayloadTooLarge(f"upload request is over the limit of {limit} bytes")
+            buffer += part
+            if len(buffer) >= _FLUSH_BYTES:
+                offset = await run_in_threadpool(stager.append, upload_id, offset, [bytes(buffer)])
+                buffer = bytearray()
+    except ClientDisconnect:
+        pass  # keep what arrived; nobody reads this response
+    if buffer:
+        offset = await run_in_threadpool(stager.append, upload_id, offset, [bytes(buffer)])
+    return offset
 
 
-def blob_router(registry: Registry, stager: UploadStager, *, max_chunk_bytes: int) -> APIRouter:
+def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: int) -> APIRouter:
     r = APIRouter(tags=["blobs"])
 
     @r.head("/blobs/{digest}")
@@ -59,16 +81,16 @@ def blob_router(registry: Registry, stager: UploadStager, *, max_chunk_bytes: in
     def upload_status(upload_id: str) -> UploadBody:
         return UploadBody(upload_id=upload_id, offset=stager.offset(upload_id))
 
-    @r.patch("/blobs/uploads/{upload_id}", response_model=UploadBody)
+    @r.patch("/blobs/uploads/{upload_id}", response_model=UploadBody,
+             description="Append the body at `Upload-Offset`; the body may be the whole rest of the blob "
+                         "(streamed, chunked transfer encoding) or a piece of it.")
     async def append_chunk(
         upload_id: str, request: Request,
         upload_offset: int = Header(..., alias="Upload-Offset", ge=0,
                                     description="Byte offset this chunk starts at."),
     ) -> UploadBody:
-        chunk = await _read_chunk(request, max_chunk_bytes)
-        offset = await run_in_threadpool(stager.append, upload_id, upload_offset, [chunk])
+        offset = await _stream_into(stager, upload_id, upload_offset, request, max_request_bytes)
         return UploadBody(upload_id=upload_id, offset=offset)
-
     @r.put("/blobs/uploads/{upload_id}", response_model=BlobBody, status_code=201)
     def finish_upload(upload_id: str, digest: str = Query(..., description="sha256:<hex> of the whole blob")
                       ) -> BlobBody:

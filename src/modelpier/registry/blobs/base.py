@@ -27,6 +27,13 @@ class BlobStore(Protocol):
         """Store a local file; return ``(digest, size)``. ``DigestMismatch`` if it is not the
         expected one (and then nothing is stored). Storing an existing digest is a cheap no-op."""
 
+    def adopt_file(self, path: Path, digest: str) -> tuple[str, int]:
+        """Take over a local file whose bytes the caller has verified to hash to ``digest``.
+
+        The file is gone afterwards (moved into the store, or deleted if the blob existed). The
+        local store renames it, so committing an upload costs no second pass over its bytes.
+        """
+
     def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
         """Like ``put_file`` for a stream of chunks."""
 

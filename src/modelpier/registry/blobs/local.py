@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,9 @@ from modelpier.registry.blobs.verify import (
 )
 from modelpier.registry.digests import format_digest, hex_of, validate_digest
 
+# A temporary file untouched this long belongs to a writer that died (a live one writes steadily).
+STALE_TEMP_SECONDS = 24 * 3600
+
 
 class LocalBlobStore:
     """Content-addressed blobs under ``root``. Safe for concurrent writers (threads or processes)."""
@@ -38,6 +42,7 @@ class LocalBlobStore:
         self._tmp = self.root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(exist_ok=True)
+        self._remove_stale_temporaries()
 
     def path_of(self, digest: str) -> Path:
         """Where the blob for ``digest`` lives (whether or not it exists)."""
@@ -56,6 +61,25 @@ class LocalBlobStore:
     def put_file(self, path: Path, *, expected_digest: str | None = None) -> tuple[str, int]:
         with open(path, "rb") as source:
             return self.put_stream(read_chunks(source, IO_CHUNK), expected_digest=expected_digest)
+
+    def adopt_file(self, path: Path, digest: str) -> tuple[str, int]:
+        final = self.path_of(validate_digest(digest))
+        size = path.stat().st_size
+        if final.is_file():
+            path.unlink()
+            return digest, size
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())  # durable before it becomes visible under its address
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, final)
+        except OSError:
+            # Another filesystem (EXDEV): copy through the verifying writer instead.
+            result = self.put_file(path, expected_digest=digest)
+            path.unlink()
+            return result
+        _fsync_dir(final.parent)
+        return digest, size
 
     def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
         if expected_digest is not None:
@@ -104,6 +128,14 @@ class LocalBlobStore:
             actual, _ = hash_stream(read_chunks(source, IO_CHUNK))
         if actual != digest:
             raise corrupt(digest, actual, self.url)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove what writers killed mid-write left behind; young files may belong to live writers."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for tmp in self._tmp.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
 
     def _open(self, digest: str) -> BinaryIO:
         try:

@@ -137,6 +137,11 @@ class S3BlobStore:
             # Checked again on the way up, in case the file changed since it was hashed.
             return self._upload(read_chunks(source, IO_CHUNK), self.key_of(digest), digest)
 
+    def adopt_file(self, path: Path, digest: str) -> tuple[str, int]:
+        result = self.put_file(path, expected_digest=digest)
+        path.unlink()
+        return result
+
     def put_stream(self, chunks: Iterable[bytes], *, expected_digest: str | None = None) -> tuple[str, int]:
         if expected_digest is not None:
             validate_digest(expected_digest)

@@ -6,23 +6,23 @@ The rules, in order:
 1. nothing queued: idle; a prediction already running: hold (its completion asks again, and the
    requests that arrived meanwhile form the next batch — under load, batches grow by themselves);
 2. a full batch, or the oldest request waited ``max_latency``: flush;
-3. without estimates of the model's call cost and of the gap between arrivals in a burst: flush
-   (no evidence that waiting pays);
-4. waiting is worth at most one model call: merging one more request saves one call's fixed cost,
-   so a request is never held longer than ``min(max_latency, call_cost)``;
-5. within that horizon, flush as soon as the burst goes quiet (no arrival for two typical gaps).
+3. without estimates of the model's call cost and of the arrival rate: flush (no evidence that
+   waiting pays);
+4. waiting is worth at most one model call: merging more requests saves one call's fixed cost, so
+   a request is never held longer than ``min(max_latency, call_cost)`` (the horizon);
+5. as many rows as recent batches had (a moving average): flush — with a fixed number of
+   clients, that is everyone, and waiting longer would only add latency;
+6. fewer than one more arrival expected before the horizon (arrival rate x time left): flush.
 
-So a lone request is sent at once (rule 3 or 5), a burst is merged for about the time it takes to
-arrive, and a busy model collects everything that arrives while it computes. Time is passed in,
-never read, so tests drive it with plain numbers.
+So a lone request goes at once (rule 6), a burst is merged while it arrives, and a busy model
+collects everything that arrives while it computes. Time is passed in, never read, so tests
+drive it with plain numbers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Flush once no request arrived for this many typical gaps between arrivals in a burst.
-QUIET_GAPS = 2.0
 # Weight of the newest observation in the moving averages below.
 EWMA_ALPHA = 0.2
 
@@ -34,12 +34,12 @@ class QueueView:
     now: float
     queued_rows: int
     oldest_at: float
-    last_arrival_at: float
     busy: bool
     max_batch_size: int
     max_latency_s: float
     call_cost_s: float | None  # estimated fixed cost of one model call
-    burst_gap_s: float | None  # typical gap between arrivals while a batch forms
+    arrival_interval_s: float | None  # moving average of the time between arrivals
+    typical_rows: float | None  # moving average of the rows of recent batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +56,16 @@ FLUSH = FlushDecision(flush=True)
 def decide_flush(view: QueueView) -> FlushDecision:
     if view.queued_rows <= 0 or view.busy:
         return IDLE
-    if view.queued_rows >= view.max_batch_size:
-        return FLUSH
     deadline = view.oldest_at + view.max_latency_s
-    if view.now >= deadline:
-        return FLUSH
-    if view.call_cost_s is None or view.burst_gap_s is None:
+    if (view.queued_rows >= view.max_batch_size or view.now >= deadline
+            or view.call_cost_s is None or view.arrival_interval_s is None):
         return FLUSH
     horizon = min(deadline, view.oldest_at + view.call_cost_s)
-    quiet_at = view.last_arrival_at + QUIET_GAPS * view.burst_gap_s
-    if view.now >= horizon or view.now >= quiet_at:
+    as_usual = view.typical_rows is not None and view.queued_rows >= view.typical_rows
+    sparse = view.arrival_interval_s <= 0 or (horizon - view.now) / view.arrival_interval_s < 1.0
+    if view.now >= horizon or as_usual or sparse:
         return FLUSH
-    return FlushDecision(flush=False, recheck_at=min(horizon, quiet_at))
+    return FlushDecision(flush=False, recheck_at=horizon)
 
 
 def ewma(previous: float | None, sample: float, alpha: float = EWMA_ALPHA) -> float:

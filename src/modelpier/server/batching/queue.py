@@ -61,8 +61,10 @@ class BatchQueue:
         self._busy = False
         self._check_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
-        self._last_arrival = 0.0
-        self._burst_gap: float | None = None
+        self._last_arrival: float | None = None
+        self._arrival_interval: float | None = None
+        self._typical_rows: float | None = None
+        self._idle_since = 0.0
 
     @property
     def depth(self) -> int:
@@ -80,8 +82,11 @@ class BatchQueue:
             )
         loop = asyncio.get_running_loop()
         now = self._clock()
-        if self._items:
-            self._burst_gap = ewma(self._burst_gap, now - self._last_arrival)
+        if self._last_arrival is not None:
+            # Gaps longer than the latency bound say "idle", not "slow arrivals": cap them, so one
+            # pause does not make the next burst look sparse.
+            gap = min(now - self._last_arrival, self._max_latency_s)
+            self._arrival_interval = ewma(self._arrival_interval, gap)
         self._last_arrival = now
         future: asyncio.Future[Tensors] = loop.create_future()
         self._items.append(_Item(inputs, rows, future, now))
@@ -98,10 +103,12 @@ class BatchQueue:
             return
         now = self._clock()
         decision = decide_flush(QueueView(
-            now=now, queued_rows=self._queued_rows, oldest_at=self._items[0].enqueued_at,
-            last_arrival_at=self._last_arrival, busy=self._busy, max_batch_size=self._max_batch,
-            max_latency_s=self._max_latency_s, call_cost_s=self._executor.cost.fixed_s,
-            burst_gap_s=self._burst_gap,
+            # The batching delay counts from when the model could take the request: time spent
+            # queued behind a running prediction is not a wait the batcher chose.
+            now=now, queued_rows=self._queued_rows, oldest_at=max(self._items[0].enqueued_at, self._idle_since),
+            busy=self._busy, max_batch_size=self._max_batch, max_latency_s=self._max_latency_s,
+            call_cost_s=self._executor.cost.fixed_s, arrival_interval_s=self._arrival_interval,
+            typical_rows=self._typical_rows,
         ))
         if decision.flush:
             self._flush()
@@ -148,6 +155,7 @@ class BatchQueue:
         items = [it.inputs for it in batch]
         rows = [it.rows for it in batch]
         total = sum(rows)
+        self._typical_rows = ewma(self._typical_rows, float(total))
         self._busy = True
         self._in_flight = len(batch)
         if self._executor.inline(total):
@@ -159,6 +167,7 @@ class BatchQueue:
 
     def _complete(self, batch: list[_Item], result: BatchResult, total: int) -> None:
         self._busy = False
+        self._idle_since = self._clock()
         self._in_flight = 0
         self._on_batch(total)
         for item, outcome in zip(batch, result.outcomes, strict=True):

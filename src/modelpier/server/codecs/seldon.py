@@ -33,7 +33,7 @@ def decode_request(body: bytes, input_names: list[str]) -> tuple[InferenceReques
     doc = loads(body)
     if type(doc) is not dict:
         raise InvalidInput("the request body must be a JSON object with 'data' or 'jsonData'")
-    meta = doc.get("meta") if type(doc.get("meta")) is dict else {}
+    meta: dict[str, Any] = doc["meta"] if type(doc.get("meta")) is dict else {}
     first = input_names[0] if input_names else "input-0"
     if "jsonData" in doc:
         payload = doc["jsonData"]

@@ -86,7 +86,7 @@ def decode_request(body: bytes, header_length: int) -> InferenceRequest:
                                    f"{len(binary) - offset} bytes of binary data left",
                                    details={"input": name})
             shape = check_shape(entry.get("shape"), name)
-            array = raw_to_array(binary[offset:offset + size], entry.get("datatype"), shape, name)
+            array = raw_to_array(binary[offset:offset + size], str(entry.get("datatype")), shape, name)
             offset += size
         if name in request.inputs:
             raise InvalidInput(f"input {name!r} appears twice", details={"input": name})

@@ -81,7 +81,7 @@ def decode_tensor(entry: dict[str, Any]) -> tuple[str, Array]:
     shape = check_shape(entry.get("shape"), name)
     if "data" not in entry:
         raise InvalidInput(f"input {name!r} has no 'data'", details={"input": name})
-    return name, from_list(entry["data"], datatype, dtype, shape, name)
+    return name, from_list(entry["data"], str(datatype), dtype, shape, name)
 
 
 def decode_request(body: bytes) -> InferenceRequest:
