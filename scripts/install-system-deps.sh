@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the system packages modelpier's tests and benchmarks need, only those that are missing:
-#   postgresql (initdb/pg_ctl for the registry's PostgreSQL tests), redis-server (async queue),
-#   wrk (load benchmarks), chromium (dashboard end-to-end tests).
+#   postgresql (initdb/pg_ctl for the registry's PostgreSQL tests), wrk (load benchmarks).
+# Add a package here when a test starts needing it (redis-server, chromium come with their issues).
 # Idempotent: exits 0 without touching anything when all are present. Needs root to install.
 set -eu
 
@@ -17,9 +17,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 missing=""
 if have_initdb; then echo "ok: postgresql (initdb)"; else missing="$missing postgresql"; fi
-if have redis-server; then echo "ok: redis-server"; else missing="$missing redis-server"; fi
 if have wrk; then echo "ok: wrk"; else missing="$missing wrk"; fi
-if have chromium; then echo "ok: chromium"; else missing="$missing chromium"; fi
 
 if [ -z "$missing" ]; then
     echo "all system dependencies are present"

@@ -43,11 +43,19 @@ class ModelFailed(PierError):
     code = "internal"
 
 
+_DATATYPES: dict[object, str] = {}
+
+
 def _datatype(array: Array) -> str:
-    try:
-        return v2_datatype(array.dtype)
-    except ValueError:
-        return "BYTES"
+    dtype = array.dtype
+    name = _DATATYPES.get(dtype)
+    if name is None:
+        try:
+            name = v2_datatype(dtype)
+        except ValueError:
+            name = "BYTES"
+        _DATATYPES[dtype] = name
+    return name
 
 
 def _echo(parameters: Parameters | None) -> Parameters | None:

@@ -140,6 +140,10 @@ class PredictExecutor:
         result = predict_merged(self._predict, items, rows, self.batchable)
         self._last_inline = self._clock()
         if result.merged_rows:
+            before = self.inline_cost.predict_s(result.merged_rows)
+            if before is not None and before >= self._inline_threshold_s > result.merged_seconds:
+                # A probe found the model cheap again: start afresh rather than averaging back down.
+                self.inline_cost = CostEstimate()
             self.inline_cost = self.inline_cost.observe(result.merged_rows, result.merged_seconds)
         return self.record(result)
 

@@ -267,3 +267,17 @@ def test_local_store_removes_temporaries_of_dead_writers(tmp_path: Path) -> None
     LocalBlobStore(tmp_path / "blobs")  # a restart
     assert not stale.exists()
     assert live.exists()
+
+
+def test_adopt_file_takes_over_a_verified_file(blob_store: BlobStore, tmp_path: Path) -> None:
+    data = pattern(300_000, seed=7)
+    path = tmp_path / "staged.bin"
+    path.write_bytes(data)
+    digest = digest_bytes(data)
+    assert blob_store.adopt_file(path, digest) == (digest, len(data))
+    assert not path.exists()
+    assert b"".join(blob_store.iter_chunks(digest)) == data
+    again = tmp_path / "again.bin"
+    again.write_bytes(data)
+    assert blob_store.adopt_file(again, digest) == (digest, len(data))  # already there: just dropped
+    assert not again.exists()

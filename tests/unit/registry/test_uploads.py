@@ -34,6 +34,9 @@ class FailingBlobStore(LocalBlobStore):
     def put_file(self, path: Path, *, expected_digest: str | None = None) -> tuple[str, int]:
         raise ServiceUnavailable("blob store is down")
 
+    def adopt_file(self, path: Path, digest: str) -> tuple[str, int]:
+        raise ServiceUnavailable("blob store is down")
+
 
 @pytest.fixture
 def stager(tmp_path: Path) -> UploadStager:

@@ -30,10 +30,12 @@ class Doubler:
         self.calls: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.started = threading.Event()  # set when a prediction begins
 
     def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
         x = inputs["x"]
         self.calls.append(len(x))
+        self.started.set()
         if (x < 0).any():
             raise RuntimeError("negative input: a bug in the model")
         self.gate.wait(10)

@@ -44,7 +44,9 @@ def test_v2_infer_round_trip_echoes_the_id_and_parameters() -> None:
     (r,) = exchange(("POST", INFER, body))
     assert r.status_code == 200
     doc = r.json()
-    assert doc["id"] == "r1" and doc["model_name"] == "m" and doc["model_version"] == "1"
+    assert doc["id"] == "r1"
+    assert doc["model_name"] == "m"
+    assert doc["model_version"] == "1"
     assert doc["parameters"] == {"tenant": "a"}
     outputs = {o["name"]: o for o in doc["outputs"]}
     assert outputs["y"] == {"name": "y", "datatype": "FP64", "shape": [2, 2], "data": [2.0, 4.0, 6.0, 8.0]}
@@ -92,16 +94,19 @@ def test_errors_use_the_v2_shape_and_status() -> None:
     messages = [r.json()["error"] for r in responses[:-1]]
     assert "'nope'" in messages[0]
     assert "malformed JSON" in messages[1]
-    assert "'x'" in messages[2] and "[-1, 2]" in messages[2]
+    assert "'x'" in messages[2]
+    assert "[-1, 2]" in messages[2]
     assert "FP99" in messages[3]
     assert "needs 2 values" in messages[4]
-    assert "error id" in messages[5] and "Traceback" not in messages[5]
+    assert "error id" in messages[5]
+    assert "Traceback" not in messages[5]
 
 
 def test_413_for_a_body_over_the_limit() -> None:
     big = {"inputs": [{"name": "x", "shape": [300, 2], "datatype": "FP64", "data": [1.5] * 600}]}
     r, ok = exchange(("POST", INFER, big), ("POST", INFER, GOOD), max_body_bytes=2048)
-    assert r.status_code == 413 and "limit" in r.json()["error"]
+    assert r.status_code == 413
+    assert "limit" in r.json()["error"]
     assert ok.status_code == 200
 
 
@@ -109,8 +114,10 @@ def test_health_metadata_and_readiness() -> None:
     live, ready, server, model, model_ready = exchange(
         ("GET", "/v2/health/live", None), ("GET", "/v2/health/ready", None), ("GET", "/v2", None),
         ("GET", "/v2/models/m", None), ("GET", "/v2/models/m/ready", None))
-    assert live.json() == {"live": True} and ready.json() == {"ready": True}
-    assert server.json()["name"] == "modelpier" and "binary_tensor_data" in server.json()["extensions"]
+    assert live.json() == {"live": True}
+    assert ready.json() == {"ready": True}
+    assert server.json()["name"] == "modelpier"
+    assert "binary_tensor_data" in server.json()["extensions"]
     assert model.json() == {"name": "m", "versions": ["1"], "platform": "python",
                             "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1, 2]}],
                             "outputs": [{"name": "y", "datatype": "FP64", "shape": [-1, 2]},
@@ -139,7 +146,8 @@ def test_kserve_v1() -> None:
     )
     assert status.json() == {"name": "m", "ready": True}
     assert predict.json() == {"predictions": [[2.0, 4.0], [6.0, 8.0]]}
-    assert bad.status_code == 400 and "'x'" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "'x'" in bad.json()["error"]
     assert missing.status_code == 404
 
 
@@ -155,7 +163,8 @@ def test_seldon_ndarray_tensor_and_json_data() -> None:
     assert tensor.json()["data"]["tensor"] == {"shape": [1, 2], "values": [2.0, 4.0]}
     assert jd.json()["jsonData"] == {"y": [[2.0, 4.0]], "label": [0]}
     assert bad.status_code == 400
-    assert bad.json()["status"]["status"] == "FAILURE" and bad.json()["status"]["code"] == 400
+    assert bad.json()["status"]["status"] == "FAILURE"
+    assert bad.json()["status"]["code"] == 400
 
 
 def test_metrics_count_requests_by_status() -> None:
@@ -171,10 +180,13 @@ def test_docs_are_served_offline() -> None:
     page, spec, js, missing = exchange(("GET", "/docs", None), ("GET", "/openapi.json", None),
                                        ("GET", "/docs/static/swagger-ui-bundle.js", None),
                                        ("GET", "/docs/static/nope.js", None))
-    assert "/docs/static/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
     paths = spec.json()["paths"]
-    assert "/v2/models/{name}/infer" in paths and "/api/v1.0/predictions" in paths
-    assert len(js.content) > 100_000 and missing.status_code == 404
+    assert "/v2/models/{name}/infer" in paths
+    assert "/api/v1.0/predictions" in paths
+    assert len(js.content) > 100_000
+    assert missing.status_code == 404
 
 
 def test_unknown_routes() -> None:

@@ -29,7 +29,7 @@ BASE = QueueView(
     ({}, FlushDecision(flush=False, recheck_at=10.005)),  # a busy stream: wait until the horizon
     ({"call_cost_s": 0.002}, FlushDecision(flush=False, recheck_at=10.002)),  # horizon = call cost
     ({"typical_rows": 32.0}, FlushDecision(flush=False, recheck_at=10.005)),
-], ids=lambda v: str(v))
+], ids=str)
 def test_decide_flush(changes: dict[str, object], expected: FlushDecision) -> None:
     assert decide_flush(replace(BASE, **changes)) == expected  # type: ignore[arg-type]
 
@@ -47,7 +47,8 @@ def test_ewma_starts_at_the_first_sample_and_moves_a_fifth_of_the_way() -> None:
 
 def test_cost_estimate_learns_fixed_and_per_row_cost() -> None:
     cost = CostEstimate()
-    assert cost.fixed_s is None and cost.predict_s(1) is None
+    assert cost.fixed_s is None
+    assert cost.predict_s(1) is None
     for _ in range(60):
         for rows in (1, 8, 32):
             cost = cost.observe(rows, 0.001 + 0.0001 * rows)

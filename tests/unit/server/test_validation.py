@@ -14,7 +14,8 @@ TWO = Signature(inputs=(TensorSpec(name="a", datatype="FP32", shape=(-1, 2)),
 
 def test_a_single_input_model_takes_a_lone_tensor_under_any_name() -> None:
     checked, rows = InputValidator(ONE).check({"input-0": np.ones((3, 4))})
-    assert list(checked) == ["x"] and rows == 3
+    assert list(checked) == ["x"]
+    assert rows == 3
 
 
 def test_safe_casts_are_applied() -> None:
@@ -46,7 +47,7 @@ def test_unknown_input_is_named() -> None:
 
 
 def test_float_is_not_silently_truncated_to_int() -> None:
-    with pytest.raises(InvalidInput, match="'b'.*INT64"):
+    with pytest.raises(InvalidInput, match=r"'b'.*INT64"):
         InputValidator(TWO).check({"a": np.ones((1, 2)), "b": np.array([1.5])})
 
 
@@ -58,4 +59,5 @@ def test_inputs_must_agree_on_the_batch_dimension() -> None:
 def test_a_signature_without_inputs_passes_everything_through() -> None:
     inputs = {"anything": np.ones((5, 2))}
     checked, rows = InputValidator(Signature()).check(inputs)
-    assert checked is inputs and rows == 5
+    assert checked is inputs
+    assert rows == 5

@@ -94,10 +94,13 @@ class LocalBlobStore:
             hasher = hashlib.sha256()
             size = 0
             with open(tmp, "xb") as out:
+                started = 0  # bytes already handed to the kernel for writeback
                 for chunk in chunks:
                     out.write(chunk)
                     hasher.update(chunk)
                     size += len(chunk)
+                    if size - started >= _WRITEBACK_BYTES:
+                        started = _start_writeback(out, started, size)
                 out.flush()
                 os.fsync(out.fileno())
             digest = format_digest(hasher.hexdigest())
@@ -145,6 +148,20 @@ class LocalBlobStore:
 
     def _not_found(self, digest: str) -> NotFound:
         return NotFound(f"blob {digest} is not in {self.url}", details={"digest": digest})
+
+
+# Start writeback every 64 MiB, so the fsync before the rename finds little left to write: on a
+# 1 GiB pull this overlaps the disk with the network instead of waiting for both in turn.
+_WRITEBACK_BYTES = 64 * 1024 * 1024
+
+
+def _start_writeback(out: BinaryIO, start: int, end: int) -> int:
+    out.flush()
+    if hasattr(os, "posix_fadvise"):
+        # On Linux, DONTNEED starts asynchronous writeback of the dirty range (and frees those
+        # pages once clean): a nudge, not a wait. Elsewhere the final fsync does all the work.
+        os.posix_fadvise(out.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
+    return end
 
 
 def _fsync_dir(path: Path) -> None:

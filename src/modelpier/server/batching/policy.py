@@ -77,7 +77,8 @@ class CostEstimate:
     """Online least squares of ``seconds = fixed + per_row * rows`` with exponential forgetting.
 
     ``observe`` returns a new estimate; a model whose batches all have the same size gets a zero
-    slope and its mean time as the fixed cost, which is what the policy needs.
+    slope and its mean time as the fixed cost, which is what the policy needs. Observations above
+    twice the estimate are clipped to it, so one stalled call does not swing the estimate.
     """
 
     mean_rows: float | None = None
@@ -88,6 +89,12 @@ class CostEstimate:
     def observe(self, rows: int, seconds: float, alpha: float = EWMA_ALPHA) -> CostEstimate:
         if self.mean_rows is None or self.mean_s is None:
             return CostEstimate(mean_rows=float(rows), mean_s=seconds)
+        # A call preempted by another process, or caught by a garbage collection, is not the model
+        # getting slower: count at most twice the expected time (a real slow-down still doubles
+        # the estimate per call).
+        expected = self.predict_s(rows)
+        if expected is not None and expected > 0:
+            seconds = min(seconds, 2.0 * expected)
         dx = rows - self.mean_rows
         dy = seconds - self.mean_s
         mean_rows = self.mean_rows + alpha * dx
