@@ -8,6 +8,7 @@ import typer
 
 from modelpier import __version__
 from modelpier.cli import config, models
+from modelpier.cli.serve import serve
 from modelpier.cli import server as server_cmds
 from modelpier.cli.context import CliContext
 from modelpier.errors import PierError, exit_code
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
+app.command("serve")(serve)
 app.command("server")(server_cmds.server)
 app.command("up")(server_cmds.up)
 

@@ -1,0 +1,254 @@
+"""The ``ModelDeployment`` schema: desired state of one endpoint, and its observed status.
+
+One set of pydantic models is the API body, the YAML ``pier deploy -f`` applies, the reconciler's
+input and (later) the Kubernetes CRD's schema. Field names are camelCase on the wire (as in
+Kubernetes objects) and snake_case in Python. ``*Spec`` is desired state, ``*Status`` observed;
+they are never mixed. Validation errors name the field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from modelpier.errors import PierError
+from modelpier.spec.names import ModelRef, validate_name
+
+API_VERSION: Final = "modelpier.io/v1alpha1"
+KIND: Final = "ModelDeployment"
+
+_CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+
+
+def _valid_name(value: str, what: str) -> str:
+    try:
+        return validate_name(value, what=what)
+    except PierError as exc:
+        raise ValueError(exc.message) from None
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class Resources(_Spec):
+    cpu: str = Field("1", description="CPU per replica, Kubernetes quantity: '1', '0.5' or '500m'.")
+    memory: str = Field("1Gi", description="Memory per replica, Kubernetes quantity: '512Mi', '1Gi'.")
+    gpu: int = Field(0, ge=0, le=16, description="GPUs per replica (nvidia.com/gpu on Kubernetes).")
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        if not _CPU.match(value):
+            raise ValueError(f"cpu {value!r} is not a quantity like '1', '0.5' or '500m'")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not _MEMORY.match(value):
+            raise ValueError(f"memory {value!r} is not a quantity like '512Mi' or '1Gi'")
+        return value
+
+
+class Batching(_Spec):
+    enabled: bool = Field(True, description="Merge concurrent requests into one predict call.")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most rows in one merged batch.")
+    max_latency_ms: float = Field(5.0, ge=0, le=10_000,
+                                  description="Longest a request waits for others to join its batch (ms).")
+
+
+class Autoscaling(_Spec):
+    min_replicas: int = Field(1, ge=0, le=100, description="0 allows scale-to-zero.")
+    max_replicas: int = Field(4, ge=1, le=100)
+    target_in_flight: float = Field(8, gt=0, description="Wanted in-flight requests per replica.")
+    stabilization_seconds: float = Field(30, ge=0, le=3600,
+                                         description="Scale down only after this long below target.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})")
+        return self
+
+
+class PredictorSpec(_Spec):
+    name: str = Field("main", description="Predictor name, unique in the deployment (DNS-1123 label).")
+    model: str | None = Field(None, description="Model reference: name, name:3 or name:alias.")
+    bundle: str | None = Field(None, description="Bundle reference instead of a model (pier build).")
+    follow_alias: bool = Field(False, description="When `model` names an alias, roll out whenever the alias "
+                                                  "moves to another version.")
+    replicas: int = Field(1, ge=0, le=100, description="Replica count; ignored when autoscaling is set.")
+    resources: Resources = Field(default_factory=Resources)
+    batching: Batching | None = Field(None, description="Adaptive batching; off when absent.")
+    autoscaling: Autoscaling | None = None
+    weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _valid_name(value, "predictor name")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ModelRef.parse(value)
+            except PierError as exc:
+                raise ValueError(exc.message) from None  # pydantic attaches the field's location
+        return value
+
+    @model_validator(mode="after")
+    def _source(self) -> PredictorSpec:
+        if (self.model is None) == (self.bundle is None):
+            raise ValueError(f"predictor {self.name!r}: set exactly one of model or bundle")
+        if self.follow_alias and (self.model is None or ModelRef.parse(self.model).alias is None):
+            raise ValueError(f"predictor {self.name!r}: followAlias needs a model reference with an alias, "
+                             f"like iris:production")
+        return self
+
+    @property
+    def model_ref(self) -> ModelRef | None:
+        return ModelRef.parse(self.model) if self.model else None
+
+
+class RouteMatch(_Spec):
+    headers: dict[str, str] = Field(default_factory=dict, description="Header name → exact value; all must match.")
+
+
+class Route(_Spec):
+    match: RouteMatch
+    predictor: str
+
+
+class Shadow(_Spec):
+    predictor: str
+    percent: int = Field(100, ge=0, le=100, description="Share of requests mirrored to the shadow.")
+
+
+class Cache(_Spec):
+    ttl_seconds: float = Field(60, gt=0)
+    max_entries: int = Field(10_000, ge=1)
+
+
+class Timeouts(_Spec):
+    request_seconds: float = Field(30, gt=0, le=3600, description="Per-request timeout at the gateway (504).")
+
+
+class Auth(_Spec):
+    mode: Literal["public", "token"] = "public"
+
+
+class RolloutStrategy(_Spec):
+    max_surge: int = Field(1, ge=0, le=100, description="Replicas above the desired count during a rollout.")
+    max_unavailable: int = Field(0, ge=0, le=100, description="Replicas below the desired count during a rollout.")
+    ready_timeout_seconds: float = Field(
+        120, gt=0, description="A new revision not ready by then is rolled back automatically.")
+
+    @model_validator(mode="after")
+    def _progress(self) -> RolloutStrategy:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError("maxSurge and maxUnavailable cannot both be 0: the rollout could never progress")
+        return self
+
+
+class ModelDeploymentSpec(_Spec):
+    predictors: list[PredictorSpec] = Field(min_length=1, max_length=16)
+    routes: list[Route] = Field(default_factory=list, description="Checked in order before weights.")
+    shadow: Shadow | None = None
+    cache: Cache | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    auth: Auth = Field(default_factory=Auth)
+    rollout: RolloutStrategy = Field(default_factory=RolloutStrategy)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelDeploymentSpec:
+        names = [p.name for p in self.predictors]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"predictor names must be unique, repeated: {dupes}")
+        serving = [p for p in self.predictors if self.shadow is None or p.name != self.shadow.predictor]
+        if len(serving) > 1 and sum(p.weight for p in serving) != 100:
+            weights = ", ".join(f"{p.name}={p.weight}" for p in serving)
+            raise ValueError(f"predictor weights must add up to 100, got {weights}")
+        for i, route in enumerate(self.routes):
+            if route.predictor not in names:
+                raise ValueError(f"routes[{i}].predictor {route.predictor!r} is not one of the predictors {names}")
+        if self.shadow is not None and self.shadow.predictor not in names:
+            raise ValueError(f"shadow.predictor {self.shadow.predictor!r} is not one of the predictors {names}")
+        return self
+
+    def predictor(self, name: str) -> PredictorSpec:
+        return next(p for p in self.predictors if p.name == name)
+
+
+class ObjectMeta(_Spec):
+    name: str
+    project: str = Field("default", description="The project (tenant) the deployment belongs to.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _valid_name(value, "deployment name")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        return _valid_name(value, "project name")
+
+
+class ModelDeployment(_Spec):
+    """The document users write (``pier deploy -f iris.yaml``)."""
+
+    api_version: Literal["modelpier.io/v1alpha1"] = API_VERSION
+    kind: Literal["ModelDeployment"] = KIND
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+
+
+# -- observed state -------------------------------------------------------------------------------
+
+ConditionType = Literal["Ready", "Progressing", "Degraded"]
+
+
+class Condition(_Spec):
+    type: ConditionType
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(description="CamelCase machine-readable reason, e.g. ReplicasReady, RolloutFailed.")
+    message: str = ""
+    last_transition_time: datetime
+
+
+class PredictorStatus(_Spec):
+    name: str
+    model_version: str | None = Field(None, description="The version serving, e.g. iris:3.")
+    ready_replicas: int = 0
+    desired_replicas: int = 0
+    weight: int = 0
+
+
+class ModelDeploymentStatus(_Spec):
+    observed_revision: int | None = Field(None, description="Revision the backend serves.")
+    desired_revision: int | None = Field(None, description="Newest revision of the spec.")
+    conditions: list[Condition] = Field(default_factory=list)
+    ready_replicas: int = 0
+    desired_replicas: int = 0
+    url: str | None = None
+    predictors: list[PredictorStatus] = Field(default_factory=list)
+
+    def condition(self, kind: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+
+def deployment_json_schema() -> dict[str, Any]:
+    """The JSON schema of the document users write, by wire (camelCase) names."""
+    return ModelDeployment.model_json_schema(by_alias=True, mode="validation")
