@@ -48,6 +48,33 @@ class RegistrySettings(BaseModel):
         None, description="Where pulled versions are unpacked for loading; default $PIER_HOME/cache.")
 
 
+class PlatformSettings(BaseModel):
+    """The one-machine platform ``pier up`` runs: gateway, reconciler and local backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gateway_host: str = Field("127.0.0.1", description="Interface the gateway binds; loopback by default, like "
+                              "the control plane.")
+    gateway_port: int = Field(8700, ge=0, le=65535, description="TCP port of the gateway, where every deployment "
+                              "answers under /{project}/{deployment}/ (0 picks a free one).")
+    replica_port_min: int = Field(30000, ge=1024, le=65535, description="Lowest loopback port a local replica "
+                                  "may listen on; a range keeps replicas away from other services' ports.")
+    replica_port_max: int = Field(30999, ge=1024, le=65535, description="Highest replica port (inclusive); "
+                                  "1,000 ports is far more replicas than one machine runs.")
+    reconcile_interval_s: float = Field(0.5, gt=0, le=60, description="Seconds between reconcile passes "
+                                        "(also run at once after every API write); bounds how fast a crash is seen.")
+    probe_timeout_s: float = Field(1.0, gt=0, le=30, description="Seconds a readiness probe may take before the "
+                                   "replica counts as not ready.")
+    restart_backoff_s: float = Field(1.0, gt=0, le=60, description="Delay before the first restart of a crashed "
+                                     "replica in seconds; doubles per consecutive crash.")
+    restart_backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Longest delay between restarts (s), "
+                                         "so a crash-looping replica is still retried twice a minute.")
+    degraded_after_crashes: int = Field(3, ge=1, le=100, description="Consecutive crashes of one replica before "
+                                        "the deployment reports Degraded with the replica's last log lines.")
+    stop_grace_s: float = Field(30.0, ge=0, le=3600, description="Seconds a stopping replica may drain in-flight "
+                                "requests after SIGTERM before SIGKILL; the model server's default drain.")
+
+
 class Settings(BaseSettings):
     """All settings. ``home`` anchors the embedded defaults (SQLite file, blob folder, cache)."""
 
@@ -70,6 +97,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level of every process.")
     control: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -24,8 +24,10 @@ from modelpier.cli.output import OutputFormat, emit, human_bytes, simple_table
 from modelpier.errors import InvalidInput
 from modelpier.registry.factory import build_registry
 from modelpier.registry.remote import RegistryClient
+from modelpier.registry.service import Registry
 from modelpier.registry.transfer import ProgressFactory, UploadJournal, pull, push
 from modelpier.registry.wire import VersionBody
+from modelpier.settings import Settings
 from modelpier.spec.names import ModelRef
 
 app = typer.Typer(help="Register, inspect and move model versions.", no_args_is_help=True)
@@ -249,6 +251,18 @@ def _progress_bars(enabled: bool) -> Iterator[ProgressFactory]:
         yield factory
 
 
+@contextmanager
+def _transfer(settings: Settings, url: str, *, show_progress: bool
+              ) -> Iterator[tuple[Registry, RegistryClient, ProgressFactory]]:
+    """The local registry, a client of the remote, and progress bars, closed together."""
+    registry = build_registry(settings)
+    try:
+        with RegistryClient(url) as client, _progress_bars(show_progress) as bars:
+            yield registry, client, bars
+    finally:
+        registry.close()
+
+
 def _remote_url(remote: str | None, default: str | None) -> str:
     url = remote or default
     if not url:
@@ -270,13 +284,9 @@ def push_cmd(
     """
     c = get_context(ctx)
     url = _remote_url(remote, c.settings.remote)
-    registry = build_registry(c.settings)
-    try:
-        with RegistryClient(url) as client, _progress_bars(output is OutputFormat.table) as bars:
-            local, answer = push(registry, client, ref, journal=UploadJournal(c.settings.home / "uploads.json"),
-                                 chunk_bytes=c.settings.registry.chunk_bytes, progress=bars)
-    finally:
-        registry.close()
+    with _transfer(c.settings, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
+        local, answer = push(registry, client, ref, journal=UploadJournal(c.settings.home / "uploads.json"),
+                             chunk_bytes=c.settings.registry.chunk_bytes, progress=bars)
     verb = "pushed" if answer.created else "already there:"
     emit(c.out, answer, output, lambda: f"{verb} {local.ref} → {url} as [bold]{answer.ref}[/]")
 
@@ -295,13 +305,9 @@ def pull_cmd(
     """
     c = get_context(ctx)
     url = _remote_url(remote, c.settings.remote)
-    registry = build_registry(c.settings)
-    try:
-        with RegistryClient(url) as client, _progress_bars(output is OutputFormat.table) as bars:
-            version, created = pull(registry, client, ref, chunk_bytes=c.settings.registry.chunk_bytes,
-                                    progress=bars)
-    finally:
-        registry.close()
+    with _transfer(c.settings, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
+        version, created = pull(registry, client, ref, chunk_bytes=c.settings.registry.chunk_bytes,
+                                progress=bars)
     emit(c.out, VersionBody.of(version), output, lambda: (
         f"pulled {ref} from {url} as [bold]{version.ref}[/]" if created
         else f"already here: {ref} is local {version.ref}"))

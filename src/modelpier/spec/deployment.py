@@ -12,10 +12,10 @@ import re
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from modelpier.errors import PierError
+from modelpier.errors import InvalidSpec, PierError
 from modelpier.spec.names import ModelRef, validate_name
 
 API_VERSION: Final = "modelpier.io/v1alpha1"
@@ -173,16 +173,19 @@ class ModelDeploymentSpec(_Spec):
         names = [p.name for p in self.predictors]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"predictor names must be unique, repeated: {dupes}")
-        serving = [p for p in self.predictors if self.shadow is None or p.name != self.shadow.predictor]
-        if len(serving) > 1 and sum(p.weight for p in serving) != 100:
-            weights = ", ".join(f"{p.name}={p.weight}" for p in serving)
-            raise ValueError(f"predictor weights must add up to 100, got {weights}")
+            raise ValueError(f"predictors[*].name must be unique, repeated: {dupes}")
+        if self.shadow is not None and self.shadow.predictor not in names:
+            raise ValueError(f"shadow.predictor {self.shadow.predictor!r} is not one of the predictors {names}")
         for i, route in enumerate(self.routes):
             if route.predictor not in names:
                 raise ValueError(f"routes[{i}].predictor {route.predictor!r} is not one of the predictors {names}")
-        if self.shadow is not None and self.shadow.predictor not in names:
-            raise ValueError(f"shadow.predictor {self.shadow.predictor!r} is not one of the predictors {names}")
+        serving = [p for p in self.predictors if self.shadow is None or p.name != self.shadow.predictor]
+        if not serving:
+            raise ValueError("predictors: every predictor is the shadow; at least one must serve traffic")
+        # The shadow only receives copies, so its weight is not part of the split.
+        if sum(p.weight for p in serving) != 100:
+            weights = ", ".join(f"{p.name}={p.weight}" for p in serving)
+            raise ValueError(f"predictors[*].weight must add up to 100, got {weights}")
         return self
 
     def predictor(self, name: str) -> PredictorSpec:
@@ -190,10 +193,10 @@ class ModelDeploymentSpec(_Spec):
 
 
 class ObjectMeta(_Spec):
-    name: str
-    project: str = Field("default", description="The project (tenant) the deployment belongs to.")
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(description="Deployment name, unique in its project (DNS-1123 label); part of the URL.")
+    project: str | None = Field(
+        None, description="The project (tenant) the deployment belongs to. When absent, the project it is "
+                          "applied to (the URL, `pier deploy --project`, else `default`).")
 
     @field_validator("name")
     @classmethod
@@ -202,8 +205,8 @@ class ObjectMeta(_Spec):
 
     @field_validator("project")
     @classmethod
-    def _project(cls, value: str) -> str:
-        return _valid_name(value, "project name")
+    def _project(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_name(value, "project name")
 
 
 class ModelDeployment(_Spec):
@@ -252,3 +255,40 @@ class ModelDeploymentStatus(_Spec):
 def deployment_json_schema() -> dict[str, Any]:
     """The JSON schema of the document users write, by wire (camelCase) names."""
     return ModelDeployment.model_json_schema(by_alias=True, mode="validation")
+
+
+def format_validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """``[{"field": "spec.predictors.0.model", "message": ...}]``: each problem with its wire path."""
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "(document)"
+        message = str(err.get("msg", "invalid"))
+        # pydantic prefixes our validators' messages; the field path already says where it is.
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        problems.append({"field": field, "message": message})
+    return problems
+
+
+def invalid_spec(exc: ValidationError, what: str) -> InvalidSpec:
+    """An ``InvalidSpec`` whose message lists every problem as ``field.path: message``."""
+    problems = format_validation_errors(exc)
+    listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return InvalidSpec(f"invalid {what}: {listed}", details={"errors": problems})
+
+
+def parse_deployment(data: Any) -> ModelDeployment:
+    """Validate a decoded document (JSON or YAML) as a ``ModelDeployment``; ``InvalidSpec`` names each field."""
+    if not isinstance(data, dict):
+        raise InvalidSpec(f"a ModelDeployment document must be a mapping, not {type(data).__name__}")
+    try:
+        return ModelDeployment.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_spec(exc, "ModelDeployment") from None
+
+
+def parse_deployment_spec(data: Any) -> ModelDeploymentSpec:
+    """Validate a decoded ``spec`` mapping; ``InvalidSpec`` names each field."""
+    try:
+        return ModelDeploymentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_spec(exc, "ModelDeployment spec") from None

@@ -1,0 +1,1 @@
+"""Backends run replicas: ``local`` as child processes, ``kubernetes`` through the operator."""

@@ -1,0 +1,68 @@
+"""The ``Backend`` protocol: how the reconciler starts, observes and stops replicas.
+
+A backend is a dumb actuator. It does what it is told and reports what it sees; every decision
+(how many, which to restart when, when a rollout is done) belongs to the reconciler's pure
+planner. A replica keeps its id across restarts: the id names a slot, the pid a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+# starting: process up, not ready yet (loading); ready: readiness probe answers 200;
+# unready: was ready, probe now fails; exited: the process is gone (crashed or killed), its slot kept
+# until the reconciler restarts or stops it; stopping: draining after a stop, never routed to.
+ReplicaPhase = Literal["starting", "ready", "unready", "exited", "stopping"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSpec:
+    """What one replica runs. ``template`` identifies the runtime-relevant content (model version,
+    batching, workers): two revisions with the same template can share replicas."""
+
+    project: str
+    deployment: str
+    predictor: str
+    revision: int
+    template: str
+    model: str  # a resolved registry reference, "iris:3"
+    workers: int = 1
+    batching: bool = False
+    max_batch_size: int = 32
+    max_latency_ms: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaObservation:
+    replica_id: str
+    spec: ReplicaSpec
+    phase: ReplicaPhase
+    url: str | None  # base URL while the process lives
+    pid: int | None
+    started_at: float  # epoch seconds the current process started
+    ready_since: float | None = None  # epoch seconds of the first ready probe of the current process
+    exit_code: int | None = None  # when exited and known (an adopted process's code is not)
+    last_log: tuple[str, ...] = ()  # the tail of the replica's log, filled when exited
+    restarts: int = 0
+    adopted: bool = False  # found running at start-up (a previous control plane started it)
+
+
+class Backend(Protocol):
+    async def observe(self) -> list[ReplicaObservation]:
+        """Every replica the backend knows, probed now."""
+
+    async def start(self, spec: ReplicaSpec) -> str:
+        """Start a replica; its id. ``ServiceUnavailable`` when it cannot (no free port...)."""
+
+    async def restart(self, replica_id: str) -> None:
+        """Start the process of an exited replica again, in the same slot."""
+
+    async def stop(self, replica_id: str, reason: str) -> None:
+        """Begin draining and stopping a replica; it is observed as ``stopping`` until gone."""
+
+    def logs(self, project: str, deployment: str, *, predictor: str | None = None, tail: int = 100) -> list[str]:
+        """The last ``tail`` lines of each replica's log, each line prefixed with the replica id."""
+
+    async def close(self) -> None:
+        """Release the backend's own resources. Replicas keep running (a restart adopts them)."""

@@ -1,0 +1,96 @@
+"""SQLAlchemy 2 typed mappings of the control plane's tables: projects, deployments, revisions, events.
+
+Private to ``control/store``: ``SqlDeploymentStore`` turns rows into the frozen objects of
+``control/state.py``. The tables live in the registry's database and its one Alembic chain
+(migration ``0002_deployments``), with the registry's naming convention, but on their own
+``MetaData``: the registry sits below the control plane and must not know these tables. A test
+compares the migrated schema against both ``MetaData`` objects. Change these mappings only together
+with a new migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from modelpier.registry.sql.tables import NAME_LEN, NAMING_CONVENTION, UTCDateTime
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# The project every deployment lands in when none is named; created by migration 0002.
+DEFAULT_PROJECT = "default"
+REASON_LEN = 128
+USER_LEN = 255
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    created_at: Mapped[datetime]
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # No cascade: a project with deployments cannot be deleted (the store says Conflict).
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    # Highest revision number given out; numbers come from this counter, and incrementing it locks
+    # the row, so concurrent applies of one deployment queue up (as the registry's last_version).
+    latest_revision: Mapped[int] = mapped_column(Integer)
+    serving_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[dict[str, Any]]  # ModelDeploymentStatus, by alias (camelCase)
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RevisionRow(Base):
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("deployment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]]  # ModelDeploymentSpec, by alias (camelCase), as the API shows it
+    resolved: Mapped[dict[str, Any]]  # predictor -> "model:version"
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(USER_LEN))
+    cause: Mapped[str] = mapped_column(Text)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    # Events are read newest-first per deployment and pruned by id; this index serves both.
+    __table_args__ = (Index(None, "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    time: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(REASON_LEN))
+    message: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
