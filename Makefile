@@ -39,6 +39,9 @@ system-deps:
 test: $(STAMP) system-deps lint typecheck importlint
 	$(BIN)/pytest -p no:cacheprovider
 
+generate: $(STAMP)
+	$(BIN)/python scripts/generate.py
+
 bench-registry: $(STAMP)
 	$(BIN)/python benchmarks/registry.py
 

@@ -35,6 +35,11 @@ class ControlPlaneSettings(BaseModel):
         64 * 1024**3, ge=1024,
         description="Largest body of one upload request in bytes (64 GiB). Bodies stream to disk, so "
                     "this guards the disk against a runaway client, not the memory.")
+    alias_poll_seconds: float = Field(
+        5.0, ge=0,
+        description="Seconds between checks of the aliases that deployments follow (followAlias); a moved "
+                    "alias starts a rollout within about this long. 5 s is quick to notice and costs a few "
+                    "small queries per followed alias; 0 turns following off.")
 
 
 class RegistrySettings(BaseModel):

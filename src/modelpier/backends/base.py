@@ -62,7 +62,8 @@ class Backend(Protocol):
         """Begin draining and stopping a replica; it is observed as ``stopping`` until gone."""
 
     def logs(self, project: str, deployment: str, *, predictor: str | None = None, tail: int = 100) -> list[str]:
-        """The last ``tail`` lines of each replica's log, each line prefixed with the replica id."""
+        """The last ``tail`` lines of each replica's log, each prefixed with ``[replica-id]`` (the control
+        plane's ``LogSource`` shape, so a backend's ``logs`` is handed to it as is)."""
 
     async def close(self) -> None:
         """Release the backend's own resources. Replicas keep running (a restart adopts them)."""

@@ -7,10 +7,10 @@ import sys
 import typer
 
 from modelpier import __version__
-from modelpier.cli import config, models
-from modelpier.cli.serve import serve
+from modelpier.cli import config, deploy, get, models, rollout
 from modelpier.cli import server as server_cmds
 from modelpier.cli.context import CliContext
+from modelpier.cli.serve import serve
 from modelpier.errors import PierError, exit_code
 from modelpier.settings import load_settings
 
@@ -26,6 +26,14 @@ app.add_typer(config.app, name="config")
 app.command("serve")(serve)
 app.command("server")(server_cmds.server)
 app.command("up")(server_cmds.up)
+# Deployments, kubectl-style: verbs first, the API underneath.
+app.command("deploy")(deploy.deploy)
+app.add_typer(get.app, name="get")
+app.command("describe")(deploy.describe)
+app.add_typer(deploy.delete_app, name="delete")
+app.add_typer(get.create_app, name="create")
+app.add_typer(rollout.app, name="rollout")
+app.command("logs")(deploy.logs)
 
 
 def _version(value: bool) -> None:

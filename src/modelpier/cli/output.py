@@ -22,7 +22,7 @@ class OutputFormat(StrEnum):
 
 def _plain(obj: Any) -> Any:
     if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
+        return obj.model_dump(mode="json", by_alias=True)  # wire names, as the API shows them
     if isinstance(obj, list | tuple):
         return [_plain(o) for o in obj]
     return obj

@@ -49,8 +49,48 @@ def server(
 
 def up(
     ctx: typer.Context,
-    host: str = typer.Option(None, help="Interface to bind (default: control.host, 127.0.0.1)."),
-    port: int = typer.Option(None, help="TCP port (default: control.port, 8600)."),
+    host: str = typer.Option(None, help="Interface of the API (default: control.host, 127.0.0.1)."),
+    port: int = typer.Option(None, help="TCP port of the API (default: control.port, 8600)."),
+    gateway_port: int = typer.Option(None, help="TCP port of the gateway (default: platform.gateway_port, 8700)."),
+    example: bool = typer.Option(True, "--example/--no-example",
+                                 help="Register the iris example model and deploy it as default/iris."),
 ) -> None:
-    """Start the platform on embedded defaults with the example iris model registered."""
-    _run_control_plane(ctx, host, port, with_example=True)
+    """Run the platform on embedded defaults: control plane, gateway, reconciler and local replicas."""
+    import asyncio
+
+    from modelpier.cli.platform import EXAMPLE_DEPLOYMENT, EXAMPLE_PROJECT, PlatformUrls, run_platform
+    from modelpier.registry.factory import build_registry
+
+    c = get_context(ctx)
+    settings = c.settings
+
+    def say(text: str) -> None:
+        c.out.print(text, soft_wrap=True)  # URLs and the curl line must stay copyable: no wrapping
+
+    if gateway_port is not None:
+        settings = settings.model_copy(update={"platform": settings.platform.model_copy(
+            update={"gateway_port": gateway_port})})
+    host = host or settings.control.host
+    port = settings.control.port if port is None else port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry = build_registry(settings)
+    if example:
+        from modelpier.examples.iris import ensure_example_model
+
+        version = ensure_example_model(registry, settings)
+        say(f"example model registered: [bold]{version.model}:{version.version}[/] (alias production)")
+
+    def ready(urls: PlatformUrls) -> None:
+        say(f"modelpier is up: API on [bold]{urls.api}[/], gateway on [bold]{urls.gateway}[/]")
+        say(f"  API docs:  {urls.api}/docs")
+        if example:
+            endpoint = f"{urls.gateway}/{EXAMPLE_PROJECT}/{EXAMPLE_DEPLOYMENT}"
+            body = '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+            say(f"  endpoint:  {endpoint}  (deploying iris:production, ready in a few seconds)")
+            say(f"  status:    curl {urls.api}/api/v1/projects/{EXAMPLE_PROJECT}/deployments/"
+                        f"{EXAMPLE_DEPLOYMENT}/status")
+            say(f"  predict:   curl -s {endpoint}/v2/models/iris/infer -H 'content-type: application/json' "
+                        f"-d '{body}'")
+        say("  stop with Ctrl-C; replicas keep running and the next `pier up` adopts them")
+
+    asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example))

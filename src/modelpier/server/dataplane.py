@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import numpy as np
+
 from modelpier import __version__
 from modelpier._lib.ids import new_id
 from modelpier.errors import InvalidInput, PierError
 from modelpier.server.errors import DeadlineExceeded
+from modelpier.server.execution import Tensors
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import ModelHandle, ModelRepository
 from modelpier.server.types import (
@@ -93,6 +96,12 @@ class DataPlane:
     def model(self, name: str, version: str | None = None) -> ModelHandle:
         return self._repository.get(name, version)
 
+    def _expire(self, future: asyncio.Future[Tensors], name: str) -> None:
+        if not future.done():
+            future.set_exception(DeadlineExceeded(
+                f"model {name!r} did not answer within {self._timeout_s:g}s",
+                details={"model": name, "timeout_s": self._timeout_s}))
+
     async def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
         handle = self._repository.get(name, version)
         inputs, rows = handle.validator.check(request.inputs)
@@ -106,13 +115,13 @@ class DataPlane:
         try:
             future = handle.runner.submit(inputs, rows)
             if not future.done():
+                # One timer per request that fails the future itself (cheaper than asyncio.timeout,
+                # and a queued request whose future is done is skipped by the batcher).
+                timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future, name)
                 try:
-                    async with asyncio.timeout(self._timeout_s):
-                        await future
-                except TimeoutError:
-                    raise DeadlineExceeded(
-                        f"model {name!r} did not answer within {self._timeout_s:g}s",
-                        details={"model": name, "timeout_s": self._timeout_s}) from None
+                    await future
+                finally:
+                    timer.cancel()
             try:
                 outputs = future.result()
             except PierError:
@@ -128,6 +137,9 @@ class DataPlane:
             selected = [(o.name, o.parameters) for o in request.outputs if o.name in outputs]
         else:
             selected = [(n, None) for n in outputs]
+        for n, _ in selected:
+            if type(outputs[n]) is not np.ndarray:  # runtimes should return arrays; be lenient
+                outputs[n] = np.asarray(outputs[n])
         return InferenceResponse(
             model_name=name,
             model_version=handle.version,

@@ -1,0 +1,158 @@
+"""``pier deploy``, ``pier describe``, ``pier delete …`` and ``pier logs``: deployments through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from modelpier.cli.context import get_context
+from modelpier.cli.deploy_support import (
+    DEFAULT_PROJECT,
+    NameArg,
+    OutputOpt,
+    ProjectOpt,
+    RemoteOpt,
+    deployment_client,
+    project_of,
+    read_document,
+    wait_for_rollout,
+    wire_document,
+)
+from modelpier.cli.deploy_view import describe as describe_page
+from modelpier.cli.output import OutputFormat, emit
+from modelpier.control.logs import DEFAULT_TAIL
+from modelpier.errors import InvalidInput
+from modelpier.spec.deployment import ModelDeployment, parse_deployment
+from modelpier.spec.names import ModelRef
+
+delete_app = typer.Typer(help="Delete deployments or projects.", no_args_is_help=True)
+
+
+def _document_from_ref(ref: str, name: str | None, replicas: int, follow_alias: bool) -> ModelDeployment:
+    """The spec ``pier deploy iris:production --name iris`` writes for you: one predictor."""
+    parsed = ModelRef.parse(ref)
+    predictor: dict[str, object] = {"name": "main", "model": ref, "replicas": replicas}
+    if follow_alias:
+        predictor["followAlias"] = True
+    return parse_deployment({"metadata": {"name": name or parsed.name}, "spec": {"predictors": [predictor]}})
+
+
+def deploy(
+    ctx: typer.Context,
+    ref: str = typer.Argument(None, metavar="[MODEL_REF]",
+                              help="Deploy this model reference (iris:production) with a spec written for you, "
+                                   "instead of -f."),
+    file: Path = typer.Option(None, "--file", "-f", help="ModelDeployment file (YAML or JSON; '-' for stdin)."),
+    project: str = typer.Option(None, "--project", "-p",
+                                help="Project; default: metadata.project in the file, else 'default'."),
+    name: str = typer.Option(None, "--name", "-n", help="Deployment name with MODEL_REF (default: the model's)."),
+    replicas: int = typer.Option(1, "--replicas", min=0, help="Replicas with MODEL_REF."),
+    follow_alias: bool = typer.Option(False, "--follow-alias", help="With MODEL_REF name:alias: roll out "
+                                                                    "whenever the alias moves."),
+    wait: bool = typer.Option(False, "--wait/--no-wait", help="Block until the revision is Ready; fail with "
+                                                              "the reason if the rollout fails."),
+    timeout: float = typer.Option(300, "--timeout", min=1, help="Seconds --wait waits at most."),
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Create or update a deployment from a ModelDeployment file (or a model reference).
+
+    Applying the same spec again changes nothing; a changed spec, or an alias that now resolves
+    to another version, makes a new revision that the reconciler rolls out.
+    """
+    c = get_context(ctx)
+    if (file is None) == (ref is None):
+        raise InvalidInput("give either -f FILE or a MODEL_REF (e.g. `pier deploy iris:production`)")
+    document = read_document(file) if file is not None else _document_from_ref(ref, name, replicas, follow_alias)
+    target = project_of(document, project)
+    with deployment_client(c, remote) as client:
+        result = client.apply(target, document.metadata.name, wire_document(document))
+        rev = result.revision
+        progress = None
+        if wait:
+            progress = wait_for_rollout(client, target, document.metadata.name, rev.number, rev.created_at,
+                                        timeout=timeout, err=c.err)
+            result = result.model_copy(update={"deployment": client.get(target, document.metadata.name)})
+    versions = ", ".join(f"{p}={v}" for p, v in sorted(rev.resolved.items()))
+    verb = "created" if result.created else "unchanged"
+    url = result.deployment.status.url
+    emit(c.out, result, output, lambda: (
+        f"deployment [bold]{target}/{document.metadata.name}[/]: revision {rev.number} {verb} ({versions})"
+        + (f"\n{progress.message}" if progress else "") + (f"\nendpoint: {url}" if url else "")))
+
+
+def describe(
+    ctx: typer.Context,
+    target: list[str] = typer.Argument(..., metavar="[deployment] NAME", help="The deployment to describe."),
+    project: str = ProjectOpt,
+    events: int = typer.Option(20, "--events", min=1, max=500, help="How many recent events to show."),
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Show a deployment: spec summary, predictors with versions and weights, conditions, last events."""
+    if len(target) == 2 and target[0] in ("deployment", "deployments", "deploy", "md"):
+        target = target[1:]
+    if len(target) != 1:
+        raise InvalidInput("usage: pier describe [deployment] NAME")
+    c = get_context(ctx)
+    with deployment_client(c, remote) as client:
+        body = client.get(project, target[0])
+        recent = client.events(project, target[0], limit=events)
+    if output is OutputFormat.table:
+        c.out.print(describe_page(body, recent))
+        return
+    emit(c.out, {**body.model_dump(mode="json", by_alias=True),
+                 "events": [e.model_dump(mode="json", by_alias=True) for e in recent]}, output, lambda: "")
+
+
+@delete_app.command("deployment")
+def delete_deployment(
+    ctx: typer.Context,
+    name: str = NameArg,
+    project: str = ProjectOpt,
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Delete a deployment: its replicas are stopped, then its record and history go."""
+    c = get_context(ctx)
+    with deployment_client(c, remote) as client:
+        body = client.delete(project, name)
+    emit(c.out, body, output, lambda: f"deployment {project}/{name}: deletion requested")
+
+
+@delete_app.command("project")
+def delete_project(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Project name."),
+    remote: str = RemoteOpt,
+) -> None:
+    """Delete an empty project."""
+    c = get_context(ctx)
+    if name == DEFAULT_PROJECT:
+        raise InvalidInput(f"project {DEFAULT_PROJECT!r} cannot be deleted")
+    with deployment_client(c, remote) as client:
+        client.delete_project(name)
+    c.out.print(f"project {name} deleted")
+
+
+def logs(
+    ctx: typer.Context,
+    name: str = NameArg,
+    project: str = ProjectOpt,
+    predictor: str = typer.Option(None, "--predictor", help="Only this predictor's replicas."),
+    tail: int = typer.Option(DEFAULT_TAIL, "--tail", min=1, max=10_000, help="Last lines per replica."),
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Print the last log lines of a deployment's replicas."""
+    c = get_context(ctx)
+    with deployment_client(c, remote) as client:
+        found = client.logs(project, name, predictor=predictor, tail=tail)
+    if output is not OutputFormat.table:
+        emit(c.out, found, output, lambda: "")
+        return
+    if not found.lines:
+        c.err.print("no replica has written a log line yet")
+    for line in found.lines:
+        typer.echo(line)

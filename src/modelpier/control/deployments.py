@@ -1,0 +1,274 @@
+"""``DeploymentService``: the deployment use cases over a ``DeploymentStore`` and the ``Registry``.
+
+The API routes and the alias poller call this; the reconciler reads what it writes. Every write
+of desired state goes through ``_apply``: references are resolved against the registry first
+(nothing is written when one does not resolve), then the store makes a revision or, for the same
+spec and versions, nothing. Rollbacks and alias moves are applies with a cause. Decisions over the
+history are pure functions in ``control/history.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelpier.control import history
+from modelpier.control.logs import MAX_TAIL, LogSource, no_logs
+from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
+from modelpier.errors import AlreadyExists, Conflict, InvalidInput, InvalidSpec, NotFound, PierError
+from modelpier.registry.domain import ModelVersion
+from modelpier.registry.service import Registry
+from modelpier.spec.deployment import (
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    parse_deployment,
+)
+from modelpier.spec.names import ModelRef, validate_name
+
+log = logging.getLogger("modelpier.control.deployments")
+
+# Who alias-driven revisions are recorded as created by.
+SYSTEM_USER = "modelpier"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    record: DeploymentRecord
+    revision: Revision  # the latest revision: the new one, or the unchanged one
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """A deployment as the API shows it: its record and the spec of its latest revision."""
+
+    record: DeploymentRecord
+    revision: Revision
+
+
+class DeploymentService:
+    def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self._log_source: LogSource = log_source or no_logs
+        # Last alias-refresh failure reported per deployment, so a broken alias gives one warning
+        # event, not one per poll.
+        self._alias_failures: dict[tuple[str, str], str] = {}
+
+    # -- projects -------------------------------------------------------------------------------
+    def list_projects(self) -> list[str]:
+        return self.store.list_projects()
+
+    def create_project(self, name: str) -> None:
+        """Create the project; ``AlreadyExists`` when it does (as creating a Kubernetes namespace)."""
+        validate_name(name, what="project name")
+        if name in self.store.list_projects():
+            raise AlreadyExists(f"project {name!r} already exists", details={"project": name})
+        self.store.ensure_project(name)
+
+    def get_project(self, name: str) -> str:
+        self._require_project(name)
+        return name
+
+    def delete_project(self, name: str) -> None:
+        self.store.delete_project(name)
+
+    def _require_project(self, project: str) -> None:
+        if project not in self.store.list_projects():
+            raise NotFound(f"project {project!r} does not exist; create it first (POST /api/v1/projects)",
+                           details={"project": project})
+
+    # -- desired state --------------------------------------------------------------------------
+    def apply(self, project: str, document: ModelDeployment | ModelDeploymentSpec | Mapping[str, Any],
+              created_by: str, *, name: str | None = None) -> ApplyResult:
+        """Create or replace a deployment from a document (or a bare spec with ``name``).
+
+        ``name`` and ``project`` are where it is applied (the URL); a document naming another
+        deployment or project is refused with both names, as ``kubectl apply`` refuses a namespace
+        mismatch. A document without ``metadata`` takes them from the call.
+        """
+        name, spec = self._spec_of(project, document, name)
+        self._require_project(project)
+        resolved = self.resolve(spec)
+        result = self._apply(project, name, spec, resolved, created_by=created_by, cause="applied")
+        if result.created:
+            self._event(result, "Normal", "RevisionCreated",
+                        f"revision {result.revision.number} applied by {created_by}: {_versions(resolved)}")
+        return result
+
+    def _spec_of(self, project: str, document: ModelDeployment | ModelDeploymentSpec | Mapping[str, Any],
+                 name: str | None) -> tuple[str, ModelDeploymentSpec]:
+        if isinstance(document, ModelDeploymentSpec):
+            if name is None:
+                raise InvalidInput("a bare spec needs the deployment's name")
+            return validate_name(name, what="deployment name"), document
+        if not isinstance(document, ModelDeployment):
+            if isinstance(document, Mapping) and "metadata" not in document and name is not None:
+                document = {**document, "metadata": {"name": name}}
+            document = parse_deployment(dict(document) if isinstance(document, Mapping) else document)
+        meta = document.metadata
+        if name is not None and meta.name != name:
+            raise InvalidSpec(f"metadata.name {meta.name!r} in the document does not match the deployment "
+                              f"{name!r} it is applied to", details={"field": "metadata.name"})
+        if meta.project is not None and meta.project != project:
+            raise InvalidSpec(f"metadata.project {meta.project!r} in the document does not match the project "
+                              f"{project!r} it is applied to", details={"field": "metadata.project"})
+        return meta.name, document.spec
+
+    def resolve(self, spec: ModelDeploymentSpec) -> dict[str, str]:
+        """``{predictor: "model:version"}`` for every predictor, as the registry resolves it now."""
+        resolved = {}
+        for i, predictor in enumerate(spec.predictors):
+            field = f"spec.predictors.{i}"
+            if predictor.bundle is not None:
+                raise InvalidSpec(f"{field}.bundle: predictor {predictor.name!r} references bundle "
+                                  f"{predictor.bundle!r}, but bundles cannot be deployed yet; use a model",
+                                  details={"field": f"{field}.bundle", "predictor": predictor.name})
+            ref = predictor.model_ref
+            assert ref is not None  # the spec guarantees exactly one of model and bundle
+            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model").ref
+        return resolved
+
+    def _resolve_ref(self, ref: ModelRef, predictor: str, field: str) -> ModelVersion:
+        try:
+            return self.registry.resolve(ref)
+        except NotFound as exc:
+            raise NotFound(f"{field}: predictor {predictor!r} references {str(ref)!r}, which does not resolve: "
+                           f"{exc.message}",
+                           details={"field": field, "predictor": predictor, "reference": str(ref)}) from exc
+
+    def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
+               created_by: str, cause: str) -> ApplyResult:
+        record, revision, created = self.store.apply(project, name, spec, resolved=resolved,
+                                                     created_by=created_by, cause=cause)
+        return ApplyResult(record, revision, created)
+
+    def rollback(self, project: str, name: str, to_revision: int | None, *, created_by: str) -> ApplyResult:
+        """Re-apply an old revision's spec and versions as a new revision (``None``: the previous one)."""
+        target = history.choose_rollback_target(self.store.revisions(project, name), to_revision)
+        for predictor, ref in target.resolved.items():
+            try:
+                self.registry.resolve(ModelRef.parse(ref))
+            except NotFound as exc:
+                raise Conflict(f"cannot roll back {project}/{name} to revision {target.number}: its predictor "
+                               f"{predictor!r} ran {ref}, which is no longer in the registry",
+                               details={"revision": target.number, "predictor": predictor}) from exc
+        result = self._apply(project, name, target.spec, dict(target.resolved), created_by=created_by,
+                             cause=history.rollback_cause(target.number))
+        if result.created:
+            self._event(result, "Normal", "RollbackRequested",
+                        f"revision {result.revision.number} rolls back to revision {target.number} "
+                        f"({_versions(target.resolved)}), requested by {created_by}")
+        return result
+
+    def delete(self, project: str, name: str) -> DeploymentRecord:
+        """Ask for deletion; the reconciler stops the replicas and then purges the record."""
+        before = self.store.get(project, name)
+        self.store.request_delete(project, name)
+        if not before.deleting:
+            self.store.add_event(project, name, "Normal", "DeletionRequested", "deletion requested")
+        return self.store.get(project, name)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(self, project: str, name: str) -> DeploymentView:
+        record = self.store.get(project, name)
+        return DeploymentView(record, self.store.revision(project, name, record.latest_revision))
+
+    def list_deployments(self, project: str | None = None) -> list[DeploymentView]:
+        return [DeploymentView(r, self.store.revision(r.project, r.name, r.latest_revision))
+                for r in self.store.list_deployments(project)]
+
+    def status(self, project: str, name: str) -> ModelDeploymentStatus:
+        return self.store.get(project, name).status
+
+    def events(self, project: str, name: str, *, limit: int = 100) -> list[Event]:
+        return self.store.events(project, name, limit=limit)
+
+    def revisions(self, project: str, name: str) -> list[Revision]:
+        return self.store.revisions(project, name)
+
+    def revision(self, project: str, name: str, number: int) -> Revision:
+        return self.store.revision(project, name, number)
+
+    def logs(self, project: str, name: str, *, predictor: str | None, tail: int) -> list[str]:
+        """The last ``tail`` lines per replica, ``[replica id]``-prefixed, from the backend's ``LogSource``."""
+        if not 1 <= tail <= MAX_TAIL:
+            raise InvalidInput(f"tail must be between 1 and {MAX_TAIL}, got {tail}")
+        view = self.get(project, name)
+        names = [p.name for p in view.revision.spec.predictors]
+        if predictor is not None and predictor not in names:
+            raise NotFound(f"deployment {project}/{name} has no predictor {predictor!r} (it has {names})")
+        return list(self._log_source(project, name, predictor=predictor, tail=tail))
+
+    # -- follow-alias ---------------------------------------------------------------------------
+    def refresh_aliases(self) -> list[ApplyResult]:
+        """Roll out new revisions for deployments whose followed aliases moved; one pass.
+
+        For each moved alias the new version is materialised into the local cache first, so the
+        rollout that follows does not pay for the download. A deployment that fails (alias
+        deleted, blob unreadable) gets one warning event and is retried on the next pass.
+        """
+        results = []
+        for record in self.store.list_deployments():
+            if record.deleting:
+                continue
+            key = (record.project, record.name)
+            try:
+                result = self._refresh_one(record)
+            except PierError as exc:
+                if self._alias_failures.get(key) != exc.message:
+                    self._alias_failures[key] = exc.message
+                    log.warning("alias refresh of %s/%s failed: %s", *key, exc.message)
+                    self._safe_event(record, "Warning", "AliasRefreshFailed", exc.message)
+                continue
+            self._alias_failures.pop(key, None)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _refresh_one(self, record: DeploymentRecord) -> ApplyResult | None:
+        latest = self.store.revision(record.project, record.name, record.latest_revision)
+        current: dict[str, ModelVersion] = {}
+        for i, p in enumerate(latest.spec.predictors):
+            if p.follow_alias and p.model_ref is not None:
+                current[p.name] = self._resolve_ref(p.model_ref, p.name, f"spec.predictors.{i}.model")
+        if not current:
+            return None
+        # Only a rollback needs the older history (see history.alias_baseline).
+        revisions = self.store.revisions(record.project, record.name) \
+            if history.is_rollback_cause(latest.cause) else [latest]
+        moves = history.plan_alias_moves(latest, history.alias_baseline(revisions),
+                                         {p: v.ref for p, v in current.items()})
+        if not moves:
+            return None
+        for move in moves:
+            self.registry.materialize(current[move.predictor])
+        resolved = {**latest.resolved, **{m.predictor: m.new for m in moves}}
+        cause = history.alias_moves_cause(moves)
+        result = self._apply(record.project, record.name, latest.spec, resolved, created_by=SYSTEM_USER,
+                             cause=cause)
+        if result.created:
+            log.info("%s/%s: %s; revision %d", record.project, record.name, cause, result.revision.number)
+            self._event(result, "Normal", "AliasMoved", f"{cause}: revision {result.revision.number} rolls out")
+        return result
+
+    # -- events ---------------------------------------------------------------------------------
+    def _event(self, result: ApplyResult, type: EventType, reason: str, message: str) -> None:
+        self._safe_event(result.record, type, reason, message, revision=result.revision.number)
+
+    def _safe_event(self, record: DeploymentRecord, type: EventType, reason: str, message: str, *,
+                    revision: int | None = None) -> None:
+        # The change is already stored; failing to narrate it must not fail the request.
+        try:
+            self.store.add_event(record.project, record.name, type, reason, message, revision=revision)
+        except PierError as exc:
+            log.warning("could not record event %s for %s/%s: %s", reason, record.project, record.name,
+                        exc.message)
+
+
+def _versions(resolved: Mapping[str, str]) -> str:
+    return ", ".join(f"{p}={ref}" for p, ref in sorted(resolved.items()))
+

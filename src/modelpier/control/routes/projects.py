@@ -1,0 +1,34 @@
+"""Project routes under ``/api/v1/projects``: list, create, get, delete. Thin over ``DeploymentService``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from modelpier.control.deployments import DeploymentService
+from modelpier.control.wire import NewProjectBody, ProjectBody
+
+
+def project_router(service: DeploymentService) -> APIRouter:
+    r = APIRouter(tags=["projects"])
+
+    @r.get("/projects", response_model=list[ProjectBody])
+    def list_projects() -> list[ProjectBody]:
+        return [ProjectBody(name=p) for p in service.list_projects()]
+
+    @r.post("/projects", response_model=ProjectBody, status_code=201,
+            responses={409: {"description": "A project of that name exists."}})
+    def create_project(body: NewProjectBody) -> ProjectBody:
+        service.create_project(body.name)
+        return ProjectBody(name=body.name)
+
+    @r.get("/projects/{project}", response_model=ProjectBody)
+    def get_project(project: str) -> ProjectBody:
+        return ProjectBody(name=service.get_project(project))
+
+    @r.delete("/projects/{project}", status_code=204,
+              responses={409: {"description": "The project still has deployments, or is `default`."}})
+    def delete_project(project: str) -> Response:
+        service.delete_project(project)
+        return Response(status_code=204)
+
+    return r
