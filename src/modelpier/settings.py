@@ -78,6 +78,20 @@ class PlatformSettings(BaseModel):
                                         "the deployment reports Degraded with the replica's last log lines.")
     stop_grace_s: float = Field(30.0, ge=0, le=3600, description="Seconds a stopping replica may drain in-flight "
                                 "requests after SIGTERM before SIGKILL; the model server's default drain.")
+    liveness_failures: int = Field(10, ge=1, le=1000, description="Consecutive failed readiness probes after which "
+                                   "a replica that was ready, and whose process is still alive, is restarted "
+                                   "(a hung process never exits by itself). With liveness_period_s, 10 x 1 s: "
+                                   "long enough to ride out a GC pause or a burst of slow requests.")
+    liveness_period_s: float = Field(1.0, gt=0, le=600, description="Seconds each counted probe stands for: the "
+                                     "probes must also span liveness_failures x this long, so a burst of quick "
+                                     "passes cannot restart a replica early.")
+    deregistration_delay_s: float = Field(1.0, ge=0, le=600, description="Seconds a stopping replica keeps serving "
+                                          "before it gets SIGTERM, so every gateway (which polls the routing table "
+                                          "every gateway_poll_interval_s) has stopped sending it requests; twice "
+                                          "the poll interval.")
+    gateway_poll_interval_s: float = Field(0.5, gt=0, le=60, description="Seconds between the gateway's polls of "
+                                           "the control plane's routing table (an unchanged table costs a 304); "
+                                           "bounds how late a gateway sees a new or stopping replica.")
 
 
 class Settings(BaseSettings):

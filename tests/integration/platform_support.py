@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -97,6 +99,9 @@ class Platform:
                     and any(c["type"] == "Ready" and c["status"] == "True" for c in s["conditions"]))
         wait_until(ready, timeout=timeout, what=f"{name} ready with {replicas} replicas")
 
+    def gateway_pid(self) -> int:
+        return int(json.loads((self.home / "gateway.json").read_text())["pid"])
+
     def replica_pids(self, name: str | None = None) -> dict[str, int]:
         state = json.loads((self.home / "replicas" / "state.json").read_text())
         return {r["replica_id"]: r["pid"] for r in state["replicas"] if name in (None, r["spec"]["deployment"])}
@@ -107,8 +112,11 @@ class Platform:
 
 
 @contextmanager
-def run_platform(home: Path, env: dict[str, str]) -> Iterator[Platform]:
-    api_port, gw_port = free_port(), free_port()
+def run_platform(home: Path, env: dict[str, str], *, api_port: int | None = None,
+                 gw_port: int | None = None) -> Iterator[Platform]:
+    """``pier up`` until the context exits (SIGTERM); the gateway and replicas it started keep running
+    (``pier_down`` stops them). Pass the ports of an earlier run to restart the same platform."""
+    api_port, gw_port = api_port or free_port(), gw_port or free_port()
     log = (home / "up.log").open("ab")
     proc = subprocess.Popen([str(BIN / "pier"), "up", "--no-example", "--port", str(api_port),
                              "--gateway-port", str(gw_port)], env=pier_env(home, **env), stdout=log,
@@ -134,6 +142,24 @@ def run_platform(home: Path, env: dict[str, str]) -> Iterator[Platform]:
                 proc.kill()
                 proc.wait()
         log.close()
+
+
+def pier_down(home: Path, env: dict[str, str]) -> None:
+    """``pier down``, then SIGKILL by recorded pid whatever survived it (so a failing ``pier down``
+    cannot leak processes into the next test run; the assertion still fails the test)."""
+    from tests.support.procs import run_pier
+
+    result = run_pier(["down", "--grace-s", "10"], home, timeout=120, **env)
+    pids = [json.loads(path.read_text())["pid"] for path in (home / "gateway.json", home / "platform.json")
+            if path.exists()]
+    state = home / "replicas" / "state.json"
+    if state.exists():
+        pids += [r["pid"] for r in json.loads(state.read_text())["replicas"]]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not pids, f"pier down left records of pids {pids}"
 
 
 @dataclass

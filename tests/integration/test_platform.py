@@ -12,25 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.platform_support import Load, Platform, replica_env, run_platform, save_models
-from tests.support.procs import wait_until
+from tests.integration.platform_support import Load, Platform, pier_down, replica_env, run_platform, save_models
+from tests.support.procs import run_pier, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("platform")
     save_models(home)
-    yield home
-    # Replicas outlive `pier up` by design: stop the ones the tests left, by the pids we recorded.
-    state = home / "replicas" / "state.json"
-    if state.exists():
-        import json
-
-        for replica in json.loads(state.read_text())["replicas"]:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(replica["pid"], signal.SIGKILL)
+    return home
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +32,12 @@ def env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def platform(home: Path, env: dict[str, str]) -> Iterator[Platform]:
-    with run_platform(home, env) as p:
-        yield p
+    try:
+        with run_platform(home, env) as p:
+            yield p
+    finally:
+        # The gateway and replicas outlive `pier up` by design: `pier down` stops them (by recorded pid).
+        pier_down(home, env)
 
 
 def iris(version: int, replicas: int) -> list[dict[str, object]]:
@@ -119,20 +115,55 @@ def test_broken_revision_is_rolled_back_and_v1_keeps_serving(platform: Platform)
     httpx.delete(platform.deployment("guard"))
 
 
-def test_restarting_the_control_plane_adopts_live_replicas(platform: Platform, home: Path) -> None:
+def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platform: Platform, home: Path) -> None:
     platform.apply("keep", iris(1, 1))
     platform.wait_ready("keep", 1)
     pids = platform.replica_pids("keep")
+    gateway_pid = platform.gateway_pid()
     started = [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"]
-    platform.proc.send_signal(signal.SIGTERM)
-    assert platform.proc.wait(timeout=30) == 0
-    # The replicas outlive the control plane, still answering.
-    assert all(os.path.exists(f"/proc/{pid}") for pid in pids.values())
-    with run_platform(home, platform.env) as again:
-        platform.proc, platform.api, platform.gateway = again.proc, again.api, again.gateway
-        wait_until(lambda: platform.infer("keep").status_code == 200, timeout=15, what="the endpoint back")
-        assert platform.replica_pids("keep") == pids
-        platform.wait_ready("keep", 1)
-        assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
-        httpx.delete(platform.deployment("keep"))
-        wait_until(lambda: httpx.get(platform.deployment("keep")).status_code == 404, what="purged")
+    api_port, gw_port = (int(url.rsplit(":", 1)[1]) for url in (platform.api, platform.gateway))
+    with Load(platform, "keep", limit=100_000) as load:
+        platform.proc.send_signal(signal.SIGKILL)  # a crash: nothing gets to clean up
+        platform.proc.wait(timeout=30)
+        down_since = load.count
+        wait_until(lambda: load.count >= down_since + 200, timeout=30, what="answers without a control plane")
+        # The replicas and the gateway outlive the control plane; a new one adopts both.
+        with run_platform(home, platform.env, api_port=api_port, gw_port=gw_port) as again:
+            platform.proc = again.proc
+            synced = httpx.get(f"{platform.gateway}/healthz").json()["routing"]
+            up_since = load.count
+            wait_until(lambda: load.count >= up_since + 200, timeout=30, what="answers after the restart")
+            assert load.failures == []
+            assert synced["error"] is None, synced
+            assert platform.gateway_pid() == gateway_pid
+            assert platform.replica_pids("keep") == pids
+            platform.wait_ready("keep", 1)
+            assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
+            httpx.delete(platform.deployment("keep"))
+            wait_until(lambda: httpx.get(platform.deployment("keep")).status_code == 404, what="purged")
+            assert platform.infer("keep").status_code == 404  # the gateway saw the new table too
+    assert load.failures == []
+
+
+def test_pier_down_stops_the_control_plane_gateway_and_replicas(home: Path, env: dict[str, str]) -> None:
+    # Runs last: it stops the module's platform for good (the fixture's own `pier down` then finds nothing).
+    with run_platform(home, env) as again:
+        again.apply("bye", iris(1, 2))
+        again.wait_ready("bye", 2)
+        pids = [again.proc.pid, again.gateway_pid(), *again.replica_pids().values()]
+        result = run_pier(["down", "--grace-s", "10"], home, timeout=120, **env)
+        assert result.returncode == 0, result.stderr
+        assert "stopped the control plane" in result.stdout
+        assert "stopped the gateway" in result.stdout
+        assert again.proc.wait(timeout=10) == 0
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") and not _zombie(pid) for pid in pids), timeout=15,
+               what="every platform process gone")
+    assert not (home / "gateway.json").exists()
+    assert again.replica_pids() == {}
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -46,6 +46,8 @@ class ReplicaObservation:
     last_log: tuple[str, ...] = ()  # the tail of the replica's log, filled when exited
     restarts: int = 0
     adopted: bool = False  # found running at start-up (a previous control plane started it)
+    failed_probes: int = 0  # consecutive failed readiness probes since the process was last ready
+    unready_since: float | None = None  # epoch seconds of the first of those failed probes
 
 
 class Backend(Protocol):
@@ -56,7 +58,8 @@ class Backend(Protocol):
         """Start a replica; its id. ``ServiceUnavailable`` when it cannot (no free port...)."""
 
     async def restart(self, replica_id: str) -> None:
-        """Start the process of an exited replica again, in the same slot."""
+        """Start the replica's process again, in the same slot; a process still alive (hung) is killed
+        first."""
 
     async def stop(self, replica_id: str, reason: str) -> None:
         """Begin draining and stopping a replica; it is observed as ``stopping`` until gone."""

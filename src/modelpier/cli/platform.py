@@ -1,10 +1,13 @@
-"""``pier up``'s composition root: control plane, gateway, reconciler and local backend, one process.
+"""``pier up``'s composition root: control plane, reconciler and local backend in this process, the
+gateway in its own.
 
-Two uvicorn servers (API on ``control.port``, gateway on ``platform.gateway_port``) and the
-reconcile loop share one event loop. The reconciler reads the plain SQL store; the API gets the
-same store wrapped to wake the reconciler after each write; the gateway reads the routing table
-the reconciler publishes into a shared cell. On SIGINT/SIGTERM the reconciler stops first, then the
-servers; replicas keep running, and the next ``pier up`` adopts them.
+The API server (on ``control.port``) and the reconcile loop share one event loop. The reconciler
+reads the plain SQL store; the API gets the same store wrapped to wake the reconciler after each
+write, and serves the routing table the reconciler publishes at ``GET /api/v1/routing``. The
+gateway (``pier gateway``, on ``platform.gateway_port``) is a detached child that polls that route,
+so it keeps answering while this process restarts; it is adopted by the next ``pier up`` and
+restarted here if it dies. On SIGINT/SIGTERM the reconciler stops first, then the API server;
+replicas and the gateway keep running (``pier down`` stops them).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,14 +25,15 @@ import uvicorn
 
 from modelpier._lib.clock import SystemClock
 from modelpier.backends.local.supervisor import LocalBackend
+from modelpier.cli.daemons import PLATFORM_FILE, GatewayProcess, ProcessRecord, load_record, own_argv, save_record
 from modelpier.control.app import build_control_plane
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
+from modelpier.control.routes.routing import routing_router
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.errors import PierError, ServiceUnavailable
-from modelpier.gateway.app import build_gateway
 from modelpier.registry.service import Registry
 from modelpier.settings import Settings
 from modelpier.spec.deployment import ModelDeploymentSpec
@@ -51,6 +57,7 @@ class _Server(uvicorn.Server):
 class PlatformUrls:
     api: str
     gateway: str
+    gateway_note: str = ""  # adopted or started, with the pid
 
 
 def example_spec(replicas: int = 1) -> ModelDeploymentSpec:
@@ -69,54 +76,87 @@ def deploy_example(service: DeploymentService, user: str) -> None:
     service.apply(EXAMPLE_PROJECT, example_spec(), user, name=EXAMPLE_DEPLOYMENT)
 
 
+async def _wait_for_gateway(gateway: GatewayProcess, timeout_s: float = 30.0) -> None:
+    """Until the gateway answers ``/healthz``; ``ServiceUnavailable`` with its log when it cannot start."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{gateway.url}/healthz")).status_code == 200:
+                    return
+            if not gateway.alive():
+                break
+            await asyncio.sleep(0.05)
+    tail = "\n".join(gateway.log_tail(10))
+    raise ServiceUnavailable(f"the gateway did not start on {gateway.url} (is port {gateway.port} in use?); "
+                             f"its log ends:\n{tail}")
+
+
+async def _watch_gateway(gateway: GatewayProcess, interval_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(gateway.check)
+        except Exception:
+            log.exception("checking the gateway failed; trying again in %gs", interval_s)
+
+
 async def run_platform(settings: Settings, registry: Registry, *, host: str, port: int,
                        on_ready: Callable[[PlatformUrls], None], with_example: bool = True) -> None:
     cfg = settings.platform
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe and proxied request otherwise
-    urls = PlatformUrls(api=f"http://{host}:{port}", gateway=f"http://{cfg.gateway_host}:{cfg.gateway_port}")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
+    api_url = f"http://{host}:{port}"
+    gateway = GatewayProcess(settings, api_url)
+    urls = PlatformUrls(api=api_url, gateway=gateway.url)
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     backend = LocalBackend(settings)
     table = RoutingTableCell()
     policy = PlanPolicy(backoff_initial_s=cfg.restart_backoff_s, backoff_max_s=cfg.restart_backoff_max_s,
-                        degraded_after=cfg.degraded_after_crashes)
+                        degraded_after=cfg.degraded_after_crashes, liveness_failures=cfg.liveness_failures,
+                        liveness_period_s=cfg.liveness_period_s)
     reconciler = Reconciler(store, backend, SystemClock(), endpoint_base=urls.gateway, publish=table.set,
                             policy=policy, interval_s=cfg.reconcile_interval_s)
     api_store = NotifyingStore(store, reconciler.trigger)
     control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs)
-    gateway = build_gateway(table.get)
-    servers = [
-        _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False)),
-        _Server(uvicorn.Config(gateway, host=cfg.gateway_host, port=cfg.gateway_port,
-                               log_level=settings.log_level, access_log=False)),
-    ]
+    control.include_router(routing_router(lambda: table.get() if table.published else None), prefix="/api/v1")
+    server = _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False))
     loop = asyncio.get_running_loop()
     reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
-    serving = [asyncio.create_task(s.serve(), name=f"uvicorn {i}") for i, s in enumerate(servers)]
+    serving = asyncio.create_task(server.serve(), name="uvicorn")
+    watching: asyncio.Task[None] | None = None
+    record_path = settings.home / PLATFORM_FILE
 
     async def shutdown() -> None:
+        if watching is not None:
+            watching.cancel()
         reconciler.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reconciling, 10)
-        for s in servers:
-            s.should_exit = True
+        server.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(shutdown()))
     try:
-        while not all(s.started for s in servers):
-            if any(t.done() for t in serving):
-                raise ServiceUnavailable(f"could not start the platform: is port {port} (API) or "
-                                         f"{cfg.gateway_port} (gateway) already in use?")
+        while not server.started:
+            if serving.done():
+                raise ServiceUnavailable(f"could not start the platform: is port {port} (API) already in use?")
             await asyncio.sleep(0.05)
+        save_record(record_path, ProcessRecord(os.getpid(), own_argv(), api_url, time.time()))
+        note = await asyncio.to_thread(gateway.ensure)
+        await _wait_for_gateway(gateway)
+        watching = asyncio.create_task(_watch_gateway(gateway), name="gateway watch")
         if with_example:
             service = DeploymentService(api_store, registry)
             await asyncio.to_thread(deploy_example, service, settings.user)
-        on_ready(urls)
-        await asyncio.gather(*serving, return_exceptions=True)
+        on_ready(PlatformUrls(api=urls.api, gateway=urls.gateway, gateway_note=note))
+        await asyncio.gather(serving, return_exceptions=True)
     finally:
         await shutdown()
-        for task in serving:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(serving, return_exceptions=True)
         await backend.close()
         store.close()
+        mine = load_record(record_path)
+        if mine is not None and mine.pid == os.getpid():
+            record_path.unlink(missing_ok=True)

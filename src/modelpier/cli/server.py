@@ -1,4 +1,5 @@
-"""``pier server`` (the control-plane API) and ``pier up`` (the platform with the example model)."""
+"""``pier server`` (the control-plane API), ``pier up`` (the platform with the example model) and
+``pier down`` (stop what ``pier up`` left running: itself, the gateway, the replicas)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def up(
         say(f"example model registered: [bold]{version.model}:{version.version}[/] (alias production)")
 
     def ready(urls: PlatformUrls) -> None:
-        say(f"modelpier is up: API on [bold]{urls.api}[/], gateway on [bold]{urls.gateway}[/]")
+        say(f"modelpier is up: API on [bold]{urls.api}[/], gateway on [bold]{urls.gateway}[/] ({urls.gateway_note})")
         say(f"  API docs:  {urls.api}/docs")
         if example:
             endpoint = f"{urls.gateway}/{EXAMPLE_PROJECT}/{EXAMPLE_DEPLOYMENT}"
@@ -91,6 +92,40 @@ def up(
                         f"{EXAMPLE_DEPLOYMENT}/status")
             say(f"  predict:   curl -s {endpoint}/v2/models/iris/infer -H 'content-type: application/json' "
                         f"-d '{body}'")
-        say("  stop with Ctrl-C; replicas keep running and the next `pier up` adopts them")
+        say("  Ctrl-C stops the control plane; the gateway and replicas keep serving and the next `pier up` "
+            "adopts them; `pier down` stops everything")
 
     asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example))
+
+
+def down(
+    ctx: typer.Context,
+    grace_s: float = typer.Option(None, "--grace-s", min=0,
+                                  help="Seconds each process may take to drain after SIGTERM before SIGKILL "
+                                       "(default: platform.stop_grace_s, 30)."),
+) -> None:
+    """Stop the platform `pier up` started: the control plane, the gateway and every replica, by pid."""
+    from modelpier.backends.local import records
+    from modelpier.cli.daemons import GATEWAY_FILE, PLATFORM_FILE, load_record, running, stop_processes
+
+    c = get_context(ctx)
+    settings = c.settings
+    grace = settings.platform.stop_grace_s if grace_s is None else grace_s
+    home = settings.home
+    # The control plane first, or its reconciler would start again what is stopped next; the gateway
+    # next, so traffic stops before the replicas do.
+    for label, path, wait in (("control plane", home / PLATFORM_FILE, max(grace, 15.0)),
+                              ("gateway", home / GATEWAY_FILE, grace)):
+        record = load_record(path)
+        if record is not None and running(record.pid, record.argv):
+            killed = stop_processes([record.pid], wait, group=label == "gateway")
+            c.out.print(f"stopped the {label} (pid {record.pid}{', SIGKILL' if killed else ''})")
+        path.unlink(missing_ok=True)
+    state = home / "replicas" / "state.json"
+    replicas = [r for r in records.load(state) if running(r.pid, r.argv)]
+    if replicas:
+        killed = stop_processes([r.pid for r in replicas], grace)
+        c.out.print(f"stopped {len(replicas)} replica(s)" + (f" ({len(killed)} with SIGKILL)" if killed else ""))
+    if state.exists():
+        records.save(state, [])
+    c.out.print("modelpier is down")

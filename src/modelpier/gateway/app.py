@@ -2,14 +2,18 @@
 
 The path after the deployment is forwarded unchanged to a ready replica, so every protocol the
 model server speaks (V2 REST, KServe V1, Seldon) works through it. The routing table comes from
-``table_source`` (the reconciler publishes it; in ``pier up`` both share a process), never from
-an import of the control plane. Responses carry ``x-pier-predictor``, ``x-pier-revision`` and
-``x-request-id``; a request that failed to reach a replica before it answered is retried once on
+``table_source``: in its own process (``pier gateway``) a ``RoutingTableClient`` that polls the
+control plane over HTTP and keeps the last table while the control plane is away; in tests, any
+callable. Never from an import of the control plane. Responses carry ``x-pier-predictor``, ``x-pier-revision`` and
+``x-request-id``; a request that failed before the client was sent anything (the replica was
+unreachable, reset the connection, or died mid-way through a small response) is retried once on
 another replica.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -26,6 +30,7 @@ from modelpier._lib.ids import new_id
 from modelpier.errors import NotFound, PayloadTooLarge, PierError, ServiceUnavailable
 from modelpier.gateway.proxy import ReplicaProxy, Retryable, Upstream, UpstreamTimeout, forwarded_headers
 from modelpier.gateway.routing import match_predictor, pick_replica
+from modelpier.gateway.table_client import RoutingTableClient
 from modelpier.spec.routing import DeploymentRoute, PredictorRoute, ReplicaEndpoint, RoutingTable
 
 log = logging.getLogger("modelpier.gateway")
@@ -41,9 +46,18 @@ def _error(error: PierError, status: int, request_id: str, *, retry_after: int |
     return JSONResponse(error.to_dict(), status_code=status, headers=headers)
 
 
+def _unknown(project: str, deployment: str, request_id: str, *, synced: bool) -> Response:
+    if not synced:
+        return _error(ServiceUnavailable("the gateway has not loaded the routing table from the control plane yet"),
+                      503, request_id, retry_after=1)
+    return _error(NotFound(f"no deployment {project}/{deployment}",
+                           details={"project": project, "deployment": deployment}), 404, request_id)
+
+
 class _Gateway:
-    def __init__(self, table_source: Callable[[], RoutingTable], proxy: ReplicaProxy, rand: Callable[[], float],
-                 id_factory: Callable[[], str], max_body_bytes: int) -> None:
+    def __init__(self, table_source: Callable[[], RoutingTable | None], proxy: ReplicaProxy,
+                 rand: Callable[[], float], id_factory: Callable[[], str], max_body_bytes: int) -> None:
+        # ``table_source`` returns None until a table arrived: every deployment is then unknown *yet*.
         self.table_source, self.proxy, self.rand, self.ids = table_source, proxy, rand, id_factory
         self.max_body_bytes = max_body_bytes
         self.outstanding: Counter[str] = Counter()
@@ -51,10 +65,10 @@ class _Gateway:
     async def forward(self, request: Request) -> Response:
         project, deployment = request.path_params["project"], request.path_params["deployment"]
         request_id = request.headers.get("x-request-id") or self.ids()
-        route = self.table_source().get(project, deployment)
+        table = self.table_source()
+        route = table.get(project, deployment) if table is not None else None
         if route is None:
-            return _error(NotFound(f"no deployment {project}/{deployment}",
-                                   details={"project": project, "deployment": deployment}), 404, request_id)
+            return _unknown(project, deployment, request_id, synced=table is not None)
         predictor = match_predictor(route, self.rand())
         if predictor is None:
             return _error(ServiceUnavailable(f"deployment {project}/{deployment} has no ready replica yet",
@@ -94,11 +108,17 @@ class _Gateway:
 
     def _respond(self, upstream: Upstream, route: DeploymentRoute, predictor: PredictorRoute,
                  replica: ReplicaEndpoint, request_id: str) -> Response:
-        async def finish() -> None:
-            await upstream.close()
+        response: Response
+        if upstream.content is not None:
             self._done(replica.replica_id)
+            response = Response(upstream.content, status_code=upstream.status)
+        else:
+            async def finish() -> None:
+                await upstream.close()
+                self._done(replica.replica_id)
 
-        response = StreamingResponse(upstream.body(), status_code=upstream.status, background=BackgroundTask(finish))
+            response = StreamingResponse(upstream.body(), status_code=upstream.status,
+                                         background=BackgroundTask(finish))
         # date and server are the gateway's own (uvicorn adds them); x-pier-* and the id are set here.
         ours = {"x-pier-predictor", "x-pier-revision", "x-pier-replica", "x-request-id", "date", "server"}
         response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers
@@ -113,20 +133,41 @@ class _Gateway:
             del self.outstanding[replica_id]
 
 
-def build_gateway(table_source: Callable[[], RoutingTable], *, proxy: ReplicaProxy | None = None,
-                  rand: Callable[[], float] = random.random, id_factory: Callable[[], str] = lambda: new_id(8),
+def build_gateway(table_source: Callable[[], RoutingTable] | RoutingTableClient, *,
+                  proxy: ReplicaProxy | None = None, rand: Callable[[], float] = random.random,
+                  id_factory: Callable[[], str] = lambda: new_id(8),
                   max_body_bytes: int = 64 * 1024 * 1024) -> Starlette:
-    """The gateway app. ``table_source`` is called per request: it must be cheap (a reference read)."""
+    """The gateway app. A ``RoutingTableClient`` is polled by the app while it runs (started and
+    stopped with its lifespan); a plain callable is called per request and must be cheap."""
     proxy = proxy or ReplicaProxy()
-    gateway = _Gateway(table_source, proxy, rand, id_factory, max_body_bytes)
+    client: RoutingTableClient | None = None
+    source: Callable[[], RoutingTable]
+    if isinstance(table_source, RoutingTableClient):
+        client, source = table_source, table_source.get
+    else:
+        source = table_source
+    polled = client
+    gateway = _Gateway((lambda: polled.get() if polled.synced else None) if polled is not None else source,
+                       proxy, rand, id_factory, max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        await proxy.aclose()
+        polling = asyncio.create_task(client.run(), name="routing table") if client is not None else None
+        try:
+            yield
+        finally:
+            if polling is not None and client is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+                await client.aclose()
+            await proxy.aclose()
 
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "deployments": len(table_source().deployments)})
+        body: dict[str, object] = {"status": "ok", "deployments": len(source().deployments)}
+        if client is not None:
+            body["routing"] = client.describe()
+        return JSONResponse(body)
 
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),

@@ -1,9 +1,12 @@
 """Forwarding one request to one replica over the gateway's one pooled HTTP client.
 
-The only I/O of the gateway. ``send`` returns once the replica's response headers arrived; the
-body streams through afterwards. Failures *before* the response started and before the replica
-can have acted on the request (connect errors, a connection reset with no response) are
-``Retryable``: the caller may try another replica.
+The only I/O of the gateway. ``send`` returns once the replica's response headers arrived and,
+for a small body of known length (``buffer_bytes``; a prediction is usually a few hundred bytes),
+once the whole body arrived too; larger bodies stream through afterwards. Failures before the
+client was sent anything are ``Retryable`` (the caller may try another replica): connect errors, a
+connection reset with no response, and a small response cut off mid-body (a replica killed
+between writing its headers and its body). A prediction has no side effects, so repeating it on
+another replica is safe; a streamed body that breaks cannot be retried, the client sees it end.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Upstream:
     status: int
     headers: list[tuple[str, str]]
     response: httpx.Response
+    content: bytes | None = None  # the whole body, when it was small enough to buffer
 
     async def body(self) -> AsyncIterator[bytes]:
         async for chunk in self.response.aiter_raw():
@@ -61,7 +65,7 @@ class ReplicaProxy:
         self._connect_timeout = connect_timeout_s
 
     async def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
-                   timeout_s: float) -> Upstream:
+                   timeout_s: float, buffer_bytes: int = 1024 * 1024) -> Upstream:
         request = self._client.build_request(
             method, url, headers=headers, content=body,
             timeout=httpx.Timeout(timeout_s, connect=min(self._connect_timeout, timeout_s)))
@@ -73,7 +77,25 @@ class ReplicaProxy:
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"no answer within {timeout_s:g}s") from exc
-        return Upstream(response.status_code, forwarded_headers(response.headers.multi_items()), response)
+        upstream = Upstream(response.status_code, forwarded_headers(response.headers.multi_items()), response)
+        if _length(response) <= buffer_bytes:
+            try:
+                upstream.content = await response.aread()
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                raise Retryable(f"response cut off: {type(exc).__name__}: {exc}") from exc
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(f"no complete answer within {timeout_s:g}s") from exc
+            finally:
+                await response.aclose()
+        return upstream
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _length(response: httpx.Response) -> float:
+    """The body's declared length; infinite when unknown (chunked), so it is streamed."""
+    try:
+        return int(response.headers.get("content-length", ""))
+    except ValueError:
+        return float("inf")

@@ -74,7 +74,7 @@ class FakeStore:
                                   existing.status if existing else ModelDeploymentStatus(), False,
                                   existing.created_at if existing else now, now)
         self.records[key] = record
-        return record, revision, existing is None
+        return record, revision, True  # a new revision was made (same meaning as the SQL store)
 
     def get(self, project: str, name: str) -> DeploymentRecord:
         try:
@@ -162,7 +162,8 @@ class FakeBackend:
     def restart_now(self, replica_id: str) -> None:
         r = self.replicas[replica_id]
         self.replicas[replica_id] = replace(r, phase="starting", pid=next(self._pids), started_at=self.clock.t,
-                                            ready_since=None, exit_code=None, last_log=(), restarts=r.restarts + 1)
+                                            ready_since=None, exit_code=None, last_log=(), restarts=r.restarts + 1,
+                                            failed_probes=0, unready_since=None)
 
     def stop_now(self, replica_id: str) -> None:
         self.replicas[replica_id] = replace(self.replicas[replica_id], phase="stopping")

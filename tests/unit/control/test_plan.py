@@ -373,3 +373,76 @@ def test_plan_deployment_alone_is_pure() -> None:
     assert kinds(first.actions) == ["StartReplica", "StartReplica"]
     assert first.state.rollout_revision == 1
     assert first.state.rollout_started_at == 5.0
+
+
+def hang(sim: Sim, replica: str, failed_probes: int, since: float) -> None:
+    """The backend's view of a live replica that stopped answering its readiness probe."""
+    from dataclasses import replace
+
+    sim.backend.replicas[replica] = replace(sim.backend.replicas[replica], phase="unready", ready_since=None,
+                                            failed_probes=failed_probes, unready_since=since)
+
+
+@pytest.mark.parametrize(("failed_probes", "unready_for", "restarted"), [
+    (9, 60.0, False),  # not enough probes, however long
+    (10, 9.9, False),  # enough probes, but a burst of quick passes: not long enough
+    (10, 10.0, True),
+    (40, 40.0, True),
+])
+def test_live_but_unresponsive_replica_is_restarted_after_n_failed_probes(
+        failed_probes: int, unready_for: float, restarted: bool) -> None:
+    assert (POLICY.liveness_failures, POLICY.liveness_period_s) == (10, 1.0)
+    sim = Sim()
+    sim.apply(spec(1))
+    sim.settle()
+    (replica,) = sim.live()
+    pid = sim.backend.replicas[replica].pid
+    hang(sim, replica, failed_probes, since=sim.clock.t)
+    sim.clock.advance(unready_for)
+    actions = sim.step()
+    if not restarted:
+        assert actions == []
+        return
+    assert kinds(actions) == ["ReplicaUnresponsive", "RestartReplica"]
+    restart = actions[1]
+    assert isinstance(restart, RestartReplica)
+    assert (restart.replica_id, restart.attempt) == (replica, 1)
+    assert f"failed {failed_probes} readiness probes" in restart.cause
+    assert sim.backend.replicas[replica].pid != pid  # same slot, new process
+    assert sim.backend.replicas[replica].phase == "starting"
+
+
+def test_a_replica_that_keeps_hanging_reports_degraded_and_recovers_when_stable() -> None:
+    sim = Sim()
+    sim.apply(spec(1))
+    sim.settle()
+    (replica,) = sim.live()
+    for n in range(1, 4):
+        sim.backend.make_ready()
+        hang(sim, replica, 10, since=sim.clock.t)
+        sim.clock.advance(10)
+        actions = sim.step()
+        assert [a.attempt for a in actions if isinstance(a, RestartReplica)] == [n]
+    degraded = sim.status().condition("Degraded")
+    assert degraded.status == "True"
+    assert "unresponsive" in degraded.message
+    sim.backend.make_ready()
+    sim.step()
+    sim.clock.advance(POLICY.stable_after_s)
+    sim.step()
+    assert sim.status().condition("Degraded").status == "False"
+
+
+def test_liveness_leaves_starting_replicas_and_stops_hung_ones_of_an_old_revision() -> None:
+    sim = Sim()
+    sim.apply(spec(1))
+    sim.step()
+    (replica,) = sim.live()
+    sim.clock.advance(600)  # loading for ten minutes: the rollout's readyTimeout decides, not liveness
+    assert "RestartReplica" not in kinds(sim.plan())
+    sim.settle()
+    sim.apply(spec(1, model="iris:2"))
+    hang(sim, replica, 10, since=sim.clock.t - 10)
+    actions = sim.step()
+    assert "RestartReplica" not in kinds(actions)
+    assert StopReplica("default", "iris", replica, "replaced by revision 2") in actions

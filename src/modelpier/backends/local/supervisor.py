@@ -2,8 +2,11 @@
 
 Each replica has a slot id (``main-3fa9c2d1``), a log file under
 ``$PIER_HOME/replicas/<project>/<deployment>/<id>.log``, and a line in the state file. ``observe``
-checks each process and probes ``/v2/health/ready`` with a timeout; ``stop`` drains (SIGTERM, then
-SIGKILL to the process group after the grace period) in the background. Children live in their own
+checks each process and probes ``/v2/health/ready`` with a timeout, counting consecutive failed
+probes (the planner's liveness input); ``stop`` drains in the background: the replica keeps
+serving for the deregistration delay (gateways poll the routing table, which no longer lists it),
+then SIGTERM, then SIGKILL to the process group after the grace period. ``restart`` kills a hung
+process before starting the slot again. Children live in their own
 session and outlive the control plane; at start-up the backend adopts the ones still running the
 command it recorded, and forgets the rest.
 """
@@ -48,6 +51,8 @@ class _Replica:
     restarts: int = 0
     ready_since: float | None = None
     ever_ready: bool = False
+    failed_probes: int = 0
+    unready_since: float | None = None
     exit_code: int | None = None
     exited: bool = False
     last_log: tuple[str, ...] = ()
@@ -97,6 +102,7 @@ class LocalBackend:
         self._ports = PortAllocator(cfg.replica_port_min, cfg.replica_port_max)
         self._probe_timeout = cfg.probe_timeout_s
         self._grace = cfg.stop_grace_s
+        self._deregistration_delay = cfg.deregistration_delay_s
         # Probes must not queue behind each other or behind proxied traffic: a client of our own.
         self._client = client or httpx.AsyncClient(timeout=cfg.probe_timeout_s, trust_env=False)
         self._replicas: dict[str, _Replica] = {}
@@ -134,6 +140,10 @@ class LocalBackend:
 
     async def restart(self, replica_id: str) -> None:
         old = self._get(replica_id)
+        if not old.exited and self._alive(old):
+            # Hung (the planner's liveness check): it is not routed to, nothing to drain.
+            log.warning("killing unresponsive replica %s (pid %d) to restart it", replica_id, old.pid)
+            await self._kill(old)
         port = self._ports.allocate(self._ports_in_use() - {old.port}, prefer=old.port)
         self._replicas[replica_id] = self._spawn(replica_id, old.spec, port, restarts=old.restarts + 1)
         self._save()
@@ -154,7 +164,8 @@ class LocalBackend:
         return [ReplicaObservation(
             replica_id=r.replica_id, spec=r.spec, phase=phase, url=None if r.exited else r.url,
             pid=r.pid, started_at=r.started_at, ready_since=r.ready_since, exit_code=r.exit_code,
-            last_log=r.last_log, restarts=r.restarts, adopted=r.adopted)
+            last_log=r.last_log, restarts=r.restarts, adopted=r.adopted, failed_probes=r.failed_probes,
+            unready_since=r.unready_since)
             for r, phase in zip(replicas, phases, strict=True)]
 
     def logs(self, project: str, deployment: str, *, predictor: str | None = None, tail: int = 100) -> list[str]:
@@ -208,9 +219,15 @@ class LocalBackend:
             if r.ready_since is None:
                 r.ready_since = self._clock.now().timestamp()
             r.ever_ready = True
+            r.failed_probes, r.unready_since = 0, None
             return "ready"
         r.ready_since = None
-        return "unready" if r.ever_ready else "starting"
+        if not r.ever_ready:
+            return "starting"
+        if r.unready_since is None:
+            r.unready_since = self._clock.now().timestamp()
+        r.failed_probes += 1
+        return "unready"
 
     def _alive(self, r: _Replica) -> bool:
         if r.child:
@@ -233,6 +250,8 @@ class LocalBackend:
 
     async def _terminate(self, r: _Replica) -> None:
         try:
+            if not r.exited and self._alive(r) and self._deregistration_delay > 0:
+                await asyncio.sleep(self._deregistration_delay)  # gateways stop routing to it first
             if not r.exited and self._alive(r):
                 process.send(r.pid, signal.SIGTERM)
                 for _ in range(int(self._grace / 0.05)):  # a pid has no awaitable exit: poll it
@@ -241,12 +260,15 @@ class LocalBackend:
                     await asyncio.sleep(0.05)
                 if self._alive(r):
                     log.warning("replica %s did not drain within %gs: SIGKILL", r.replica_id, self._grace)
-            # The group: workers of a multi-worker replica go with their supervisor.
-            process.send(r.pid, signal.SIGKILL, group=True)
-            for _ in range(100):  # SIGKILL cannot be ignored: the pid goes (and is reaped) at once
-                if not self._alive(r):
-                    break
-                await asyncio.sleep(0.02)
+            await self._kill(r)
         finally:
             self._replicas.pop(r.replica_id, None)
             self._save()
+
+    async def _kill(self, r: _Replica) -> None:
+        # The group: workers of a multi-worker replica go with their supervisor.
+        process.send(r.pid, signal.SIGKILL, group=True)
+        for _ in range(100):  # SIGKILL cannot be ignored: the pid goes (and is reaped) at once
+            if not self._alive(r):
+                break
+            await asyncio.sleep(0.02)

@@ -41,6 +41,7 @@ class RestartReplica:
     deployment: str
     replica_id: str
     attempt: int  # consecutive crashes so far; the backoff that was waited grew with it
+    cause: str = ""  # why, when not a crash: "unresponsive: ..." for a liveness restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,13 @@ class PlanPolicy:
     rollback_after_start_failures: int = 3  # crashes of a new revision's replica before it was ever ready
     stable_after_s: float = 10.0  # ready this long resets a replica's crash count
     log_lines: int = 10  # log lines quoted in a Degraded condition or rollback reason
+    liveness_failures: int = 10  # consecutive failed probes of a live, once-ready replica before a restart
+    liveness_period_s: float = 1.0  # ...which must also span liveness_failures x this many seconds
+
+    def unresponsive(self, failed_probes: int, unready_since: float | None, now: float) -> bool:
+        """Has a live replica that was ready failed its probes long enough to be restarted?"""
+        return (unready_since is not None and failed_probes >= self.liveness_failures
+                and now - unready_since >= self.liveness_failures * self.liveness_period_s)
 
     def backoff(self, failures: int) -> float:
         return float(min(self.backoff_initial_s * 2 ** max(failures - 1, 0), self.backoff_max_s))

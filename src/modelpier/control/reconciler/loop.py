@@ -168,8 +168,9 @@ class Reconciler:
                               f"replica {action.replica_id}: {action.reason}"))
         elif isinstance(action, RestartReplica):
             await self._backend.restart(action.replica_id)
+            why = f"({action.cause})" if action.cause else f"after {action.attempt} crash(es) in a row"
             await self._event(RecordEvent(action.project, action.deployment, "Normal", "ReplicaRestarted",
-                              f"replica {action.replica_id} restarted after {action.attempt} crash(es) in a row"))
+                              f"replica {action.replica_id} restarted {why}"))
         elif isinstance(action, MarkRolledOut):
             changed[(action.project, action.deployment)] = None  # re-read: status written below
             self._mark[(action.project, action.deployment)] = action.revision

@@ -7,7 +7,10 @@ Algorithm, per deployment (``plan_deployment``):
   of it, so scaling and re-weighting never restart anything, and a rollback revision (a copy of an
   older spec) adopts the replicas of that older revision at once.
 * Crashed replicas are counted once per process, restarted after an exponential backoff, and
-  replicas that stopped matching are stopped instead.
+  replicas that stopped matching are stopped instead. Liveness: a matching replica that was ready,
+  is still alive, and has failed ``liveness_failures`` probes in a row over at least
+  ``liveness_failures * liveness_period_s`` seconds is restarted at once (the wait was its
+  backoff); it counts as a crash of its slot, so a replica that keeps hanging reports Degraded.
 * Rolling update per predictor: start matching replicas while the total stays within
   ``replicas + maxSurge``; stop non-matching ready ones while the ready total stays at least
   ``replicas - maxUnavailable``. When every predictor has exactly its replicas, all matching and
@@ -145,6 +148,21 @@ class _Pass:
                    f"replica {r.replica_id} (pid {r.pid}) exited with code {code}; crash {failures} in a row, "
                    f"restart in {delay:g}s" + _log_suffix(r.last_log[-3:]))
 
+    def restart_unresponsive(self, r: ReplicaObservation) -> None:
+        """Liveness: count the hung process as a crash of its slot (once per pid) and restart it now."""
+        record = self.crashes.get(r.replica_id)
+        failures = (record.failures if record else 0) + (0 if record and record.counted_pid == r.pid else 1)
+        unready_for = self.now - (r.unready_since or self.now)
+        cause = (f"unresponsive: alive but failed {r.failed_probes} readiness probes in a row over "
+                 f"{unready_for:.0f}s")
+        if record is None or record.counted_pid != r.pid:
+            self.crashes[r.replica_id] = CrashRecord(
+                failures=failures, counted_pid=r.pid, next_attempt_at=self.now, exit_code=None,
+                last_log=(f"(pid {r.pid} {cause})",), ever_ready=True)
+            self.event("Warning", "ReplicaUnresponsive", f"replica {r.replica_id} (pid {r.pid}) is {cause}; "
+                       f"restarting it ({failures} failure(s) in a row)")
+        self.actions.append(RestartReplica(self.project, self.name, r.replica_id, failures, cause=cause))
+
     def state(self, rollout_revision: int | None, rollout_started_at: float | None,
               previous: DeploymentState) -> DeploymentState:
         return DeploymentState(
@@ -232,6 +250,8 @@ def _plan_predictor(step: _Pass, predictor: PredictorSpec, template: ReplicaSpec
         record = step.crashes.get(r.replica_id)
         if r.phase == "exited" and record is not None and step.now >= record.next_attempt_at:
             step.actions.append(RestartReplica(step.project, step.name, r.replica_id, record.failures))
+        elif r.phase == "unready" and step.policy.unresponsive(r.failed_probes, r.unready_since, step.now):
+            step.restart_unresponsive(r)
     # Draining replicas still hold their resources: they count against the surge.
     draining = sum(r.phase == "stopping" for r in observed if r.spec.predictor == predictor.name)
     room = want + rollout.max_surge - len(new) - len(old_ready) - draining

@@ -1,0 +1,39 @@
+"""``pier gateway --control URL``: the gateway as its own long-lived process.
+
+Serves ``/{project}/{deployment}/...`` from the routing table it polls from the control plane
+(``GET /api/v1/routing``) and keeps serving the last table while the control plane is down. ``pier
+up`` starts it detached (see ``cli/daemons.py``); run by hand, it fronts any control plane.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from modelpier.cli.context import get_context
+
+
+def gateway(
+    ctx: typer.Context,
+    control: str = typer.Option(..., "--control", help="Base URL of the control plane, e.g. http://127.0.0.1:8600."),
+    host: str = typer.Option(None, help="Interface to bind (default: platform.gateway_host, 127.0.0.1)."),
+    port: int = typer.Option(None, help="TCP port (default: platform.gateway_port, 8700)."),
+    poll_interval_s: float = typer.Option(None, "--poll-interval-s", min=0.01,
+                                          help="Seconds between polls of the routing table (default: "
+                                               "platform.gateway_poll_interval_s, 0.5)."),
+) -> None:
+    """Run the gateway: the front door of every deployment, fed by the control plane's routing table."""
+    import uvicorn
+
+    from modelpier.gateway.app import build_gateway
+    from modelpier.gateway.table_client import RoutingTableClient
+
+    settings = get_context(ctx).settings
+    cfg = settings.platform
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
+    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s)
+    app = build_gateway(table)
+    uvicorn.run(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
+                log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=int(cfg.stop_grace_s))

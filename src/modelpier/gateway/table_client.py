@@ -1,0 +1,97 @@
+"""The gateway's copy of the routing table, kept fresh by polling the control plane.
+
+``RoutingTableClient.run`` asks ``GET {control}/api/v1/routing`` every ``interval_s`` with the last
+ETag in ``If-None-Match`` (an unchanged table costs a 304 with no body). Whatever goes wrong — the
+control plane is down or restarting, answers 503 before its first reconcile pass, or sends a body
+that does not parse — the gateway keeps serving the last table it had: replicas outlive the
+control plane, so the last known table stays the best answer. Errors are logged once per outage,
+not once per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from modelpier.spec.routing import RoutingTable, table_from_wire
+
+log = logging.getLogger("modelpier.gateway.table")
+
+ROUTING_PATH = "/api/v1/routing"
+
+
+class RoutingTableClient:
+    """Holds the last table fetched; ``get`` is the gateway's ``table_source`` (a reference read)."""
+
+    def __init__(self, control_url: str, *, interval_s: float = 0.5, timeout_s: float = 2.0,
+                 client: httpx.AsyncClient | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.url = control_url.rstrip("/") + ROUTING_PATH
+        self.interval_s = interval_s
+        self._client = client or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        self._monotonic = monotonic
+        self._table = RoutingTable()
+        self._etag: str | None = None
+        self._synced_at: float | None = None  # monotonic time of the last answer (200 or 304)
+        self._error: str | None = None
+        self.fetches = 0  # 200s: tables actually transferred and parsed
+        self.unchanged = 0  # 304s
+
+    def get(self) -> RoutingTable:
+        return self._table
+
+    @property
+    def synced(self) -> bool:
+        """True once a table arrived; before that the gateway does not know any deployment."""
+        return self._etag is not None
+
+    def describe(self) -> dict[str, Any]:
+        """For the gateway's ``/healthz``: is the copy fresh, and if not, why."""
+        age = None if self._synced_at is None else round(self._monotonic() - self._synced_at, 3)
+        return {"control": self.url, "synced": self.synced, "etag": self._etag, "age_s": age,
+                "deployments": len(self._table.deployments), "error": self._error}
+
+    async def poll_once(self) -> bool:
+        """One request; True when the table is current (changed or not), False on any failure."""
+        headers = {"if-none-match": self._etag} if self._etag else {}
+        try:
+            response = await self._client.get(self.url, headers=headers)
+            if response.status_code == 304:
+                self.unchanged += 1
+            elif response.status_code == 200:
+                table = table_from_wire(response.json())
+                self._table, self._etag = table, response.headers.get("etag") or "unversioned"
+                self.fetches += 1
+            else:
+                raise _Unexpected(f"HTTP {response.status_code}: {response.text[:200]}")
+        except (httpx.HTTPError, _Unexpected, ValueError, KeyError, TypeError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if self._error is None:
+                log.warning("cannot refresh the routing table from %s (%s); serving the last one (%d "
+                            "deployments) until the control plane answers", self.url, error,
+                            len(self._table.deployments))
+            self._error = error
+            return False
+        if self._error is not None:
+            log.info("routing table refreshed from %s again", self.url)
+        self._error = None
+        self._synced_at = self._monotonic()
+        return True
+
+    async def run(self) -> None:
+        """Poll until cancelled."""
+        while True:
+            started = self._monotonic()
+            await self.poll_once()
+            await asyncio.sleep(max(0.0, self.interval_s - (self._monotonic() - started)))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _Unexpected(Exception):
+    """The control plane answered, but not with a table."""
