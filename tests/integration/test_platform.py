@@ -3,7 +3,6 @@ restart the control plane. Real replica processes on loopback; every wait polls 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -128,21 +127,26 @@ def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platf
         down_since = load.count
         wait_until(lambda: load.count >= down_since + 200, timeout=30, what="answers without a control plane")
         # The replicas and the gateway outlive the control plane; a new one adopts both.
-        with run_platform(home, platform.env, api_port=api_port, gw_port=gw_port) as again:
-            platform.proc = again.proc
-            synced = httpx.get(f"{platform.gateway}/healthz").json()["routing"]
+        again = run_platform(home, platform.env, api_port=api_port, gw_port=gw_port)
+        platform.proc = again.__enter__().proc
+        try:
+            wait_until(lambda: httpx.get(f"{platform.gateway}/healthz").json()["routing"]["error"] is None,
+                       timeout=10, what="the gateway polling the new control plane")
             up_since = load.count
             wait_until(lambda: load.count >= up_since + 200, timeout=30, what="answers after the restart")
-            assert load.failures == []
-            assert synced["error"] is None, synced
-            assert platform.gateway_pid() == gateway_pid
-            assert platform.replica_pids("keep") == pids
-            platform.wait_ready("keep", 1)
-            assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
-            httpx.delete(platform.deployment("keep"))
-            wait_until(lambda: httpx.get(platform.deployment("keep")).status_code == 404, what="purged")
-            assert platform.infer("keep").status_code == 404  # the gateway saw the new table too
-    assert load.failures == []
+        except BaseException:
+            again.__exit__(None, None, None)
+            raise
+    try:
+        assert load.failures == []
+        assert platform.gateway_pid() == gateway_pid
+        assert platform.replica_pids("keep") == pids
+        platform.wait_ready("keep", 1)
+        assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
+        httpx.delete(platform.deployment("keep"))
+        wait_until(lambda: platform.infer("keep").status_code == 404, what="the gateway sees the deletion")
+    finally:
+        again.__exit__(None, None, None)
 
 
 def test_pier_down_stops_the_control_plane_gateway_and_replicas(home: Path, env: dict[str, str]) -> None:

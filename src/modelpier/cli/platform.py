@@ -31,13 +31,12 @@ from modelpier.control.deployments import DeploymentService
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
-from modelpier.control.routes.routing import routing_router
+from modelpier.control.routes.routing import RoutingFeed, routing_router
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.errors import PierError, ServiceUnavailable
 from modelpier.registry.service import Registry
 from modelpier.settings import Settings
 from modelpier.spec.deployment import ModelDeploymentSpec
-from modelpier.spec.routing import RoutingTableCell
 
 log = logging.getLogger("modelpier.platform")
 
@@ -103,25 +102,40 @@ async def _watch_gateway(gateway: GatewayProcess, interval_s: float = 1.0) -> No
             log.exception("checking the gateway failed; trying again in %gs", interval_s)
 
 
-async def run_platform(settings: Settings, registry: Registry, *, host: str, port: int,
-                       on_ready: Callable[[PlatformUrls], None], with_example: bool = True) -> None:
+@dataclass(slots=True)
+class _Parts:
+    store: SqlDeploymentStore
+    backend: LocalBackend
+    reconciler: Reconciler
+    api_store: NotifyingStore
+    feed: RoutingFeed
+    server: _Server
+
+
+def _build(settings: Settings, registry: Registry, host: str, port: int, gateway_url: str) -> _Parts:
     cfg = settings.platform
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
-    api_url = f"http://{host}:{port}"
-    gateway = GatewayProcess(settings, api_url)
-    urls = PlatformUrls(api=api_url, gateway=gateway.url)
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     backend = LocalBackend(settings)
-    table = RoutingTableCell()
+    feed = RoutingFeed()
     policy = PlanPolicy(backoff_initial_s=cfg.restart_backoff_s, backoff_max_s=cfg.restart_backoff_max_s,
                         degraded_after=cfg.degraded_after_crashes, liveness_failures=cfg.liveness_failures,
                         liveness_period_s=cfg.liveness_period_s)
-    reconciler = Reconciler(store, backend, SystemClock(), endpoint_base=urls.gateway, publish=table.set,
+    reconciler = Reconciler(store, backend, SystemClock(), endpoint_base=gateway_url, publish=feed.publish,
                             policy=policy, interval_s=cfg.reconcile_interval_s)
     api_store = NotifyingStore(store, reconciler.trigger)
     control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs)
-    control.include_router(routing_router(lambda: table.get() if table.published else None), prefix="/api/v1")
+    control.include_router(routing_router(feed), prefix="/api/v1")
     server = _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False))
+    return _Parts(store, backend, reconciler, api_store, feed, server)
+
+
+async def run_platform(settings: Settings, registry: Registry, *, host: str, port: int,
+                       on_ready: Callable[[PlatformUrls], None], with_example: bool = True) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
+    api_url = f"http://{host}:{port}"
+    gateway = GatewayProcess(settings, api_url)
+    parts = _build(settings, registry, host, port, gateway.url)
+    reconciler, server = parts.reconciler, parts.server
     loop = asyncio.get_running_loop()
     reconciling = asyncio.create_task(reconciler.run(), name="reconciler")
     serving = asyncio.create_task(server.serve(), name="uvicorn")
@@ -129,6 +143,7 @@ async def run_platform(settings: Settings, registry: Registry, *, host: str, por
     record_path = settings.home / PLATFORM_FILE
 
     async def shutdown() -> None:
+        parts.feed.close()  # releases the gateways' held routing polls, so the server need not wait on them
         if watching is not None:
             watching.cancel()
         reconciler.stop()
@@ -148,15 +163,15 @@ async def run_platform(settings: Settings, registry: Registry, *, host: str, por
         await _wait_for_gateway(gateway)
         watching = asyncio.create_task(_watch_gateway(gateway), name="gateway watch")
         if with_example:
-            service = DeploymentService(api_store, registry)
+            service = DeploymentService(parts.api_store, registry)
             await asyncio.to_thread(deploy_example, service, settings.user)
-        on_ready(PlatformUrls(api=urls.api, gateway=urls.gateway, gateway_note=note))
+        on_ready(PlatformUrls(api=api_url, gateway=gateway.url, gateway_note=note))
         await asyncio.gather(serving, return_exceptions=True)
     finally:
         await shutdown()
         await asyncio.gather(serving, return_exceptions=True)
-        await backend.close()
-        store.close()
+        await parts.backend.close()
+        parts.store.close()
         mine = load_record(record_path)
         if mine is not None and mine.pid == os.getpid():
             record_path.unlink(missing_ok=True)

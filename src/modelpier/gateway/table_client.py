@@ -1,7 +1,9 @@
 """The gateway's copy of the routing table, kept fresh by polling the control plane.
 
-``RoutingTableClient.run`` asks ``GET {control}/api/v1/routing`` every ``interval_s`` with the last
-ETag in ``If-None-Match`` (an unchanged table costs a 304 with no body). Whatever goes wrong — the
+``RoutingTableClient.run`` asks ``GET {control}/api/v1/routing?wait=S`` with the last ETag in
+``If-None-Match``: the control plane holds the request until the table changes (a long poll), so a
+new table arrives within tens of milliseconds, and an unchanged one costs a 304 with no body every
+``S`` seconds. A control plane that answers without holding is polled every ``interval_s``. Whatever goes wrong — the
 control plane is down or restarting, answers 503 before its first reconcile pass, or sends a body
 that does not parse — the gateway keeps serving the last table it had: replicas outlive the
 control plane, so the last known table stays the best answer. Errors are logged once per outage,
@@ -14,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -28,11 +30,11 @@ ROUTING_PATH = "/api/v1/routing"
 class RoutingTableClient:
     """Holds the last table fetched; ``get`` is the gateway's ``table_source`` (a reference read)."""
 
-    def __init__(self, control_url: str, *, interval_s: float = 0.5, timeout_s: float = 2.0,
+    def __init__(self, control_url: str, *, interval_s: float = 0.5, wait_s: float = 10.0, timeout_s: float = 2.0,
                  client: httpx.AsyncClient | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.url = control_url.rstrip("/") + ROUTING_PATH
-        self.interval_s = interval_s
-        self._client = client or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        self.interval_s, self.wait_s = interval_s, wait_s
+        self._client = client or httpx.AsyncClient(timeout=timeout_s + wait_s, trust_env=False)
         self._monotonic = monotonic
         self._table = RoutingTable()
         self._etag: str | None = None
@@ -55,14 +57,17 @@ class RoutingTableClient:
         return {"control": self.url, "synced": self.synced, "etag": self._etag, "age_s": age,
                 "deployments": len(self._table.deployments), "error": self._error}
 
-    async def poll_once(self) -> bool:
-        """One request; True when the table is current (changed or not), False on any failure."""
+    async def poll_once(self, wait_s: float = 0.0) -> Literal["changed", "unchanged", "failed"]:
+        """One request, held by the control plane up to ``wait_s`` while the table is unchanged."""
         headers = {"if-none-match": self._etag} if self._etag else {}
+        params = {"wait": f"{wait_s:g}"} if wait_s > 0 and self._etag else {}
+        outcome: Literal["changed", "unchanged"] = "unchanged"
         try:
-            response = await self._client.get(self.url, headers=headers)
+            response = await self._client.get(self.url, headers=headers, params=params)
             if response.status_code == 304:
                 self.unchanged += 1
             elif response.status_code == 200:
+                outcome = "changed"
                 table = table_from_wire(response.json())
                 self._table, self._etag = table, response.headers.get("etag") or "unversioned"
                 self.fetches += 1
@@ -75,19 +80,22 @@ class RoutingTableClient:
                             "deployments) until the control plane answers", self.url, error,
                             len(self._table.deployments))
             self._error = error
-            return False
+            return "failed"
         if self._error is not None:
             log.info("routing table refreshed from %s again", self.url)
         self._error = None
         self._synced_at = self._monotonic()
-        return True
+        return outcome
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Long-poll until cancelled; after a failure, or an answer that was not held, wait
+        ``interval_s`` before the next request."""
         while True:
             started = self._monotonic()
-            await self.poll_once()
-            await asyncio.sleep(max(0.0, self.interval_s - (self._monotonic() - started)))
+            outcome = await self.poll_once(self.wait_s)
+            held = self._monotonic() - started >= min(self.wait_s / 2, self.interval_s)
+            if outcome == "failed" or (outcome == "unchanged" and not held):
+                await asyncio.sleep(self.interval_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -83,6 +83,11 @@ class PredictorSpec(_Spec):
     bundle: str | None = Field(None, description="Bundle reference instead of a model (pier build).")
     follow_alias: bool = Field(False, description="When `model` names an alias, roll out whenever the alias "
                                                   "moves to another version.")
+    image: str | None = Field(
+        None, min_length=1, max_length=512, pattern=r"^[^\s]+$",
+        description="Kubernetes only: a container image that already holds the model or bundle (model-in-image, "
+                    "e.g. one built by `pier containerize`); its own entrypoint serves V2 on port 8080. Without "
+                    "it, the modelpier server image pulls `model` from the registry when the pod starts.")
     replicas: int = Field(1, ge=0, le=100, description="Replica count; ignored when autoscaling is set.")
     resources: Resources = Field(default_factory=Resources)
     batching: Batching | None = Field(None, description="Adaptive batching; off when absent.")

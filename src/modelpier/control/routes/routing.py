@@ -1,23 +1,59 @@
 """``GET /api/v1/routing``: the routing table the reconciler last published, for gateways.
 
-Gateways run in their own processes and poll this route about twice a second with
-``If-None-Match``; an unchanged table answers ``304`` with no body, so polling costs a comparison.
-The ETag hashes the content, so it stays valid across control-plane restarts. Until the
+Gateways run in their own processes and poll this route with ``If-None-Match``; an unchanged
+table answers ``304`` with no body, so polling costs a comparison. With ``?wait=S`` the request is
+held (a long poll) until the table changes or ``S`` seconds pass, so a gateway sees a new table
+within a few tens of milliseconds instead of a poll interval; held requests are released at once
+when the control plane shuts down (``RoutingFeed.close``). The ETag hashes the content, so it stays valid
+across control-plane restarts. Until the
 reconciler's first pass has published a table the route answers ``503``: an empty table then would
 mean "not known yet", and a gateway must keep the table it has rather than drop every route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from modelpier.errors import ServiceUnavailable
-from modelpier.spec.routing import RoutingTable, encode_table
+from modelpier.spec.routing import RoutingTable, RoutingTableCell, encode_table
 
 ROUTING_MEDIA_TYPE = "application/json"
+MAX_WAIT_S = 30.0
+
+
+class RoutingFeed:
+    """Where the reconciler publishes (``publish``) and the route reads; held requests wake when the
+    table changes or the feed closes. Used from the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self._cell = RoutingTableCell()
+        self._changed = asyncio.Event()
+        self.closed = False
+
+    def current(self) -> RoutingTable | None:
+        return self._cell.get() if self._cell.published else None
+
+    def publish(self, table: RoutingTable) -> None:
+        before = self.current()
+        self._cell.set(table)
+        if self.current() is not before:  # the cell keeps the old object when the table is equal
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait_change(self, table: RoutingTable, timeout_s: float) -> None:
+        changed = self._changed
+        if self.current() is table and not self.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout_s)
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
 
 
 @dataclass(slots=True)
@@ -27,8 +63,7 @@ class _Encoded:
     etag: str = ""
 
 
-def routing_router(source: Callable[[], RoutingTable | None]) -> APIRouter:
-    """``source`` returns the latest table, or None before the first one was published."""
+def routing_router(feed: RoutingFeed) -> APIRouter:
     router = APIRouter(tags=["routing"])
     cache = _Encoded()  # the reconciler keeps the same object while the table is unchanged
 
@@ -36,8 +71,14 @@ def routing_router(source: Callable[[], RoutingTable | None]) -> APIRouter:
                 responses={200: {"description": "The table, with an ETag"},
                            304: {"description": "Unchanged since the ETag in If-None-Match"},
                            503: {"description": "The reconciler has not published a table yet"}})
-    async def routing(request: Request) -> Response:
-        table = source()
+    async def routing(request: Request, wait: Annotated[float, Query(
+            ge=0, le=MAX_WAIT_S, description="Seconds to hold the request while the table still has the "
+                                             "ETag in If-None-Match")] = 0.0) -> Response:
+        table = feed.current()
+        known = request.headers.get("if-none-match")
+        if wait > 0 and table is not None and known == cache.etag and cache.table is table:
+            await feed.wait_change(table, wait)
+            table = feed.current()
         if table is None:
             raise ServiceUnavailable("the reconciler has not published a routing table yet; retry shortly",
                                      details={"retry_after_s": 1})
@@ -45,7 +86,7 @@ def routing_router(source: Callable[[], RoutingTable | None]) -> APIRouter:
             cache.body, cache.etag = encode_table(table)
             cache.table = table
         headers = {"etag": cache.etag, "cache-control": "no-cache"}
-        if request.headers.get("if-none-match") == cache.etag:
+        if known == cache.etag:
             return Response(status_code=304, headers=headers)
         return Response(cache.body, media_type=ROUTING_MEDIA_TYPE, headers=headers)
 
