@@ -1,7 +1,9 @@
 """Write the generated artifacts from their single source of truth (``make generate``).
 
-Today: ``docs/reference/modeldeployment.schema.json`` from ``modelpier.spec.deployment``. A unit
-test (``tests/unit/spec/test_generated.py``) fails when a committed file drifts from its source.
+Today: ``docs/reference/modeldeployment.schema.json`` from ``modelpier.spec.deployment``, and the
+Kubernetes CRD ``deploy/kubernetes/base/crd.yaml`` from the same models. Unit tests
+(``tests/unit/spec/test_generated.py``, ``tests/unit/backends/kubernetes/test_crd.py``) fail when a
+committed file drifts from its source.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import json
 import sys
 from pathlib import Path
 
+from modelpier.backends.kubernetes.crd import crd_yaml
 from modelpier.spec.deployment import deployment_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = ROOT / "docs" / "reference" / "modeldeployment.schema.json"
+CRD_PATH = ROOT / "deploy" / "kubernetes" / "base" / "crd.yaml"
 
 
 def render_schema() -> str:
@@ -22,9 +26,10 @@ def render_schema() -> str:
 
 
 def main() -> int:
-    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-    SCHEMA_PATH.write_text(render_schema())
-    print(f"wrote {SCHEMA_PATH.relative_to(ROOT)}")
+    for path, text in ((SCHEMA_PATH, render_schema()), (CRD_PATH, crd_yaml())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

@@ -3,6 +3,7 @@ restart the control plane. Real replica processes on loopback; every wait polls 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -121,23 +122,19 @@ def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platf
     gateway_pid = platform.gateway_pid()
     started = [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"]
     api_port, gw_port = (int(url.rsplit(":", 1)[1]) for url in (platform.api, platform.gateway))
-    with Load(platform, "keep", limit=100_000) as load:
-        platform.proc.send_signal(signal.SIGKILL)  # a crash: nothing gets to clean up
-        platform.proc.wait(timeout=30)
-        down_since = load.count
-        wait_until(lambda: load.count >= down_since + 200, timeout=30, what="answers without a control plane")
-        # The replicas and the gateway outlive the control plane; a new one adopts both.
-        again = run_platform(home, platform.env, api_port=api_port, gw_port=gw_port)
-        platform.proc = again.__enter__().proc
-        try:
+    with contextlib.ExitStack() as restarted:
+        with Load(platform, "keep", limit=100_000) as load:
+            platform.proc.send_signal(signal.SIGKILL)  # a crash: nothing gets to clean up
+            platform.proc.wait(timeout=30)
+            down_since = load.count
+            wait_until(lambda: load.count >= down_since + 200, timeout=30, what="answers without a control plane")
+            # The replicas and the gateway outlive the control plane; a new one adopts both.
+            platform.proc = restarted.enter_context(
+                run_platform(home, platform.env, api_port=api_port, gw_port=gw_port)).proc
             wait_until(lambda: httpx.get(f"{platform.gateway}/healthz").json()["routing"]["error"] is None,
                        timeout=10, what="the gateway polling the new control plane")
             up_since = load.count
             wait_until(lambda: load.count >= up_since + 200, timeout=30, what="answers after the restart")
-        except BaseException:
-            again.__exit__(None, None, None)
-            raise
-    try:
         assert load.failures == []
         assert platform.gateway_pid() == gateway_pid
         assert platform.replica_pids("keep") == pids
@@ -145,8 +142,6 @@ def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platf
         assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
         httpx.delete(platform.deployment("keep"))
         wait_until(lambda: platform.infer("keep").status_code == 404, what="the gateway sees the deletion")
-    finally:
-        again.__exit__(None, None, None)
 
 
 def test_pier_down_stops_the_control_plane_gateway_and_replicas(home: Path, env: dict[str, str]) -> None:

@@ -11,6 +11,8 @@ from modelpier.cli import config, deploy, get, models, rollout
 from modelpier.cli import server as server_cmds
 from modelpier.cli.context import CliContext
 from modelpier.cli.gateway import gateway  # platform processes (issue 4)
+from modelpier.cli.operator import operator  # Kubernetes (issue 7)
+from modelpier.cli.render import render_cmd  # Kubernetes (issue 7)
 from modelpier.cli.serve import serve
 from modelpier.errors import PierError, exit_code
 from modelpier.settings import load_settings
@@ -29,6 +31,8 @@ app.command("server")(server_cmds.server)
 app.command("up")(server_cmds.up)
 app.command("down")(server_cmds.down)  # platform processes (issue 4)
 app.command("gateway")(gateway)  # platform processes (issue 4)
+app.command("operator")(operator)  # Kubernetes (issue 7)
+app.command("render")(render_cmd)  # Kubernetes (issue 7)
 # Deployments, kubectl-style: verbs first, the API underneath.
 app.command("deploy")(deploy.deploy)
 app.add_typer(get.app, name="get")

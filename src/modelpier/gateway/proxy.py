@@ -7,22 +7,28 @@ client was sent anything are ``Retryable`` (the caller may try another replica):
 connection reset with no response, and a small response cut off mid-body (a replica killed
 between writing its headers and its body). A prediction has no side effects, so repeating it on
 another replica is safe; a streamed body that breaks cannot be retried, the client sees it end.
+
+The client is aiohttp's: its connection pool stays flat under many concurrent requests, where
+httpx's async pool cost the gateway most of its throughput at 64 connections (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 # Headers that describe one hop, not the message (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade",
 })
-# httpx sets these itself from the URL and the body it sends.
+# The client sets these itself from the URL and the body it sends.
 _REQUEST_ONLY = frozenset({"host", "content-length"})
+# A reset or refused connection, a replica that closed without answering, a body cut short.
+_BROKEN = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)
 
 
 class Retryable(Exception):
@@ -37,15 +43,18 @@ class UpstreamTimeout(Exception):
 class Upstream:
     status: int
     headers: list[tuple[str, str]]
-    response: httpx.Response
+    response: aiohttp.ClientResponse
     content: bytes | None = None  # the whole body, when it was small enough to buffer
 
     async def body(self) -> AsyncIterator[bytes]:
-        async for chunk in self.response.aiter_raw():
-            yield chunk
+        try:
+            async for chunk in self.response.content.iter_any():
+                yield chunk
+        finally:
+            self.response.release()
 
     async def close(self) -> None:
-        await self.response.aclose()
+        self.response.release()
 
 
 def forwarded_headers(headers: Iterable[tuple[str, str]], *, request: bool = False) -> list[tuple[str, str]]:
@@ -54,48 +63,51 @@ def forwarded_headers(headers: Iterable[tuple[str, str]], *, request: bool = Fal
 
 
 class ReplicaProxy:
-    """Owns the shared ``httpx.AsyncClient`` (keep-alive pool to every replica)."""
+    """Owns the shared ``aiohttp.ClientSession`` (keep-alive pool to every replica).
 
-    def __init__(self, client: httpx.AsyncClient | None = None, *, connect_timeout_s: float = 2.0,
-                 max_connections: int = 1000) -> None:
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=connect_timeout_s), trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=200,
-                                keepalive_expiry=30))
+    The session is created on first use, inside the running event loop, as aiohttp requires.
+    """
+
+    def __init__(self, *, connect_timeout_s: float = 2.0, max_connections: int = 1000) -> None:
         self._connect_timeout = connect_timeout_s
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
+                                             keepalive_timeout=30, ttl_dns_cache=None)
+            # auto_decompress off: bodies pass through byte for byte with their Content-Encoding.
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                                  trust_env=False, skip_auto_headers=("User-Agent",))
+        return self._session
 
     async def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
                    timeout_s: float, buffer_bytes: int = 1024 * 1024) -> Upstream:
-        request = self._client.build_request(
-            method, url, headers=headers, content=body,
-            timeout=httpx.Timeout(timeout_s, connect=min(self._connect_timeout, timeout_s)))
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(self._connect_timeout, timeout_s))
         try:
-            response = await self._client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-                httpx.WriteError) as exc:
+            response = await self._client().request(method, url, headers=headers, data=body or None,
+                                                     timeout=timeout, allow_redirects=False)
+        except _BROKEN as exc:
             # No response started: the replica died, drained, or reset the connection.
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {timeout_s:g}s") from exc
-        upstream = Upstream(response.status_code, forwarded_headers(response.headers.multi_items()), response)
-        if _length(response) <= buffer_bytes:
+        upstream = Upstream(response.status, forwarded_headers(response.headers.items()), response)
+        length = response.content_length
+        if length is not None and length <= buffer_bytes:
             try:
-                upstream.content = await response.aread()
-            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                upstream.content = await response.read()
+            except _BROKEN as exc:
                 raise Retryable(f"response cut off: {type(exc).__name__}: {exc}") from exc
-            except httpx.TimeoutException as exc:
+            except TimeoutError as exc:
                 raise UpstreamTimeout(f"no complete answer within {timeout_s:g}s") from exc
             finally:
-                await response.aclose()
+                response.release()
         return upstream
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def _length(response: httpx.Response) -> float:
-    """The body's declared length; infinite when unknown (chunked), so it is streamed."""
-    try:
-        return int(response.headers.get("content-length", ""))
-    except ValueError:
-        return float("inf")
+        if self._session is not None:
+            await self._session.close()
+            # Let the connector's transports finish closing before the loop goes away.
+            await asyncio.sleep(0)

@@ -2,7 +2,8 @@
 
 Objects are written with server-side apply under one field manager and ``force`` (the operator
 owns these objects; a hand edit of a field it manages is reverted, as with any controller).
-Connects with a kubeconfig file when given, else the in-cluster service account, else the
+A kind the cluster does not serve (no Gateway API or Istio CRDs) is a ``ServiceUnavailable``
+that says what to install. Connects with a kubeconfig file when given, else the in-cluster service account, else the
 default kubeconfig (``~/.kube/config`` or ``KUBECONFIG``).
 """
 
@@ -15,6 +16,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from modelpier.backends.kubernetes.names import LABEL_DEPLOYMENT, MANAGED_BY
 from modelpier.backends.kubernetes.reconcile import MANAGED_KINDS, ObjectKey
+from modelpier.errors import ServiceUnavailable
 
 Manifest = dict[str, Any]
 FIELD_MANAGER = MANAGED_BY
@@ -39,16 +41,25 @@ class KubernetesCluster:
     def _resource(self, api_version: str, kind: str) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
+    def _served(self, api_version: str, kind: str) -> Any:
+        try:
+            return self._resource(api_version, kind)
+        except ResourceNotFoundError:
+            hint = {"HTTPRoute": "install the Gateway API CRDs, or run the operator with --routing istio",
+                    "VirtualService": "install Istio, or run the operator with --routing gateway-api"}
+            raise ServiceUnavailable(f"the cluster does not serve {api_version} {kind}: "
+                                     f"{hint.get(kind, 'install its CRD')}") from None
+
     def apply(self, obj: Manifest) -> None:
         meta = obj["metadata"]
-        self._resource(obj["apiVersion"], obj["kind"]).server_side_apply(
+        self._served(obj["apiVersion"], obj["kind"]).server_side_apply(
             body=obj, name=meta["name"], namespace=meta.get("namespace"), field_manager=self.field_manager,
             force_conflicts=True)
 
     def apply_returning(self, obj: Manifest) -> Manifest:
         meta = obj["metadata"]
         result = self.dynamic.server_side_apply(
-            self._resource(obj["apiVersion"], obj["kind"]), body=obj, name=meta["name"],
+            self._served(obj["apiVersion"], obj["kind"]), body=obj, name=meta["name"],
             namespace=meta.get("namespace"), field_manager=self.field_manager, force_conflicts=True)
         return dict(result.to_dict())
 

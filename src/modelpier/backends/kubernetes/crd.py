@@ -94,7 +94,7 @@ def crd_yaml() -> str:
 
 def to_custom_resource(document: ModelDeployment, namespace: str) -> Manifest:
     """The CR for a ``ModelDeployment`` document, in ``namespace`` (its project)."""
-    spec = document.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    spec = document.spec.model_dump(mode="json", by_alias=True, exclude_unset=True)  # what the user wrote
     return {"apiVersion": API_VERSION, "kind": KIND,
             "metadata": {"name": document.metadata.name, "namespace": namespace}, "spec": spec}
 

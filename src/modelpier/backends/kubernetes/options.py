@@ -12,6 +12,7 @@ from typing import Final, Literal
 
 from modelpier import __version__
 from modelpier.backends.kubernetes.names import MANAGED_BY
+from modelpier.errors import InvalidSpec
 
 RoutingKind = Literal["gateway-api", "istio"]
 ROUTING_KINDS: Final[tuple[RoutingKind, ...]] = ("gateway-api", "istio")
@@ -19,6 +20,7 @@ ROUTING_KINDS: Final[tuple[RoutingKind, ...]] = ("gateway-api", "istio")
 DEFAULT_IMAGE: Final = f"ghcr.io/modelpier/modelpier:{__version__}"
 DEFAULT_REGISTRY_URL: Final = "http://modelpier-control.modelpier-system.svc:8600"
 DEFAULT_KUBERNETES_VERSION: Final = "1.30"
+MIN_KUBERNETES_VERSION: Final = (1, 23)  # autoscaling/v2 is GA from 1.23
 HTTP_PORT: Final = 8080
 GRPC_PORT: Final = 8081
 MODEL_HOME: Final = "/var/lib/modelpier"
@@ -49,4 +51,17 @@ class RenderOptions:
     owner: OwnerRef | None = None  # set by the operator; `pier render` leaves it out for GitOps
     managed_by: str = MANAGED_BY
     log_level: str = "info"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION  # the oldest cluster version the output must suit
     hpa_metric: str = "modelpier_requests_in_flight"  # per-pod metric the HPA reads (prometheus-adapter)
+
+
+def parse_kubernetes_version(text: str) -> tuple[int, int]:
+    """``"1.30"``, ``"v1.30.2"`` → ``(1, 30)``; ``InvalidSpec`` below 1.23 or when unreadable."""
+    parts = text.strip().removeprefix("v").split(".")
+    try:
+        version = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        raise InvalidSpec(f"Kubernetes version {text!r} is not like 1.30") from None
+    if version < MIN_KUBERNETES_VERSION:
+        raise InvalidSpec(f"Kubernetes {text} is too old: modelpier needs 1.23 or newer (autoscaling/v2)")
+    return version

@@ -1,9 +1,10 @@
 """The operator's logic, behind a small ``ClusterApi`` seam: CR → spec → render → apply → status.
 
-``reconcile`` is what the create/update/resume handlers run; ``refresh`` is what the status
-timer runs. Both are level-triggered and idempotent (server-side apply of the same objects is a
-no-op). Objects of the deployment that are no longer rendered (a removed predictor, a disabled
-autoscaler, a switched routing kind) are deleted: ``plan_prune`` decides which, purely. The
+``reconcile`` is what the create/update/resume handlers and the periodic timer run: it is
+level-triggered and idempotent (server-side apply of the same objects is a no-op), so the timer
+also repairs drift (a deleted Service comes back) and refreshes the status. Objects of the
+deployment that are no longer rendered (a removed predictor, a disabled autoscaler, a switched
+routing kind) are deleted: ``plan_prune`` decides which, purely. The
 kopf wiring lives in ``operator.py``, the real API client in ``cluster.py``; tests drive this
 module with an in-memory fake of ``ClusterApi``.
 """
@@ -136,13 +137,3 @@ def reconcile(body: Manifest, api: ClusterApi, options: RenderOptions, *, now: d
     status = _observe(document, namespace, api, options, body=body, now=now)
     return Outcome(status, applied=tuple(desired), deleted=tuple(stale))
 
-
-def refresh(body: Manifest, api: ClusterApi, options: RenderOptions, *, now: datetime) -> Manifest | None:
-    """The status from what the cluster runs now (the timer's job); ``None`` for an invalid spec,
-    whose status ``reconcile`` already wrote."""
-    namespace = _context(body)[0]
-    try:
-        document = from_custom_resource(body)
-    except InvalidSpec:
-        return None
-    return _observe(document, namespace, api, options, body=body, now=now)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from modelpier.backends.kubernetes.names import instance_labels
-from modelpier.backends.kubernetes.options import RenderOptions
+from modelpier.backends.kubernetes.options import RenderOptions, parse_kubernetes_version
 from modelpier.backends.kubernetes.routing import render_http_route, render_virtual_service
 from modelpier.backends.kubernetes.workloads import render_predictor
 from modelpier.spec.deployment import ModelDeployment
@@ -38,6 +38,7 @@ def _finish(obj: Manifest, namespace: str, labels: dict[str, str], options: Rend
 
 def render(deployment: ModelDeployment, options: RenderOptions) -> list[Manifest]:
     """Every object of the deployment, namespaced, labelled and (with ``options.owner``) owned."""
+    parse_kubernetes_version(options.kubernetes_version)  # fails early on a version we cannot target
     name, spec = deployment.metadata.name, deployment.spec
     namespace = namespace_of(deployment, options)
     project = deployment.metadata.project or namespace
@@ -54,6 +55,14 @@ def render(deployment: ModelDeployment, options: RenderOptions) -> list[Manifest
     return objects
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes anchors (``&id001``/``*id001``) for repeated values: manifests are read by people."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(objects: list[Manifest]) -> str:
     """A multi-document YAML stream, keys sorted: byte-identical for equal objects."""
-    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=True, default_flow_style=False) for obj in objects)
+    return "".join("---\n" + yaml.dump(obj, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False)
+                   for obj in objects)

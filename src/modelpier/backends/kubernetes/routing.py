@@ -51,17 +51,21 @@ def _http_filters(spec: ModelDeploymentSpec, deployment: str, target: str | None
 
 
 def render_http_route(spec: ModelDeploymentSpec, project: str, deployment: str, options: RenderOptions) -> Manifest:
-    path = {"type": "PathPrefix", "value": public_path(project, deployment)}
-    timeouts = {"request": gateway_duration(spec.timeouts.request_seconds)}
+    def path() -> Manifest:  # a fresh mapping per rule: callers may edit one rule's objects
+        return {"type": "PathPrefix", "value": public_path(project, deployment)}
+
+    def timeouts() -> Manifest:
+        return {"request": gateway_duration(spec.timeouts.request_seconds)}
+
     rules: list[Manifest] = []
     for route in spec.routes:
         headers = [{"type": "Exact", "name": k, "value": v} for k, v in sorted(route.match.headers.items())]
-        rules.append({"matches": [{"path": path, "headers": headers}],
+        rules.append({"matches": [{"path": path(), "headers": headers}],
                       "filters": _http_filters(spec, deployment, route.predictor),
-                      "backendRefs": [_backend_ref(deployment, route.predictor)], "timeouts": timeouts})
-    rules.append({"matches": [{"path": path}], "filters": _http_filters(spec, deployment, None),
+                      "backendRefs": [_backend_ref(deployment, route.predictor)], "timeouts": timeouts()})
+    rules.append({"matches": [{"path": path()}], "filters": _http_filters(spec, deployment, None),
                   "backendRefs": [_backend_ref(deployment, p.name, p.weight) for p in serving_predictors(spec)],
-                  "timeouts": timeouts})
+                  "timeouts": timeouts()})
     parent: Manifest = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": options.gateway_name}
     if options.gateway_namespace is not None:
         parent["namespace"] = options.gateway_namespace
@@ -80,7 +84,7 @@ def _destination(deployment: str, predictor: str, namespace: str) -> Manifest:
     return {"host": host, "port": {"number": HTTP_PORT}}
 
 
-def _istio_rule(spec: ModelDeploymentSpec, match: Manifest, route: list[Manifest], deployment: str,
+def _istio_rule(spec: ModelDeploymentSpec, match: Manifest, route: list[Manifest], *, deployment: str,
                 namespace: str, target: str | None) -> Manifest:
     rule: Manifest = {"match": [match], "rewrite": {"uri": "/"}, "route": route,
                       "timeout": istio_duration(spec.timeouts.request_seconds)}
@@ -93,15 +97,17 @@ def _istio_rule(spec: ModelDeploymentSpec, match: Manifest, route: list[Manifest
 def render_virtual_service(spec: ModelDeploymentSpec, project: str, deployment: str, namespace: str,
                            options: RenderOptions) -> Manifest:
     # A trailing slash keeps /acme/iris from matching /acme/iris2; the rewrite then yields /v2/...
-    uri = {"prefix": f"{public_path(project, deployment)}/"}
+    prefix = f"{public_path(project, deployment)}/"
     http: list[Manifest] = []
     for route in spec.routes:
-        match = {"uri": uri, "headers": {k: {"exact": v} for k, v in sorted(route.match.headers.items())}}
+        headers = {k: {"exact": v} for k, v in sorted(route.match.headers.items())}
+        match = {"uri": {"prefix": prefix}, "headers": headers}
         http.append(_istio_rule(spec, match, [{"destination": _destination(deployment, route.predictor, namespace)}],
-                                deployment, namespace, route.predictor))
+                                deployment=deployment, namespace=namespace, target=route.predictor))
     weighted = [{"destination": _destination(deployment, p.name, namespace), "weight": p.weight}
                 for p in serving_predictors(spec)]
-    http.append(_istio_rule(spec, {"uri": uri}, weighted, deployment, namespace, None))
+    http.append(_istio_rule(spec, {"uri": {"prefix": prefix}}, weighted, deployment=deployment, namespace=namespace,
+                            target=None))
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
             "metadata": {"name": object_name(deployment)},
             "spec": {"hosts": list(options.hostnames) or ["*"], "gateways": [options.istio_gateway], "http": http}}

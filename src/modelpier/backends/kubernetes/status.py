@@ -47,7 +47,7 @@ def observe_workload(predictor: str, deployment: Manifest | None) -> WorkloadObs
         current=int(status.get("observedGeneration") or 0) >= int(generation), failure=failure)
 
 
-def _condition(kind: ConditionType, status: Truth, reason: str, message: str, now: datetime,
+def _condition(kind: ConditionType, status: Truth, reason: str, message: str, *, now: datetime,
                previous: list[Condition]) -> Condition:
     old = next((c for c in previous if c.type == kind), None)
     since = old.last_transition_time if old is not None and old.status == status else now
@@ -66,11 +66,12 @@ def decide_status(document: ModelDeployment, observations: list[WorkloadObservat
     ready = not waiting
     conditions = [
         _condition("Ready", "True" if ready else "False", "ReplicasReady" if ready else "ReplicasNotReady",
-                   "every predictor has its replicas ready" if ready else "; ".join(waiting), now, previous),
+                   "every predictor has its replicas ready" if ready else "; ".join(waiting),
+                   now=now, previous=previous),
         _condition("Progressing", "False" if ready else "True", "RolloutComplete" if ready else "RollingOut",
-                   "" if ready else "waiting for " + "; ".join(waiting), now, previous),
+                   "" if ready else "waiting for " + "; ".join(waiting), now=now, previous=previous),
         _condition("Degraded", "True" if failures else "False", "RolloutFailed" if failures else "AsExpected",
-                   "; ".join(failures), now, previous),
+                   "; ".join(failures), now=now, previous=previous),
     ]
     by_name = {o.predictor: o for o in observations}
     predictors = [PredictorStatus(name=p.name, model_version=p.model or p.bundle,
@@ -87,9 +88,9 @@ def invalid_status(message: str, *, generation: int | None, now: datetime, previ
                    ) -> KubernetesStatus:
     """The status of a CR whose spec does not validate: nothing is applied until it is fixed."""
     return KubernetesStatus(conditions=[
-        _condition("Ready", "False", "InvalidSpec", message, now, previous),
-        _condition("Progressing", "False", "InvalidSpec", "", now, previous),
-        _condition("Degraded", "True", "InvalidSpec", message, now, previous),
+        _condition("Ready", "False", "InvalidSpec", message, now=now, previous=previous),
+        _condition("Progressing", "False", "InvalidSpec", "", now=now, previous=previous),
+        _condition("Degraded", "True", "InvalidSpec", message, now=now, previous=previous),
     ], observed_generation=generation)
 
 

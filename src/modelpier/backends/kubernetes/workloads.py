@@ -20,7 +20,13 @@ from modelpier.backends.kubernetes.names import (
     selector_labels,
     service_name,
 )
-from modelpier.backends.kubernetes.options import GRPC_PORT, HTTP_PORT, MODEL_HOME, RenderOptions
+from modelpier.backends.kubernetes.options import (
+    GRPC_PORT,
+    HTTP_PORT,
+    MODEL_HOME,
+    RenderOptions,
+    parse_kubernetes_version,
+)
 from modelpier.backends.kubernetes.quantities import quantity, whole_seconds
 from modelpier.errors import InvalidSpec
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
@@ -176,11 +182,15 @@ def render_autoscaler(predictor: PredictorSpec, name: str, options: RenderOption
     }
 
 
-def render_disruption_budget(predictor: PredictorSpec, deployment: str, name: str) -> Manifest | None:
+def render_disruption_budget(predictor: PredictorSpec, deployment: str, name: str, options: RenderOptions
+                             ) -> Manifest | None:
     if min_replicas(predictor) <= 1:
         return None  # a budget on one replica would block node drains forever
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(deployment, predictor.name)}}}
+    spec: Manifest = {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(deployment, predictor.name)}}
+    if parse_kubernetes_version(options.kubernetes_version) >= (1, 27):
+        # A replica that never became ready (a crash loop) must not block a node drain (beta in 1.27, on by default).
+        spec["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name}, "spec": spec}
 
 
 def render_predictor(predictor: PredictorSpec, spec: ModelDeploymentSpec, deployment: str, labels: dict[str, str],
@@ -192,5 +202,6 @@ def render_predictor(predictor: PredictorSpec, spec: ModelDeploymentSpec, deploy
                           details={"field": "spec.predictors.image", "predictor": predictor.name})
     name = object_name(deployment, predictor.name)
     objects = [render_deployment(predictor, spec, name, labels, options), render_service(predictor, deployment),
-               render_autoscaler(predictor, name, options), render_disruption_budget(predictor, deployment, name)]
+               render_autoscaler(predictor, name, options),
+               render_disruption_budget(predictor, deployment, name, options)]
     return [o for o in objects if o is not None]

@@ -1,0 +1,136 @@
+"""The platform install: `kubectl kustomize` of the base and each overlay, validated against the
+schemas, with RBAC that covers exactly what the operator touches and containers whose commands
+are real `pier` commands."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelpier.backends.kubernetes.crd import custom_resource_definition
+from modelpier.backends.kubernetes.options import RenderOptions
+from modelpier.backends.kubernetes.reconcile import MANAGED_KINDS
+from modelpier.backends.kubernetes.render import render
+from tests.integration.kubernetes.conftest import pier_args_ok
+from tests.support.procs import run_pier
+from tests.unit.backends.kubernetes.specs import FEATURES
+from tests.unit.backends.kubernetes.validation import VERSIONS, validate
+
+ROOT = Path(__file__).resolve().parents[3]
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/production")
+
+
+@cache
+def build(path: str) -> tuple[dict[str, Any], ...]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl (with kustomize) is needed to build deploy/kubernetes; install kubectl >= 1.27")
+    result = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy" / "kubernetes" / path)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return tuple(d for d in yaml.safe_load_all(result.stdout) if d)
+
+
+def find(objects: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_every_object_validates(path: str) -> None:
+    for version in VERSIONS:
+        for obj in build(path):
+            validate(obj, version)
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_the_platform_parts_are_there(path: str) -> None:
+    objects = build(path)
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {("Deployment", "modelpier-control"), ("Service", "modelpier-control"), ("Deployment", "modelpier-gateway"),
+            ("Service", "modelpier-gateway"), ("Deployment", "modelpier-operator"),
+            ("ServiceAccount", "modelpier-operator"), ("ClusterRole", "modelpier-operator"),
+            ("ClusterRoleBinding", "modelpier-operator"), ("ConfigMap", "modelpier-config"),
+            ("ConfigMap", "modelpier-operator"), ("ConfigMap", "modelpier-grafana-dashboard"),
+            ("CustomResourceDefinition", "modeldeployments.modelpier.io")} <= names
+    assert find(objects, "CustomResourceDefinition", "modeldeployments.modelpier.io") == custom_resource_definition()
+    for obj in objects:
+        if obj["kind"] not in {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace"}:
+            assert obj["metadata"]["namespace"] == "modelpier-system", obj["metadata"]["name"]
+
+
+def _verbs(role: dict[str, Any], group: str, resource: str) -> set[str]:
+    return {verb for rule in role["rules"] if group in rule["apiGroups"] and resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def test_rbac_covers_exactly_the_kinds_the_operator_manages() -> None:
+    role = find(build("base"), "ClusterRole", "modelpier-operator")
+    plural = {"Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+              "PodDisruptionBudget": "poddisruptionbudgets", "HTTPRoute": "httproutes",
+              "VirtualService": "virtualservices"}
+    for api_version, kind in MANAGED_KINDS:
+        group = api_version.rpartition("/")[0]
+        assert _verbs(role, group, plural[kind]) == {"get", "list", "watch", "create", "patch", "delete"}, kind
+    assert _verbs(role, "modelpier.io", "modeldeployments") == {"get", "list", "watch", "patch"}
+    assert _verbs(role, "modelpier.io", "modeldeployments/status") == {"get", "patch"}
+    assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in role["rules"])
+    managed = {plural[kind] for _, kind in MANAGED_KINDS}
+    extra = {"modeldeployments", "modeldeployments/status", "events", "customresourcedefinitions", "namespaces"}
+    assert {r for rule in role["rules"] for r in rule["resources"]} == managed | extra
+
+
+def test_the_service_monitor_selects_the_services_the_operator_renders() -> None:
+    monitor = find(build("base"), "ServiceMonitor", "modelpier-predictors")
+    service = next(o for o in render(FEATURES["canary"], RenderOptions()) if o["kind"] == "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+
+
+def test_dev_needs_no_prometheus_operator_and_production_runs_two_of_each() -> None:
+    assert not any(o["kind"] == "ServiceMonitor" for o in build("overlays/dev"))
+    production = build("overlays/production")
+    for name in ("modelpier-control", "modelpier-gateway"):
+        assert find(production, "Deployment", name)["spec"]["replicas"] == 2
+        assert find(production, "PodDisruptionBudget", name)["spec"]["maxUnavailable"] == 1
+    assert find(production, "Deployment", "modelpier-operator")["spec"]["replicas"] == 1
+    settings = find(production, "ConfigMap", "modelpier-config")["data"]
+    assert settings["PIER_BLOB_URL"].startswith("s3://")
+    control = find(production, "Deployment", "modelpier-control")["spec"]["template"]["spec"]["containers"][0]
+    assert {"secretRef": {"name": "modelpier-secrets", "optional": True}} in control["envFrom"]
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_containers_run_non_root_and_real_pier_commands(path: str, tmp_path: Path) -> None:
+    for obj in build(path):
+        if obj["kind"] != "Deployment":
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["image"].startswith("ghcr.io/modelpier/modelpier:")
+            assert pier_args_ok(container["args"], tmp_path) is None, container["args"]
+
+
+def test_operator_settings_are_options_of_pier_operator(tmp_path: Path) -> None:
+    for path in KUSTOMIZATIONS:
+        data = find(build(path), "ConfigMap", "modelpier-operator")["data"]
+        result = run_pier(["operator", "--help"], tmp_path, check=True, COLUMNS="400")
+        for key in data:
+            assert key in result.stdout, f"{key} is not an environment variable of `pier operator`"
+
+
+def test_rendered_model_server_commands_are_real_pier_commands(tmp_path: Path) -> None:
+    for feature in ("batching", "single", "timeouts"):
+        for obj in render(FEATURES[feature], RenderOptions()):
+            if obj["kind"] == "Deployment":
+                pod = obj["spec"]["template"]["spec"]
+                for container in [*pod.get("initContainers", []), *pod["containers"]]:
+                    assert pier_args_ok(container["args"], tmp_path) is None, container["args"]

@@ -1,0 +1,126 @@
+"""A rendered model-server pod, run outside a container: the init container's command pulls the
+model from a real control plane (digest-verified), the server container's command serves it, the
+probes' paths answer, and every metric the Grafana dashboard queries is exported."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelpier.backends.kubernetes.options import RenderOptions
+from modelpier.backends.kubernetes.render import render
+from modelpier.spec.deployment import parse_deployment
+from tests.support.procs import BIN, free_port, http_ok, pier_env, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"
+# Panels that read kube-state-metrics (the HPA's desired/current/max replicas), not the model server.
+KUBE_STATE_METRICS = {"kube_horizontalpodautoscaler_status_desired_replicas",
+                      "kube_horizontalpodautoscaler_status_current_replicas",
+                      "kube_horizontalpodautoscaler_spec_max_replicas"}
+BODY = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
+                    "data": [6.7, 3.0, 5.2, 2.3, 5.1, 3.5, 1.4, 0.2]}]}
+
+
+def pod_spec(registry_url: str) -> dict[str, Any]:
+    document = parse_deployment({"metadata": {"name": "iris", "project": "acme"}, "spec": {"predictors": [
+        {"model": "iris:1", "batching": {"maxBatchSize": 16, "maxLatencyMs": 2}}]}})
+    deployment = next(o for o in render(document, RenderOptions(registry_url=registry_url))
+                      if o["kind"] == "Deployment")
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def local_args(args: list[str], ports: dict[str, int]) -> list[str]:
+    """The container's args with loopback and free ports instead of the pod's 0.0.0.0:8080/8081."""
+    swap = {"0.0.0.0": "127.0.0.1", "8080": str(ports["http"]), "8081": str(ports["grpc"])}  # noqa: S104
+    return [swap.get(a, a) for a in args]
+
+
+def container_env(container: dict[str, Any], pod_home: Path) -> dict[str, str]:
+    values = {e["name"]: e["value"] for e in container["env"]}
+    assert values.pop("PIER_HOME") == "/var/lib/modelpier"  # the emptyDir; here a temporary folder
+    return {**values, "PIER_HOME": str(pod_home)}
+
+
+@contextmanager
+def running_pod(registry_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    spec = pod_spec(registry_url)
+    pod_home = tmp_path / "empty-dir"
+    (init,) = spec["initContainers"]
+    home = pier_env(tmp_path / "unused", **container_env(init, pod_home))
+    pulled = subprocess.run([str(BIN / init["command"][0]), *init["args"]], env=home, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert pulled.returncode == 0, pulled.stderr
+    (server,) = spec["containers"]
+    ports = {"http": free_port(), "grpc": free_port()}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen([str(BIN / server["command"][0]), *local_args(server["args"], ports)],
+                            env=pier_env(tmp_path / "unused", **container_env(server, pod_home)),
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{ports['http']}"
+    try:
+        ready = http_ok(url + server["readinessProbe"]["httpGet"]["path"])
+        wait_until(lambda: proc.poll() is not None or ready(), timeout=60, what="the model server's readiness")
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()
+        yield url, server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def pod(registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Any]]]:
+    with running_pod(registry_url, tmp_path_factory.mktemp("pod")) as running:
+        yield running
+
+
+def test_the_pod_pulls_and_serves_the_model(pod: tuple[str, dict[str, Any]]) -> None:
+    url, server = pod
+    assert httpx.get(url + server["livenessProbe"]["httpGet"]["path"]).status_code == 200
+    answer = httpx.post(f"{url}/v2/models/iris/infer", json=BODY)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == [2, 0]
+
+
+def dashboard_metrics() -> set[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    names = {name for expr in exprs for name in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", expr)}
+    names |= {name for expr in exprs for name in re.findall(r"label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)", expr)}
+    return names
+
+
+def test_every_metric_the_dashboard_queries_is_exported(pod: tuple[str, dict[str, Any]]) -> None:
+    url, _ = pod
+    for _ in range(3):
+        assert httpx.post(f"{url}/v2/models/iris/infer", json=BODY).status_code == 200
+    assert httpx.post(f"{url}/v2/models/iris/infer", json={"inputs": []}).status_code == 400  # an error series
+    exported = {s.name for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+                for s in family.samples}
+    queried = dashboard_metrics()
+    assert {"modelpier_requests_total", "modelpier_request_duration_seconds_bucket",
+            "modelpier_batch_size_bucket", "modelpier_requests_in_flight"} <= queried
+    assert queried - exported - KUBE_STATE_METRICS == set(), f"exported: {sorted(exported)}"
+
+
+def test_the_dashboard_covers_what_the_issue_asks_for() -> None:
+    titles = " ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
+    for topic in ("requests", "errors", "latency", "rows per model call", "replicas", "autoscaling", "queue"):
+        assert topic in titles, topic

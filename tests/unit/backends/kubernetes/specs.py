@@ -1,0 +1,49 @@
+"""ModelDeployment documents for the rendering tests: one per spec feature, all real spec objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelpier.spec.deployment import ModelDeployment, parse_deployment
+
+
+def document(predictors: list[dict[str, Any]], *, name: str = "iris", project: str | None = "acme",
+             **spec: Any) -> ModelDeployment:
+    metadata: dict[str, Any] = {"name": name}
+    if project is not None:
+        metadata["project"] = project
+    return parse_deployment({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                             "metadata": metadata, "spec": {"predictors": predictors, **spec}})
+
+
+CANARY = [{"name": "main", "model": "iris:3", "weight": 90}, {"name": "canary", "model": "iris:4", "weight": 10}]
+
+FEATURES: dict[str, ModelDeployment] = {
+    "single": document([{"model": "iris:production"}]),
+    "no-project": document([{"model": "iris:1"}], project=None),
+    "replicas": document([{"model": "iris:1", "replicas": 3}]),
+    "zero-replicas": document([{"model": "iris:1", "replicas": 0}]),
+    "autoscaling": document([{"model": "iris:1", "autoscaling": {
+        "minReplicas": 2, "maxReplicas": 8, "targetInFlight": 4, "stabilizationSeconds": 90}}]),
+    "scale-to-zero": document([{"model": "iris:1", "autoscaling": {"minReplicas": 0, "maxReplicas": 3,
+                                                                   "targetInFlight": 2.5}}]),
+    "gpu": document([{"model": "iris:1", "resources": {"cpu": "500m", "memory": "2Gi", "gpu": 2}}]),
+    "batching": document([{"model": "iris:1", "batching": {"maxBatchSize": 64, "maxLatencyMs": 2.5},
+                           "workers": 4}]),
+    "batching-disabled": document([{"model": "iris:1", "batching": {"enabled": False}}]),
+    "canary": document(CANARY),
+    "header-route": document(CANARY, routes=[{"match": {"headers": {"x-segment": "beta", "x-tier": "gold"}},
+                                              "predictor": "canary"}]),
+    "shadow": document([{"name": "main", "model": "iris:3"}, {"name": "next", "model": "iris:4", "weight": 0}],
+                       shadow={"predictor": "next"}),
+    "shadow-partial": document([*CANARY, {"name": "shadow", "model": "iris:5", "weight": 0}],
+                               shadow={"predictor": "shadow", "percent": 25},
+                               routes=[{"match": {"headers": {"x-user": "qa"}}, "predictor": "canary"}]),
+    "bundle-image": document([{"name": "svc", "bundle": "fraud:3", "image": "registry.example.com/fraud:3"}]),
+    "model-image": document([{"model": "iris:3", "image": "registry.example.com/iris:3"}]),
+    "timeouts": document([{"model": "iris:1"}], timeouts={"requestSeconds": 2.5}),
+    "rollout": document([{"model": "iris:1", "replicas": 4}],
+                        rollout={"maxSurge": 2, "maxUnavailable": 1, "readyTimeoutSeconds": 600.5}),
+    "long-names": document([{"name": "p" * 60, "model": "iris:1"}], name="d" * 60),
+    "digit-names": document([{"name": "1st", "model": "iris:1"}], name="9lives"),
+}
