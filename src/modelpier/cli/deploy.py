@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from modelpier.cli.context import get_context
+from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.deploy_support import (
     DEFAULT_PROJECT,
     NameArg,
@@ -38,6 +39,28 @@ def _document_from_ref(ref: str, name: str | None, replicas: int, follow_alias: 
     return parse_deployment({"metadata": {"name": name or parsed.name}, "spec": {"predictors": [predictor]}})
 
 
+class Backend(StrEnum):
+    local = "local"
+    kubernetes = "kubernetes"
+
+
+def _apply_to_kubernetes(c: CliContext, document: ModelDeployment, namespace: str, kubeconfig: str | None, *,
+                         wait: bool, output: OutputFormat) -> None:
+    if wait:
+        raise InvalidInput("--wait follows the local control plane; on Kubernetes watch the resource with "
+                           f"`kubectl get md {document.metadata.name} -n {namespace} -w`")
+    try:
+        from modelpier.backends.kubernetes.apply import apply_deployment
+    except ImportError as exc:
+        raise InvalidInput(f"--backend kubernetes needs the Kubernetes extra: pip install 'modelpier[kubernetes]' "
+                           f"({exc})") from exc
+    stored = apply_deployment(document, kubeconfig, namespace=namespace)
+    meta = stored.get("metadata", {})
+    emit(c.out, stored, output, lambda: (
+        f"modeldeployment.modelpier.io/{meta.get('name')} applied in namespace {meta.get('namespace')} "
+        f"(generation {meta.get('generation')}); the operator rolls it out"))
+
+
 def deploy(
     ctx: typer.Context,
     ref: str = typer.Argument(None, metavar="[MODEL_REF]",
@@ -53,6 +76,11 @@ def deploy(
     wait: bool = typer.Option(False, "--wait/--no-wait", help="Block until the revision is Ready; fail with "
                                                               "the reason if the rollout fails."),
     timeout: float = typer.Option(300, "--timeout", min=1, help="Seconds --wait waits at most."),
+    backend: Backend = typer.Option(Backend.local, "--backend", "-b",
+                                    help="local: through the control plane (--remote); kubernetes: create/update "
+                                         "the ModelDeployment custom resource with your kubeconfig."),
+    kubeconfig: str = typer.Option(None, "--kubeconfig", help="With --backend kubernetes: the kubeconfig file "
+                                                              "(default: $KUBECONFIG or ~/.kube/config)."),
     remote: str = RemoteOpt,
     output: OutputFormat = OutputOpt,
 ) -> None:
@@ -66,6 +94,9 @@ def deploy(
         raise InvalidInput("give either -f FILE or a MODEL_REF (e.g. `pier deploy iris:production`)")
     document = read_document(file) if file is not None else _document_from_ref(ref, name, replicas, follow_alias)
     target = project_of(document, project)
+    if backend is Backend.kubernetes:
+        _apply_to_kubernetes(c, document, target, kubeconfig, wait=wait, output=output)
+        return
     with deployment_client(c, remote) as client:
         result = client.apply(target, document.metadata.name, wire_document(document))
         rev = result.revision
