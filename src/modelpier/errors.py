@@ -24,7 +24,9 @@ codes in ``ERROR_EXIT_CODE``. A unit test checks every class has both.
     ├── StoreBusy                    the database is locked; retry later (423)
     ├── RemoteError                  a remote server answered with an error (its status)
     │   └── RemoteUnreachable        cannot connect to the remote at all
-    └── ServiceUnavailable           transient: not ready, overloaded (503)
+    ├── DeadlineExceeded             a request did not finish in time (504)
+    └── ServiceUnavailable           transient: not ready (503)
+        └── Overloaded               a queue is full; carries a Retry-After hint (503)
 
 Nothing outside this tree should reach a user: API apps turn unexpected exceptions into a logged
 500 with an error id, the CLI into a one-line message and exit code 1.
@@ -129,8 +131,22 @@ class RemoteUnreachable(RemoteError):
     code = "remote_unreachable"
 
 
+class DeadlineExceeded(PierError):
+    code = "deadline_exceeded"
+
+
 class ServiceUnavailable(PierError):
     code = "service_unavailable"
+
+
+class Overloaded(ServiceUnavailable):
+    """A queue is full; ``retry_after_s`` tells the client when to try again."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
 
 
 # HTTP status for each class; the most specific class in the MRO wins (see ``http_status``).
@@ -154,7 +170,9 @@ ERROR_HTTP_STATUS: dict[type[PierError], int] = {
     StoreBusy: 423,
     RemoteError: 502,
     RemoteUnreachable: 502,
+    DeadlineExceeded: 504,
     ServiceUnavailable: 503,
+    Overloaded: 503,
 }
 
 # CLI exit codes; 1 stays for unexpected failures, 2 is Click's usage error.
@@ -177,7 +195,9 @@ ERROR_EXIT_CODE: dict[type[PierError], int] = {
     StoreBusy: 8,
     RemoteError: 9,
     RemoteUnreachable: 9,
+    DeadlineExceeded: 8,
     ServiceUnavailable: 8,
+    Overloaded: 8,
 }
 
 

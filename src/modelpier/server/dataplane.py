@@ -16,8 +16,7 @@ import numpy as np
 
 from modelpier import __version__
 from modelpier._lib.ids import new_id
-from modelpier.errors import InvalidInput, PierError
-from modelpier.server.errors import DeadlineExceeded
+from modelpier.errors import DeadlineExceeded, InvalidInput, PierError
 from modelpier.server.execution import Tensors
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import ModelHandle, ModelRepository

@@ -17,10 +17,9 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from modelpier.errors import InvalidInput, NotFound, ServiceUnavailable
+from modelpier.errors import DeadlineExceeded, InvalidInput, NotFound, Overloaded, ServiceUnavailable
 from modelpier.server.codecs import v2_grpc
 from modelpier.server.dataplane import DataPlane
-from modelpier.server.errors import DeadlineExceeded, Overloaded
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.proto import grpc_predict_v2_pb2 as pb
@@ -29,7 +28,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_MODEL = "_unknown"
 SERVICE = "inference.GRPCInferenceService"
-# Most specific first: Overloaded and DeadlineExceeded are ServiceUnavailable too.
+# Most specific first: Overloaded is a ServiceUnavailable too.
 _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),

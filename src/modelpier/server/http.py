@@ -21,11 +21,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from modelpier.errors import InvalidInput, PayloadTooLarge, PierError, ServiceUnavailable, http_status
+from modelpier.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    Overloaded,
+    PayloadTooLarge,
+    PierError,
+    ServiceUnavailable,
+    http_status,
+)
 from modelpier.server import openapi
 from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_json
 from modelpier.server.dataplane import DataPlane
-from modelpier.server.errors import DeadlineExceeded, Overloaded
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelpier.server.metrics import ServerMetrics

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from modelpier.errors import ServiceUnavailable
-from modelpier.server.errors import Overloaded
+from modelpier.errors import Overloaded, ServiceUnavailable
 from modelpier.server.execution import BatchResult, PredictExecutor, Tensors
 
 

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelpier.errors import InvalidInput
+from modelpier.errors import InvalidInput, Overloaded
 from modelpier.server.batching.policy import CostEstimate
 from modelpier.server.batching.queue import BatchQueue
 from modelpier.server.config import BatchingConfig
-from modelpier.server.errors import Overloaded
 from modelpier.server.execution import PredictExecutor, predict_merged
 from modelpier.server.runners import DirectRunner
 

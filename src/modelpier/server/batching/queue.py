@@ -19,9 +19,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from modelpier.errors import Overloaded
 from modelpier.server.batching.policy import QueueView, decide_flush, ewma
 from modelpier.server.config import BatchingConfig
-from modelpier.server.errors import Overloaded
 from modelpier.server.execution import BatchResult, PredictExecutor, Tensors
 from modelpier.server.runners import finished, settle
 
