@@ -7,16 +7,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install lint typecheck importlint unit integration generate clean bench-registry help
+constraints: $(STAMP)
+	( sed -n 1,3p constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^py-spy' | sed 's/+cpu$$//' ) > constraints.new
+	mv constraints.new constraints.txt
+
+.PHONY: constraints up test install lint typecheck importlint unit integration generate clean bench-registry help
 
 help:
 	@echo "make up     - install and run the platform with the example model (prints where to look)"
 	@echo "make test   - install everything and run lint, type checks, layering checks and all tests"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
