@@ -60,6 +60,7 @@ def save_models(home: Path) -> None:
 def replica_env(low: int) -> dict[str, str]:
     return {"PIER_PLATFORM__REPLICA_PORT_MIN": str(low), "PIER_PLATFORM__REPLICA_PORT_MAX": str(low + 199),
             "PIER_PLATFORM__RECONCILE_INTERVAL_S": "0.2", "PIER_PLATFORM__STOP_GRACE_S": "10",
+            "PIER_CONTROL__ALIAS_POLL_SECONDS": "0.5",
             "PIER_LOG_LEVEL": "info"}
 
 

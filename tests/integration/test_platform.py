@@ -95,6 +95,21 @@ def test_rolling_update_under_load_fails_no_request(platform: Platform) -> None:
     httpx.delete(platform.deployment("roll"))
 
 
+def test_moving_a_followed_alias_rolls_out_the_new_version(platform: Platform) -> None:
+    aliases = f"{platform.api}/api/v1/models/iris/aliases/production"
+    assert httpx.put(aliases, json={"version": 1}, timeout=10).status_code == 200
+    platform.apply("follow", [{"name": "main", "model": "iris:production", "followAlias": True, "replicas": 1}])
+    platform.wait_ready("follow", 1, revision=1)
+    assert platform.infer("follow").json()["model_version"] == "1"
+    assert httpx.put(aliases, json={"version": 2}, timeout=10).status_code == 200
+    platform.wait_ready("follow", 1, revision=2, timeout=60)  # nobody re-applied: the alias move did it
+    assert {platform.infer("follow").json()["model_version"] for _ in range(10)} == {"2"}
+    revisions = httpx.get(platform.deployment("follow") + "/revisions", timeout=10).json()
+    assert "alias iris:production moved from 1 to 2" in revisions[-1]["cause"]
+    assert "AliasMoved" in [e["reason"] for e in platform.events("follow")]
+    httpx.delete(platform.deployment("follow"))
+
+
 def test_broken_revision_is_rolled_back_and_v1_keeps_serving(platform: Platform) -> None:
     platform.apply("guard", iris(1, 1))
     platform.wait_ready("guard", 1)
