@@ -80,9 +80,8 @@ def decide_access(principal: Principal, action: Action, project: str | None) -> 
         return Deny("this call needs the platform admin role", 403)
     needed = REQUIRED_ROLE[action]
     if project is None:
-        if action is Action.read or any(r >= needed for r in principal.roles.values()):
-            return Allow()
-        return Deny(f"this call needs the {needed.name} role in at least one project", 403)
+        allowed = action is Action.read or any(r >= needed for r in principal.roles.values())
+        return Allow() if allowed else Deny(f"this call needs the {needed.name} role in at least one project", 403)
     role = principal.role_in(project)
     if role is None:
         return Deny(f"project {project!r} does not exist", 404)
@@ -90,7 +89,6 @@ def decide_access(principal: Principal, action: Action, project: str | None) -> 
         return Deny(f"this call needs the {needed.name} role in project {project!r}; "
                     f"{principal.user!r} is {role.name}", 403)
     return Allow()
-
 
 def visible_projects(principal: Principal, projects: list[str]) -> list[str]:
     """The projects of ``projects`` a listing may show to ``principal``."""

@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_FILE = "secret"
+SECRET_FILE = "secret"  # noqa: S105 - the file name, not a secret
 _SECRET_BYTES = 32
 
 

@@ -18,7 +18,7 @@ from modelpier.errors import Forbidden, InvalidInput, Unauthenticated
 from modelpier.spec.names import validate_name
 
 ADMIN_USER = "admin"
-BOOTSTRAP_TOKEN_NAME = "bootstrap"
+BOOTSTRAP_TOKEN_NAME = "bootstrap"  # noqa: S105 - a label, not a secret
 
 
 @dataclass(frozen=True, slots=True)

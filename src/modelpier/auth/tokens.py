@@ -14,7 +14,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 
-TOKEN_PREFIX = "pier_"
+TOKEN_PREFIX = "pier_"  # noqa: S105 - the public prefix, not a secret
 KEY_PREFIX = "pierk_"  # invocation keys: invoke-only, one deployment
 DISPLAY_CHARS = 8
 _SECRET_BYTES = 32

@@ -33,7 +33,8 @@ def gateway(
     cfg = settings.platform
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
-    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s)
+    token = settings.token.get_secret_value() if settings.token else None
+    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s, token=token)
     app = build_gateway(table)
     uvicorn.run(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
                 log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=int(cfg.stop_grace_s))

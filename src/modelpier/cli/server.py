@@ -59,6 +59,7 @@ def up(
     """Run the platform on embedded defaults: control plane, gateway, reconciler and local replicas."""
     import asyncio
 
+    from modelpier.cli.credentials import save_credentials
     from modelpier.cli.platform import EXAMPLE_DEPLOYMENT, EXAMPLE_PROJECT, PlatformUrls, run_platform
     from modelpier.registry.factory import build_registry
 
@@ -95,7 +96,13 @@ def up(
         say("  Ctrl-C stops the control plane; the gateway and replicas keep serving and the next `pier up` "
             "adopts them; `pier down` stops everything")
 
-    asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example))
+    def remember_admin_token(token: str) -> None:
+        # The quick start stays one command: the CLI on this machine is logged in as the admin.
+        path = save_credentials(f"http://{host}:{port}", token)
+        say(f"created the platform admin; its API token, shown once (saved for the CLI in {path}):\n  {token}")
+
+    asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example,
+                             announce_admin_token=remember_admin_token))
 
 
 def down(

@@ -126,7 +126,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
 
 def check_protected(app: FastAPI) -> None:
     """Refuse to build an app with a route that no access rule covers (fail closed, at start-up)."""
-    routes = [(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in sorted(r.methods)]
+    routes = [(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in sorted(r.methods or ())]
     missing = unprotected_routes(routes)
     if missing:
         raise RuntimeError(f"routes without an access rule in control/policy.py: {', '.join(missing)}")
