@@ -6,12 +6,15 @@ A token's secret appears in exactly one body, ``CreatedTokenBody``, the answer t
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelpier.auth.access import Role
 from modelpier.auth.domain import AuditEntry, Member, TokenInfo
 from modelpier.auth.quota import Limits
+
+RoleName = Literal["viewer", "editor", "owner"]
 
 
 class NewTokenBody(BaseModel):
@@ -53,24 +56,27 @@ class CreatedTokenBody(TokenBody):
 class WhoAmIBody(BaseModel):
     user: str
     admin: bool
-    roles: dict[str, Role]
+    roles: dict[str, RoleName]
 
 
 class MemberBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user: str = Field(max_length=255)
-    role: Role
+    role: RoleName
 
     @classmethod
     def of(cls, m: Member) -> MemberBody:
-        return cls(user=m.user, role=m.role)
+        return cls(user=m.user, role=m.role.name)
 
 
 class RoleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
+    role: RoleName
+
+    def to_role(self) -> Role:
+        return Role[self.role]
 
 
 class QuotaBody(BaseModel):

@@ -103,7 +103,7 @@ def add_member(ctx: typer.Context, project: str, user: str,
         raise InvalidInput(f"--role must be one of {', '.join(Role.__members__)}, not {role!r}")
     with _client(c, remote) as client:
         m = client.set_member(project, user, Role[role])
-    c.out.print(f"{m.user} is {m.role.name} of {project}")
+    c.out.print(f"{m.user} is {m.role} of {project}")
 
 
 @project_app.command("remove-member")
@@ -122,7 +122,7 @@ def members(ctx: typer.Context, project: str, remote: str = REMOTE, output: Outp
     with _client(c, remote) as client:
         found = client.members(project)
     emit(c.out, [m.model_dump(mode="json") for m in found], output,
-         lambda: simple_table(None, ["USER", "ROLE"], [[m.user, m.role.name] for m in found]))
+         lambda: simple_table(None, ["USER", "ROLE"], [[m.user, m.role] for m in found]))
 
 
 @quota_app.command("get")

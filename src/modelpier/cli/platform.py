@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from modelpier._lib.clock import SystemClock
 from modelpier.backends.local.supervisor import LocalBackend
 from modelpier.cli.daemons import PLATFORM_FILE, GatewayProcess, ProcessRecord, load_record, own_argv, save_record
-from modelpier.control.app import build_control_plane
+from modelpier.control.app import build_control_plane, check_protected
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.loop import Reconciler
@@ -128,6 +128,7 @@ def _build(settings: Settings, registry: Registry, host: str, port: int, gateway
     control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs,
                                   announce_admin_token=announce_admin_token)
     control.include_router(routing_router(feed), prefix="/api/v1")
+    check_protected(control)
     server = _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False))
     return _Parts(store, backend, reconciler, api_store, feed, server)
 

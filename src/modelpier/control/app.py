@@ -16,7 +16,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 import modelpier
 from modelpier.auth.secret import load_or_create_secret
@@ -34,7 +33,7 @@ from modelpier.control.routes.members import member_router
 from modelpier.control.routes.models import model_router
 from modelpier.control.routes.projects import project_router
 from modelpier.control.routes.tokenreview import tokenreview_router
-from modelpier.control.security import install_security
+from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.registry.factory import build_registry
@@ -126,8 +125,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
 
 def check_protected(app: FastAPI) -> None:
     """Refuse to build an app with a route that no access rule covers (fail closed, at start-up)."""
-    routes = [(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in sorted(r.methods or ())]
-    missing = unprotected_routes(routes)
+    missing = unprotected_routes(openapi_routes(app))
     if missing:
         raise RuntimeError(f"routes without an access rule in control/policy.py: {', '.join(missing)}")
 

@@ -58,3 +58,27 @@ def match_route_policy(method: str, template: str) -> RoutePolicy | None:
 def unprotected_routes(routes: list[tuple[str, str]]) -> list[str]:
     """``METHOD path`` of every route that is neither public nor covered by a rule."""
     return [f"{m} {p}" for m, p in routes if p not in PUBLIC_ROUTES and match_route_policy(m, p) is None]
+
+
+class RouteMatcher:
+    """Which route template (``/api/v1/models/{name}``) a concrete ``METHOD path`` is served by.
+
+    Built from the app's OpenAPI paths: templates with fewer parameters win, so a literal segment
+    (``/blobs/uploads``) beats a parameter (``/blobs/{digest}``), as in the routers' own order.
+    """
+
+    def __init__(self, routes: list[tuple[str, str]]) -> None:
+        def compile_template(template: str) -> re.Pattern[str]:
+            parts = re.split(r"(\{\w+\})", template)
+            return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+        ordered = sorted(routes, key=lambda mt: mt[1].count("{"))
+        self._routes = [(m.upper(), t, compile_template(t)) for m, t in ordered]
+
+    def template(self, method: str, path: str) -> str | None:
+        method = "GET" if method.upper() == "HEAD" else method.upper()
+        matches = [(m, t) for m, t, rx in self._routes if rx.fullmatch(path)]
+        for m, t in matches:
+            if m == method:
+                return t
+        return matches[0][1] if matches else None

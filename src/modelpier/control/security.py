@@ -12,14 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelpier.auth.access import Deny, Principal, decide_access
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql.store import SqlAuthStore
-from modelpier.control.policy import PATH_PROJECT, PUBLIC_ROUTES, SAFE_METHODS, match_route_policy
+from modelpier.control.policy import (
+    PATH_PROJECT,
+    PUBLIC_ROUTES,
+    SAFE_METHODS,
+    RouteMatcher,
+    match_route_policy,
+)
 from modelpier.errors import Forbidden, NotFound, PierError, Unauthenticated
 
 _PRINCIPAL = "pier_principal"
@@ -46,10 +52,23 @@ def denial(decision: Deny) -> PierError:
     return NotFound(decision.reason) if decision.status == 404 else Forbidden(decision.reason)
 
 
+def openapi_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """``(METHOD, template)`` of every documented route, as the app serves them now."""
+    spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    return [(m.upper(), path) for path, ops in spec.get("paths", {}).items() for m in ops]
+
+
 def install_security(app: FastAPI, auth: AuthService) -> None:
+    # Built at the first request, when every router (also those added after build) is in place;
+    # matched against the documented routes because FastAPI's scope does not reliably carry the
+    # full template of a route from an included router.
+    matcher: list[RouteMatcher] = []
+
     async def authorize(request: Request) -> None:
-        route = request.scope.get("route")
-        template = route.path_format if isinstance(route, APIRoute) else request.url.path
+        if not matcher:
+            matcher.append(RouteMatcher(openapi_routes(app)))
+        path = request.scope["path"]
+        template = matcher[0].template(request.method, path) or path
         if template in PUBLIC_ROUTES:
             return
         token = bearer_token(request.headers.get("authorization"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from modelpier.auth.access import Action
-from modelpier.control.policy import PATH_PROJECT, RoutePolicy, match_route_policy, unprotected_routes
+from modelpier.control.policy import PATH_PROJECT, RouteMatcher, RoutePolicy, match_route_policy, unprotected_routes
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [
@@ -24,3 +24,13 @@ def test_routes_map_to_actions(method: str, path: str, expected: RoutePolicy) ->
 def test_an_unknown_route_is_reported_unprotected() -> None:
     assert unprotected_routes([("GET", "/healthz"), ("GET", "/api/v1/models"), ("POST", "/api/v1/new-thing")]) \
         == ["POST /api/v1/new-thing"]
+
+
+def test_the_matcher_finds_the_template_preferring_literal_segments() -> None:
+    matcher = RouteMatcher([("GET", "/api/v1/blobs/{digest}"), ("POST", "/api/v1/blobs/uploads"),
+                            ("GET", "/api/v1/blobs/uploads/{upload_id}"), ("PUT", "/api/v1/models/{name}")])
+    assert matcher.template("POST", "/api/v1/blobs/uploads") == "/api/v1/blobs/uploads"
+    assert matcher.template("HEAD", "/api/v1/blobs/sha256:ab") == "/api/v1/blobs/{digest}"
+    assert matcher.template("GET", "/api/v1/blobs/uploads/u1") == "/api/v1/blobs/uploads/{upload_id}"
+    assert matcher.template("DELETE", "/api/v1/models/iris") == "/api/v1/models/{name}"  # 405 later, still ruled
+    assert matcher.template("GET", "/api/v1/models/a/b") is None

@@ -19,7 +19,7 @@ def access_router(auth: AuthService, deployments: DeploymentService) -> APIRoute
     @r.get("/whoami", response_model=WhoAmIBody)
     def whoami(request: Request) -> WhoAmIBody:
         p = principal_of(request)
-        return WhoAmIBody(user=p.user, admin=p.admin, roles=dict(p.roles))
+        return WhoAmIBody(user=p.user, admin=p.admin, roles={k: v.name for k, v in p.roles.items()})
 
     @r.get("/tokens", response_model=list[TokenBody], description="The caller's tokens (admins: `all=true`).")
     def list_tokens(request: Request, search: str | None = Query(None, description="Prefix or part of the name."),

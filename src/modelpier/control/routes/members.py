@@ -21,7 +21,7 @@ def member_router(auth: AuthService, deployments: DeploymentService) -> APIRoute
     @r.put(one, response_model=MemberBody, description="Add a member or change their role.")
     def set_member(project: str, user: str, body: RoleBody) -> MemberBody:
         deployments.get_project(project)
-        return MemberBody.of(auth.set_member(project, user, body.role))
+        return MemberBody.of(auth.set_member(project, user, body.to_role()))
 
     @r.delete(one, status_code=204)
     def remove_member(project: str, user: str) -> Response:
