@@ -107,7 +107,9 @@ class Settings(BaseSettings):
     """All settings. ``home`` anchors the embedded defaults (SQLite file, blob folder, cache)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PIER_", env_nested_delimiter="__", extra="forbid", validate_default=True)
+        env_prefix="PIER_", env_nested_delimiter="__", extra="forbid", validate_default=True,
+        # `PIER_TOKEN= pier ...` means "no token from the environment", not "an empty token".
+        env_ignore_empty=True)
 
     home: Path = Field(default_factory=default_home,
                        description="Root folder for embedded state (PIER_HOME, default ~/.modelpier).")
