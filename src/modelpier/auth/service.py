@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from modelpier._lib.clock import Clock, SystemClock
 from modelpier.auth import tokens
-from modelpier.auth.access import Principal, Role
+from modelpier.auth.access import Action, Allow, Principal, Role, decide_access
 from modelpier.auth.domain import Member, TokenInfo, User
 from modelpier.auth.sql.store import SqlAuthStore
 from modelpier.errors import Forbidden, InvalidInput, Unauthenticated
@@ -60,6 +60,17 @@ class AuthService:
         if info.deployment is not None:
             raise Unauthenticated("an invocation key only invokes its deployment through the gateway")
         return Principal(user=user.name, admin=user.admin, roles=self.store.roles_of(user.name))
+
+    def may_invoke(self, token: str, project: str, deployment: str) -> bool:
+        """For the gateway: a user token with a role in ``project``, or this deployment's invocation key."""
+        try:
+            info, user = self.lookup(token)
+        except Unauthenticated:
+            return False
+        if info.deployment is not None:
+            return (info.project, info.deployment) == (project, deployment)
+        principal = Principal(user=user.name, admin=user.admin, roles=self.store.roles_of(user.name))
+        return isinstance(decide_access(principal, Action.invoke, project), Allow)
 
     # -- tokens ---------------------------------------------------------------------------------
 

@@ -107,3 +107,18 @@ class AuditBody(BaseModel):
     @classmethod
     def of(cls, e: AuditEntry) -> AuditBody:
         return cls(id=e.id, at=e.at, user=e.user, method=e.method, path=e.path, project=e.project, status=e.status)
+
+
+class InvocationCheckBody(BaseModel):
+    """What a gateway asks: may ``token`` invoke ``project/deployment``? (The token travels in the body,
+    which no log or audit entry records.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(max_length=63)
+    deployment: str = Field(max_length=63)
+    token: str = Field(max_length=256)
+
+
+class InvocationAnswerBody(BaseModel):
+    allowed: bool

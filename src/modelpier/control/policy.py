@@ -38,7 +38,7 @@ _RULES: tuple[tuple[str, Action, Action, str | None], ...] = (
     (r"/projects/\{project\}/deployments(/.*)?", Action.read, Action.write, PATH_PROJECT),
     (r"/deployments", Action.read, Action.admin, None),
     (r"/tokens(/.*)?|/whoami", Action.read, Action.read, None),     # self-service; the service checks more
-    (r"/routing|/audit", Action.admin, Action.admin, None),
+    (r"/routing|/audit|/invocations/verify", Action.admin, Action.admin, None),  # gateways and admins
 )
 _COMPILED = tuple((re.compile(p), r, w, proj) for p, r, w, proj in _RULES)
 

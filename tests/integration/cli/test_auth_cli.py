@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import yaml
-
 from tests.support.procs import ADMIN_TOKEN, control_plane, run_pier
 
 

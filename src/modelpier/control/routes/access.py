@@ -8,7 +8,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from modelpier.auth.service import AuthService
-from modelpier.auth.wire import AuditBody, CreatedTokenBody, NewKeyBody, NewTokenBody, TokenBody, WhoAmIBody
+from modelpier.auth.wire import (
+    AuditBody,
+    CreatedTokenBody,
+    InvocationAnswerBody,
+    InvocationCheckBody,
+    NewKeyBody,
+    NewTokenBody,
+    TokenBody,
+    WhoAmIBody,
+)
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.security import principal_of
 
@@ -45,6 +54,11 @@ def access_router(auth: AuthService, deployments: DeploymentService) -> APIRoute
         minted = auth.create_invocation_key(principal_of(request), project, name, body.name,
                                             expires_in_s=body.expires_in_s)
         return CreatedTokenBody(**TokenBody.of(minted.info).model_dump(), token=minted.secret)
+
+    @r.post("/invocations/verify", response_model=InvocationAnswerBody,
+            description="For gateways (admin token): may this token invoke this deployment?")
+    def verify_invocation(body: InvocationCheckBody) -> InvocationAnswerBody:
+        return InvocationAnswerBody(allowed=auth.may_invoke(body.token, body.project, body.deployment))
 
     @r.get("/audit", response_model=list[AuditBody], description="Every project's mutating calls, newest last.")
     def audit(limit: int = Query(100, ge=1, le=1000)) -> list[AuditBody]:
