@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import modelpier
+from modelpier.auth.quota import Limits
 from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
@@ -73,10 +74,12 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     registry = registry or build_registry(settings)
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
     auth = auth or build_auth(settings)
+    quotas = auth.store
+    deployments = DeploymentService(store, registry, log_source=log_source,
+                                    limits=lambda project: Limits(**quotas.limits(project)))
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
     if minted is not None:
         announce_admin_token(minted)
-    deployments = DeploymentService(store, registry, log_source=log_source)
     stager = UploadStager(settings.home / "uploads")
 
     @asynccontextmanager

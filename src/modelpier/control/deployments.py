@@ -16,6 +16,7 @@ from typing import Any
 
 from modelpier.control import history
 from modelpier.control.logs import MAX_TAIL, LogSource, no_logs
+from modelpier.control.quota import LimitsSource, require_within_quota
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
 from modelpier.errors import AlreadyExists, Conflict, InvalidInput, InvalidSpec, NotFound, PierError
 from modelpier.registry.domain import ModelVersion
@@ -50,9 +51,11 @@ class DeploymentView:
 
 
 class DeploymentService:
-    def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None) -> None:
+    def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None,
+                 limits: LimitsSource | None = None) -> None:
         self.store = store
         self.registry = registry
+        self._limits = limits  # the project's quota; None: unlimited
         self._log_source: LogSource = log_source or no_logs
         # Last alias-refresh failure reported per deployment, so a broken alias gives one warning
         # event, not one per poll.
@@ -142,6 +145,12 @@ class DeploymentService:
 
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
                created_by: str, cause: str) -> ApplyResult:
+        if self._limits is not None:
+            # Best effort under concurrency: two applies racing may both pass; the next one is refused.
+            views = [v for v in self.list_deployments(project) if not v.record.deleting]
+            others = [v.revision.spec for v in views if v.record.name != name]
+            current = next((v.revision.spec for v in views if v.record.name == name), None)
+            require_within_quota(others, current, spec, self._limits(project))
         record, revision, created = self.store.apply(project, name, spec, resolved=resolved,
                                                      created_by=created_by, cause=cause)
         return ApplyResult(record, revision, created)
