@@ -112,7 +112,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(model_router(registry), prefix="/api/v1")
+    app.include_router(model_router(registry), prefix="/api/v1")  # the default project's, as before projects
+    app.include_router(model_router(registry), prefix="/api/v1/projects/{project}")
     app.include_router(
         blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")

@@ -30,6 +30,9 @@ from modelpier.spec.deployment import (
 from modelpier.spec.names import ModelRef, validate_name
 
 log = logging.getLogger("modelpier.control.deployments")
+# Models of the default project are the shared catalog every project may deploy (the quick start's
+# iris lives there); models of any other project deploy only within it.
+SHARED_PROJECT = "default"
 
 # Who alias-driven revisions are recorded as created by.
 SYSTEM_USER = "modelpier"
@@ -95,7 +98,7 @@ class DeploymentService:
         """
         name, spec = self._spec_of(project, document, name)
         self._require_project(project)
-        resolved = self.resolve(spec)
+        resolved = self.resolve(spec, project=project)
         result = self._apply(project, name, spec, resolved, created_by=created_by, cause="applied")
         if result.created:
             self._event(result, "Normal", "RevisionCreated",
@@ -121,8 +124,9 @@ class DeploymentService:
                               f"{project!r} it is applied to", details={"field": "metadata.project"})
         return meta.name, document.spec
 
-    def resolve(self, spec: ModelDeploymentSpec) -> dict[str, str]:
-        """``{predictor: "model:version"}`` for every predictor, as the registry resolves it now."""
+    def resolve(self, spec: ModelDeploymentSpec, *, project: str | None = None) -> dict[str, str]:
+        """``{predictor: "model:version"}`` for every predictor, as the registry resolves it now. With
+        ``project``, only models of that project or of the shared ``default`` project resolve."""
         resolved = {}
         for i, predictor in enumerate(spec.predictors):
             field = f"spec.predictors.{i}"
@@ -132,11 +136,14 @@ class DeploymentService:
                                   details={"field": f"{field}.bundle", "predictor": predictor.name})
             ref = predictor.model_ref
             assert ref is not None  # the spec guarantees exactly one of model and bundle
-            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model").ref
+            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model", project).ref
         return resolved
 
-    def _resolve_ref(self, ref: ModelRef, predictor: str, field: str) -> ModelVersion:
+    def _resolve_ref(self, ref: ModelRef, predictor: str, field: str, project: str | None = None) -> ModelVersion:
         try:
+            if project is not None and self.registry.get_model(ref.name).project not in (project, SHARED_PROJECT):
+                # Another tenant's model: answered exactly as a missing one.
+                raise NotFound(f"model {ref.name!r} does not exist")
             return self.registry.resolve(ref)
         except NotFound as exc:
             raise NotFound(f"{field}: predictor {predictor!r} references {str(ref)!r}, which does not resolve: "

@@ -36,6 +36,7 @@ _RULES: tuple[tuple[str, Action, Action, str | None], ...] = (
     (r"/projects/\{project\}/(members|quota)(/.*)?", Action.read, Action.manage, PATH_PROJECT),
     (r"/projects/\{project\}/audit", Action.manage, Action.manage, PATH_PROJECT),
     (r"/projects/\{project\}/deployments(/.*)?", Action.read, Action.write, PATH_PROJECT),
+    (r"/projects/\{project\}/models(/.*)?", Action.read, Action.write, PATH_PROJECT),
     (r"/deployments", Action.read, Action.admin, None),
     (r"/tokens(/.*)?|/whoami", Action.read, Action.read, None),     # self-service; the service checks more
     (r"/routing|/audit|/invocations/verify", Action.admin, Action.admin, None),  # gateways and admins

@@ -14,13 +14,13 @@ from modelpier.spec.names import ModelRef
 
 
 class MetadataStore(Protocol):
-    def ensure_model(self, name: str, *, description: str = "") -> Model:
-        """Return the model, creating it (with ``description``) when it does not exist yet."""
+    def ensure_model(self, name: str, *, description: str = "", project: str = "default") -> Model:
+        """Return the model, creating it (with ``description``, in ``project``) when it does not exist yet."""
 
     def get_model(self, name: str) -> Model: ...
 
-    def list_models(self, *, search: str | None = None) -> list[Model]:
-        """All models, by name; ``search`` is a case-insensitive substring of the name."""
+    def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
+        """All models (of ``project``), by name; ``search`` is a case-insensitive substring of the name."""
 
     def update_model(self, name: str, *, description: str) -> Model: ...
 

@@ -7,6 +7,7 @@ server log, the audit log, error messages or later answers; traversal attempts a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,3 +154,36 @@ def test_token_review_webhook(world: World) -> None:
     review["spec"] = {"token": world.tokens["revoked"]}
     r = httpx.post(f"{world.url}/apis/authentication.k8s.io/v1/tokenreviews", json=review).json()
     assert r["status"]["authenticated"] is False
+
+
+def test_models_belong_to_their_project(world: World) -> None:
+    editor = _bearer(world.tokens["editor"])
+    blob = b"weights"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    up = httpx.post(f"{world.url}/api/v1/blobs/uploads", headers=editor)
+    assert up.status_code == 201, up.text
+    upload = up.json()["upload_id"]
+    assert httpx.patch(f"{world.url}/api/v1/blobs/uploads/{upload}", content=blob,
+                       headers={**editor, "Upload-Offset": "0"}).status_code == 200
+    assert httpx.put(f"{world.url}/api/v1/blobs/uploads/{upload}", headers=editor,
+                     params={"digest": digest}).status_code == 201
+    version = {"flavor": "python", "files": [{"path": "model.pkl", "digest": digest, "size": len(blob)}]}
+    made = httpx.post(f"{world.url}/api/v1/projects/acme/models/secret-model/versions", headers=editor, json=version)
+    assert made.status_code == 201, made.text
+    assert [m["name"] for m in httpx.get(f"{world.url}/api/v1/projects/acme/models", headers=editor).json()] \
+        == ["secret-model"]
+    # Not in the default project's registry, not reachable through another project, even for the admin.
+    assert httpx.get(f"{world.url}/api/v1/models/secret-model", headers=ADMIN_HEADERS).status_code == 404
+    assert httpx.get(f"{world.url}/api/v1/projects/other/models/secret-model",
+                     headers=ADMIN_HEADERS).status_code == 404
+    outsider = _bearer(world.tokens["outsider"])
+    assert httpx.get(f"{world.url}/api/v1/projects/acme/models/secret-model", headers=outsider).status_code == 404
+    viewer = httpx.get(f"{world.url}/api/v1/projects/acme/models/secret-model/versions/1",
+                       headers=_bearer(world.tokens["viewer"]))
+    assert viewer.status_code == 200
+    # Nor deployable from another project: answered as if it did not exist.
+    document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "steal"},
+                "spec": {"predictors": [{"name": "main", "model": "secret-model:1"}]}}
+    stolen = httpx.put(f"{world.url}/api/v1/projects/other/deployments/steal", json=document, headers=outsider)
+    assert stolen.status_code == 404, stolen.text
+    assert "does not exist" in stolen.json()["error"]["message"]

@@ -26,6 +26,9 @@ def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[object]:
 
 
 def upgrade() -> None:
+    # Models belong to a project; those registered before are the default project's.
+    with op.batch_alter_table("models") as batch:
+        batch.add_column(sa.Column("project", sa.String(length=63), server_default="default", nullable=False))
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -94,3 +97,5 @@ def downgrade() -> None:
     op.drop_index("ix_api_tokens_user_id", table_name="api_tokens")
     op.drop_table("api_tokens")
     op.drop_table("users")
+    with op.batch_alter_table("models") as batch:
+        batch.drop_column("project")
