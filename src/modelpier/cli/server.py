@@ -89,8 +89,8 @@ def up(
             endpoint = f"{urls.gateway}/{EXAMPLE_PROJECT}/{EXAMPLE_DEPLOYMENT}"
             body = '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
             say(f"  endpoint:  {endpoint}  (deploying iris:production, ready in a few seconds)")
-            say(f"  status:    curl {urls.api}/api/v1/projects/{EXAMPLE_PROJECT}/deployments/"
-                        f"{EXAMPLE_DEPLOYMENT}/status")
+            say(f"  status:    pier describe {EXAMPLE_DEPLOYMENT}   (the API needs a token: "
+                "curl -H 'authorization: Bearer pier_...')")
             say(f"  predict:   curl -s {endpoint}/v2/models/iris/infer -H 'content-type: application/json' "
                         f"-d '{body}'")
         say("  Ctrl-C stops the control plane; the gateway and replicas keep serving and the next `pier up` "
