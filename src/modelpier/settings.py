@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         None, description="API token the CLI sends to the control plane (PIER_TOKEN); `pier login` and "
                           "`pier up` store it in the config file.")
+    project: str | None = Field(
+        None, description="Project whose registry the CLI's remote model commands use (PIER_PROJECT); "
+                          "unset: the default project, /api/v1/models.")
     admin_token: SecretStr | None = Field(
         None, description="Token of the platform admin (PIER_ADMIN_TOKEN), accepted by the control plane "
                           "from its first start; unset, the first start mints one and prints it once.")

@@ -30,7 +30,7 @@ class CliContext:
     def registry_access(self, remote: str | None) -> Iterator[RegistryAccess]:
         """The local store, or the remote control plane when ``remote`` is given."""
         if remote:
-            with RegistryClient(remote, token=self.token) as client:
+            with RegistryClient(remote, token=self.token, project=self.settings.project) as client:
                 yield RemoteAccess(client)
             return
         registry = build_registry(self.settings)

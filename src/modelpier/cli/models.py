@@ -258,7 +258,8 @@ def _transfer(settings: Settings, url: str, *, show_progress: bool
     registry = build_registry(settings)
     try:
         token = settings.token.get_secret_value() if settings.token else None
-        with RegistryClient(url, token=token) as client, _progress_bars(show_progress) as bars:
+        with RegistryClient(url, token=token, project=settings.project) as client, \
+                _progress_bars(show_progress) as bars:
             yield registry, client, bars
     finally:
         registry.close()

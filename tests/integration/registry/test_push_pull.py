@@ -115,6 +115,16 @@ def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: 
         other.close()
 
 
+def test_a_push_to_a_project_lands_in_its_registry_only(local: Registry, remote: str, tmp_path: Path) -> None:
+    ref = add_version(local, "scoped", {"model.bin": b"abc"}, tmp_path)
+    with RegistryClient(remote, token=ADMIN_TOKEN, project="acme") as client:
+        _, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+        assert answer.created
+        assert [m.name for m in client.list_models()] == ["scoped"]
+    with RegistryClient(remote, token=ADMIN_TOKEN) as default:
+        assert "scoped" not in [m.name for m in default.list_models()]
+
+
 def test_pushing_twice_is_a_no_op(local: Registry, remote: str, tmp_path: Path) -> None:
     ref = add_version(local, "twice", {"m.bin": os.urandom(200_000)}, tmp_path)
     transport = CountingTransport()
