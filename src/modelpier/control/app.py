@@ -75,8 +75,11 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
     auth = auth or build_auth(settings)
     quotas = auth.store
-    deployments = DeploymentService(store, registry, log_source=log_source,
-                                    limits=lambda project: Limits(**quotas.limits(project)))
+
+    def project_limits(project: str) -> Limits:
+        return Limits(**quotas.limits(project))
+
+    deployments = DeploymentService(store, registry, log_source=log_source, limits=project_limits)
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
     if minted is not None:
         announce_admin_token(minted)
@@ -112,8 +115,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(model_router(registry), prefix="/api/v1")  # the default project's, as before projects
-    app.include_router(model_router(registry), prefix="/api/v1/projects/{project}")
+    app.include_router(model_router(registry, project_limits), prefix="/api/v1")  # the default project's
+    app.include_router(model_router(registry, project_limits), prefix="/api/v1/projects/{project}")
     app.include_router(
         blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")

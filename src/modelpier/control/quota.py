@@ -64,4 +64,14 @@ def require_within_quota(others: list[ModelDeploymentSpec], current: ModelDeploy
                                                "over_by": e.over_by} for e in exceeded]})
 
 
+def require_storage_within_quota(usage_bytes: int, new_bytes: int, limits: Limits) -> None:
+    """``Forbidden`` when storing ``new_bytes`` more would take the project past its storage quota."""
+    exceeded = check_quota(Resources(storage_bytes=usage_bytes), Resources(storage_bytes=new_bytes), limits)
+    if exceeded:
+        e = exceeded[0]
+        raise Forbidden(f"project quota exceeded: {e.message()}",
+                        details={"exceeded": [{"quota": e.quota, "limit": e.limit, "would_use": e.would_use,
+                                               "over_by": e.over_by}]})
+
+
 LimitsSource = Callable[[str], Limits]

@@ -34,6 +34,9 @@ class Registry:
     def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
         return self.metadata.list_models(search=search, project=project)
 
+    def storage_bytes(self, project: str) -> int:
+        return self.metadata.storage_bytes(project)
+
     def get_model(self, name: str) -> Model:
         return self.metadata.get_model(validate_name(name))
 

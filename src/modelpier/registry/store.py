@@ -59,6 +59,9 @@ class MetadataStore(Protocol):
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion: ...
 
+    def storage_bytes(self, project: str) -> int:
+        """Total size of every version of the project's models (what its storage quota counts)."""
+
     def count_blob_references(self, digest: str) -> int:
         """How many version files point at a blob digest (for deleting unreferenced blobs)."""
 

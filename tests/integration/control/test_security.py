@@ -187,3 +187,15 @@ def test_models_belong_to_their_project(world: World) -> None:
     stolen = httpx.put(f"{world.url}/api/v1/projects/other/deployments/steal", json=document, headers=outsider)
     assert stolen.status_code == 404, stolen.text
     assert "does not exist" in stolen.json()["error"]["message"]
+
+
+def test_pushes_count_against_the_storage_quota(world: World) -> None:
+    assert httpx.put(f"{world.url}/api/v1/projects/other/quota", headers=ADMIN_HEADERS,
+                     json={"storage_bytes": 10}).status_code == 200
+    digest = "sha256:" + hashlib.sha256(b"x").hexdigest()
+    version = {"flavor": "python", "files": [{"path": "m.bin", "digest": digest, "size": 11}]}
+    r = httpx.post(f"{world.url}/api/v1/projects/other/models/big/versions", json=version,
+                   headers=_bearer(world.tokens["outsider"]))
+    assert r.status_code == 403
+    assert r.json()["error"]["details"]["exceeded"] == [
+        {"quota": "storage_bytes", "limit": 10, "would_use": 11, "over_by": 1}]

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from modelpier.control.quota import LimitsSource, require_storage_within_quota
 from modelpier.control.security import principal_of
 from modelpier.errors import NotFound
 from modelpier.registry.service import Registry
@@ -40,7 +41,7 @@ def _project(request: Request) -> str:
 Project = Annotated[str, Depends(_project)]
 
 
-def model_router(registry: Registry) -> APIRouter:
+def model_router(registry: Registry, limits: LimitsSource | None = None) -> APIRouter:
     def owned(request: Request) -> None:
         """404 for a model of another project, before the handler runs (a new name passes)."""
         principal_of(request)  # authorization ran first (else 401): this check must not reveal models
@@ -83,6 +84,9 @@ def model_router(registry: Registry) -> APIRouter:
     @r.post("/models/{name}/versions", response_model=CreatedVersionBody, status_code=201,
             responses={200: {"description": "A version with the same digest existed; it is returned."}})
     def create_version(name: str, body: NewVersionBody, response: Response, project: Project) -> CreatedVersionBody:
+        if limits is not None:  # a push counts against the project's storage quota
+            require_storage_within_quota(registry.storage_bytes(project), sum(f.size for f in body.files),
+                                         limits(project))
         version, created = registry.register(body.to_domain(name), project=project)
         if not created:
             response.status_code = 200

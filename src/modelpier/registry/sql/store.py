@@ -382,6 +382,13 @@ class SqlMetadataStore:
     # -- blobs ------------------------------------------------------------------------------------
 
     @_guarded
+    def storage_bytes(self, project: str) -> int:
+        with self._read() as session:
+            total = session.scalar(select(func.sum(VersionRow.size)).join(ModelRow, VersionRow.model_id == ModelRow.id)
+                                   .where(ModelRow.project == project))
+            return int(total or 0)
+
+    @_guarded
     def count_blob_references(self, digest: str) -> int:
         validate_digest(digest)
         with self._read() as session:
