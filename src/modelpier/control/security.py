@@ -29,6 +29,8 @@ from modelpier.control.policy import (
 from modelpier.errors import Forbidden, NotFound, PierError, Unauthenticated
 
 _PRINCIPAL = "pier_principal"
+# POSTs that change nothing: a gateway's token checks (one per caller token per cache period).
+NOT_AUDITED = frozenset({"/api/v1/invocations/verify"})
 _PROJECT = "pier_project"
 
 
@@ -96,7 +98,8 @@ class AuditMiddleware:
         self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or not scope["path"].startswith("/api/") \
+                or scope["path"] in NOT_AUDITED:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})

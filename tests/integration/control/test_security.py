@@ -199,3 +199,14 @@ def test_pushes_count_against_the_storage_quota(world: World) -> None:
     assert r.status_code == 403
     assert r.json()["error"]["details"]["exceeded"] == [
         {"quota": "storage_bytes", "limit": 10, "would_use": 11, "over_by": 1}]
+
+
+def test_gateway_token_checks_answer_and_are_not_audited(world: World) -> None:
+    check = {"project": "acme", "deployment": "iris", "token": world.tokens["viewer"]}
+    r = httpx.post(f"{world.url}/api/v1/invocations/verify", json=check, headers=ADMIN_HEADERS)
+    assert r.json() == {"allowed": True}
+    check["token"] = world.tokens["outsider"]
+    assert httpx.post(f"{world.url}/api/v1/invocations/verify", json=check, headers=ADMIN_HEADERS).json() \
+        == {"allowed": False}
+    audit = httpx.get(f"{world.url}/api/v1/audit", params={"limit": 1000}, headers=ADMIN_HEADERS).json()
+    assert all(e["path"] != "/api/v1/invocations/verify" for e in audit)
