@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelpier.errors import InvalidSpec
@@ -94,11 +94,22 @@ class PlatformSettings(BaseModel):
                                            "bounds how late a gateway sees a new or stopping replica.")
 
 
+class AuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 that stores API tokens (PIER_AUTH__SECRET). Unset: a random "
+                          "one is generated once into $PIER_HOME/secret (mode 0600). Set it when several "
+                          "control-plane replicas share one database; changing it invalidates every token.")
+
+
 class Settings(BaseSettings):
     """All settings. ``home`` anchors the embedded defaults (SQLite file, blob folder, cache)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PIER_", env_nested_delimiter="__", extra="forbid", validate_default=True)
+        env_prefix="PIER_", env_nested_delimiter="__", extra="forbid", validate_default=True,
+        # `PIER_TOKEN= pier ...` means "no token from the environment", not "an empty token".
+        env_ignore_empty=True)
 
     home: Path = Field(default_factory=default_home,
                        description="Root folder for embedded state (PIER_HOME, default ~/.modelpier).")
@@ -114,6 +125,16 @@ class Settings(BaseSettings):
     user: str = Field(default_factory=lambda: os.environ.get("USER", "unknown"),
                       description="Who is recorded in lineage when saving a model.")
     log_level: str = Field("info", description="Log level of every process.")
+    token: SecretStr | None = Field(
+        None, description="API token the CLI sends to the control plane (PIER_TOKEN); `pier login` and "
+                          "`pier up` store it in the config file.")
+    project: str | None = Field(
+        None, description="Project whose registry the CLI's remote model commands use (PIER_PROJECT); "
+                          "unset: the default project, /api/v1/models.")
+    admin_token: SecretStr | None = Field(
+        None, description="Token of the platform admin (PIER_ADMIN_TOKEN), accepted by the control plane "
+                          "from its first start; unset, the first start mints one and prints it once.")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     control: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)

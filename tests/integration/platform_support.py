@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.procs import BIN, free_port, pier_env, wait_until
+from tests.support.procs import ADMIN_HEADERS, BIN, free_port, pier_env, wait_until
 
 # Loads fine when saved (the SDK loads a model to check it), fails inside the model server.
 BROKEN_MODEL = '''
@@ -78,15 +78,15 @@ class Platform:
     def apply(self, name: str, predictors: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
         document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
                     "metadata": {"name": name}, "spec": {"predictors": predictors, **spec}}
-        response = httpx.put(self.deployment(name), json=document, timeout=30)
+        response = httpx.put(self.deployment(name), json=document, timeout=30, headers=ADMIN_HEADERS)
         assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
     def status(self, name: str) -> dict[str, Any]:
-        return dict(httpx.get(self.deployment(name) + "/status", timeout=10).json())
+        return dict(httpx.get(self.deployment(name) + "/status", timeout=10, headers=ADMIN_HEADERS).json())
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        return list(httpx.get(self.deployment(name) + "/events", timeout=10).json())
+        return list(httpx.get(self.deployment(name) + "/events", timeout=10, headers=ADMIN_HEADERS).json())
 
     def condition(self, name: str, kind: str) -> dict[str, Any]:
         return next(c for c in self.status(name)["conditions"] if c["type"] == kind)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.platform_support import Load, Platform, pier_down, replica_env, run_platform, save_models
-from tests.support.procs import run_pier, wait_until
+from tests.support.procs import ADMIN_HEADERS, run_pier, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +58,9 @@ def test_deploy_predict_then_delete(platform: Platform) -> None:
     assert status["predictors"][0]["modelVersion"] == "iris:1"
     assert {"ReplicaStarted", "ReplicaReady", "RolloutComplete"} <= {e["reason"] for e in platform.events("one")}
     assert httpx.get(f"{platform.gateway}/default/nope/v2/health/ready").status_code == 404
-    assert httpx.delete(platform.deployment("one")).status_code == 202
-    wait_until(lambda: httpx.get(platform.deployment("one")).status_code == 404, what="the deployment purged")
+    assert httpx.delete(platform.deployment("one"), headers=ADMIN_HEADERS).status_code == 202
+    wait_until(lambda: httpx.get(platform.deployment("one"), headers=ADMIN_HEADERS).status_code == 404,
+               what="the deployment purged")
     gone = platform.infer("one")
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "not_found"
@@ -78,7 +79,7 @@ def test_kill_one_of_two_replicas_under_load_fails_no_request(platform: Platform
                what="the replica restarted")
     platform.wait_ready("heal", 2, timeout=30)
     assert "ReplicaCrashed" in {e["reason"] for e in platform.events("heal")}
-    httpx.delete(platform.deployment("heal"))
+    httpx.delete(platform.deployment("heal"), headers=ADMIN_HEADERS)
 
 
 def test_rolling_update_under_load_fails_no_request(platform: Platform) -> None:
@@ -92,22 +93,22 @@ def test_rolling_update_under_load_fails_no_request(platform: Platform) -> None:
     assert load.versions["2"] > 0
     after = [platform.infer("roll").json()["model_version"] for _ in range(20)]
     assert set(after) == {"2"}
-    httpx.delete(platform.deployment("roll"))
+    httpx.delete(platform.deployment("roll"), headers=ADMIN_HEADERS)
 
 
 def test_moving_a_followed_alias_rolls_out_the_new_version(platform: Platform) -> None:
     aliases = f"{platform.api}/api/v1/models/iris/aliases/production"
-    assert httpx.put(aliases, json={"version": 1}, timeout=10).status_code == 200
+    assert httpx.put(aliases, json={"version": 1}, timeout=10, headers=ADMIN_HEADERS).status_code == 200
     platform.apply("follow", [{"name": "main", "model": "iris:production", "followAlias": True, "replicas": 1}])
     platform.wait_ready("follow", 1, revision=1)
     assert platform.infer("follow").json()["model_version"] == "1"
-    assert httpx.put(aliases, json={"version": 2}, timeout=10).status_code == 200
+    assert httpx.put(aliases, json={"version": 2}, timeout=10, headers=ADMIN_HEADERS).status_code == 200
     platform.wait_ready("follow", 1, revision=2, timeout=60)  # nobody re-applied: the alias move did it
     assert {platform.infer("follow").json()["model_version"] for _ in range(10)} == {"2"}
-    revisions = httpx.get(platform.deployment("follow") + "/revisions", timeout=10).json()
+    revisions = httpx.get(platform.deployment("follow") + "/revisions", timeout=10, headers=ADMIN_HEADERS).json()
     assert "alias iris:production moved from 1 to 2" in revisions[-1]["cause"]
     assert "AliasMoved" in [e["reason"] for e in platform.events("follow")]
-    httpx.delete(platform.deployment("follow"))
+    httpx.delete(platform.deployment("follow"), headers=ADMIN_HEADERS)
 
 
 def test_broken_revision_is_rolled_back_and_v1_keeps_serving(platform: Platform) -> None:
@@ -127,7 +128,7 @@ def test_broken_revision_is_rolled_back_and_v1_keeps_serving(platform: Platform)
     status = platform.status("guard")
     assert status["desiredRevision"] == 3
     assert platform.infer("guard").json()["model_version"] == "1"
-    httpx.delete(platform.deployment("guard"))
+    httpx.delete(platform.deployment("guard"), headers=ADMIN_HEADERS)
 
 
 def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platform: Platform, home: Path) -> None:
@@ -155,7 +156,7 @@ def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platf
         assert platform.replica_pids("keep") == pids
         platform.wait_ready("keep", 1)
         assert [e for e in platform.events("keep") if e["reason"] == "ReplicaStarted"] == started
-        httpx.delete(platform.deployment("keep"))
+        httpx.delete(platform.deployment("keep"), headers=ADMIN_HEADERS)
         wait_until(lambda: platform.infer("keep").status_code == 404, what="the gateway sees the deletion")
 
 

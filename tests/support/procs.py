@@ -15,6 +15,10 @@ from pathlib import Path
 import httpx
 
 BIN = Path(sys.executable).parent
+# Every process a test starts knows this admin token: the control plane accepts it from its first start
+# (PIER_ADMIN_TOKEN) and the CLI sends it (PIER_TOKEN).
+ADMIN_TOKEN = "pier_test-admin-0123456789abcdefghijklmnopqrstuv"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def free_port() -> int:
@@ -43,7 +47,8 @@ def http_ok(url: str) -> Callable[[], bool]:
 
 def pier_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
-    env.update({"PIER_HOME": str(home), "PIER_USER": "tester"}, **extra)
+    env.update({"PIER_HOME": str(home), "PIER_USER": "tester", "PIER_ADMIN_TOKEN": ADMIN_TOKEN,
+                "PIER_TOKEN": ADMIN_TOKEN}, **extra)
     return env
 
 

@@ -21,11 +21,16 @@ class CliContext:
     out: Console = field(default_factory=Console)
     err: Console = field(default_factory=lambda: Console(stderr=True))
 
+    @property
+    def token(self) -> str | None:
+        """The API token every remote call sends (PIER_TOKEN, or the one `pier login` stored)."""
+        return self.settings.token.get_secret_value() if self.settings.token else None
+
     @contextmanager
     def registry_access(self, remote: str | None) -> Iterator[RegistryAccess]:
         """The local store, or the remote control plane when ``remote`` is given."""
         if remote:
-            with RegistryClient(remote) as client:
+            with RegistryClient(remote, token=self.token, project=self.settings.project) as client:
                 yield RemoteAccess(client)
             return
         registry = build_registry(self.settings)

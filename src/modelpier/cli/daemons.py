@@ -143,6 +143,7 @@ class GatewayProcess:
         self.argv = gateway_argv(control_url, self.host, self.port)
         self.url = f"http://{self.host}:{self.port}"
         self.pid: int | None = None
+        self.token: str | None = None  # the API token it polls the routing table with (env, never argv)
         self.adopted = False
         self.restarts = 0
         self._previous = previous
@@ -172,6 +173,8 @@ class GatewayProcess:
     def _start(self) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         env = child_env(self._settings, os.environ)
+        if self.token:
+            env["PIER_TOKEN"] = self.token
         self.pid = process.spawn(self.argv, env, self._log, f"--- {stamp} starting the gateway on {self.url} ---")
         self.adopted = False
         save_record(self._path, ProcessRecord(self.pid, self.argv, self.url, time.time()))

@@ -41,7 +41,7 @@ def remote_url(c: CliContext, remote: str | None) -> str:
 
 @contextmanager
 def deployment_client(c: CliContext, remote: str | None) -> Iterator[DeploymentClient]:
-    with DeploymentClient(remote_url(c, remote), user=c.settings.user) as client:
+    with DeploymentClient(remote_url(c, remote), token=c.token) as client:
         yield client
 
 

@@ -28,12 +28,14 @@ def gateway(
 
     from modelpier.gateway.app import build_gateway
     from modelpier.gateway.table_client import RoutingTableClient
+    from modelpier.gateway.verifier import ControlPlaneVerifier
 
     settings = get_context(ctx).settings
     cfg = settings.platform
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
-    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s)
-    app = build_gateway(table)
+    token = settings.token.get_secret_value() if settings.token else None
+    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s, token=token)
+    app = build_gateway(table, verifier=ControlPlaneVerifier(control, token))
     uvicorn.run(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
                 log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=int(cfg.stop_grace_s))

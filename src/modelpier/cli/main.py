@@ -7,7 +7,7 @@ import sys
 import typer
 
 from modelpier import __version__
-from modelpier.cli import config, deploy, get, models, rollout
+from modelpier.cli import auth, config, deploy, get, models, rollout
 from modelpier.cli import server as server_cmds
 from modelpier.cli.context import CliContext
 from modelpier.cli.gateway import gateway  # platform processes (issue 4)
@@ -34,6 +34,11 @@ app.command("gateway")(gateway)  # platform processes (issue 4)
 app.command("operator")(operator)  # Kubernetes (issue 7)
 app.command("render")(render_cmd)  # Kubernetes (issue 7)
 # Deployments, kubectl-style: verbs first, the API underneath.
+app.command("login")(auth.login)  # access (issue 6)
+app.add_typer(auth.token_app, name="token")
+app.add_typer(auth.project_app, name="project")
+app.add_typer(auth.quota_app, name="quota")
+app.command("audit")(auth.audit)
 app.command("deploy")(deploy.deploy)
 app.add_typer(get.app, name="get")
 app.command("describe")(deploy.describe)

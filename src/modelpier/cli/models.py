@@ -257,7 +257,9 @@ def _transfer(settings: Settings, url: str, *, show_progress: bool
     """The local registry, a client of the remote, and progress bars, closed together."""
     registry = build_registry(settings)
     try:
-        with RegistryClient(url) as client, _progress_bars(show_progress) as bars:
+        token = settings.token.get_secret_value() if settings.token else None
+        with RegistryClient(url, token=token, project=settings.project) as client, \
+                _progress_bars(show_progress) as bars:
             yield registry, client, bars
     finally:
         registry.close()

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
+from pydantic import SecretStr
 
 from modelpier._lib.clock import SystemClock
 from modelpier.backends.local.supervisor import LocalBackend
 from modelpier.cli.daemons import PLATFORM_FILE, GatewayProcess, ProcessRecord, load_record, own_argv, save_record
-from modelpier.control.app import build_control_plane
+from modelpier.control.app import build_control_plane, check_protected
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.loop import Reconciler
@@ -112,7 +113,8 @@ class _Parts:
     server: _Server
 
 
-def _build(settings: Settings, registry: Registry, host: str, port: int, gateway_url: str) -> _Parts:
+def _build(settings: Settings, registry: Registry, host: str, port: int, gateway_url: str,
+           announce_admin_token: Callable[[str], None]) -> _Parts:
     cfg = settings.platform
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     backend = LocalBackend(settings)
@@ -123,18 +125,34 @@ def _build(settings: Settings, registry: Registry, host: str, port: int, gateway
     reconciler = Reconciler(store, backend, SystemClock(), endpoint_base=gateway_url, publish=feed.publish,
                             policy=policy, interval_s=cfg.reconcile_interval_s)
     api_store = NotifyingStore(store, reconciler.trigger)
-    control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs)
+    control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs,
+                                  announce_admin_token=announce_admin_token)
     control.include_router(routing_router(feed), prefix="/api/v1")
+    check_protected(control)
     server = _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False))
     return _Parts(store, backend, reconciler, api_store, feed, server)
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 async def run_platform(settings: Settings, registry: Registry, *, host: str, port: int,
-                       on_ready: Callable[[PlatformUrls], None], with_example: bool = True) -> None:
+                       on_ready: Callable[[PlatformUrls], None], with_example: bool = True,
+                       announce_admin_token: Callable[[str], None] = lambda _: None) -> None:
+    """Run until stopped. On a first start the admin token minted is passed to ``announce_admin_token``
+    (``pier up`` prints it and stores it for the CLI); the gateway polls the routing table with it."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
     api_url = f"http://{host}:{port}"
     gateway = GatewayProcess(settings, api_url)
-    parts = _build(settings, registry, host, port, gateway.url)
+    minted: list[str] = []
+
+    def announce(token: str) -> None:
+        minted.append(token)
+        announce_admin_token(token)
+
+    parts = _build(settings, registry, host, port, gateway.url, announce)
+    gateway.token = minted[0] if minted else _secret(settings.admin_token) or _secret(settings.token)
     reconciler, server = parts.reconciler, parts.server
     loop = asyncio.get_running_loop()
     reconciling = asyncio.create_task(reconciler.run(), name="reconciler")

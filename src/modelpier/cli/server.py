@@ -59,6 +59,7 @@ def up(
     """Run the platform on embedded defaults: control plane, gateway, reconciler and local replicas."""
     import asyncio
 
+    from modelpier.cli.credentials import save_credentials
     from modelpier.cli.platform import EXAMPLE_DEPLOYMENT, EXAMPLE_PROJECT, PlatformUrls, run_platform
     from modelpier.registry.factory import build_registry
 
@@ -88,14 +89,20 @@ def up(
             endpoint = f"{urls.gateway}/{EXAMPLE_PROJECT}/{EXAMPLE_DEPLOYMENT}"
             body = '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
             say(f"  endpoint:  {endpoint}  (deploying iris:production, ready in a few seconds)")
-            say(f"  status:    curl {urls.api}/api/v1/projects/{EXAMPLE_PROJECT}/deployments/"
-                        f"{EXAMPLE_DEPLOYMENT}/status")
+            say(f"  status:    pier describe {EXAMPLE_DEPLOYMENT}   (the API needs a token: "
+                "curl -H 'authorization: Bearer pier_...')")
             say(f"  predict:   curl -s {endpoint}/v2/models/iris/infer -H 'content-type: application/json' "
                         f"-d '{body}'")
         say("  Ctrl-C stops the control plane; the gateway and replicas keep serving and the next `pier up` "
             "adopts them; `pier down` stops everything")
 
-    asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example))
+    def remember_admin_token(token: str) -> None:
+        # The quick start stays one command: the CLI on this machine is logged in as the admin.
+        path = save_credentials(f"http://{host}:{port}", token)
+        say(f"created the platform admin; its API token, shown once (saved for the CLI in {path}):\n  {token}")
+
+    asyncio.run(run_platform(settings, registry, host=host, port=port, on_ready=ready, with_example=example,
+                             announce_admin_token=remember_admin_token))
 
 
 def down(

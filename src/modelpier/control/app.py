@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,14 +18,23 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import modelpier
+from modelpier.auth.quota import Limits
+from modelpier.auth.secret import load_or_create_secret
+from modelpier.auth.service import AuthService
+from modelpier.auth.sql import SqlAuthStore
 from modelpier.control.alias_poller import run_alias_poller
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.logs import LogSource
+from modelpier.control.policy import unprotected_routes
+from modelpier.control.routes.access import access_router
 from modelpier.control.routes.blobs import blob_router
 from modelpier.control.routes.deployments import deployment_router
+from modelpier.control.routes.members import member_router
 from modelpier.control.routes.models import model_router
 from modelpier.control.routes.projects import project_router
+from modelpier.control.routes.tokenreview import tokenreview_router
+from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.registry.factory import build_registry
@@ -39,13 +49,40 @@ log = logging.getLogger("modelpier.control")
 _UPLOAD_MAX_AGE_S = 24 * 3600
 
 
+def _announce_admin_token(token: str) -> None:
+    # Printed, not logged: the one place a token is shown, to the operator's terminal, never a log file.
+    print(f"modelpier: created the platform admin; its API token (shown once):\n  {token}\n"
+          "Store it with `pier login --token ...`, or set PIER_ADMIN_TOKEN before the first start.",
+          file=sys.stderr, flush=True)
+
+
+def build_auth(settings: Settings) -> AuthService:
+    """The auth service over the metadata database; makes sure a platform admin exists."""
+    secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None
+    store = SqlAuthStore.open(settings.resolved_database_url)
+    return AuthService(store, load_or_create_secret(settings.home, secret))
+
+
 def build_control_plane(settings: Settings, *, registry: Registry | None = None,
-                        store: DeploymentStore | None = None, log_source: LogSource | None = None) -> FastAPI:
+                        store: DeploymentStore | None = None, log_source: LogSource | None = None,
+                        auth: AuthService | None = None,
+                        announce_admin_token: Callable[[str], None] = _announce_admin_token) -> FastAPI:
     """The API app. ``store`` defaults to the SQL store in the registry's database; ``log_source``
-    is the backend's reader of replica logs (without one, the logs route answers 404)."""
+    is the backend's reader of replica logs (without one, the logs route answers 404). On the first
+    start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and ``announce_admin_token``
+    shows it once."""
     registry = registry or build_registry(settings)
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
-    deployments = DeploymentService(store, registry, log_source=log_source)
+    auth = auth or build_auth(settings)
+    quotas = auth.store
+
+    def project_limits(project: str) -> Limits:
+        return Limits(**quotas.limits(project))
+
+    deployments = DeploymentService(store, registry, log_source=log_source, limits=project_limits)
+    minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
+    if minted is not None:
+        announce_admin_token(minted)
     stager = UploadStager(settings.home / "uploads")
 
     @asynccontextmanager
@@ -62,6 +99,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                     await poller
             store.close()
             registry.close()
+            auth.store.close()
 
     app = FastAPI(
         title="modelpier control plane",
@@ -71,19 +109,32 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_security(app, auth)  # before any route: the app-wide dependency is copied into each
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(model_router(registry), prefix="/api/v1")
+    app.include_router(model_router(registry, project_limits), prefix="/api/v1")  # the default project's
+    app.include_router(model_router(registry, project_limits), prefix="/api/v1/projects/{project}")
     app.include_router(
         blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")
-    app.include_router(project_router(deployments), prefix="/api/v1")
+    app.include_router(project_router(deployments, auth), prefix="/api/v1")
+    app.include_router(member_router(auth, deployments), prefix="/api/v1")
     app.include_router(deployment_router(deployments), prefix="/api/v1")
+    app.include_router(access_router(auth, deployments), prefix="/api/v1")
+    app.include_router(tokenreview_router(auth))
+    check_protected(app)
     _document_schema_in_openapi(app)
     return app
+
+
+def check_protected(app: FastAPI) -> None:
+    """Refuse to build an app with a route that no access rule covers (fail closed, at start-up)."""
+    missing = unprotected_routes(openapi_routes(app))
+    if missing:
+        raise RuntimeError(f"routes without an access rule in control/policy.py: {', '.join(missing)}")
 
 
 def _document_schema_in_openapi(app: FastAPI) -> None:

@@ -7,7 +7,7 @@ unreachable → ``RemoteUnreachable`` naming the URL; an error answer → the se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -23,23 +23,20 @@ from modelpier.errors import RemoteUnreachable, from_envelope
 from modelpier.spec.deployment import ModelDeploymentStatus
 
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-USER_HEADER = "X-Pier-User"
 
 
 class DeploymentClient:
-    def __init__(self, base_url: str, *, user: str | None = None, token: str | None = None,
+    def __init__(self, base_url: str, *, token: str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if user:
-            headers[USER_HEADER] = user
         self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", headers=headers, timeout=_TIMEOUT,
                                   transport=transport)
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> DeploymentClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

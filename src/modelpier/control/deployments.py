@@ -16,6 +16,7 @@ from typing import Any
 
 from modelpier.control import history
 from modelpier.control.logs import MAX_TAIL, LogSource, no_logs
+from modelpier.control.quota import LimitsSource, require_within_quota
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
 from modelpier.errors import AlreadyExists, Conflict, InvalidInput, InvalidSpec, NotFound, PierError
 from modelpier.registry.domain import ModelVersion
@@ -29,6 +30,9 @@ from modelpier.spec.deployment import (
 from modelpier.spec.names import ModelRef, validate_name
 
 log = logging.getLogger("modelpier.control.deployments")
+# Models of the default project are the shared catalog every project may deploy (the quick start's
+# iris lives there); models of any other project deploy only within it.
+SHARED_PROJECT = "default"
 
 # Who alias-driven revisions are recorded as created by.
 SYSTEM_USER = "modelpier"
@@ -50,9 +54,11 @@ class DeploymentView:
 
 
 class DeploymentService:
-    def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None) -> None:
+    def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None,
+                 limits: LimitsSource | None = None) -> None:
         self.store = store
         self.registry = registry
+        self._limits = limits  # the project's quota; None: unlimited
         self._log_source: LogSource = log_source or no_logs
         # Last alias-refresh failure reported per deployment, so a broken alias gives one warning
         # event, not one per poll.
@@ -92,7 +98,7 @@ class DeploymentService:
         """
         name, spec = self._spec_of(project, document, name)
         self._require_project(project)
-        resolved = self.resolve(spec)
+        resolved = self.resolve(spec, project=project)
         result = self._apply(project, name, spec, resolved, created_by=created_by, cause="applied")
         if result.created:
             self._event(result, "Normal", "RevisionCreated",
@@ -118,8 +124,9 @@ class DeploymentService:
                               f"{project!r} it is applied to", details={"field": "metadata.project"})
         return meta.name, document.spec
 
-    def resolve(self, spec: ModelDeploymentSpec) -> dict[str, str]:
-        """``{predictor: "model:version"}`` for every predictor, as the registry resolves it now."""
+    def resolve(self, spec: ModelDeploymentSpec, *, project: str | None = None) -> dict[str, str]:
+        """``{predictor: "model:version"}`` for every predictor, as the registry resolves it now. With
+        ``project``, only models of that project or of the shared ``default`` project resolve."""
         resolved = {}
         for i, predictor in enumerate(spec.predictors):
             field = f"spec.predictors.{i}"
@@ -129,11 +136,14 @@ class DeploymentService:
                                   details={"field": f"{field}.bundle", "predictor": predictor.name})
             ref = predictor.model_ref
             assert ref is not None  # the spec guarantees exactly one of model and bundle
-            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model").ref
+            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model", project).ref
         return resolved
 
-    def _resolve_ref(self, ref: ModelRef, predictor: str, field: str) -> ModelVersion:
+    def _resolve_ref(self, ref: ModelRef, predictor: str, field: str, project: str | None = None) -> ModelVersion:
         try:
+            if project is not None and self.registry.get_model(ref.name).project not in (project, SHARED_PROJECT):
+                # Another tenant's model: answered exactly as a missing one.
+                raise NotFound(f"model {ref.name!r} does not exist")
             return self.registry.resolve(ref)
         except NotFound as exc:
             raise NotFound(f"{field}: predictor {predictor!r} references {str(ref)!r}, which does not resolve: "
@@ -142,6 +152,12 @@ class DeploymentService:
 
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
                created_by: str, cause: str) -> ApplyResult:
+        if self._limits is not None:
+            # Best effort under concurrency: two applies racing may both pass; the next one is refused.
+            views = [v for v in self.list_deployments(project) if not v.record.deleting]
+            others = [v.revision.spec for v in views if v.record.name != name]
+            current = next((v.revision.spec for v in views if v.record.name == name), None)
+            require_within_quota(others, current, spec, self._limits(project))
         record, revision, created = self.store.apply(project, name, spec, resolved=resolved,
                                                      created_by=created_by, cause=cause)
         return ApplyResult(record, revision, created)

@@ -27,10 +27,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import NotFound, PayloadTooLarge, PierError, ServiceUnavailable
+from modelpier.errors import NotFound, PayloadTooLarge, PierError, ServiceUnavailable, Unauthenticated
 from modelpier.gateway.proxy import ReplicaProxy, Retryable, Upstream, UpstreamTimeout, forwarded_headers
 from modelpier.gateway.routing import match_predictor, pick_replica
 from modelpier.gateway.table_client import RoutingTableClient
+from modelpier.gateway.verifier import InvocationVerifier
 from modelpier.spec.routing import DeploymentRoute, PredictorRoute, ReplicaEndpoint, RoutingTable
 
 log = logging.getLogger("modelpier.gateway")
@@ -54,13 +55,31 @@ def _unknown(project: str, deployment: str, request_id: str, *, synced: bool) ->
                            details={"project": project, "deployment": deployment}), 404, request_id)
 
 
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
 class _Gateway:
     def __init__(self, table_source: Callable[[], RoutingTable | None], proxy: ReplicaProxy,
-                 rand: Callable[[], float], id_factory: Callable[[], str], max_body_bytes: int) -> None:
+                 rand: Callable[[], float], id_factory: Callable[[], str], max_body_bytes: int, *,
+                 verifier: InvocationVerifier | None) -> None:
         # ``table_source`` returns None until a table arrived: every deployment is then unknown *yet*.
         self.table_source, self.proxy, self.rand, self.ids = table_source, proxy, rand, id_factory
         self.max_body_bytes = max_body_bytes
+        self.verifier = verifier
         self.outstanding: Counter[str] = Counter()
+
+    async def _refusal(self, route: DeploymentRoute, request: Request, request_id: str) -> Response | None:
+        """``auth.mode: token``: a project token or this deployment's invocation key, else 401; fail closed."""
+        if route.auth_mode != "token":
+            return None
+        token = _bearer(request)
+        if token is not None and self.verifier is not None \
+                and await self.verifier.verify(route.project, route.deployment, token):
+            return None
+        return _error(Unauthenticated(f"{route.project}/{route.deployment} needs a valid project token or "
+                                      "invocation key: send `Authorization: Bearer ...`"), 401, request_id)
 
     async def forward(self, request: Request) -> Response:
         project, deployment = request.path_params["project"], request.path_params["deployment"]
@@ -69,15 +88,20 @@ class _Gateway:
         route = table.get(project, deployment) if table is not None else None
         if route is None:
             return _unknown(project, deployment, request_id, synced=table is not None)
-        predictor = match_predictor(route, self.rand())
-        if predictor is None:
-            return _error(ServiceUnavailable(f"deployment {project}/{deployment} has no ready replica yet",
-                                             details={"revision": route.revision}), 503, request_id, retry_after=1)
+        refusal = await self._refusal(route, request, request_id)  # before any body is read or model runs
+        predictor = match_predictor(route, self.rand()) if refusal is None else None
+        if refusal is not None or predictor is None:
+            return refusal or _error(ServiceUnavailable(
+                f"deployment {project}/{deployment} has no ready replica yet", details={"revision": route.revision}),
+                503, request_id, retry_after=1)
+        guarded = route.auth_mode == "token"
         body = await request.body()
         if len(body) > self.max_body_bytes:
             return _error(PayloadTooLarge(f"request body over {self.max_body_bytes} bytes"), 413, request_id)
+        # The caller's token stops here: replicas (and their logs) never see it.
+        dropped = {"x-request-id", "authorization"} if guarded else {"x-request-id"}
         headers = [(k, v) for k, v in forwarded_headers(request.headers.items(), request=True)
-                   if k.lower() != "x-request-id"]
+                   if k.lower() not in dropped]
         headers += [("x-request-id", request_id), ("x-forwarded-prefix", f"/{project}/{deployment}")]
         query = request.url.query
         path = "/" + request.path_params["rest"] + (f"?{query}" if query else "")
@@ -136,7 +160,7 @@ class _Gateway:
 def build_gateway(table_source: Callable[[], RoutingTable] | RoutingTableClient, *,
                   proxy: ReplicaProxy | None = None, rand: Callable[[], float] = random.random,
                   id_factory: Callable[[], str] = lambda: new_id(8),
-                  max_body_bytes: int = 64 * 1024 * 1024) -> Starlette:
+                  max_body_bytes: int = 64 * 1024 * 1024, verifier: InvocationVerifier | None = None) -> Starlette:
     """The gateway app. A ``RoutingTableClient`` is polled by the app while it runs (started and
     stopped with its lifespan); a plain callable is called per request and must be cheap."""
     proxy = proxy or ReplicaProxy()
@@ -148,7 +172,7 @@ def build_gateway(table_source: Callable[[], RoutingTable] | RoutingTableClient,
         source = table_source
     polled = client
     gateway = _Gateway((lambda: polled.get() if polled.synced else None) if polled is not None else source,
-                       proxy, rand, id_factory, max_body_bytes)
+                       proxy, rand, id_factory, max_body_bytes, verifier=verifier)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -162,6 +186,8 @@ def build_gateway(table_source: Callable[[], RoutingTable] | RoutingTableClient,
                     await polling
                 await client.aclose()
             await proxy.aclose()
+            if verifier is not None:
+                await verifier.aclose()
 
     async def healthz(_: Request) -> Response:
         body: dict[str, object] = {"status": "ok", "deployments": len(source().deployments)}

@@ -31,8 +31,10 @@ class RoutingTableClient:
     """Holds the last table fetched; ``get`` is the gateway's ``table_source`` (a reference read)."""
 
     def __init__(self, control_url: str, *, interval_s: float = 0.5, wait_s: float = 10.0, timeout_s: float = 2.0,
-                 client: httpx.AsyncClient | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 client: httpx.AsyncClient | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 token: str | None = None) -> None:
         self.url = control_url.rstrip("/") + ROUTING_PATH
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}
         self.interval_s, self.wait_s = interval_s, wait_s
         self._client = client or httpx.AsyncClient(timeout=timeout_s + wait_s, trust_env=False)
         self._monotonic = monotonic
@@ -59,7 +61,7 @@ class RoutingTableClient:
 
     async def poll_once(self, wait_s: float = 0.0) -> Literal["changed", "unchanged", "failed"]:
         """One request, held by the control plane up to ``wait_s`` while the table is unchanged."""
-        headers = {"if-none-match": self._etag} if self._etag else {}
+        headers = {"if-none-match": self._etag, **self._auth} if self._etag else dict(self._auth)
         params = {"wait": f"{wait_s:g}"} if wait_s > 0 and self._etag else {}
         outcome: Literal["changed", "unchanged"] = "unchanged"
         try:

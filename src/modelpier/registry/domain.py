@@ -92,3 +92,4 @@ class Model:
     latest_version: int | None
     aliases: dict[str, int]
     version_count: int = 0
+    project: str = "default"

@@ -29,9 +29,11 @@ _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 class RegistryClient:
-    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.BaseTransport | None = None
-                 ) -> None:
+    def __init__(self, base_url: str, *, token: str | None = None, transport: httpx.BaseTransport | None = None,
+                 project: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # The project's registry; None: /api/v1/models, the default project's. Blobs are shared.
+        self._models = f"/projects/{project}/models" if project else "/models"
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=f"{self.base_url}/api/v1", headers=self._headers, timeout=_TIMEOUT,
                                   transport=transport)
@@ -65,48 +67,48 @@ class RegistryClient:
     # -- models -------------------------------------------------------------------------------
     def list_models(self, *, search: str | None = None) -> list[ModelBody]:
         params = {"search": search} if search else {}
-        return [ModelBody.model_validate(m) for m in self._send("GET", "/models", params=params).json()]
+        return [ModelBody.model_validate(m) for m in self._send("GET", self._models, params=params).json()]
 
     def get_model(self, name: str) -> ModelBody:
-        return ModelBody.model_validate(self._send("GET", f"/models/{name}").json())
+        return ModelBody.model_validate(self._send("GET", f"{self._models}/{name}").json())
 
     def delete_model(self, name: str) -> None:
-        self._send("DELETE", f"/models/{name}")
+        self._send("DELETE", f"{self._models}/{name}")
 
     def list_versions(self, name: str) -> list[VersionBody]:
-        return [VersionBody.model_validate(v) for v in self._send("GET", f"/models/{name}/versions").json()]
+        return [VersionBody.model_validate(v) for v in self._send("GET", f"{self._models}/{name}/versions").json()]
 
     def get_version(self, name: str, selector: str) -> VersionBody:
-        return VersionBody.model_validate(self._send("GET", f"/models/{name}/versions/{selector}").json())
+        return VersionBody.model_validate(self._send("GET", f"{self._models}/{name}/versions/{selector}").json())
 
     def create_version(self, name: str, body: NewVersionBody) -> CreatedVersionBody:
-        response = self._send("POST", f"/models/{name}/versions", content=body.model_dump_json(),
+        response = self._send("POST", f"{self._models}/{name}/versions", content=body.model_dump_json(),
                               headers={"Content-Type": "application/json"})
         return CreatedVersionBody.model_validate(response.json())
 
     def delete_version(self, name: str, version: int) -> None:
-        self._send("DELETE", f"/models/{name}/versions/{version}")
+        self._send("DELETE", f"{self._models}/{name}/versions/{version}")
 
     def set_alias(self, name: str, alias: str, version: int) -> VersionBody:
-        response = self._send("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
+        response = self._send("PUT", f"{self._models}/{name}/aliases/{alias}", json={"version": version})
         return VersionBody.model_validate(response.json())
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._send("DELETE", f"/models/{name}/aliases/{alias}")
+        self._send("DELETE", f"{self._models}/{name}/aliases/{alias}")
 
     def set_model_tag(self, name: str, key: str, value: str) -> ModelBody:
         return ModelBody.model_validate(
-            self._send("PUT", f"/models/{name}/tags/{key}", json={"value": value}).json())
+            self._send("PUT", f"{self._models}/{name}/tags/{key}", json={"value": value}).json())
 
     def delete_model_tag(self, name: str, key: str) -> None:
-        self._send("DELETE", f"/models/{name}/tags/{key}")
+        self._send("DELETE", f"{self._models}/{name}/tags/{key}")
 
     def set_version_tag(self, name: str, selector: str, key: str, value: str) -> VersionBody:
-        response = self._send("PUT", f"/models/{name}/versions/{selector}/tags/{key}", json={"value": value})
+        response = self._send("PUT", f"{self._models}/{name}/versions/{selector}/tags/{key}", json={"value": value})
         return VersionBody.model_validate(response.json())
 
     def delete_version_tag(self, name: str, selector: str, key: str) -> None:
-        self._send("DELETE", f"/models/{name}/versions/{selector}/tags/{key}")
+        self._send("DELETE", f"{self._models}/{name}/versions/{selector}/tags/{key}")
 
     # -- blobs --------------------------------------------------------------------------------
     def blob_exists(self, digest: str) -> bool:

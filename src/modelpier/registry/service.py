@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import InvalidArtifact, InvalidInput
+from modelpier.errors import Conflict, InvalidArtifact, InvalidInput
 from modelpier.registry.blobs.base import BlobStore
 from modelpier.registry.digests import hex_of
 from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
@@ -31,8 +31,11 @@ class Registry:
         self.cache_dir = cache_dir
 
     # -- models -------------------------------------------------------------------------------
-    def list_models(self, *, search: str | None = None) -> list[Model]:
-        return self.metadata.list_models(search=search)
+    def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
+        return self.metadata.list_models(search=search, project=project)
+
+    def storage_bytes(self, project: str) -> int:
+        return self.metadata.storage_bytes(project)
 
     def get_model(self, name: str) -> Model:
         return self.metadata.get_model(validate_name(name))
@@ -58,8 +61,9 @@ class Registry:
             raise InvalidArtifact(f"{directory} holds no files to register")
         return tuple(entries)
 
-    def register(self, new: NewVersion) -> tuple[ModelVersion, bool]:
-        """Record a version whose blobs are already stored; ``(version, created)``."""
+    def register(self, new: NewVersion, *, project: str = "default") -> tuple[ModelVersion, bool]:
+        """Record a version whose blobs are already stored; ``(version, created)``. A new model is
+        created in ``project``; a version of an existing model of another project is refused."""
         validate_name(new.model)
         check_file_entries(new.files)
         missing = [f.path for f in new.files if not self.blobs.exists(f.digest)]
@@ -67,7 +71,10 @@ class Registry:
             raise InvalidInput(
                 f"cannot register {new.model}: the blobs of {', '.join(missing)} were not uploaded first",
                 details={"missing": missing})
-        self.metadata.ensure_model(new.model)
+        model = self.metadata.ensure_model(new.model, project=project)
+        if model.project != project:
+            raise Conflict(f"the model name {new.model!r} is not available in project {project!r}; choose another",
+                           details={"model": new.model})
         return self.metadata.create_version(new)
 
     def resolve(self, ref: str | ModelRef) -> ModelVersion:

@@ -14,13 +14,13 @@ from modelpier.spec.names import ModelRef
 
 
 class MetadataStore(Protocol):
-    def ensure_model(self, name: str, *, description: str = "") -> Model:
-        """Return the model, creating it (with ``description``) when it does not exist yet."""
+    def ensure_model(self, name: str, *, description: str = "", project: str = "default") -> Model:
+        """Return the model, creating it (with ``description``, in ``project``) when it does not exist yet."""
 
     def get_model(self, name: str) -> Model: ...
 
-    def list_models(self, *, search: str | None = None) -> list[Model]:
-        """All models, by name; ``search`` is a case-insensitive substring of the name."""
+    def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
+        """All models (of ``project``), by name; ``search`` is a case-insensitive substring of the name."""
 
     def update_model(self, name: str, *, description: str) -> Model: ...
 
@@ -58,6 +58,9 @@ class MetadataStore(Protocol):
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion: ...
 
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion: ...
+
+    def storage_bytes(self, project: str) -> int:
+        """Total size of every version of the project's models (what its storage quota counts)."""
 
     def count_blob_references(self, digest: str) -> int:
         """How many version files point at a blob digest (for deleting unreferenced blobs)."""

@@ -38,6 +38,7 @@ class DeploymentRoute:
     revision: int  # the desired revision
     predictors: tuple[PredictorRoute, ...] = ()
     timeout_s: float = 30.0  # per-request timeout at the gateway (spec.timeouts.requestSeconds)
+    auth_mode: str = "public"  # spec.auth.mode: "token" makes the gateway check callers before forwarding
 
     @property
     def ready_replicas(self) -> int:
@@ -91,7 +92,9 @@ def table_to_wire(table: RoutingTable) -> dict[str, Any]:
         {"project": d.project, "deployment": d.deployment, "revision": d.revision, "timeoutS": d.timeout_s,
          "predictors": [{"name": p.name, "weight": p.weight, "replicas": [
              {"replicaId": r.replica_id, "url": r.url, "revision": r.revision, "modelVersion": r.model_version}
-             for r in p.replicas]} for p in d.predictors]}
+             for r in p.replicas]} for p in d.predictors],
+         # Only when not the default, so tables of public deployments encode as before (same ETags).
+         **({"authMode": d.auth_mode} if d.auth_mode != "public" else {})}
         for _, d in sorted(table.deployments.items())]}
 
 
@@ -102,7 +105,8 @@ def table_from_wire(body: Mapping[str, Any]) -> RoutingTable:
             PredictorRoute(str(p["name"]), int(p["weight"]), tuple(
                 ReplicaEndpoint(str(r["replicaId"]), str(r["url"]), int(r["revision"]),
                                 None if r.get("modelVersion") is None else str(r["modelVersion"]))
-                for r in p["replicas"])) for p in d["predictors"]), timeout_s=float(d["timeoutS"]))
+                for r in p["replicas"])) for p in d["predictors"]), timeout_s=float(d["timeoutS"]),
+            auth_mode=str(d.get("authMode", "public")))
         for d in body["deployments"]])
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from tests.support.procs import run_pier
+from tests.support.procs import ADMIN_TOKEN, run_pier
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,9 @@ def test_config_show_reflects_env_and_masks_passwords(tmp_path: Path) -> None:
     assert shown["home"] == str(tmp_path)  # type: ignore[index]
     assert shown["database_url"] == f"sqlite:///{tmp_path / 'pier.db'}"  # type: ignore[index]
     masked = run_pier(["config", "show", "-o", "json"], tmp_path,
-                      PIER_DATABASE_URL="postgresql+psycopg://bob:secret@db:5432/pier")
-    assert "secret" not in masked.stdout
+                      PIER_DATABASE_URL="postgresql+psycopg://bob:hunter2@db:5432/pier")
+    assert "hunter2" not in masked.stdout
+    assert ADMIN_TOKEN not in masked.stdout  # PIER_TOKEN and PIER_ADMIN_TOKEN are set: secrets stay masked
     assert "bob:***@db" in masked.stdout
 
 

@@ -17,6 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from modelpier.auth.sql.tables import metadata as auth_metadata
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.control.store.store import MAX_EVENTS
 from modelpier.control.store.tables import metadata as control_metadata
@@ -235,11 +236,11 @@ def test_concurrent_different_applies_get_consecutive_numbers(store: SqlDeployme
 
 
 def test_schema_is_at_head_and_matches_both_mappings(store: SqlDeploymentStore, database_url: str) -> None:
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, [registry_metadata, control_metadata]) == []  # type: ignore[arg-type]
+            assert compare_metadata(context, [registry_metadata, control_metadata, auth_metadata]) == []  # type: ignore[arg-type]
     finally:
         engine.dispose()

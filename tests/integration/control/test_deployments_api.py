@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.support.procs import control_plane, wait_until
+from tests.support.procs import ADMIN_HEADERS, control_plane, wait_until
 
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry
@@ -46,7 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def api(home: Path) -> Iterator[httpx.Client]:
     with control_plane(home, PIER_CONTROL__ALIAS_POLL_SECONDS="0.2") as url, \
-            httpx.Client(base_url=f"{url}/api/v1", timeout=30, headers={"X-Pier-User": "alice"}) as client:
+            httpx.Client(base_url=f"{url}/api/v1", timeout=30, headers=ADMIN_HEADERS) as client:
         yield client
 
 
@@ -67,7 +67,7 @@ def test_put_json_then_yaml_is_idempotent_and_makes_revisions(api: httpx.Client)
     assert r.status_code == 201, r.text
     body = r.json()
     assert (body["created"], body["revision"]["number"], body["revision"]["resolved"]) == (True, 1, {"main": "iris:1"})
-    assert body["revision"]["createdBy"] == "alice"
+    assert body["revision"]["createdBy"] == "admin"
     assert body["deployment"]["metadata"]["project"] == "default"
 
     again = api.put(f"{BASE}/web", json=document("web"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.procs import control_plane
+from tests.support.procs import ADMIN_HEADERS, control_plane
 
 CHUNK_LIMIT = 1024 * 1024
 
@@ -19,7 +19,7 @@ CHUNK_LIMIT = 1024 * 1024
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("server-home")
     with control_plane(home, PIER_CONTROL__MAX_UPLOAD_REQUEST_BYTES=str(CHUNK_LIMIT)) as url, \
-            httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client:
+            httpx.Client(base_url=f"{url}/api/v1", timeout=30, headers=ADMIN_HEADERS) as client:
         yield client
 
 

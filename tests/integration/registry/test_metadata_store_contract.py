@@ -25,6 +25,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from tests.support.procs import free_port
 
+from modelpier.auth.sql.tables import metadata as auth_metadata
 from modelpier.control.store.tables import metadata as control_metadata
 from modelpier.errors import InvalidInput, InvalidName, NotFound, ServiceUnavailable, StoreBusy
 from modelpier.registry.digests import digest_bytes
@@ -404,14 +405,14 @@ def test_migrating_twice_is_a_no_op_and_the_schema_matches_the_mappings(
     push(metadata_store, "iris", b"1")
     upgrade_to_head(database_url)
     command.upgrade(alembic_config(database_url), "head")  # Alembic's own path, through env.py
-    assert current_revision(database_url) == head_revision() == "0002"
+    assert current_revision(database_url) == head_revision() == "0003"
     assert metadata_store.get_version("iris", 1).version == 1
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             # One migration chain for the whole database: the control plane's tables live there too.
-            assert compare_metadata(context, [metadata, control_metadata]) == []  # type: ignore[arg-type]
+            assert compare_metadata(context, [metadata, control_metadata, auth_metadata]) == []  # type: ignore[arg-type]
     finally:
         engine.dispose()
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.procs import BIN, control_plane, free_port, pier_env, run_pier, wait_until
+from tests.support.procs import (
+    ADMIN_HEADERS,
+    ADMIN_TOKEN,
+    BIN,
+    control_plane,
+    free_port,
+    pier_env,
+    run_pier,
+    wait_until,
+)
 
 from modelpier.errors import RemoteUnreachable
 from modelpier.registry.domain import Flavor, NewVersion
@@ -89,13 +98,13 @@ class CountingTransport(httpx.HTTPTransport):
 def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: str, tmp_path: Path) -> None:
     files = {"model.bin": os.urandom(300_000), "sub/vocab.txt": b"a\nb\n"}
     ref = add_version(local, "roundtrip", files, tmp_path)
-    with RegistryClient(remote) as client:
+    with RegistryClient(remote, token=ADMIN_TOKEN) as client:
         pushed, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
     assert answer.created
     assert answer.digest == pushed.digest
     other = build_registry(load_settings(home=tmp_path / "other"))
     try:
-        with RegistryClient(remote) as client:
+        with RegistryClient(remote, token=ADMIN_TOKEN) as client:
             pulled, created = pull(other, client, f"roundtrip:{answer.version}", chunk_bytes=CHUNK)
         assert created
         assert (pulled.digest, pulled.metrics, pulled.created_by, pulled.source) == \
@@ -106,10 +115,20 @@ def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: 
         other.close()
 
 
+def test_a_push_to_a_project_lands_in_its_registry_only(local: Registry, remote: str, tmp_path: Path) -> None:
+    ref = add_version(local, "scoped", {"model.bin": b"abc"}, tmp_path)
+    with RegistryClient(remote, token=ADMIN_TOKEN, project="acme") as client:
+        _, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+        assert answer.created
+        assert [m.name for m in client.list_models()] == ["scoped"]
+    with RegistryClient(remote, token=ADMIN_TOKEN) as default:
+        assert "scoped" not in [m.name for m in default.list_models()]
+
+
 def test_pushing_twice_is_a_no_op(local: Registry, remote: str, tmp_path: Path) -> None:
     ref = add_version(local, "twice", {"m.bin": os.urandom(200_000)}, tmp_path)
     transport = CountingTransport()
-    with RegistryClient(remote, transport=transport) as client:
+    with RegistryClient(remote, token=ADMIN_TOKEN, transport=transport) as client:
         _, first = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
         sent_first = transport.sent
         _, second = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
@@ -124,13 +143,13 @@ def test_interrupted_push_resumes_from_the_servers_offset(local: Registry, remot
     ref = add_version(local, "resume", {"big.bin": os.urandom(size)}, tmp_path)
     journal = UploadJournal(tmp_path / "journal.json")
     broken = CountingTransport(fail_after=15 * CHUNK)
-    with RegistryClient(remote, transport=broken) as client, pytest.raises(RemoteUnreachable):
+    with RegistryClient(remote, token=ADMIN_TOKEN, transport=broken) as client, pytest.raises(RemoteUnreachable):
         push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert broken.sent == 15 * CHUNK
-    with httpx.Client() as h:
+    with httpx.Client(headers=ADMIN_HEADERS) as h:
         assert h.get(f"{remote}/api/v1/models/resume/versions/latest").status_code == 404  # nothing half-visible
     resumed = CountingTransport()
-    with RegistryClient(remote, transport=resumed) as client:
+    with RegistryClient(remote, token=ADMIN_TOKEN, transport=resumed) as client:
         _, answer = push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert answer.created
     start = resumed.resume_offsets[0]
@@ -159,14 +178,14 @@ def test_killed_push_leaves_no_version_and_a_rerun_completes(tmp_path: Path, rem
             upload_id = next(iter(json.loads(journal.read_text()).values()))
         except (FileNotFoundError, ValueError, StopIteration):
             return False
-        r = httpx.get(f"{remote}/api/v1/blobs/uploads/{upload_id}")
+        r = httpx.get(f"{remote}/api/v1/blobs/uploads/{upload_id}", headers=ADMIN_HEADERS)
         return r.status_code == 200 and r.json()["offset"] > 0
 
     wait_until(upload_started, what="the push to have sent some bytes")
     assert proc.poll() is None, "push finished before it could be killed; make the artifact bigger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert httpx.get(f"{remote}/api/v1/models/killed/versions/latest").status_code == 404
+    assert httpx.get(f"{remote}/api/v1/models/killed/versions/latest", headers=ADMIN_HEADERS).status_code == 404
     done = run_pier(["models", "push", ref, "--remote", remote, "-o", "json"], home,
                     PIER_REGISTRY__CHUNK_BYTES=str(CHUNK))
     assert done.returncode == 0, done.stderr
@@ -193,7 +212,7 @@ def test_concurrent_pushes_get_distinct_numbers_and_equal_digests_share_one(
     def read_while_pushing() -> list[int]:
         # Readers never see a half-made version: either nothing yet, or a complete one.
         seen: list[int] = []
-        with httpx.Client(base_url=f"{remote}/api/v1") as client:
+        with httpx.Client(base_url=f"{remote}/api/v1", headers=ADMIN_HEADERS) as client:
             while pushing.is_set():
                 r = client.get("/models/race/versions/latest")
                 assert r.status_code in (200, 404), r.text
@@ -217,7 +236,7 @@ def test_concurrent_pushes_get_distinct_numbers_and_equal_digests_share_one(
     assert sorted(a["version"] for a in [*distinct, answers[4]]) == [1, 2, 3, 4, 5]
     assert answers[4]["version"] == answers[5]["version"]
     assert answers[4]["digest"] == answers[5]["digest"]
-    listed = httpx.get(f"{remote}/api/v1/models/race/versions").json()
+    listed = httpx.get(f"{remote}/api/v1/models/race/versions", headers=ADMIN_HEADERS).json()
     assert [v["version"] for v in listed] == [1, 2, 3, 4, 5]
     assert any(observed)  # the readers overlapped the pushes
     for seen in observed:

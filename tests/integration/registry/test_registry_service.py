@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-from tests.support.procs import control_plane
+from tests.support.procs import ADMIN_TOKEN, control_plane
 
 import modelpier
 from modelpier.errors import InvalidInput, NotFound
@@ -133,7 +133,7 @@ def test_push_and_pull_against_a_server_on_postgres_and_s3(
         version, _ = local.register(NewVersion(model="scaled", flavor=Flavor.PYTHON, files=entries))
         with control_plane(tmp_path / "server", PIER_DATABASE_URL=postgres_database,
                            PIER_BLOB_URL=f"s3://{s3_bucket}/reg", PIER_S3_ENDPOINT_URL=s3_endpoint) as url, \
-                RegistryClient(url) as client:
+                RegistryClient(url, token=ADMIN_TOKEN) as client:
             _, answer = push(local, client, version.ref, journal=UploadJournal(tmp_path / "j.json"),
                              chunk_bytes=64 * 1024)
             assert answer.created

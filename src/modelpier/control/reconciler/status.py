@@ -131,7 +131,7 @@ def _route(target: DeploymentTarget, replicas: Sequence[ReplicaObservation], exc
     predictors = tuple(PredictorRoute(name, weights.get(name, 0), tuple(sorted(eps, key=lambda e: e.replica_id)))
                        for name, eps in endpoints.items())
     return DeploymentRoute(desired.project, desired.deployment, desired.number, predictors,
-                           timeout_s=desired.spec.timeouts.request_seconds)
+                           timeout_s=desired.spec.timeouts.request_seconds, auth_mode=desired.spec.auth.mode)
 
 
 def build_routing_table(targets: Sequence[DeploymentTarget], observed: Sequence[ReplicaObservation],

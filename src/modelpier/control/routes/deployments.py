@@ -13,8 +13,10 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from modelpier.auth.access import visible_projects
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.logs import DEFAULT_TAIL
+from modelpier.control.security import principal_of
 from modelpier.control.wire import (
     ApplyResultBody,
     DeploymentBody,
@@ -29,8 +31,6 @@ from modelpier.spec.deployment import ModelDeploymentStatus
 # A deployment document is a few KiB; a megabyte is generous and keeps parsing cheap.
 MAX_DOCUMENT_BYTES = 1024 * 1024
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-# Until API tokens exist, clients say who they are; the name is recorded on revisions.
-USER_HEADER = "X-Pier-User"
 
 
 async def _document(request: Request) -> Any:
@@ -60,7 +60,8 @@ def decode_document(media: str, body: bytes) -> Any:
 
 
 def _user(request: Request) -> str:
-    return request.headers.get(USER_HEADER, "").strip()[:255] or "anonymous"
+    """Who is recorded on revisions: the authenticated user, never a name the client asserts."""
+    return principal_of(request).user
 
 
 def deployment_router(service: DeploymentService) -> APIRouter:
@@ -68,9 +69,13 @@ def deployment_router(service: DeploymentService) -> APIRouter:
     base = "/projects/{project}/deployments"
     one = base + "/{name}"
 
-    @r.get("/deployments", response_model=list[DeploymentBody], description="Deployments of every project.")
-    def list_all() -> list[DeploymentBody]:
-        return [DeploymentBody.of(v) for v in service.list_deployments()]
+    @r.get("/deployments", response_model=list[DeploymentBody],
+           description="Deployments of every project the caller is a member of.")
+    def list_all(request: Request) -> list[DeploymentBody]:
+        principal = principal_of(request)
+        views = service.list_deployments()
+        visible = set(visible_projects(principal, sorted({v.record.project for v in views})))
+        return [DeploymentBody.of(v) for v in views if v.record.project in visible]
 
     @r.get(base, response_model=list[DeploymentBody])
     def list_deployments(project: str) -> list[DeploymentBody]:

@@ -1,13 +1,20 @@
-"""Registry routes: models, versions, aliases, tags under ``/api/v1/models``.
+"""Registry routes: models, versions, aliases, tags under ``/api/v1/projects/{project}/models``.
 
-Thin: parse, call ``Registry``, encode with ``registry.wire``. Sync handlers run in Starlette's
-thread pool, so database calls never block the event loop.
+Mounted twice: under ``/api/v1/projects/{project}`` and, for the ``default`` project, under
+``/api/v1`` (``/api/v1/models``, what clients used before projects). A model of another project
+answers 404, as if absent. Thin: parse, call ``Registry``, encode with ``registry.wire``. Sync
+handlers run in Starlette's thread pool, so database calls never block the event loop.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from modelpier.control.quota import LimitsSource, require_storage_within_quota
+from modelpier.control.security import principal_of
+from modelpier.errors import NotFound
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import (
     AliasBody,
@@ -20,17 +27,42 @@ from modelpier.registry.wire import (
 )
 from modelpier.spec.names import ModelRef
 
+DEFAULT_PROJECT = "default"
+
 
 def _ref(name: str, selector: str) -> ModelRef:
     return ModelRef.parse(f"{name}:{selector}")
 
 
-def model_router(registry: Registry) -> APIRouter:
-    r = APIRouter(tags=["models"])
+def _project(request: Request) -> str:
+    return str(request.path_params.get("project", DEFAULT_PROJECT))
+
+
+Project = Annotated[str, Depends(_project)]
+
+
+def model_router(registry: Registry, limits: LimitsSource | None = None) -> APIRouter:
+    def owned(request: Request) -> None:
+        """404 for a model of another project, before the handler runs (a new name passes)."""
+        principal_of(request)  # authorization ran first (else 401): this check must not reveal models
+        name = request.path_params.get("name")
+        if name is None:
+            return
+        project = _project(request)
+        try:
+            model = registry.get_model(name)
+        except NotFound:
+            return
+        if model.project != project:
+            raise NotFound(f"model {name!r} does not exist in project {project!r}",
+                           details={"model": name, "project": project})
+
+    r = APIRouter(tags=["models"], dependencies=[Depends(owned)])
 
     @r.get("/models", response_model=list[ModelBody])
-    def list_models(search: str | None = Query(None, description="Substring of the name.")) -> list[ModelBody]:
-        return [ModelBody.of(m) for m in registry.list_models(search=search)]
+    def list_models(project: Project,
+                    search: str | None = Query(None, description="Substring of the name.")) -> list[ModelBody]:
+        return [ModelBody.of(m) for m in registry.list_models(search=search, project=project)]
 
     @r.get("/models/{name}", response_model=ModelBody)
     def get_model(name: str) -> ModelBody:
@@ -51,8 +83,11 @@ def model_router(registry: Registry) -> APIRouter:
 
     @r.post("/models/{name}/versions", response_model=CreatedVersionBody, status_code=201,
             responses={200: {"description": "A version with the same digest existed; it is returned."}})
-    def create_version(name: str, body: NewVersionBody, response: Response) -> CreatedVersionBody:
-        version, created = registry.register(body.to_domain(name))
+    def create_version(name: str, body: NewVersionBody, response: Response, project: Project) -> CreatedVersionBody:
+        if limits is not None:  # a push counts against the project's storage quota
+            require_storage_within_quota(registry.storage_bytes(project), sum(f.size for f in body.files),
+                                         limits(project))
+        version, created = registry.register(body.to_domain(name), project=project)
         if not created:
             response.status_code = 200
         return CreatedVersionBody(**VersionBody.of(version).model_dump(), created=created)

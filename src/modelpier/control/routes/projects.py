@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
+from modelpier.auth.access import visible_projects
+from modelpier.auth.service import AuthService
 from modelpier.control.deployments import DeploymentService
+from modelpier.control.security import principal_of
 from modelpier.control.wire import NewProjectBody, ProjectBody
 
 
-def project_router(service: DeploymentService) -> APIRouter:
+def project_router(service: DeploymentService, auth: AuthService) -> APIRouter:
     r = APIRouter(tags=["projects"])
 
-    @r.get("/projects", response_model=list[ProjectBody])
-    def list_projects() -> list[ProjectBody]:
-        return [ProjectBody(name=p) for p in service.list_projects()]
+    @r.get("/projects", response_model=list[ProjectBody], description="The projects the caller is a member of.")
+    def list_projects(request: Request) -> list[ProjectBody]:
+        return [ProjectBody(name=p) for p in visible_projects(principal_of(request), service.list_projects())]
 
     @r.post("/projects", response_model=ProjectBody, status_code=201,
             responses={409: {"description": "A project of that name exists."}})
@@ -29,6 +32,7 @@ def project_router(service: DeploymentService) -> APIRouter:
               responses={409: {"description": "The project still has deployments, or is `default`."}})
     def delete_project(project: str) -> Response:
         service.delete_project(project)
+        auth.store.forget_project(project)  # a new project of this name must not inherit members
         return Response(status_code=204)
 
     return r

@@ -31,6 +31,7 @@ def model_out(row: ModelRow, latest: int | None, count: int, aliases: dict[str, 
         latest_version=latest,
         aliases=dict(sorted(aliases.items())),
         version_count=int(count),
+        project=row.project,
     )
 
 

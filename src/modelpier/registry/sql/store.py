@@ -29,6 +29,7 @@ from modelpier.registry.sql.dberrors import is_busy, translate
 from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
 from modelpier.registry.sql.migrate import upgrade_to_head
 from modelpier.registry.sql.tables import (
+    DEFAULT_PROJECT,
     AliasRow,
     ModelRow,
     ModelTagRow,
@@ -131,7 +132,8 @@ class SqlMetadataStore:
     # -- models -----------------------------------------------------------------------------------
 
     @_guarded
-    def ensure_model(self, name: str, *, description: str = "") -> Model:
+    def ensure_model(self, name: str, *, description: str = "", project: str = DEFAULT_PROJECT) -> Model:
+        """The model ``name``, created in ``project`` if new (an existing one keeps its project)."""
         validate_name(name)
         with self._read() as session:
             row = session.scalar(select(ModelRow).where(ModelRow.name == name))
@@ -143,7 +145,8 @@ class SqlMetadataStore:
             row = session.scalar(select(ModelRow).where(ModelRow.name == name))
             if row is None:
                 now = self._clock.now()
-                row = ModelRow(name=name, description=description, created_at=now, updated_at=now)
+                row = ModelRow(name=name, description=description, project=project, created_at=now,
+                               updated_at=now)
                 session.add(row)
                 session.flush()
             return queries.model_out(session, row)
@@ -157,8 +160,10 @@ class SqlMetadataStore:
             return queries.model_out(session, queries.model_row(session, name))
 
     @_guarded
-    def list_models(self, *, search: str | None = None) -> list[Model]:
+    def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
         query = select(ModelRow).order_by(ModelRow.name)
+        if project is not None:
+            query = query.where(ModelRow.project == project)
         if search:
             query = query.where(func.lower(ModelRow.name).contains(search.lower(), autoescape=True))
         with self._read() as session:
@@ -375,6 +380,13 @@ class SqlMetadataStore:
             return convert.version_out(name, target)
 
     # -- blobs ------------------------------------------------------------------------------------
+
+    @_guarded
+    def storage_bytes(self, project: str) -> int:
+        with self._read() as session:
+            total = session.scalar(select(func.sum(VersionRow.size)).join(ModelRow, VersionRow.model_id == ModelRow.id)
+                                   .where(ModelRow.project == project))
+            return int(total or 0)
 
     @_guarded
     def count_blob_references(self, digest: str) -> int:

@@ -39,6 +39,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # Lengths: names and aliases are DNS-1123 labels (63), tag keys 128, digests "sha256:" + 64 hex.
 NAME_LEN = 63
+DEFAULT_PROJECT = "default"
 TAG_KEY_LEN = 128
 DIGEST_LEN = 71
 
@@ -76,6 +77,8 @@ class ModelRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    # The project the model belongs to (migration 0003). Names stay unique across projects.
+    project: Mapped[str] = mapped_column(String(NAME_LEN), default=DEFAULT_PROJECT, server_default=DEFAULT_PROJECT)
     description: Mapped[str] = mapped_column(Text, default="")
     # Highest number ever given to a version of this model. Numbers come from this counter, not
     # from max(version), so a deleted version's number is never reused, and incrementing it locks

@@ -1,0 +1,241 @@
+"""``SqlAuthStore``: users, token hashes, members, quotas and the audit log in the metadata database.
+
+Each public method is one short transaction returning frozen objects from ``auth/domain.py``; the
+store never sees a token secret, only its HMAC. SQLAlchemy errors leave as ``modelpier.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from modelpier._lib.clock import Clock, SystemClock
+from modelpier.auth.access import Role
+from modelpier.auth.domain import AuditEntry, Member, TokenInfo, User
+from modelpier.auth.sql.tables import AuditRow, MemberRow, QuotaRow, TokenRow, UserRow
+from modelpier.errors import NotFound
+from modelpier.registry.sql.dberrors import translate
+from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
+from modelpier.registry.sql.migrate import upgrade_to_head
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_Method = Callable[Concatenate["SqlAuthStore", P], R]
+MAX_AUDIT = 1000
+
+
+def _guarded(method: _Method[P, R]) -> _Method[P, R]:
+    @functools.wraps(method)
+    def wrapper(self: SqlAuthStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, self.url) from exc
+
+    return wrapper
+
+
+def _user(row: UserRow) -> User:
+    return User(name=row.name, admin=row.admin, created_at=row.created_at)
+
+
+def _token(row: TokenRow, user: str) -> TokenInfo:
+    return TokenInfo(id=row.id, user=user, name=row.name, prefix=row.prefix, created_at=row.created_at,
+                     expires_at=row.expires_at, revoked_at=row.revoked_at, project=row.project,
+                     deployment=row.deployment)
+
+
+class SqlAuthStore:
+    """Thread-safe; share one per process."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._writer = write_engine(engine)
+        self._clock = clock or SystemClock()
+        self.url = safe_url(engine.url)
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True,
+             clock: Clock | None = None) -> SqlAuthStore:
+        engine = open_engine(url, busy_timeout=busy_timeout)
+        try:
+            if migrate:
+                upgrade_to_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @staticmethod
+    def _user_row(session: Session, name: str) -> UserRow:
+        row = session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            raise NotFound(f"user {name!r} does not exist", details={"user": name})
+        return row
+
+    # -- users ----------------------------------------------------------------------------------
+
+    @_guarded
+    def has_admin(self) -> bool:
+        with self._read() as s:
+            return s.scalar(select(UserRow.id).where(UserRow.admin.is_(True)).limit(1)) is not None
+
+    @_guarded
+    def ensure_user(self, name: str, *, admin: bool = False) -> User:
+        with self._write() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == name))
+            if row is None:
+                row = UserRow(name=name, admin=admin, created_at=self._clock.now())
+                s.add(row)
+            elif admin and not row.admin:
+                row.admin = True
+            return _user(row)
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    @_guarded
+    def add_token(self, user: str, name: str, *, prefix: str, token_hash: str, expires_at: datetime | None,
+                  project: str | None = None, deployment: str | None = None) -> TokenInfo:
+        with self._write() as s:
+            owner = self._user_row(s, user)
+            row = TokenRow(user_id=owner.id, name=name, prefix=prefix, hash=token_hash, project=project,
+                           deployment=deployment, created_at=self._clock.now(), expires_at=expires_at,
+                           revoked_at=None)
+            s.add(row)
+            s.flush()
+            return _token(row, user)
+
+    @_guarded
+    def find_token(self, token_hash: str) -> tuple[TokenInfo, User] | None:
+        with self._read() as s:
+            found = s.execute(select(TokenRow, UserRow).join(UserRow, TokenRow.user_id == UserRow.id)
+                              .where(TokenRow.hash == token_hash)).first()
+            if found is None:
+                return None
+            token, user = found
+            return _token(token, user.name), _user(user)
+
+    @_guarded
+    def list_tokens(self, user: str | None = None, *, search: str | None = None) -> list[TokenInfo]:
+        with self._read() as s:
+            query = select(TokenRow, UserRow.name).join(UserRow, TokenRow.user_id == UserRow.id)
+            if user is not None:
+                query = query.where(UserRow.name == user)
+            rows = s.execute(query.order_by(TokenRow.id)).all()
+        out = [_token(t, name) for t, name in rows]
+        if search:
+            out = [t for t in out if t.prefix.startswith(search) or search in t.name]
+        return out
+
+    @_guarded
+    def revoke_token(self, token_id: int, *, user: str | None = None) -> TokenInfo:
+        """Revoke; ``user`` limits it to that user's tokens (others look absent)."""
+        with self._write() as s:
+            found = s.execute(select(TokenRow, UserRow.name).join(UserRow, TokenRow.user_id == UserRow.id)
+                              .where(TokenRow.id == token_id)).first()
+            if found is None or (user is not None and found[1] != user):
+                raise NotFound(f"token {token_id} does not exist", details={"token": token_id})
+            row, name = found
+            if row.revoked_at is None:
+                row.revoked_at = self._clock.now()
+            return _token(row, name)
+
+    # -- members --------------------------------------------------------------------------------
+
+    @_guarded
+    def roles_of(self, user: str) -> dict[str, Role]:
+        with self._read() as s:
+            rows = s.execute(select(MemberRow.project, MemberRow.role).join(UserRow, MemberRow.user_id == UserRow.id)
+                             .where(UserRow.name == user)).all()
+        return {project: Role[role] for project, role in rows}
+
+    @_guarded
+    def set_member(self, project: str, user: str, role: Role) -> Member:
+        with self._write() as s:
+            owner = self._user_row(s, user)
+            row = s.scalar(select(MemberRow).where(MemberRow.project == project, MemberRow.user_id == owner.id))
+            if row is None:
+                s.add(MemberRow(project=project, user_id=owner.id, role=role.name))
+            else:
+                row.role = role.name
+            return Member(project, user, role)
+
+    @_guarded
+    def remove_member(self, project: str, user: str) -> None:
+        with self._write() as s:
+            owner = self._user_row(s, user)
+            gone = s.execute(delete(MemberRow).where(MemberRow.project == project, MemberRow.user_id == owner.id))
+            if not getattr(gone, "rowcount", 0):
+                raise NotFound(f"{user!r} is not a member of project {project!r}",
+                               details={"project": project, "user": user})
+
+    @_guarded
+    def members(self, project: str) -> list[Member]:
+        with self._read() as s:
+            rows = s.execute(select(UserRow.name, MemberRow.role).join(UserRow, MemberRow.user_id == UserRow.id)
+                             .where(MemberRow.project == project).order_by(UserRow.name)).all()
+        return [Member(project, name, Role[role]) for name, role in rows]
+
+    @_guarded
+    def forget_project(self, project: str) -> None:
+        """Drop a deleted project's members and quota, so a new project of that name starts empty."""
+        with self._write() as s:
+            s.execute(delete(MemberRow).where(MemberRow.project == project))
+            s.execute(delete(QuotaRow).where(QuotaRow.project == project))
+
+    # -- quotas ---------------------------------------------------------------------------------
+
+    @_guarded
+    def limits(self, project: str) -> dict[str, Any]:
+        with self._read() as s:
+            row = s.get(QuotaRow, project)
+            return dict(row.limits) if row is not None else {}
+
+    @_guarded
+    def set_limits(self, project: str, limits: dict[str, Any]) -> None:
+        with self._write() as s:
+            row = s.get(QuotaRow, project)
+            if row is None:
+                s.add(QuotaRow(project=project, limits=limits))
+            else:
+                row.limits = limits
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    @_guarded
+    def record(self, *, user: str, method: str, path: str, project: str | None, status: int) -> None:
+        with self._write() as s:
+            s.add(AuditRow(at=self._clock.now(), user=user[:255], method=method[:16], path=path[:1024],
+                           project=project, status=status))
+
+    @_guarded
+    def audit(self, *, project: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest last; ``project`` limits to one project's entries."""
+        with self._read() as s:
+            query = select(AuditRow)
+            if project is not None:
+                query = query.where(AuditRow.project == project)
+            rows = list(s.scalars(query.order_by(AuditRow.id.desc()).limit(min(limit, MAX_AUDIT))))
+        return [AuditEntry(r.id, r.at, r.user, r.method, r.path, r.project, r.status) for r in reversed(rows)]
+
+

@@ -1,0 +1,124 @@
+"""JSON bodies of the tokens, members, quota and audit API, shared by the routes, client and CLI.
+
+A token's secret appears in exactly one body, ``CreatedTokenBody``, the answer to its creation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelpier.auth.access import Role
+from modelpier.auth.domain import AuditEntry, Member, TokenInfo
+from modelpier.auth.quota import Limits
+
+RoleName = Literal["viewer", "editor", "owner"]
+
+
+class NewTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="A label to tell tokens apart (DNS-1123 label).")
+    user: str | None = Field(None, max_length=255, description="Owner; default the caller (others: admins only).")
+    expires_in_s: float | None = Field(None, gt=0, description="Lifetime in seconds; default never expires.")
+
+
+class NewKeyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="A label for the invocation key (DNS-1123 label).")
+    expires_in_s: float | None = Field(None, gt=0, description="Lifetime in seconds; default never expires.")
+
+
+class TokenBody(BaseModel):
+    id: int
+    user: str
+    name: str
+    prefix: str = Field(description="The first characters of the token, to recognise it; not usable.")
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    project: str | None = None
+    deployment: str | None = None
+
+    @classmethod
+    def of(cls, t: TokenInfo) -> TokenBody:
+        return cls(id=t.id, user=t.user, name=t.name, prefix=t.prefix, created_at=t.created_at,
+                   expires_at=t.expires_at, revoked_at=t.revoked_at, project=t.project, deployment=t.deployment)
+
+
+class CreatedTokenBody(TokenBody):
+    token: str = Field(description="The secret, shown this once; only its hash is stored.")
+
+
+class WhoAmIBody(BaseModel):
+    user: str
+    admin: bool
+    roles: dict[str, RoleName]
+
+
+class MemberBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(max_length=255)
+    role: RoleName
+
+    @classmethod
+    def of(cls, m: Member) -> MemberBody:
+        return cls(user=m.user, role=m.role.name)
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName
+
+    def to_role(self) -> Role:
+        return Role[self.role]
+
+
+class QuotaBody(BaseModel):
+    """Per-project limits; null is unlimited. CPU in millicores, memory and storage in bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int | None = Field(None, ge=0)
+    cpu_millis: int | None = Field(None, ge=0)
+    memory_bytes: int | None = Field(None, ge=0)
+    gpus: int | None = Field(None, ge=0)
+    storage_bytes: int | None = Field(None, ge=0)
+    deployments: int | None = Field(None, ge=0)
+
+    def to_limits(self) -> Limits:
+        return Limits(**self.model_dump())
+
+
+class AuditBody(BaseModel):
+    id: int
+    at: datetime
+    user: str
+    method: str
+    path: str
+    project: str | None
+    status: int
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditBody:
+        return cls(id=e.id, at=e.at, user=e.user, method=e.method, path=e.path, project=e.project, status=e.status)
+
+
+class InvocationCheckBody(BaseModel):
+    """What a gateway asks: may ``token`` invoke ``project/deployment``? (The token travels in the body,
+    which no log or audit entry records.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(max_length=63)
+    deployment: str = Field(max_length=63)
+    token: str = Field(max_length=256)
+
+
+class InvocationAnswerBody(BaseModel):
+    allowed: bool
