@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelpier.backends.kubernetes.options import RenderOptions
 from modelpier.backends.kubernetes.render import render
 from modelpier.spec.deployment import parse_deployment
-from tests.support.procs import BIN, free_port, http_ok, pier_env, wait_until
+from tests.support.procs import ADMIN_TOKEN, BIN, free_port, http_ok, pier_env, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"
@@ -47,10 +47,30 @@ def local_args(args: list[str], ports: dict[str, int]) -> list[str]:
     return [swap.get(a, a) for a in args]
 
 
+# The Secrets of the pod's namespace: the registry token the operator's docs tell users to create.
+SECRETS = {("modelpier-registry-token", "token"): ADMIN_TOKEN}
+
+
 def container_env(container: dict[str, Any], pod_home: Path) -> dict[str, str]:
-    values = {e["name"]: e["value"] for e in container["env"]}
+    """The container's environment as the kubelet builds it (values and optional secret keys)."""
+    values: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            values[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            secret = SECRETS.get((ref["name"], ref["key"]))
+            assert secret is not None or ref.get("optional"), ref
+            if secret is not None:
+                values[entry["name"]] = secret
     assert values.pop("PIER_HOME") == "/var/lib/modelpier"  # the emptyDir; here a temporary folder
     return {**values, "PIER_HOME": str(pod_home)}
+
+
+def process_env(container: dict[str, Any], pod_home: Path, tmp_path: Path) -> dict[str, str]:
+    # Only what the pod declares may authenticate: the tests' own PIER_TOKEN is dropped.
+    env = {k: v for k, v in pier_env(tmp_path / "unused").items() if k != "PIER_TOKEN"}
+    return {**env, **container_env(container, pod_home)}
 
 
 @contextmanager
@@ -58,7 +78,7 @@ def running_pod(registry_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[s
     spec = pod_spec(registry_url)
     pod_home = tmp_path / "empty-dir"
     (init,) = spec["initContainers"]
-    home = pier_env(tmp_path / "unused", **container_env(init, pod_home))
+    home = process_env(init, pod_home, tmp_path)
     pulled = subprocess.run([str(BIN / init["command"][0]), *init["args"]], env=home, capture_output=True,
                             text=True, timeout=120, check=False)
     assert pulled.returncode == 0, pulled.stderr
@@ -66,7 +86,7 @@ def running_pod(registry_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[s
     ports = {"http": free_port(), "grpc": free_port()}
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen([str(BIN / server["command"][0]), *local_args(server["args"], ports)],
-                            env=pier_env(tmp_path / "unused", **container_env(server, pod_home)),
+                            env=process_env(server, pod_home, tmp_path),
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{ports['http']}"
     try:

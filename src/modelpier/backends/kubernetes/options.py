@@ -41,6 +41,9 @@ class RenderOptions:
     image: str = DEFAULT_IMAGE  # the modelpier image: init container (pull) and model server
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     registry_url: str = DEFAULT_REGISTRY_URL  # where the init container pulls models from
+    # Secret (in the deployment's namespace) whose `token` key the init container sends as PIER_TOKEN;
+    # optional, so a registry without authentication needs none.
+    registry_token_secret: str = "modelpier-registry-token"
     namespace: str | None = None  # None: metadata.project, else "default"
     routing: RoutingKind = "gateway-api"
     gateway_name: str = "modelpier"  # Gateway API: the parent Gateway of every HTTPRoute

@@ -82,7 +82,8 @@ def _pull_container(ref: str, options: RenderOptions) -> Manifest:
         "imagePullPolicy": options.image_pull_policy,
         "command": ["pier"],
         "args": ["models", "pull", ref, "--remote", options.registry_url, "--output", "json"],
-        "env": _env(options),
+        "env": [*_env(options), {"name": "PIER_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": options.registry_token_secret, "key": "token", "optional": True}}}],
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "model-home", "mountPath": MODEL_HOME}, {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108  # a path inside the pod
     }
