@@ -45,6 +45,9 @@ def render_cmd(
     image: str = typer.Option(DEFAULT_IMAGE, "--image", help="The modelpier image (model server, model pull)."),
     registry_url: str = typer.Option(DEFAULT_REGISTRY_URL, "--registry-url",
                                      help="Control plane the pods pull models from."),
+    registry_token_secret: str = typer.Option(
+        "modelpier-registry-token", "--registry-token-secret",
+        help="Secret (in the deployment's namespace) whose `token` key model pods pull with; optional."),
     gateway: str = typer.Option("modelpier-system/modelpier", "--gateway",
                                 help="NAMESPACE/NAME of the Gateway (Gateway API) or Istio Gateway to attach to."),
     hostname: list[str] = typer.Option([], "--hostname", help="Host name the route answers (repeatable; "
@@ -56,7 +59,8 @@ def render_cmd(
     document = read_document(file)
     gateway_namespace, _, gateway_name = gateway.rpartition("/")
     options = RenderOptions(
-        image=image, registry_url=registry_url, namespace=namespace, routing=routing_kind(routing),
+        image=image, registry_url=registry_url, registry_token_secret=registry_token_secret, namespace=namespace,
+        routing=routing_kind(routing),
         gateway_name=gateway_name, gateway_namespace=gateway_namespace or None, istio_gateway=gateway,
         hostnames=tuple(hostname), kubernetes_version=kubernetes_version, managed_by="pier-render")
     if custom_resource:
