@@ -6,40 +6,22 @@ store never sees a token secret, only its HMAC. SQLAlchemy errors leave as ``mod
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, delete, select
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from modelpier._lib.clock import Clock, SystemClock
 from modelpier.auth.access import Role
 from modelpier.auth.domain import AuditEntry, Member, TokenInfo, User
 from modelpier.auth.sql.tables import AuditRow, MemberRow, QuotaRow, TokenRow, UserRow
 from modelpier.errors import NotFound
-from modelpier.registry.sql.dberrors import translate
-from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
-from modelpier.registry.sql.migrate import upgrade_to_head
+from modelpier.registry.sql.base import SqlStore, guarded
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_Method = Callable[Concatenate["SqlAuthStore", P], R]
 MAX_AUDIT = 1000
 
-
-def _guarded(method: _Method[P, R]) -> _Method[P, R]:
-    @functools.wraps(method)
-    def wrapper(self: SqlAuthStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, self.url) from exc
-
-    return wrapper
 
 
 def _user(row: UserRow) -> User:
@@ -52,39 +34,9 @@ def _token(row: TokenRow, user: str) -> TokenInfo:
                      deployment=row.deployment)
 
 
-class SqlAuthStore:
+class SqlAuthStore(SqlStore):
     """Thread-safe; share one per process."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
-        self._engine = engine
-        self._writer = write_engine(engine)
-        self._clock = clock or SystemClock()
-        self.url = safe_url(engine.url)
-
-    @classmethod
-    def open(cls, url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True,
-             clock: Clock | None = None) -> SqlAuthStore:
-        engine = open_engine(url, busy_timeout=busy_timeout)
-        try:
-            if migrate:
-                upgrade_to_head(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, clock=clock)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
 
     @staticmethod
     def _user_row(session: Session, name: str) -> UserRow:
@@ -95,12 +47,12 @@ class SqlAuthStore:
 
     # -- users ----------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def has_admin(self) -> bool:
         with self._read() as s:
             return s.scalar(select(UserRow.id).where(UserRow.admin.is_(True)).limit(1)) is not None
 
-    @_guarded
+    @guarded
     def ensure_user(self, name: str, *, admin: bool = False) -> User:
         with self._write() as s:
             row = s.scalar(select(UserRow).where(UserRow.name == name))
@@ -113,7 +65,7 @@ class SqlAuthStore:
 
     # -- tokens ---------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_token(self, user: str, name: str, *, prefix: str, token_hash: str, expires_at: datetime | None,
                   project: str | None = None, deployment: str | None = None) -> TokenInfo:
         with self._write() as s:
@@ -125,7 +77,7 @@ class SqlAuthStore:
             s.flush()
             return _token(row, user)
 
-    @_guarded
+    @guarded
     def find_token(self, token_hash: str) -> tuple[TokenInfo, User] | None:
         with self._read() as s:
             found = s.execute(select(TokenRow, UserRow).join(UserRow, TokenRow.user_id == UserRow.id)
@@ -135,7 +87,7 @@ class SqlAuthStore:
             token, user = found
             return _token(token, user.name), _user(user)
 
-    @_guarded
+    @guarded
     def list_tokens(self, user: str | None = None, *, search: str | None = None) -> list[TokenInfo]:
         with self._read() as s:
             query = select(TokenRow, UserRow.name).join(UserRow, TokenRow.user_id == UserRow.id)
@@ -147,7 +99,7 @@ class SqlAuthStore:
             out = [t for t in out if t.prefix.startswith(search) or search in t.name]
         return out
 
-    @_guarded
+    @guarded
     def revoke_token(self, token_id: int, *, user: str | None = None) -> TokenInfo:
         """Revoke; ``user`` limits it to that user's tokens (others look absent)."""
         with self._write() as s:
@@ -162,14 +114,14 @@ class SqlAuthStore:
 
     # -- members --------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def roles_of(self, user: str) -> dict[str, Role]:
         with self._read() as s:
             rows = s.execute(select(MemberRow.project, MemberRow.role).join(UserRow, MemberRow.user_id == UserRow.id)
                              .where(UserRow.name == user)).all()
         return {project: Role[role] for project, role in rows}
 
-    @_guarded
+    @guarded
     def set_member(self, project: str, user: str, role: Role) -> Member:
         with self._write() as s:
             owner = self._user_row(s, user)
@@ -180,7 +132,7 @@ class SqlAuthStore:
                 row.role = role.name
             return Member(project, user, role)
 
-    @_guarded
+    @guarded
     def remove_member(self, project: str, user: str) -> None:
         with self._write() as s:
             owner = self._user_row(s, user)
@@ -189,14 +141,14 @@ class SqlAuthStore:
                 raise NotFound(f"{user!r} is not a member of project {project!r}",
                                details={"project": project, "user": user})
 
-    @_guarded
+    @guarded
     def members(self, project: str) -> list[Member]:
         with self._read() as s:
             rows = s.execute(select(UserRow.name, MemberRow.role).join(UserRow, MemberRow.user_id == UserRow.id)
                              .where(MemberRow.project == project).order_by(UserRow.name)).all()
         return [Member(project, name, Role[role]) for name, role in rows]
 
-    @_guarded
+    @guarded
     def forget_project(self, project: str) -> None:
         """Drop a deleted project's members and quota, so a new project of that name starts empty."""
         with self._write() as s:
@@ -205,13 +157,13 @@ class SqlAuthStore:
 
     # -- quotas ---------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def limits(self, project: str) -> dict[str, Any]:
         with self._read() as s:
             row = s.get(QuotaRow, project)
             return dict(row.limits) if row is not None else {}
 
-    @_guarded
+    @guarded
     def set_limits(self, project: str, limits: dict[str, Any]) -> None:
         with self._write() as s:
             row = s.get(QuotaRow, project)
@@ -222,13 +174,13 @@ class SqlAuthStore:
 
     # -- audit ----------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def record(self, *, user: str, method: str, path: str, project: str | None, status: int) -> None:
         with self._write() as s:
             s.add(AuditRow(at=self._clock.now(), user=user[:255], method=method[:16], path=path[:1024],
                            project=project, status=status))
 
-    @_guarded
+    @guarded
     def audit(self, *, project: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Newest last; ``project`` limits to one project's entries."""
         with self._read() as s:

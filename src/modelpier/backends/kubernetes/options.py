@@ -43,7 +43,7 @@ class RenderOptions:
     registry_url: str = DEFAULT_REGISTRY_URL  # where the init container pulls models from
     # Secret (in the deployment's namespace) whose `token` key the init container sends as PIER_TOKEN;
     # optional, so a registry without authentication needs none.
-    registry_token_secret: str = "modelpier-registry-token"
+    registry_token_secret: str = "modelpier-registry-token"  # noqa: S105  # the name of a Secret, not a secret
     namespace: str | None = None  # None: metadata.project, else "default"
     routing: RoutingKind = "gateway-api"
     gateway_name: str = "modelpier"  # Gateway API: the parent Gateway of every HTTPRoute

@@ -11,25 +11,16 @@ rolls back and retries, then sees what the winner wrote. SQLAlchemy errors leave
 
 from __future__ import annotations
 
-import functools
-import random
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from modelpier._lib.clock import Clock, SystemClock
 from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.control.store import convert
 from modelpier.control.store.tables import DEFAULT_PROJECT, DeploymentRow, EventRow, ProjectRow, RevisionRow
-from modelpier.errors import Conflict, InvalidInput, NotFound, StoreBusy
-from modelpier.registry.sql.dberrors import is_busy, translate
-from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
-from modelpier.registry.sql.migrate import upgrade_to_head
+from modelpier.errors import Conflict, InvalidInput, NotFound
+from modelpier.registry.sql.base import SqlStore, guarded
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.names import validate_name
 
@@ -43,75 +34,12 @@ MAX_ATTEMPTS = 20
 MAX_EVENTS = 500
 _EVENT_TYPES = ("Normal", "Warning")
 
-_Method = Callable[Concatenate["SqlDeploymentStore", P], R]
 
 
-def _guarded(method: _Method[P, R]) -> _Method[P, R]:
-    """Translate SQLAlchemy errors escaping a public method into ``modelpier.errors``."""
 
-    @functools.wraps(method)
-    def wrapper(self: SqlDeploymentStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, self.url) from exc
-
-    return wrapper
-
-
-class SqlDeploymentStore:
+class SqlDeploymentStore(SqlStore):
     """Deployments, revisions and events in a SQL database. Thread-safe; share one per process."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
-        self._engine = engine
-        self._writer = write_engine(engine)
-        self._clock = clock or SystemClock()
-        self.url = safe_url(engine.url)
-
-    @classmethod
-    def open(cls, url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True,
-             clock: Clock | None = None) -> SqlDeploymentStore:
-        """Connect to ``url`` and bring its schema to the newest migration (unless ``migrate=False``)."""
-        engine = open_engine(url, busy_timeout=busy_timeout)
-        try:
-            if migrate:
-                upgrade_to_head(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, clock=clock)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    # -- sessions -------------------------------------------------------------------------------
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    def _write_retrying(self, work: Callable[[Session], T], what: str) -> T:
-        """Run ``work`` in a write transaction, retrying when it loses a race to another writer."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self._write() as session:
-                    return work(session)
-            except (sa_exc.IntegrityError, sa_exc.OperationalError) as exc:
-                # A SQLite "locked" error already waited the whole busy timeout: do not wait again.
-                postgres = self._engine.dialect.name == "postgresql"
-                if not (isinstance(exc, sa_exc.IntegrityError) or (is_busy(exc) and postgres)):
-                    raise
-                if attempt == MAX_ATTEMPTS:
-                    raise StoreBusy(f"{what}: lost {MAX_ATTEMPTS} races with concurrent writers to "
-                                    f"{self.url}; retry later") from exc
-                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not crypto
-        raise AssertionError("unreachable")
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -134,7 +62,7 @@ class SqlDeploymentStore:
 
     # -- projects -------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def ensure_project(self, name: str) -> None:
         validate_name(name, what="project name")
 
@@ -146,12 +74,12 @@ class SqlDeploymentStore:
 
         self._write_retrying(work, f"creating project {name!r}")
 
-    @_guarded
+    @guarded
     def list_projects(self) -> list[str]:
         with self._read() as session:
             return list(session.scalars(select(ProjectRow.name).order_by(ProjectRow.name)))
 
-    @_guarded
+    @guarded
     def delete_project(self, name: str) -> None:
         if name == DEFAULT_PROJECT:
             raise Conflict(f"project {DEFAULT_PROJECT!r} cannot be deleted: it is where deployments land "
@@ -167,7 +95,7 @@ class SqlDeploymentStore:
 
     # -- desired state --------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
               created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
         """See ``DeploymentStore.apply``.
@@ -212,12 +140,12 @@ class SqlDeploymentStore:
 
         return self._write_retrying(work, f"applying deployment {project}/{name}")
 
-    @_guarded
+    @guarded
     def get(self, project: str, name: str) -> DeploymentRecord:
         with self._read() as session:
             return convert.record_out(project, self._deployment(session, project, name))
 
-    @_guarded
+    @guarded
     def list_deployments(self, project: str | None = None) -> list[DeploymentRecord]:
         """See the protocol; ``NotFound`` for an unknown project."""
         query = select(ProjectRow.name, DeploymentRow).join(ProjectRow, DeploymentRow.project_id == ProjectRow.id)
@@ -227,7 +155,7 @@ class SqlDeploymentStore:
             rows = session.execute(query.order_by(ProjectRow.name, DeploymentRow.name)).all()
             return [convert.record_out(p, row) for p, row in rows]
 
-    @_guarded
+    @guarded
     def request_delete(self, project: str, name: str) -> None:
         """Mark the deployment for deletion; asking again is harmless."""
         with self._write() as session:
@@ -236,7 +164,7 @@ class SqlDeploymentStore:
                 row.deleting = True
                 row.updated_at = self._clock.now()
 
-    @_guarded
+    @guarded
     def revisions(self, project: str, name: str) -> list[Revision]:
         with self._read() as session:
             row = self._deployment(session, project, name)
@@ -244,7 +172,7 @@ class SqlDeploymentStore:
                                    .order_by(RevisionRow.number))
             return [convert.revision_out(project, name, r) for r in rows]
 
-    @_guarded
+    @guarded
     def revision(self, project: str, name: str, number: int) -> Revision:
         with self._read() as session:
             row = self._deployment(session, project, name)
@@ -255,7 +183,7 @@ class SqlDeploymentStore:
                                f"{row.latest_revision})", details={"revision": number})
             return convert.revision_out(project, name, found)
 
-    @_guarded
+    @guarded
     def events(self, project: str, name: str, *, limit: int = 100) -> list[Event]:
         if limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
@@ -267,7 +195,7 @@ class SqlDeploymentStore:
 
     # -- observed state -------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def set_status(self, project: str, name: str, status: ModelDeploymentStatus, *,
                    serving_revision: int | None) -> None:
         with self._write() as session:
@@ -276,7 +204,7 @@ class SqlDeploymentStore:
             row.serving_revision = serving_revision
             row.updated_at = self._clock.now()
 
-    @_guarded
+    @guarded
     def add_event(self, project: str, name: str, type: EventType, reason: str, message: str, *,
                   revision: int | None = None) -> None:
         if type not in _EVENT_TYPES:
@@ -292,7 +220,7 @@ class SqlDeploymentStore:
             if cutoff is not None:
                 session.execute(delete(EventRow).where(EventRow.deployment_id == row.id, EventRow.id <= cutoff))
 
-    @_guarded
+    @guarded
     def purge(self, project: str, name: str) -> None:
         """See the protocol. Purging one that is already gone does nothing (the reconciler may retry)."""
         with self._write() as session:

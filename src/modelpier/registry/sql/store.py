@@ -9,25 +9,16 @@ the winner wrote. Every SQLAlchemy error is translated by ``dberrors.translate``
 
 from __future__ import annotations
 
-import functools
-import random
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, delete, func, select, update
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from modelpier._lib.clock import Clock, SystemClock
-from modelpier.errors import NotFound, StoreBusy
+from modelpier.errors import NotFound
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.domain import Model, ModelVersion, NewVersion
 from modelpier.registry.sql import convert, queries
-from modelpier.registry.sql.dberrors import is_busy, translate
-from modelpier.registry.sql.engine import DEFAULT_BUSY_TIMEOUT, open_engine, safe_url, write_engine
-from modelpier.registry.sql.migrate import upgrade_to_head
+from modelpier.registry.sql.base import SqlStore, guarded
 from modelpier.registry.sql.tables import (
     DEFAULT_PROJECT,
     AliasRow,
@@ -55,83 +46,16 @@ class _ExistingVersion(Exception):
         self.version = version
 
 
-_Method = Callable[Concatenate["SqlMetadataStore", P], R]
 
 
-def _guarded(method: _Method[P, R]) -> _Method[P, R]:
-    """Translate SQLAlchemy errors escaping a public method into ``modelpier.errors``."""
 
-    @functools.wraps(method)
-    def wrapper(self: SqlMetadataStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc, self.url) from exc
-
-    return wrapper
-
-
-class SqlMetadataStore:
+class SqlMetadataStore(SqlStore):
     """Registry metadata in a SQL database. Thread-safe; share one instance per process."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
-        self._engine = engine
-        self._writer = write_engine(engine)
-        self._clock = clock or SystemClock()
-        self.url = safe_url(engine.url)
-
-    @classmethod
-    def open(cls, url: str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, migrate: bool = True,
-             clock: Clock | None = None) -> SqlMetadataStore:
-        """Connect to ``url``, bring its schema to the newest migration (unless ``migrate=False``)."""
-        engine = open_engine(url, busy_timeout=busy_timeout)
-        try:
-            if migrate:
-                upgrade_to_head(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, clock=clock)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    # -- sessions -------------------------------------------------------------------------------
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    def _write_retrying(self, work: Callable[[Session], T], what: str) -> T:
-        """Run ``work`` in a write transaction, retrying when it loses a race to another writer."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self._write() as session:
-                    return work(session)
-            except (sa_exc.IntegrityError, sa_exc.OperationalError) as exc:
-                # A SQLite "locked" error already waited the whole busy timeout: do not wait again.
-                retryable = isinstance(exc, sa_exc.IntegrityError) or (is_busy(exc) and self._is_postgres)
-                if not retryable:
-                    raise
-                if attempt == MAX_ATTEMPTS:
-                    raise StoreBusy(f"{what}: lost {MAX_ATTEMPTS} races with concurrent writers to "
-                                    f"{self.url}; retry later") from exc
-                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not crypto
-        raise AssertionError("unreachable")
-
-    @property
-    def _is_postgres(self) -> bool:
-        return self._engine.dialect.name == "postgresql"
 
     # -- models -----------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def ensure_model(self, name: str, *, description: str = "", project: str = DEFAULT_PROJECT) -> Model:
         """The model ``name``, created in ``project`` if new (an existing one keeps its project)."""
         validate_name(name)
@@ -153,13 +77,13 @@ class SqlMetadataStore:
 
         return self._write_retrying(work, f"creating model {name!r}")
 
-    @_guarded
+    @guarded
     def get_model(self, name: str) -> Model:
         validate_name(name)
         with self._read() as session:
             return queries.model_out(session, queries.model_row(session, name))
 
-    @_guarded
+    @guarded
     def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
         query = select(ModelRow).order_by(ModelRow.name)
         if project is not None:
@@ -170,7 +94,7 @@ class SqlMetadataStore:
             rows = session.scalars(query).all()
             return queries.models_out(session, rows)
 
-    @_guarded
+    @guarded
     def update_model(self, name: str, *, description: str) -> Model:
         validate_name(name)
         with self._write() as session:
@@ -180,7 +104,7 @@ class SqlMetadataStore:
             session.flush()
             return queries.model_out(session, row)
 
-    @_guarded
+    @guarded
     def delete_model(self, name: str) -> list[ModelVersion]:
         validate_name(name)
         with self._write() as session:
@@ -194,7 +118,7 @@ class SqlMetadataStore:
 
     # -- versions ---------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def create_version(self, new: NewVersion) -> tuple[ModelVersion, bool]:
         """See ``MetadataStore.create_version``; also creates the model if it does not exist.
 
@@ -233,14 +157,14 @@ class SqlMetadataStore:
         except _ExistingVersion as existing:
             return existing.version, False
 
-    @_guarded
+    @guarded
     def get_version(self, name: str, version: int) -> ModelVersion:
         validate_name(name)
         with self._read() as session:
             model = queries.model_row(session, name)
             return convert.version_out(name, queries.version_row(session, model, version))
 
-    @_guarded
+    @guarded
     def list_versions(self, name: str) -> list[ModelVersion]:
         validate_name(name)
         with self._read() as session:
@@ -249,7 +173,7 @@ class SqlMetadataStore:
                 select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.version)).all()
             return [convert.version_out(name, r) for r in rows]
 
-    @_guarded
+    @guarded
     def resolve(self, ref: ModelRef) -> ModelVersion:
         validate_name(ref.name)
         with self._read() as session:
@@ -266,7 +190,7 @@ class SqlMetadataStore:
                 raise NotFound(f"model {ref.name!r} has no versions yet", details={"model": ref.name})
             return convert.version_out(ref.name, latest)
 
-    @_guarded
+    @guarded
     def delete_version(self, name: str, version: int) -> ModelVersion:
         validate_name(name)
         with self._write() as session:
@@ -280,7 +204,7 @@ class SqlMetadataStore:
 
     # -- aliases ----------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         validate_name(name)
         validate_alias(alias)
@@ -301,7 +225,7 @@ class SqlMetadataStore:
 
         return self._write_retrying(work, f"setting alias {alias!r} of {name!r}")
 
-    @_guarded
+    @guarded
     def delete_alias(self, name: str, alias: str) -> None:
         validate_name(name)
         validate_alias(alias)
@@ -312,7 +236,7 @@ class SqlMetadataStore:
 
     # -- tags -------------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def set_model_tag(self, name: str, key: str, value: str) -> Model:
         validate_name(name)
         validate_tag_key(key)
@@ -331,7 +255,7 @@ class SqlMetadataStore:
 
         return self._write_retrying(work, f"tagging model {name!r}")
 
-    @_guarded
+    @guarded
     def delete_model_tag(self, name: str, key: str) -> Model:
         validate_name(name)
         validate_tag_key(key)
@@ -346,7 +270,7 @@ class SqlMetadataStore:
             session.expire(model, ["tags"])
             return queries.model_out(session, model)
 
-    @_guarded
+    @guarded
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
         validate_name(name)
         validate_tag_key(key)
@@ -364,7 +288,7 @@ class SqlMetadataStore:
 
         return self._write_retrying(work, f"tagging {name}:{version}")
 
-    @_guarded
+    @guarded
     def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
         validate_name(name)
         validate_tag_key(key)
@@ -381,14 +305,14 @@ class SqlMetadataStore:
 
     # -- blobs ------------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def storage_bytes(self, project: str) -> int:
         with self._read() as session:
             total = session.scalar(select(func.sum(VersionRow.size)).join(ModelRow, VersionRow.model_id == ModelRow.id)
                                    .where(ModelRow.project == project))
             return int(total or 0)
 
-    @_guarded
+    @guarded
     def count_blob_references(self, digest: str) -> int:
         validate_digest(digest)
         with self._read() as session:
