@@ -6,8 +6,9 @@ import typer
 
 from modelpier.cli.context import get_context
 from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteOpt, deployment_client
-from modelpier.cli.deploy_view import deployments_table, history_table
+from modelpier.cli.deploy_view import deployments_table
 from modelpier.cli.output import OutputFormat, emit, simple_table
+from modelpier.cli.rollout import history
 
 app = typer.Typer(help="List deployments, revisions and projects.", no_args_is_help=True)
 create_app = typer.Typer(help="Create projects.", no_args_is_help=True)
@@ -43,20 +44,9 @@ def get_deployment(
     emit(c.out, body, output, lambda: deployments_table([body], show_project=False))
 
 
-@app.command("revisions")
-def get_revisions(
-    ctx: typer.Context,
-    name: str = NameArg,
-    project: str = ProjectOpt,
-    remote: str = RemoteOpt,
-    output: OutputFormat = OutputOpt,
-) -> None:
-    """List a deployment's revisions, oldest first (same as `pier rollout history`)."""
-    c = get_context(ctx)
-    with deployment_client(c, remote) as client:
-        revisions = client.revisions(project, name)
-        serving = client.get(project, name).metadata.serving_revision
-    emit(c.out, revisions, output, lambda: history_table(revisions, serving))
+# The same command as `pier rollout history`, where people who think in `kubectl get` look for it.
+app.command("revisions", help="List a deployment's revisions, oldest first (same as `pier rollout history`).")(
+    history)
 
 
 @app.command("projects")
