@@ -19,7 +19,8 @@ from modelpier.control.wire import (
     ProjectBody,
     RevisionBody,
 )
-from modelpier.errors import RemoteUnreachable, from_envelope
+from modelpier.errors import RemoteUnreachable
+from modelpier.registry.remote import raise_for_error
 from modelpier.spec.deployment import ModelDeploymentStatus
 
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -49,13 +50,7 @@ class DeploymentClient:
             raise RemoteUnreachable(
                 f"cannot reach the modelpier control plane at {self.base_url} ({method} {path}): {exc}; "
                 "is `pier server` (or `pier up`) running? Point elsewhere with --remote or PIER_REMOTE") from exc
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise from_envelope(response.status_code, body)
-        return response
+        return raise_for_error(response)
 
     @staticmethod
     def _one(project: str, name: str) -> str:

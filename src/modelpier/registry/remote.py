@@ -56,13 +56,7 @@ class RegistryClient:
         except httpx.TransportError as exc:
             raise RemoteUnreachable(
                 f"connection to {self.base_url} failed during {method} {path}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise from_envelope(response.status_code, body)
-        return response
+        return raise_for_error(response)
 
     # -- models -------------------------------------------------------------------------------
     def list_models(self, *, search: str | None = None) -> list[ModelBody]:
@@ -118,8 +112,7 @@ class RegistryClient:
             raise RemoteUnreachable(f"cannot reach the modelpier server at {self.base_url}: {exc}") from exc
         if response.status_code == 404:
             return False
-        if response.status_code >= 400:
-            raise from_envelope(response.status_code, None)
+        raise_for_error(response)
         return True
 
     def begin_upload(self) -> UploadBody:
@@ -161,6 +154,13 @@ class RegistryClient:
             raise RemoteUnreachable(f"download of {digest} from {self.base_url} broke off: {exc}") from exc
         finally:
             connection.close()
+
+
+def raise_for_error(response: httpx.Response) -> httpx.Response:
+    """The response, or the error its envelope names (the remote's own message and class)."""
+    if response.status_code >= 400:
+        raise from_envelope(response.status_code, _json_bytes_or_none(response.content))
+    return response
 
 
 def _json_bytes_or_none(body: bytes) -> Any:
