@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the system packages modelpier's tests and benchmarks need, only those that are missing:
-#   postgresql (initdb/pg_ctl for the registry's PostgreSQL tests), wrk (load benchmarks).
-# Add a package here when a test starts needing it (redis-server, chromium come with their issues).
+#   postgresql (initdb/pg_ctl for the registry's PostgreSQL tests), wrk (load benchmarks),
+#   redis-server (the gateway's Redis cache and job queue tests), chromium (the dashboard's browser
+#   tests and `make screenshots`, driven by Playwright with Debian's build, not a downloaded one).
 # Idempotent: exits 0 without touching anything when all are present. Needs root to install.
 set -eu
 
@@ -18,6 +19,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 missing=""
 if have_initdb; then echo "ok: postgresql (initdb)"; else missing="$missing postgresql"; fi
 if have wrk; then echo "ok: wrk"; else missing="$missing wrk"; fi
+if have redis-server; then echo "ok: redis-server"; else missing="$missing redis-server"; fi
+if [ -x /usr/bin/chromium ]; then echo "ok: chromium"; else missing="$missing chromium"; fi
 
 if [ -z "$missing" ]; then
     echo "all system dependencies are present"

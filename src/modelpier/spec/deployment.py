@@ -136,11 +136,44 @@ class Route(_Spec):
 class Shadow(_Spec):
     predictor: str
     percent: int = Field(100, ge=0, le=100, description="Share of requests mirrored to the shadow.")
+    log: bool = Field(False, description="Also write each primary/shadow pair to the prediction log "
+                                         "(needs predictionLog).")
+
+
+class Sticky(_Spec):
+    header: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$",
+                        description="Request header whose value keeps a caller on one predictor (e.g. x-user-id): "
+                                    "the same value picks the same predictor while the weights stay the same.")
 
 
 class Cache(_Spec):
-    ttl_seconds: float = Field(60, gt=0)
-    max_entries: int = Field(10_000, ge=1)
+    ttl_seconds: float = Field(60, gt=0, le=86_400, description="How long an answer is reused (s).")
+    max_entries: int = Field(10_000, ge=1, le=10_000_000, description="Most answers kept (least recently used go).")
+
+
+class Limits(_Spec):
+    max_in_flight: int | None = Field(
+        None, ge=1, le=100_000, description="Most requests the gateway forwards to this deployment at once; more "
+                                            "are refused with 503 and Retry-After (circuit breaking) rather than "
+                                            "queued. Unlimited when absent.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, le=2**31, description="Largest request body (413 above).")
+
+
+class PredictionLog(_Spec):
+    sample_rate: float = Field(1.0, ge=0, le=1, description="Share of requests logged, 0..1.")
+    sink: Literal["jsonl", "sqlite"] = Field("jsonl", description="A JSON-lines file or an SQLite database under "
+                                                                 "the gateway's PIER_HOME/predictions.")
+
+
+class CanaryAnalysis(_Spec):
+    """Thresholds of ``pier rollout canary``: each step compares the canary with the stable predictor."""
+
+    max_error_rate_increase: float = Field(
+        0.01, ge=0, le=1, description="Canary error rate may exceed the stable one by at most this (0.01 = 1 point).")
+    max_latency_ratio: float = Field(1.5, ge=1, le=100, description="Canary p99 may be at most this times the "
+                                                                     "stable p99.")
+    min_requests: int = Field(20, ge=1, le=1_000_000, description="Fewer canary requests in an interval than "
+                                                                  "this: the step is judged inconclusive and held.")
 
 
 class Timeouts(_Spec):
@@ -168,8 +201,12 @@ class ModelDeploymentSpec(_Spec):
     predictors: list[PredictorSpec] = Field(min_length=1, max_length=16)
     routes: list[Route] = Field(default_factory=list, description="Checked in order before weights.")
     shadow: Shadow | None = None
-    cache: Cache | None = None
+    sticky: Sticky | None = Field(None, description="Keep each caller on one predictor, by a header value.")
+    cache: Cache | None = Field(None, description="Prediction cache at the gateway; off when absent.")
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    limits: Limits = Field(default_factory=Limits)
+    prediction_log: PredictionLog | None = Field(None, description="Log sampled requests and answers; off when absent.")
+    canary: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
     auth: Auth = Field(default_factory=Auth)
     rollout: RolloutStrategy = Field(default_factory=RolloutStrategy)
 
@@ -181,6 +218,8 @@ class ModelDeploymentSpec(_Spec):
             raise ValueError(f"predictors[*].name must be unique, repeated: {dupes}")
         if self.shadow is not None and self.shadow.predictor not in names:
             raise ValueError(f"shadow.predictor {self.shadow.predictor!r} is not one of the predictors {names}")
+        if self.shadow is not None and self.shadow.log and self.prediction_log is None:
+            raise ValueError("shadow.log needs predictionLog: set predictionLog (e.g. {sampleRate: 1}) to say where")
         for i, route in enumerate(self.routes):
             if route.predictor not in names:
                 raise ValueError(f"routes[{i}].predictor {route.predictor!r} is not one of the predictors {names}")

@@ -29,6 +29,32 @@ class PredictorRoute:
     name: str
     weight: int  # share of traffic in percent, from the desired revision (0 for a retiring predictor)
     replicas: tuple[ReplicaEndpoint, ...] = ()
+    scales_to_zero: bool = False  # autoscaling.minReplicas == 0: no replica means "asleep", not "down"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRoute:
+    """``spec.routes[i]``: when every header matches exactly, ``predictor`` serves."""
+
+    headers: tuple[tuple[str, str], ...]  # (lower-cased name, value)
+    predictor: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPolicy:
+    """The parts of the spec the gateway applies per request, copied from the desired revision."""
+
+    routes: tuple[HeaderRoute, ...] = ()
+    sticky_header: str | None = None  # lower-cased
+    shadow: str | None = None  # the shadow predictor's name
+    shadow_percent: int = 0
+    shadow_log: bool = False
+    cache_ttl_s: float | None = None  # None: no prediction cache
+    cache_max_entries: int = 0
+    max_in_flight: int | None = None  # None: unlimited
+    max_body_bytes: int = 64 * 1024 * 1024
+    log_sample_rate: float | None = None  # None: no prediction log
+    log_sink: str = "jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +65,7 @@ class DeploymentRoute:
     predictors: tuple[PredictorRoute, ...] = ()
     timeout_s: float = 30.0  # per-request timeout at the gateway (spec.timeouts.requestSeconds)
     auth_mode: str = "public"  # spec.auth.mode: "token" makes the gateway check callers before forwarding
+    policy: TrafficPolicy = TrafficPolicy()
 
     @property
     def ready_replicas(self) -> int:
@@ -51,13 +78,18 @@ def route_key(project: str, deployment: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    """Deployments by ``project/deployment``; a deployment absent here is unknown (404)."""
+    """Deployments by ``project/deployment``; a deployment absent here is unknown (404).
+
+    ``auth_epoch`` changes whenever a token is revoked or a membership shrinks: gateways drop the
+    token checks they cached, so a revoked token stops working as soon as the table arrives.
+    """
 
     deployments: Mapping[str, DeploymentRoute] = field(default_factory=lambda: MappingProxyType({}))
+    auth_epoch: int = 0
 
     @classmethod
-    def of(cls, routes: list[DeploymentRoute]) -> RoutingTable:
-        return cls(MappingProxyType({route_key(r.project, r.deployment): r for r in routes}))
+    def of(cls, routes: list[DeploymentRoute], *, auth_epoch: int = 0) -> RoutingTable:
+        return cls(MappingProxyType({route_key(r.project, r.deployment): r for r in routes}), auth_epoch)
 
     def get(self, project: str, deployment: str) -> DeploymentRoute | None:
         return self.deployments.get(route_key(project, deployment))
@@ -86,15 +118,44 @@ class RoutingTableCell:
 
 
 # -- the wire form, shared by the control plane's ``GET /api/v1/routing`` and the gateway ------------
+_DEFAULT_POLICY = TrafficPolicy()
+
+
+def _policy_to_wire(policy: TrafficPolicy) -> dict[str, Any]:
+    return {"routes": [{"headers": [list(h) for h in r.headers], "predictor": r.predictor} for r in policy.routes],
+            "stickyHeader": policy.sticky_header, "shadow": policy.shadow, "shadowPercent": policy.shadow_percent,
+            "shadowLog": policy.shadow_log, "cacheTtlS": policy.cache_ttl_s,
+            "cacheMaxEntries": policy.cache_max_entries, "maxInFlight": policy.max_in_flight,
+            "maxBodyBytes": policy.max_body_bytes, "logSampleRate": policy.log_sample_rate, "logSink": policy.log_sink}
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else kind(value)
+
+
+def _policy_from_wire(w: Mapping[str, Any]) -> TrafficPolicy:
+    return TrafficPolicy(
+        routes=tuple(HeaderRoute(tuple((str(k), str(v)) for k, v in r["headers"]), str(r["predictor"]))
+                     for r in w["routes"]),
+        sticky_header=_optional(w["stickyHeader"], str), shadow=_optional(w["shadow"], str),
+        shadow_percent=int(w["shadowPercent"]), shadow_log=bool(w["shadowLog"]),
+        cache_ttl_s=_optional(w["cacheTtlS"], float), cache_max_entries=int(w["cacheMaxEntries"]),
+        max_in_flight=_optional(w["maxInFlight"], int), max_body_bytes=int(w["maxBodyBytes"]),
+        log_sample_rate=_optional(w["logSampleRate"], float), log_sink=str(w["logSink"]))
+
+
 def table_to_wire(table: RoutingTable) -> dict[str, Any]:
-    """A JSON-ready dict; deployments sorted so equal tables encode to equal bytes (and ETags)."""
-    return {"deployments": [
+    """A JSON-ready dict; deployments sorted so equal tables encode to equal bytes (and ETags).
+
+    Fields at their defaults are left out, so tables that do not use them encode as before (same ETags).
+    """
+    return {"authEpoch": table.auth_epoch, "deployments": [
         {"project": d.project, "deployment": d.deployment, "revision": d.revision, "timeoutS": d.timeout_s,
          "predictors": [{"name": p.name, "weight": p.weight, "replicas": [
              {"replicaId": r.replica_id, "url": r.url, "revision": r.revision, "modelVersion": r.model_version}
-             for r in p.replicas]} for p in d.predictors],
-         # Only when not the default, so tables of public deployments encode as before (same ETags).
-         **({"authMode": d.auth_mode} if d.auth_mode != "public" else {})}
+             for r in p.replicas], **({"scalesToZero": True} if p.scales_to_zero else {})} for p in d.predictors],
+         **({"authMode": d.auth_mode} if d.auth_mode != "public" else {}),
+         **({"policy": _policy_to_wire(d.policy)} if d.policy != _DEFAULT_POLICY else {})}
         for _, d in sorted(table.deployments.items())]}
 
 
@@ -105,9 +166,11 @@ def table_from_wire(body: Mapping[str, Any]) -> RoutingTable:
             PredictorRoute(str(p["name"]), int(p["weight"]), tuple(
                 ReplicaEndpoint(str(r["replicaId"]), str(r["url"]), int(r["revision"]),
                                 None if r.get("modelVersion") is None else str(r["modelVersion"]))
-                for r in p["replicas"])) for p in d["predictors"]), timeout_s=float(d["timeoutS"]),
-            auth_mode=str(d.get("authMode", "public")))
-        for d in body["deployments"]])
+                for r in p["replicas"]), scales_to_zero=bool(p.get("scalesToZero", False)))
+            for p in d["predictors"]), timeout_s=float(d["timeoutS"]),
+            auth_mode=str(d.get("authMode", "public")),
+            policy=_policy_from_wire(d["policy"]) if "policy" in d else _DEFAULT_POLICY)
+        for d in body["deployments"]], auth_epoch=int(body.get("authEpoch", 0)))
 
 
 def encode_table(table: RoutingTable) -> tuple[bytes, str]:

@@ -13,8 +13,21 @@ from datetime import datetime
 from modelpier.backends.base import ReplicaObservation
 from modelpier.control.reconciler.actions import ROLLBACK_CAUSE, DeploymentState, PlanPolicy
 from modelpier.control.reconciler.plan import DeploymentTarget, templates_of
-from modelpier.spec.deployment import Condition, ConditionType, ModelDeploymentStatus, PredictorStatus
-from modelpier.spec.routing import DeploymentRoute, PredictorRoute, ReplicaEndpoint, RoutingTable
+from modelpier.spec.deployment import (
+    Condition,
+    ConditionType,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    PredictorStatus,
+)
+from modelpier.spec.routing import (
+    DeploymentRoute,
+    HeaderRoute,
+    PredictorRoute,
+    ReplicaEndpoint,
+    RoutingTable,
+    TrafficPolicy,
+)
 
 _Cond = tuple[ConditionType, bool, str, str]  # type, status, reason, message
 
@@ -128,10 +141,27 @@ def _route(target: DeploymentTarget, replicas: Sequence[ReplicaObservation], exc
         else:
             revision = r.spec.revision
         endpoints.setdefault(name, []).append(ReplicaEndpoint(r.replica_id, r.url, revision, r.spec.model))
-    predictors = tuple(PredictorRoute(name, weights.get(name, 0), tuple(sorted(eps, key=lambda e: e.replica_id)))
+    to_zero = {p.name for p in desired.spec.predictors if p.autoscaling is not None and p.autoscaling.min_replicas == 0}
+    predictors = tuple(PredictorRoute(name, weights.get(name, 0), tuple(sorted(eps, key=lambda e: e.replica_id)),
+                                      scales_to_zero=name in to_zero)
                        for name, eps in endpoints.items())
     return DeploymentRoute(desired.project, desired.deployment, desired.number, predictors,
-                           timeout_s=desired.spec.timeouts.request_seconds, auth_mode=desired.spec.auth.mode)
+                           timeout_s=desired.spec.timeouts.request_seconds, auth_mode=desired.spec.auth.mode,
+                           policy=traffic_policy(desired.spec))
+
+
+def traffic_policy(spec: ModelDeploymentSpec) -> TrafficPolicy:
+    """What the gateway applies per request, from the desired revision's spec."""
+    shadow, cache, log = spec.shadow, spec.cache, spec.prediction_log
+    return TrafficPolicy(
+        routes=tuple(HeaderRoute(tuple(sorted((k.lower(), v) for k, v in r.match.headers.items())), r.predictor)
+                     for r in spec.routes),
+        sticky_header=spec.sticky.header.lower() if spec.sticky else None,
+        shadow=shadow.predictor if shadow else None, shadow_percent=shadow.percent if shadow else 0,
+        shadow_log=bool(shadow and shadow.log),
+        cache_ttl_s=cache.ttl_seconds if cache else None, cache_max_entries=cache.max_entries if cache else 0,
+        max_in_flight=spec.limits.max_in_flight, max_body_bytes=spec.limits.max_body_bytes,
+        log_sample_rate=log.sample_rate if log else None, log_sink=log.sink if log else "jsonl")
 
 
 def build_routing_table(targets: Sequence[DeploymentTarget], observed: Sequence[ReplicaObservation],
