@@ -22,6 +22,7 @@ class ReplicaEndpoint:
     url: str  # base URL of the replica's model server, e.g. http://127.0.0.1:30001
     revision: int  # the newest revision whose replica template this replica matches
     model_version: str | None = None  # e.g. "iris:3"
+    grpc_url: str | None = None  # host:port of the replica's V2 gRPC service, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,8 @@ def table_to_wire(table: RoutingTable) -> dict[str, Any]:
     return {"authEpoch": table.auth_epoch, "deployments": [
         {"project": d.project, "deployment": d.deployment, "revision": d.revision, "timeoutS": d.timeout_s,
          "predictors": [{"name": p.name, "weight": p.weight, "replicas": [
-             {"replicaId": r.replica_id, "url": r.url, "revision": r.revision, "modelVersion": r.model_version}
+             {"replicaId": r.replica_id, "url": r.url, "revision": r.revision, "modelVersion": r.model_version,
+              **({"grpc": r.grpc_url} if r.grpc_url else {})}
              for r in p.replicas], **({"scalesToZero": True} if p.scales_to_zero else {})} for p in d.predictors],
          **({"authMode": d.auth_mode} if d.auth_mode != "public" else {}),
          **({"policy": _policy_to_wire(d.policy)} if d.policy != _DEFAULT_POLICY else {})}
@@ -165,7 +167,8 @@ def table_from_wire(body: Mapping[str, Any]) -> RoutingTable:
         DeploymentRoute(str(d["project"]), str(d["deployment"]), int(d["revision"]), tuple(
             PredictorRoute(str(p["name"]), int(p["weight"]), tuple(
                 ReplicaEndpoint(str(r["replicaId"]), str(r["url"]), int(r["revision"]),
-                                None if r.get("modelVersion") is None else str(r["modelVersion"]))
+                                None if r.get("modelVersion") is None else str(r["modelVersion"]),
+                                None if r.get("grpc") is None else str(r["grpc"]))
                 for r in p["replicas"]), scales_to_zero=bool(p.get("scalesToZero", False)))
             for p in d["predictors"]), timeout_s=float(d["timeoutS"]),
             auth_mode=str(d.get("authMode", "public")),
