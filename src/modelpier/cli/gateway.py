@@ -26,7 +26,8 @@ def gateway(
     """Run the gateway: the front door of every deployment, fed by the control plane's routing table."""
     import uvicorn
 
-    from modelpier.gateway.app import build_gateway
+    from modelpier.gateway.compose import GatewayParts, build_gateway
+    from modelpier.gateway.reporter import TrafficReporter
     from modelpier.gateway.table_client import RoutingTableClient
     from modelpier.gateway.verifier import ControlPlaneVerifier
 
@@ -36,6 +37,8 @@ def gateway(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
     token = settings.token.get_secret_value() if settings.token else None
     table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s, token=token)
-    app = build_gateway(table, verifier=ControlPlaneVerifier(control, token))
+    parts = GatewayParts(verifier=ControlPlaneVerifier(control, token),
+                         reporter=lambda stats: TrafficReporter(stats, control, token))
+    app = build_gateway(table, parts)
     uvicorn.run(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
                 log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=int(cfg.stop_grace_s))

@@ -1,12 +1,12 @@
 """Forwarding one request to one replica over the gateway's one pooled HTTP client.
 
-The only I/O of the gateway. ``send`` returns once the replica's response headers arrived and,
-for a small body of known length (``buffer_bytes``; a prediction is usually a few hundred bytes),
-once the whole body arrived too; larger bodies stream through afterwards. Failures before the
-client was sent anything are ``Retryable`` (the caller may try another replica): connect errors, a
-connection reset with no response, and a small response cut off mid-body (a replica killed
-between writing its headers and its body). A prediction has no side effects, so repeating it on
-another replica is safe; a streamed body that breaks cannot be retried, the client sees it end.
+The only replica I/O of the gateway. ``send`` returns the whole answer: a prediction is small, and
+holding it whole is what lets the gateway cache it, compare it with the shadow's, log it, and keep
+an asynchronous job's result; answers above ``max_response_bytes`` are refused (502) rather than
+held. Failures before any answer arrived are ``Retryable`` (the caller may try another replica):
+connect errors, a connection reset or closed with no response, and a response cut off mid-body (a
+replica killed between writing its headers and its body). A prediction has no side effects, so
+repeating it on another replica is safe.
 
 The client is aiohttp's: its connection pool stays flat under many concurrent requests, where
 httpx's async pool cost the gateway most of its throughput at 64 connections (docs/benchmarks.md).
@@ -15,18 +15,20 @@ httpx's async pool cost the gateway most of its throughput at 64 connections (do
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiohttp
 
+Headers = list[tuple[bytes, bytes]]
+
 # Headers that describe one hop, not the message (RFC 9110 §7.6.1).
 HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+    b"transfer-encoding", b"upgrade",
 })
-# The client sets these itself from the URL and the body it sends.
-_REQUEST_ONLY = frozenset({"host", "content-length"})
+# The client sets these itself from the URL and the body it sends; the server from the body it sends.
+_LENGTH = frozenset({b"host", b"content-length"})
 # A reset or refused connection, a replica that closed without answering, a body cut short.
 _BROKEN = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)
 
@@ -39,27 +41,19 @@ class UpstreamTimeout(Exception):
     """The replica did not answer in time."""
 
 
-@dataclass(slots=True)
-class Upstream:
+class AnswerTooLarge(Exception):
+    """The replica's answer is larger than the gateway holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
     status: int
-    headers: list[tuple[str, str]]
-    response: aiohttp.ClientResponse
-    content: bytes | None = None  # the whole body, when it was small enough to buffer
-
-    async def body(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.response.content.iter_any():
-                yield chunk
-        finally:
-            self.response.release()
-
-    async def close(self) -> None:
-        self.response.release()
+    headers: Headers  # end-to-end headers only: no hop-by-hop, no content-length
+    body: bytes
 
 
-def forwarded_headers(headers: Iterable[tuple[str, str]], *, request: bool = False) -> list[tuple[str, str]]:
-    drop = HOP_BY_HOP | _REQUEST_ONLY if request else HOP_BY_HOP
-    return [(k, v) for k, v in headers if k.lower() not in drop]
+def end_to_end(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    return [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() not in _LENGTH]
 
 
 class ReplicaProxy:
@@ -68,9 +62,11 @@ class ReplicaProxy:
     The session is created on first use, inside the running event loop, as aiohttp requires.
     """
 
-    def __init__(self, *, connect_timeout_s: float = 2.0, max_connections: int = 1000) -> None:
+    def __init__(self, *, connect_timeout_s: float = 2.0, max_connections: int = 1000,
+                 max_response_bytes: int = 256 * 1024 * 1024) -> None:
         self._connect_timeout = connect_timeout_s
         self._max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -82,29 +78,31 @@ class ReplicaProxy:
                                                   trust_env=False, skip_auto_headers=("User-Agent",))
         return self._session
 
-    async def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, *,
-                   timeout_s: float, buffer_bytes: int = 1024 * 1024) -> Upstream:
+    async def send(self, method: str, url: str, headers: Headers, body: bytes, *, timeout_s: float) -> Answer:
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(self._connect_timeout, timeout_s))
+        sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in end_to_end(headers)]
         try:
-            response = await self._client().request(method, url, headers=headers, data=body or None,
-                                                     timeout=timeout, allow_redirects=False)
+            async with self._client().request(method, url, headers=sent, data=body or None, timeout=timeout,
+                                              allow_redirects=False) as response:
+                length = response.content_length
+                if length is not None and length > self.max_response_bytes:
+                    raise AnswerTooLarge(f"the replica's answer has {length} bytes, over {self.max_response_bytes}")
+                if length is not None:
+                    content = await response.read()
+                else:  # chunked: count as it comes
+                    chunks, size = [], 0
+                    async for chunk in response.content.iter_any():
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            raise AnswerTooLarge(f"the replica's answer is over {self.max_response_bytes} bytes")
+                        chunks.append(chunk)
+                    content = b"".join(chunks)
+                raw = [(k, v) for k, v in response.raw_headers]
+                return Answer(response.status, end_to_end(raw), content)
         except _BROKEN as exc:
-            # No response started: the replica died, drained, or reset the connection.
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {timeout_s:g}s") from exc
-        upstream = Upstream(response.status, forwarded_headers(response.headers.items()), response)
-        length = response.content_length
-        if length is not None and length <= buffer_bytes:
-            try:
-                upstream.content = await response.read()
-            except _BROKEN as exc:
-                raise Retryable(f"response cut off: {type(exc).__name__}: {exc}") from exc
-            except TimeoutError as exc:
-                raise UpstreamTimeout(f"no complete answer within {timeout_s:g}s") from exc
-            finally:
-                response.release()
-        return upstream
 
     async def aclose(self) -> None:
         if self._session is not None:

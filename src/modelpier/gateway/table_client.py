@@ -13,6 +13,7 @@ not once per poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,9 +45,17 @@ class RoutingTableClient:
         self._error: str | None = None
         self.fetches = 0  # 200s: tables actually transferred and parsed
         self.unchanged = 0  # 304s
+        self._changed: asyncio.Event | None = None
 
     def get(self) -> RoutingTable:
         return self._table
+
+    async def wait_change(self, timeout_s: float) -> None:
+        """Until the next table arrives or ``timeout_s`` passes (no error either way)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
 
     @property
     def synced(self) -> bool:
@@ -73,6 +82,9 @@ class RoutingTableClient:
                 table = table_from_wire(response.json())
                 self._table, self._etag = table, response.headers.get("etag") or "unversioned"
                 self.fetches += 1
+                if self._changed is not None:  # wake the waiters, then start a new generation
+                    self._changed.set()
+                    self._changed = None
             else:
                 raise _Unexpected(f"HTTP {response.status_code}: {response.text[:200]}")
         except (httpx.HTTPError, _Unexpected, ValueError, KeyError, TypeError) as exc:
@@ -105,3 +117,31 @@ class RoutingTableClient:
 
 class _Unexpected(Exception):
     """The control plane answered, but not with a table."""
+
+
+class StaticTable:
+    """A table set by its owner (tests, or an embedding process): the same ``get``/``wait_change``
+    as the polling client, without a control plane."""
+
+    def __init__(self, table: RoutingTable | None = None) -> None:
+        self._table = table
+        self._changed: asyncio.Event | None = None
+
+    @property
+    def synced(self) -> bool:
+        return self._table is not None
+
+    def get(self) -> RoutingTable:
+        return self._table or RoutingTable()
+
+    def set(self, table: RoutingTable) -> None:
+        self._table = table
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_change(self, timeout_s: float) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)

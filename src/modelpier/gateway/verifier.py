@@ -25,7 +25,7 @@ VERIFY_PATH = "/api/v1/invocations/verify"
 
 
 class InvocationVerifier(Protocol):
-    async def verify(self, project: str, deployment: str, token: str) -> bool: ...
+    async def verify(self, project: str, deployment: str, token: str, *, epoch: int = 0) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -41,7 +41,7 @@ class ControlPlaneVerifier:
         self._monotonic = monotonic
         self._cache: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
-    async def verify(self, project: str, deployment: str, token: str) -> bool:
+    async def verify(self, project: str, deployment: str, token: str, *, epoch: int = 0) -> bool:
         key = hashlib.sha256(f"{project}/{deployment}\0{token}".encode()).hexdigest()
         now = self._monotonic()
         cached = self._cache.get(key)
