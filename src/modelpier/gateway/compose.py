@@ -23,6 +23,7 @@ from modelpier.gateway.proxy import ReplicaProxy
 from modelpier.gateway.reporter import TrafficReporter
 from modelpier.gateway.stats import TrafficStats
 from modelpier.gateway.table_client import RoutingTableClient
+from modelpier.gateway.upstream import FastReplicaProxy
 from modelpier.gateway.verifier import InvocationVerifier
 
 
@@ -44,7 +45,7 @@ def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, 
                   id_factory: Callable[[], str] = lambda: new_id(8), health: PassiveHealth | None = None
                   ) -> GatewayApp:
     parts = parts or GatewayParts()
-    proxy = proxy or ReplicaProxy()
+    proxy = proxy or FastReplicaProxy()
     stats = TrafficStats()
     reporter = parts.reporter(stats) if parts.reporter is not None else None
     dispatcher = Dispatcher(tables, proxy, stats, health=health, rand=rand, cache=parts.cache,
