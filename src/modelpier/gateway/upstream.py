@@ -1,6 +1,6 @@
 """The gateway's HTTP/1.1 client to replicas: asyncio protocols, httptools parsing, keep-alive pools.
 
-Why not aiohttp's client (the first choice, kept until measured): per request it builds request and
+Why not aiohttp's client (the first version used it): per request it builds request and
 response objects, payload writers, timers and a context manager, which cost more than everything
 else the gateway does (profile in docs/benchmarks.md). A request here is one ``transport.write`` of
 pre-joined bytes, and the answer is parsed by the same C parser uvicorn uses, into one ``Answer``.
@@ -130,10 +130,11 @@ class _Lost(Retryable):
 
 
 class FastReplicaProxy(ReplicaProxy):
-    """``ReplicaProxy`` over raw asyncio connections; same contract, a fraction of the cost."""
+    """``ReplicaProxy`` over raw asyncio connections, pooled per replica."""
 
     def __init__(self, *, connect_timeout_s: float = 2.0, max_response_bytes: int = 256 * 1024 * 1024) -> None:
-        super().__init__(connect_timeout_s=connect_timeout_s, max_response_bytes=max_response_bytes)
+        self._connect_timeout = connect_timeout_s
+        self.max_response_bytes = max_response_bytes
         self._idle: dict[tuple[str, int], deque[_Exchange]] = {}
         self._targets: dict[str, tuple[str, int, bytes, bytes]] = {}  # base URL → host, port, path prefix, Host
 
@@ -220,4 +221,3 @@ class FastReplicaProxy(ReplicaProxy):
             for conn in idle:
                 conn.abort()
         self._idle.clear()
-        await super().aclose()

@@ -24,13 +24,16 @@ class FakeProxy(ReplicaProxy):
     """Answers from ``answers[base_url]`` (an Answer, an exception to raise, or a callable)."""
 
     def __init__(self, answers: dict[str, Any] | None = None) -> None:
-        super().__init__()
         self.answers: dict[str, Any] = answers or {}
         self.calls: list[tuple[str, str, Headers, bytes]] = []
         self.gate: asyncio.Event | None = None  # when set, every send waits for it
+        self._arrived: asyncio.Condition | None = None
 
     async def send(self, method: str, url: str, headers: Headers, body: bytes, *, timeout_s: float) -> Answer:
         self.calls.append((method, url, headers, body))
+        if self._arrived is not None:
+            async with self._arrived:
+                self._arrived.notify_all()
         if self.gate is not None:
             await self.gate.wait()
         base = url.split("/", 3)
@@ -41,6 +44,14 @@ class FakeProxy(ReplicaProxy):
             result: Answer = found()
             return result
         return found  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        pass
+
+    async def wait_for_calls(self, n: int) -> None:
+        self._arrived = self._arrived or asyncio.Condition()
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.calls) >= n)
 
     def urls(self) -> list[str]:
         return ["/".join(u.split("/", 3)[:3]) for _, u, _, _ in self.calls]

@@ -126,8 +126,7 @@ def test_max_in_flight_refuses_with_503_while_accepted_requests_succeed() -> Non
     async def go() -> tuple[list[int], int, str | None]:
         proxy.gate = asyncio.Event()
         accepted = [asyncio.create_task(request(app, "POST", INFER)) for _ in range(2)]
-        while len(proxy.calls) < 2:
-            await asyncio.sleep(0)
+        await proxy.wait_for_calls(2)
         over = await request(app, "POST", INFER)
         proxy.gate.set()
         return [(await t).status_code for t in accepted], over.status_code, over.headers.get("retry-after")
@@ -171,20 +170,21 @@ def test_a_replica_timeout_is_a_504() -> None:
 
 def test_a_scaled_to_zero_predictor_holds_the_request_until_a_replica_is_ready() -> None:
     tables = table(PredictorRoute("main", 100, (), scales_to_zero=True))
-    nudged: list[bool] = []
+    nudged: list[int] = []
     app = build_gateway(tables, proxy=FakeProxy())
-    app.dispatcher.nudge = lambda: nudged.append(True)
 
     async def go() -> int:
-        pending = asyncio.create_task(request(app, "POST", INFER))
+        waiting = asyncio.Event()
         stats = app.dispatcher.stats.predictor("acme", "iris", "main")
-        while stats.waiting == 0:
-            await asyncio.sleep(0)
+        app.dispatcher.nudge = lambda: (nudged.append(stats.waiting), waiting.set())  # type: ignore[func-returns-value]
+        pending = asyncio.create_task(request(app, "POST", INFER))
+        await waiting.wait()
         assert not pending.done()
         tables.set(table(PredictorRoute("main", 100, (MAIN,), scales_to_zero=True)).get())
         return (await pending).status_code
     assert run(go) == 200
-    assert nudged == [True]
+    assert nudged == [1]  # the control plane heard of the waiting request at once
+    assert app.dispatcher.stats.predictor("acme", "iris", "main").waiting == 0
 
 
 def test_a_cold_start_that_never_comes_is_a_504_after_the_timeout() -> None:
