@@ -11,7 +11,7 @@ constraints: $(STAMP)
 	( sed -n 1,3p constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^py-spy' | sed 's/+cpu$$//' ) > constraints.new
 	mv constraints.new constraints.txt
 
-.PHONY: constraints up test install lint typecheck importlint unit integration generate clean bench-registry help
+.PHONY: constraints up test install lint typecheck importlint unit integration generate clean bench-registry help screenshots
 
 help:
 	@echo "make up     - install and run the platform with the example model (prints where to look)"
@@ -48,6 +48,11 @@ generate: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python benchmarks/registry.py
+
+# Regenerate docs/screenshots/*.png: the dashboard's main pages on a throwaway `pier up`, photographed by
+# Debian's Chromium through Playwright (the setup of the dashboard's browser tests).
+screenshots: $(STAMP) system-deps
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL and S3 (moto) servers on loopback, one of each per session.
+"""Shared fixtures: real PostgreSQL, S3 (moto) and Redis servers on loopback, one of each per session.
 
 Servers start on free ports, are waited for by polling (never by sleeping a fixed time), and are
 stopped by the PID we started. Each test gets its own database (``postgres_database``) or bucket
@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -183,3 +184,90 @@ def s3_bucket(s3_client: Any) -> Iterator[str]:
             for obj in page.get("Contents", []):
                 client.delete_object(Bucket=name, Key=obj["Key"])
         client.delete_bucket(Bucket=name)
+
+
+# -- Redis ----------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a loopback port, without persistence, stopped by its PID.
+
+    ``stop()`` then ``start()`` brings it back on the same port: an outage, for tests of what the
+    gateway does while Redis is away.
+    """
+
+    def __init__(self, base: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(f"redis-server was not found; {INSTALL_HINT}")
+        self.binary, self.base, self.port = binary, base, free_port()
+        self.pidfile, self.logfile = base / f"redis-{self.port}.pid", base / f"redis-{self.port}.log"
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        self.pidfile.unlink(missing_ok=True)
+        subprocess.run([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--daemonize", "yes", "--dir", str(self.base),
+                        "--pidfile", str(self.pidfile), "--logfile", str(self.logfile)],
+                       check=True, capture_output=True, timeout=30)
+        wait_until(lambda: self.pidfile.is_file() and self.pidfile.read_text().strip().isdigit(), timeout=30,
+                   what=f"redis-server's pid file {self.pidfile}")
+        self.pid = int(self.pidfile.read_text().strip())
+        wait_until(self.answers, timeout=30, what=f"redis-server on port {self.port} (log: {self.logfile})")
+
+    def stop(self) -> None:
+        pid, self.pid = self.pid, None
+        if pid is None and self.pidfile.is_file() and self.pidfile.read_text().strip().isdigit():
+            pid = int(self.pidfile.read_text().strip())  # it started but never answered
+        if pid is None or not _running(pid):
+            return
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: not _running(pid), timeout=15, what=f"redis-server {pid} to stop")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: a daemon's parent is init, which may reap it late."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self").exists():
+        return _pid_alive(pid)  # no /proc (macOS)
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a Redis for the session; tests keep apart by using their own key prefixes."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, which the test may stop and start again."""
+    server = RedisServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -62,6 +62,9 @@ class PlatformSettings(BaseModel):
                               "the control plane.")
     gateway_port: int = Field(8700, ge=0, le=65535, description="TCP port of the gateway, where every deployment "
                               "answers under /{project}/{deployment}/ (0 picks a free one).")
+    gateway_grpc_port: int = Field(8701, ge=0, le=65535, description="TCP port of the gateway's V2 gRPC service, "
+                                   "where the deployment is named by the x-pier-deployment metadata; next to "
+                                   "gateway_port so the pair is easy to remember. 0 turns gRPC off.")
     replica_port_min: int = Field(30000, ge=1024, le=65535, description="Lowest loopback port a local replica "
                                   "may listen on; a range keeps replicas away from other services' ports.")
     replica_port_max: int = Field(30999, ge=1024, le=65535, description="Highest replica port (inclusive); "
@@ -92,6 +95,32 @@ class PlatformSettings(BaseModel):
     gateway_poll_interval_s: float = Field(0.5, gt=0, le=60, description="Seconds between the gateway's polls of "
                                            "the control plane's routing table (an unchanged table costs a 304); "
                                            "bounds how late a gateway sees a new or stopping replica.")
+
+
+class GatewaySettings(BaseModel):
+    """The gateway's serving patterns: prediction cache and asynchronous jobs (docs/gateway-patterns.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[user:password@]host:port/db of a Redis that holds the prediction cache and the "
+                          "async job queue (PIER_GATEWAY__REDIS_URL), shared by every gateway that names it. Unset: "
+                          "an in-memory cache per gateway and jobs in SQLite at $PIER_HOME/gateway/jobs.db.")
+    cache_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024 * 1024,
+        description="Bytes of answers the in-memory cache keeps across all deployments (256 MiB), on top of "
+                    "each deployment's cache.maxEntries; bounds the gateway's memory whatever the specs say.")
+    job_concurrency: int = Field(
+        4, ge=1, le=1024, description="Async jobs one gateway runs at once. Each job is one request to a "
+                                      "replica, so a few keep replicas busy without starving live traffic.")
+    job_lease_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds a gateway holds a running job before another may take it over; renewed every "
+                    "third of it while the job runs, so it bounds how long a job waits after its gateway died.")
+    job_retention_s: float = Field(
+        7 * 86_400, gt=0,
+        description="Seconds a finished job (and its result) stays available to GET before it is purged; "
+                    "a week leaves room for callers that poll rarely.")
 
 
 class AuthSettings(BaseModel):
@@ -138,6 +167,7 @@ class Settings(BaseSettings):
     control: ControlPlaneSettings = Field(default_factory=ControlPlaneSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,7 +1,10 @@
-"""``AuthService``: authenticate bearer tokens into principals; mint, list and revoke tokens; members.
+"""``AuthService``: authenticate bearer tokens into principals; mint, list and revoke tokens; members;
+users.
 
 Wires the pure parts (``tokens``, ``access``) to the store. Messages never contain a token: a
-rejected token is described by why it was rejected, not by what it was.
+rejected token is described by why it was rejected, not by what it was. After every change that
+takes access away the store has incremented the auth epoch; the service then advances ``epoch``,
+which tells the routing feed (and through it every gateway) to forget cached token checks.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from modelpier._lib.clock import Clock, SystemClock
 from modelpier.auth import tokens
 from modelpier.auth.access import Action, Allow, Principal, Role, decide_access
 from modelpier.auth.domain import Member, TokenInfo, User
+from modelpier.auth.epoch import AuthEpoch
 from modelpier.auth.sql.store import SqlAuthStore
-from modelpier.errors import Forbidden, InvalidInput, Unauthenticated
+from modelpier.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
 from modelpier.spec.names import validate_name
 
 ADMIN_USER = "admin"
@@ -34,6 +38,11 @@ class AuthService:
         self.store = store
         self._secret = secret
         self._clock = clock or SystemClock()
+        self.epoch = AuthEpoch(store.auth_epoch())
+
+    def _access_shrank(self) -> None:
+        """Catch up with the epoch the store just incremented (and tell the listeners)."""
+        self.epoch.advance(self.store.auth_epoch())
 
     # -- authentication -------------------------------------------------------------------------
 
@@ -123,13 +132,40 @@ class AuthService:
         return self.store.list_tokens(None if all_users else principal.user, search=search)
 
     def revoke(self, principal: Principal, token_id: int) -> TokenInfo:
-        return self.store.revoke_token(token_id, user=None if principal.admin else principal.user)
+        revoked = self.store.revoke_token(token_id, user=None if principal.admin else principal.user)
+        self._access_shrank()
+        return revoked
 
     # -- members --------------------------------------------------------------------------------
 
     def set_member(self, project: str, user: str, role: Role) -> Member:
         self.store.ensure_user(user)
-        return self.store.set_member(project, user, role)
+        member = self.store.set_member(project, user, role)
+        self._access_shrank()  # a demotion
+        return member
 
     def remove_member(self, project: str, user: str) -> None:
         self.store.remove_member(project, user)
+        self._access_shrank()
+
+    def forget_project(self, project: str) -> None:
+        """A deleted project's members and quota go, so a new project of that name starts empty."""
+        self.store.forget_project(project)
+        self._access_shrank()
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def list_users(self) -> list[tuple[User, dict[str, Role]]]:
+        roles = self.store.all_roles()
+        return [(u, roles.get(u.name, {})) for u in self.store.list_users()]
+
+    def delete_user(self, principal: Principal, name: str) -> User:
+        """Delete a user with their tokens and memberships (admins); their tokens stop working at
+        once, on the control plane and, through the auth epoch, on every gateway."""
+        if not principal.admin:
+            raise Forbidden("only a platform admin deletes users")
+        if name == principal.user:
+            raise Conflict("you cannot delete your own user; ask another admin", details={"user": name})
+        deleted = self.store.delete_user(name)
+        self._access_shrank()
+        return deleted

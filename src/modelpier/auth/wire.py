@@ -1,17 +1,18 @@
-"""JSON bodies of the tokens, members, quota and audit API, shared by the routes, client and CLI.
+"""JSON bodies of the tokens, users, members, quota and audit API, shared by the routes, client and CLI.
 
 A token's secret appears in exactly one body, ``CreatedTokenBody``, the answer to its creation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelpier.auth.access import Role
-from modelpier.auth.domain import AuditEntry, Member, TokenInfo
+from modelpier.auth.domain import AuditEntry, Member, TokenInfo, User
 from modelpier.auth.quota import Limits
 
 RoleName = Literal["viewer", "editor", "owner"]
@@ -57,6 +58,18 @@ class WhoAmIBody(BaseModel):
     user: str
     admin: bool
     roles: dict[str, RoleName]
+
+
+class UserBody(BaseModel):
+    name: str
+    admin: bool
+    created_at: datetime
+    roles: dict[str, RoleName] = Field(description="The user's role in each project they are a member of.")
+
+    @classmethod
+    def of(cls, user: User, roles: Mapping[str, Role]) -> UserBody:
+        return cls(name=user.name, admin=user.admin, created_at=user.created_at,
+                   roles={p: r.name for p, r in sorted(roles.items())})
 
 
 class MemberBody(BaseModel):

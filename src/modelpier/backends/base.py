@@ -48,6 +48,7 @@ class ReplicaObservation:
     adopted: bool = False  # found running at start-up (a previous control plane started it)
     failed_probes: int = 0  # consecutive failed readiness probes since the process was last ready
     unready_since: float | None = None  # epoch seconds of the first of those failed probes
+    grpc_url: str | None = None  # host:port of the replica's V2 gRPC service while the process lives, if any
 
 
 class Backend(Protocol):

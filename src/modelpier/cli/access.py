@@ -1,7 +1,8 @@
 """One registry surface for CLI commands, whether it is the local store or a remote server.
 
 Commands call these methods and print wire bodies, so ``pier models get iris`` looks the same
-with or without ``--remote``.
+with or without ``--remote``. Both act in one project's registry: ``PIER_PROJECT``'s, else
+``default``'s (model names are unique per project).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class LocalAccess:
         return [VersionBody.of(v) for v in self.registry.list_versions(name)]
 
     def get_version(self, ref: ModelRef) -> VersionBody:
-        return VersionBody.of(self.registry.resolve(ref))
+        # Strictly this registry's project, as the remote's project routes answer.
+        return VersionBody.of(self.registry.resolve(ref, project=self.registry.project))
 
     def set_alias(self, name: str, alias: str, version: int) -> VersionBody:
         return VersionBody.of(self.registry.set_alias(name, alias, version))
@@ -65,7 +67,7 @@ class LocalAccess:
         if ref.version is None and ref.alias is None:
             self.registry.delete_model(ref.name)
         else:
-            version = self.registry.resolve(ref)
+            version = self.registry.resolve(ref, project=self.registry.project)
             self.registry.delete_version(version.model, version.version)
 
 

@@ -1,4 +1,5 @@
-"""``pier login``, ``pier token …``, ``pier audit``, ``pier project …`` members and ``pier quota …``.
+"""``pier login``, ``pier token …``, ``pier user …``, ``pier audit``, ``pier project …`` members and
+``pier quota …``.
 
 Clients of the control plane's API (``AccessClient``) with the token from settings; ``login`` checks
 a token against the server (``/whoami``) before storing it.
@@ -24,6 +25,7 @@ REMOTE = typer.Option(None, "--remote", help="Control-plane URL (default: settin
 OUTPUT = typer.Option(OutputFormat.table, "--output", "-o", help="table, json or yaml.")
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="List and delete users (platform admins).", no_args_is_help=True)
 project_app = typer.Typer(help="Project members.", no_args_is_help=True)
 quota_app = typer.Typer(help="Per-project quotas.", no_args_is_help=True)
 
@@ -79,6 +81,31 @@ def token_revoke(ctx: typer.Context, token_id: int = typer.Argument(..., help="T
     with _client(c, remote) as client:
         t = client.revoke_token(token_id)
     c.out.print(f"revoked token {t.id} ({t.name}, {t.prefix}…)")
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context, remote: str = REMOTE, output: OutputFormat = OUTPUT) -> None:
+    """Every user, whether they are a platform admin, and their role in each project."""
+    c = get_context(ctx)
+    with _client(c, remote) as client:
+        found = client.list_users()
+    emit(c.out, [u.model_dump(mode="json") for u in found], output, lambda: simple_table(
+        None, ["USER", "ADMIN", "CREATED", "ROLES"],
+        [[u.name, "yes" if u.admin else "-", u.created_at.isoformat(timespec="seconds"),
+          ", ".join(f"{p}={r}" for p, r in u.roles.items()) or "-"] for u in found]))
+
+
+@user_app.command("delete")
+def user_delete(ctx: typer.Context, user: str = typer.Argument(..., help="The user's name."),
+                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                remote: str = REMOTE) -> None:
+    """Delete a user with their tokens and memberships; the tokens stop working at once (gateways too)."""
+    c = get_context(ctx)
+    if not yes and not typer.confirm(f"delete user {user}, their tokens and memberships?"):
+        raise typer.Exit(1)
+    with _client(c, remote) as client:
+        client.delete_user(user)
+    c.out.print(f"deleted user {user}; their tokens no longer work")
 
 
 def audit(ctx: typer.Context, project: str = typer.Option(None, "--project", "-p", help="One project only."),

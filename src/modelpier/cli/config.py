@@ -17,7 +17,8 @@ app = typer.Typer(help="Inspect modelpier's settings (PIER_* variables and the c
 
 def _mask(url: str | None) -> str | None:
     # user:password@host → user:***@host, so `pier config show` is safe to paste into an issue.
-    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", url) if url else url
+    # The user may be empty: Redis URLs often carry only a password (redis://:password@host).
+    return re.sub(r"(//[^:/@]*:)[^@]+@", r"\1***@", url) if url else url
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -39,6 +40,8 @@ def show(ctx: typer.Context,
     s = c.settings
     data = s.model_dump(mode="json")
     data["database_url"] = _mask(s.resolved_database_url)
+    redis_url = s.gateway.redis_url
+    data["gateway"]["redis_url"] = _mask(redis_url.get_secret_value()) if redis_url else None
     data["blob_url"] = s.resolved_blob_url
     data["registry"]["cache_dir"] = str(s.resolved_cache_dir)
     path = config_file_path()

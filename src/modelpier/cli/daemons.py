@@ -7,8 +7,11 @@ recorded in a small JSON file, rewritten atomically:
 * ``platform.json``: the ``pier up`` process itself (``pier down`` stops it first, or it would
   start again whatever ``pier down`` stops next);
 * ``gateway.json``: the gateway's pid, argv and URL. The next ``pier up`` adopts a gateway that is
-  still running the same command, and replaces one that runs another (a different port or control
-  URL) or is gone.
+  still running the same command, and replaces one that runs another (a different port, gRPC port or
+  control URL) or is gone.
+
+The gateway process serves HTTP (uvicorn) and, unless ``platform.gateway_grpc_port`` is 0, V2 gRPC
+(``gateway/grpc_proxy.py``) on one event loop; ``run_gateway`` runs both and drains both on SIGTERM.
 
 A record is trusted only while ``/proc/<pid>/cmdline`` still shows the recorded argv, so a reused
 pid is never signalled. Stopping is SIGTERM, a bounded wait, then SIGKILL to the process group.
@@ -16,6 +19,8 @@ pid is never signalled. Stopping is SIGTERM, a bounded wait, then SIGKILL to the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -24,14 +29,22 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
 
 from modelpier.backends.local import process
 from modelpier.backends.local.supervisor import child_env
 from modelpier.settings import Settings
+
+if TYPE_CHECKING:
+    from modelpier.gateway.verifier import InvocationVerifier
+    from modelpier.spec.routing import RoutingTable
 
 log = logging.getLogger("modelpier.platform")
 
@@ -119,10 +132,19 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def gateway_argv(control_url: str, host: str, port: int, *, python: str = sys.executable) -> tuple[str, ...]:
+def gateway_argv(control_url: str, host: str, port: int, *, grpc_port: int = 0,
+                 python: str = sys.executable) -> tuple[str, ...]:
     """``pier gateway`` as ``python -m modelpier.cli gateway``: absolute and stable, for adoption."""
     return (python, "-m", "modelpier.cli", "gateway", "--control", control_url, "--host", host, "--port",
-            str(port))
+            str(port), "--grpc-port", str(grpc_port))
+
+
+def argv_option(argv: Sequence[str], name: str) -> str | None:
+    """The value after ``name`` in an argv, or None."""
+    for i, part in enumerate(argv[:-1]):
+        if part == name:
+            return argv[i + 1]
+    return None
 
 
 class GatewayProcess:
@@ -138,10 +160,13 @@ class GatewayProcess:
         previous = load_record(self._path)
         port = cfg.gateway_port
         if port == 0 and previous is not None and running(previous.pid, previous.argv):
-            port = int(previous.argv[-1])  # "any port": keep the one the running gateway has
+            # "any port": keep the one the running gateway has
+            port = int(argv_option(previous.argv, "--port") or 0)
         self.port = port or free_port(self.host)
-        self.argv = gateway_argv(control_url, self.host, self.port)
+        self.grpc_port = cfg.gateway_grpc_port  # 0: no gRPC
+        self.argv = gateway_argv(control_url, self.host, self.port, grpc_port=self.grpc_port)
         self.url = f"http://{self.host}:{self.port}"
+        self.grpc_address = f"{self.host}:{self.grpc_port}" if self.grpc_port else None
         self.pid: int | None = None
         self.token: str | None = None  # the API token it polls the routing table with (env, never argv)
         self.adopted = False
@@ -185,3 +210,65 @@ class GatewayProcess:
 
     def log_tail(self, lines: int = 20) -> list[str]:
         return process.tail(self._log, lines)
+
+
+# -- the gateway process itself (``pier gateway``) ---------------------------------------------------
+def run_gateway(app: Any, *, host: str, port: int, grpc_port: int, table_source: Callable[[], RoutingTable | None],
+                verifier: InvocationVerifier | None, log_level: str, grace_s: float) -> None:
+    """Serve the gateway's HTTP ``app`` on ``port`` and, unless ``grpc_port`` is 0, V2 gRPC on ``grpc_port``,
+    in one event loop, until SIGINT/SIGTERM; then both drain for up to ``grace_s``."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=int(grace_s))
+    server = _GatewayServer(config)
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve_gateway(server, host=host, grpc_port=grpc_port, table_source=table_source,
+                                  verifier=verifier, grace_s=grace_s))
+
+
+class _GatewayServer(uvicorn.Server):
+    """uvicorn's server, told about the gRPC port: a signal stops both at once.
+
+    uvicorn re-raises the signal once HTTP has drained, which would end the process before the gRPC
+    port drained; this one returns instead, and ``run_gateway`` finishes the gRPC drain.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.on_exit: Callable[[], object] = lambda: None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.on_exit()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+async def _serve_gateway(server: _GatewayServer, *, host: str, grpc_port: int,
+                         table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
+                         grace_s: float) -> None:
+    from modelpier.gateway.grpc_proxy import start_grpc_gateway
+
+    grpc = None
+    if grpc_port:
+        grpc = await start_grpc_gateway(table_source, host=host, port=grpc_port, verifier=verifier)
+    stopping: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+
+    def stop_grpc() -> None:
+        if grpc is not None and not stopping:
+            stopping.append(loop.create_task(grpc.stop(grace_s), name="stop gRPC"))
+
+    # The signal handler runs between bytecodes of this thread: schedule, never await, from it.
+    server.on_exit = lambda: loop.call_soon_threadsafe(stop_grpc)
+    try:
+        await server.serve()
+    finally:
+        stop_grpc()  # after HTTP drained: when no signal came (uvicorn failed to start), or it came twice
+        await asyncio.gather(*stopping, return_exceptions=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from enum import StrEnum
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from modelpier.cli.deploy_support import (
 )
 from modelpier.cli.deploy_view import describe as describe_page
 from modelpier.cli.output import OutputFormat, emit
+from modelpier.control.canary_wire import CanaryBody
+from modelpier.control.client import DeploymentClient
 from modelpier.control.logs import DEFAULT_TAIL
-from modelpier.errors import InvalidInput
+from modelpier.control.traffic_wire import TrafficBody
+from modelpier.errors import InvalidInput, PierError
 from modelpier.spec.deployment import ModelDeployment, parse_deployment
 from modelpier.spec.names import ModelRef
 
@@ -130,11 +134,26 @@ def describe(
     with deployment_client(c, remote) as client:
         body = client.get(project, target[0])
         recent = client.events(project, target[0], limit=events)
+        traffic, canary = observed_traffic(client, project, target[0])
     if output is OutputFormat.table:
-        c.out.print(describe_page(body, recent))
+        c.out.print(describe_page(body, recent, traffic, canary))
         return
-    emit(c.out, {**body.model_dump(mode="json", by_alias=True),
+    extra = {"traffic": traffic.model_dump(mode="json", by_alias=True) if traffic else None,
+             "canary": canary.model_dump(mode="json", by_alias=True) if canary else None}
+    emit(c.out, {**body.model_dump(mode="json", by_alias=True), **extra,
                  "events": [e.model_dump(mode="json", by_alias=True) for e in recent]}, output, lambda: "")
+
+
+def observed_traffic(client: DeploymentClient, project: str, name: str) -> tuple[TrafficBody | None,
+                                                                                  CanaryBody | None]:
+    """The last minute of traffic and the latest canary, when the control plane has them (an older one
+    answers 404 for both routes: describe still shows the rest)."""
+    traffic = canary = None
+    with contextlib.suppress(PierError):
+        traffic = client.traffic(project, name, 60.0)
+    with contextlib.suppress(PierError):
+        canary = client.canary(project, name)
+    return traffic, canary
 
 
 @delete_app.command("deployment")
@@ -176,7 +195,10 @@ def logs(
     remote: str = RemoteOpt,
     output: OutputFormat = OutputOpt,
 ) -> None:
-    """Print the last log lines of a deployment's replicas."""
+    """Print the last log lines of a deployment's replicas, from the control plane.
+
+    `pier logs NAME` is short for `pier logs replicas NAME`.
+    """
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
         found = client.logs(project, name, predictor=predictor, tail=tail)

@@ -9,7 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from modelpier.cli.output import simple_table
+from modelpier.control.canary_wire import CanaryBody
 from modelpier.control.progress import summarize
+from modelpier.control.traffic_wire import TrafficBody
 from modelpier.control.wire import DeploymentBody, EventBody, RevisionBody
 
 
@@ -78,8 +80,36 @@ def _predictor_lines(d: DeploymentBody) -> list[str]:
     return lines
 
 
-def describe(d: DeploymentBody, events: list[EventBody]) -> Group:
-    """A ``kubectl describe``-like page: summary, predictors, routes, conditions, recent events."""
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def traffic_lines(traffic: TrafficBody) -> list[str]:
+    """Per predictor rate, errors, p99 and in-flight over the window, and the shadow comparison: the
+    evidence for promoting a candidate."""
+    lines = [f"Traffic (last {traffic.window:g} s, all gateways):"]
+    for p in traffic.predictors:
+        waiting = f", {p.waiting} waiting for a cold start" if p.waiting else ""
+        lines.append(f"  {p.name}: {p.request_rate:.1f} req/s, errors {p.error_rate * 100:.1f}%, p50 {_ms(p.p50_ms)}, "
+                     f"p99 {_ms(p.p99_ms)}, {p.in_flight} in flight{waiting}, "
+                     f"replicas {p.ready_replicas}/{p.desired_replicas}")
+    s = traffic.shadow
+    if s is not None:
+        agreement = "-" if s.agreement_rate is None else f"{s.agreement_rate * 100:.1f}%"
+        error = "-" if s.mean_abs_error is None else f"{s.mean_abs_error:.4g}"
+        lines.append(f"  shadow {s.predictor}: {s.mirrored} mirrored, {s.failed} failed, {s.compared} compared, "
+                     f"agreement {agreement}, mean abs error {error}")
+    return lines
+
+
+def canary_line(canary: CanaryBody) -> str:
+    return (f"Canary:     {canary.predictor} → {canary.version} at {canary.weight}% (step {canary.step} of "
+            f"{len(canary.steps)}), {canary.phase}: {canary.message}")
+
+
+def describe(d: DeploymentBody, events: list[EventBody], traffic: TrafficBody | None = None,
+             canary: CanaryBody | None = None) -> Group:
+    """A ``kubectl describe``-like page: summary, predictors, routes, traffic, conditions, recent events."""
     s, meta, spec = d.status, d.metadata, d.spec
     lines = _fields([
         ("Name", meta.name), ("Project", meta.project),
@@ -100,6 +130,10 @@ def describe(d: DeploymentBody, events: list[EventBody]) -> Group:
                   for r in spec.routes]
         if spec.shadow:
             lines.append(f"  mirror {spec.shadow.percent}% → {spec.shadow.predictor}")
+    if traffic is not None:
+        lines += traffic_lines(traffic)
+    if canary is not None:
+        lines.append(canary_line(canary))
     parts: list[Table | Text | str] = [Text("\n".join(lines))]
     parts.append(simple_table("Conditions", ["TYPE", "STATUS", "REASON", "MESSAGE", "SINCE"], [
         [c.type, c.status, c.reason, c.message, age(c.last_transition_time)] for c in s.conditions])

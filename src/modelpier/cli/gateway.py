@@ -1,7 +1,8 @@
 """``pier gateway --control URL``: the gateway as its own long-lived process.
 
 Serves ``/{project}/{deployment}/...`` from the routing table it polls from the control plane
-(``GET /api/v1/routing``) and keeps serving the last table while the control plane is down. ``pier
+(``GET /api/v1/routing``) and keeps serving the last table while the control plane is down; V2
+gRPC on a second port (``--grpc-port``), the deployment named by request metadata. ``pier
 up`` starts it detached (see ``cli/daemons.py``); run by hand, it fronts any control plane.
 """
 
@@ -19,17 +20,18 @@ def gateway(
     control: str = typer.Option(..., "--control", help="Base URL of the control plane, e.g. http://127.0.0.1:8600."),
     host: str = typer.Option(None, help="Interface to bind (default: platform.gateway_host, 127.0.0.1)."),
     port: int = typer.Option(None, help="TCP port (default: platform.gateway_port, 8700)."),
+    grpc_port: int = typer.Option(None, "--grpc-port", min=0, max=65535,
+                                  help="TCP port of the V2 gRPC service, where metadata `x-pier-deployment: "
+                                       "PROJECT/NAME` picks the deployment (default: platform.gateway_grpc_port, "
+                                       "8701; 0 turns gRPC off). See docs/gateway-grpc.md."),
     poll_interval_s: float = typer.Option(None, "--poll-interval-s", min=0.01,
                                           help="Seconds between polls of the routing table (default: "
                                                "platform.gateway_poll_interval_s, 0.5)."),
 ) -> None:
     """Run the gateway: the front door of every deployment, fed by the control plane's routing table."""
-    import uvicorn
-
-    from modelpier.gateway.compose import GatewayParts, build_gateway
-    from modelpier.gateway.reporter import TrafficReporter
+    from modelpier.cli.daemons import run_gateway
+    from modelpier.gateway.compose import build_gateway, standard_parts
     from modelpier.gateway.table_client import RoutingTableClient
-    from modelpier.gateway.verifier import ControlPlaneVerifier
 
     settings = get_context(ctx).settings
     cfg = settings.platform
@@ -37,8 +39,9 @@ def gateway(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
     token = settings.token.get_secret_value() if settings.token else None
     table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s, token=token)
-    parts = GatewayParts(verifier=ControlPlaneVerifier(control, token),
-                         reporter=lambda stats: TrafficReporter(stats, control, token))
+    parts = standard_parts(settings, control, token)
     app = build_gateway(table, parts)
-    uvicorn.run(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
-                log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=int(cfg.stop_grace_s))
+    run_gateway(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
+                grpc_port=cfg.gateway_grpc_port if grpc_port is None else grpc_port,
+                table_source=lambda: table.get() if table.synced else None, verifier=parts.verifier,
+                log_level=settings.log_level, grace_s=cfg.stop_grace_s)

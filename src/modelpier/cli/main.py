@@ -7,8 +7,9 @@ import sys
 import typer
 
 from modelpier import __version__
-from modelpier.cli import auth, config, deploy, get, models, rollout
+from modelpier.cli import auth, config, deploy, get, models, predictions, rollout
 from modelpier.cli import server as server_cmds
+from modelpier.cli.bench import bench  # load testing (issue 5)
 from modelpier.cli.context import CliContext
 from modelpier.cli.gateway import gateway  # platform processes (issue 4)
 from modelpier.cli.operator import operator  # Kubernetes (issue 7)
@@ -36,6 +37,7 @@ app.command("render")(render_cmd)  # Kubernetes (issue 7)
 # Deployments, kubectl-style: verbs first, the API underneath.
 app.command("login")(auth.login)  # access (issue 6)
 app.add_typer(auth.token_app, name="token")
+app.add_typer(auth.user_app, name="user")
 app.add_typer(auth.project_app, name="project")
 app.add_typer(auth.quota_app, name="quota")
 app.command("audit")(auth.audit)
@@ -45,7 +47,8 @@ app.command("describe")(deploy.describe)
 app.add_typer(deploy.delete_app, name="delete")
 app.add_typer(get.create_app, name="create")
 app.add_typer(rollout.app, name="rollout")
-app.command("logs")(deploy.logs)
+app.add_typer(predictions.logs_app, name="logs")  # `pier logs NAME` and `pier logs predictions NAME`
+app.command("bench")(bench)  # load testing (issue 5)
 
 
 def _version(value: bool) -> None:

@@ -25,15 +25,19 @@ import uvicorn
 from pydantic import SecretStr
 
 from modelpier._lib.clock import SystemClock
+from modelpier.auth.quota import Limits
 from modelpier.backends.local.supervisor import LocalBackend
 from modelpier.cli.daemons import PLATFORM_FILE, GatewayProcess, ProcessRecord, load_record, own_argv, save_record
-from modelpier.control.app import build_control_plane, check_protected
+from modelpier.control.app import build_auth, build_control_plane, check_protected
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.reconciler.actions import PlanPolicy
+from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
 from modelpier.control.routes.routing import RoutingFeed, routing_router
 from modelpier.control.store import SqlDeploymentStore
+from modelpier.control.traffic import TrafficStore
+from modelpier.dashboard import mount_dashboard
 from modelpier.errors import PierError, ServiceUnavailable
 from modelpier.registry.service import Registry
 from modelpier.settings import Settings
@@ -118,16 +122,23 @@ def _build(settings: Settings, registry: Registry, host: str, port: int, gateway
     cfg = settings.platform
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     backend = LocalBackend(settings)
-    feed = RoutingFeed()
+    auth = build_auth(settings)
+    feed = RoutingFeed(auth.epoch)  # the table carries the auth epoch: gateways flush token checks on it
     policy = PlanPolicy(backoff_initial_s=cfg.restart_backoff_s, backoff_max_s=cfg.restart_backoff_max_s,
                         degraded_after=cfg.degraded_after_crashes, liveness_failures=cfg.liveness_failures,
                         liveness_period_s=cfg.liveness_period_s)
-    reconciler = Reconciler(store, backend, SystemClock(), endpoint_base=gateway_url, publish=feed.publish,
-                            policy=policy, interval_s=cfg.reconcile_interval_s)
+    clock = SystemClock()
+    # The gateways' traffic reports feed the autoscaler (issue 5): one store, shared by API and reconciler.
+    traffic = TrafficStore(clock)
+    autoscaler = Autoscaler(traffic, lambda project: Limits(**auth.store.limits(project)))
+    reconciler = Reconciler(store, backend, clock, endpoint_base=gateway_url, publish=feed.publish,
+                            policy=policy, interval_s=cfg.reconcile_interval_s, autoscaler=autoscaler)
     api_store = NotifyingStore(store, reconciler.trigger)
     control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs,
-                                  announce_admin_token=announce_admin_token)
+                                  announce_admin_token=announce_admin_token, auth=auth, traffic=traffic,
+                                  on_traffic_waiting=reconciler.trigger, autoscaler=autoscaler, clock=clock)
     control.include_router(routing_router(feed), prefix="/api/v1")
+    mount_dashboard(control, settings, gateway_url=gateway_url)
     check_protected(control)
     server = _Server(uvicorn.Config(control, host=host, port=port, log_level=settings.log_level, access_log=False))
     return _Parts(store, backend, reconciler, api_store, feed, server)

@@ -1,16 +1,23 @@
-"""``pier rollout history|undo|status``: a deployment's revisions, as ``kubectl rollout`` does them."""
+"""``pier rollout history|undo|status``: a deployment's revisions, as ``kubectl rollout`` does them;
+``pier rollout canary``: a progressive canary driven by the control plane."""
 
 from __future__ import annotations
 
+import time
+
 import typer
 
-from modelpier.cli.context import get_context
+from modelpier.cli.canary_view import canary_panel, parse_duration, parse_steps
+from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteOpt, deployment_client, wait_for_rollout
 from modelpier.cli.deploy_view import history_table
 from modelpier.cli.output import OutputFormat, emit
+from modelpier.control.canary_wire import CanaryBody
+from modelpier.control.client import DeploymentClient
 from modelpier.control.progress import rollout_progress
 
-app = typer.Typer(help="Inspect and undo rollouts: revision history, rollback, progress.", no_args_is_help=True)
+app = typer.Typer(help="Inspect and undo rollouts: revision history, rollback, progress; progressive canaries.",
+                  no_args_is_help=True)
 
 
 @app.command("history")
@@ -71,3 +78,72 @@ def status(
     c.out.print(progress.message)
     if progress.phase != "ready":
         raise typer.Exit(1)
+
+
+@app.command("canary")
+def canary(
+    ctx: typer.Context,
+    name: str = NameArg,
+    to: str = typer.Option(None, "--to", help="Model reference the canary runs (iris:2, iris:staging). Without "
+                                              "--to: follow (or show) the canary that runs now."),
+    steps: str = typer.Option("10,50,100", "--steps", help="Canary weights in percent, increasing. Each step is "
+                                                           "judged over one interval; after the last step below "
+                                                           "100 the canary is promoted (a final 100 says so)."),
+    interval: str = typer.Option("60s", "--interval", help="Traffic judged per step: 90, 60s, 2m (at most 15m)."),
+    predictor: str = typer.Option("canary", "--predictor", help="Name of the canary predictor (added, or "
+                                                                "replaced if the deployment has one)."),
+    abort: bool = typer.Option(False, "--abort", help="Abort the running canary: it is rolled back."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the canary until it is promoted or rolled "
+                                                             "back. Ctrl-C stops following; the canary keeps "
+                                                             "running on the control plane."),
+    project: str = ProjectOpt,
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Progressive canary: move traffic to a new model step by step, promote it or roll it back.
+
+    The control plane adds a canary predictor running --to at the first step's weight, waits for it
+    to be ready, then per interval compares its error rate and p99 latency with the stable
+    predictor's (thresholds in spec.canary). Healthy: next step; after the last, the stable
+    predictor takes the new model. Worse: rolled back, with an event naming the metric. Exits 0
+    when promoted, 1 otherwise.
+    """
+    c = get_context(ctx)
+    with deployment_client(c, remote) as client:
+        if abort:
+            body = client.abort_canary(project, name)
+        elif to is not None:
+            body = client.start_canary(project, name, to=to, steps=parse_steps(steps),
+                                       interval_s=parse_duration(interval, option="--interval"), predictor=predictor)
+        else:
+            body = client.canary(project, name)
+        followed = wait and not body.done and not abort
+        if followed:
+            body = _follow(c, client, project, name, body, live=output is OutputFormat.table)
+    if output is not OutputFormat.table:
+        emit(c.out, body, output, lambda: "")
+    elif not followed:  # a followed canary's last panel is already on the screen
+        c.out.print(canary_panel(body))
+    if body.done and body.phase != "promoted":
+        raise typer.Exit(1)
+
+
+def _follow(c: CliContext, client: DeploymentClient, project: str, name: str, body: CanaryBody, *,
+            live: bool, poll_s: float = 1.0) -> CanaryBody:
+    """Poll the canary until it is done, redrawing its panel; Ctrl-C leaves it running and says so."""
+    from rich.live import Live
+
+    try:
+        with Live(canary_panel(body), console=c.out if live else c.err, auto_refresh=False,
+                  transient=not live) as display:
+            while not body.done:
+                time.sleep(poll_s)
+                body = client.canary(project, name)
+                if live:
+                    display.update(canary_panel(body), refresh=True)
+    except KeyboardInterrupt:
+        c.err.print(f"stopped following; the canary keeps running on the control plane (phase {body.phase}). "
+                    f"Follow it again with `pier rollout canary {name} -p {project}`, roll it back with "
+                    f"`pier rollout canary {name} -p {project} --abort`.")
+        raise typer.Exit(130) from None
+    return body

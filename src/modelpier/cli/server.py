@@ -14,6 +14,7 @@ def _run_control_plane(ctx: typer.Context, host: str | None, port: int | None, *
     import uvicorn
 
     from modelpier.control.app import build_control_plane
+    from modelpier.dashboard import mount_dashboard
     from modelpier.registry.factory import build_registry
 
     c = get_context(ctx)
@@ -23,6 +24,7 @@ def _run_control_plane(ctx: typer.Context, host: str | None, port: int | None, *
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = build_registry(settings)
     app = build_control_plane(settings, registry=registry)
+    mount_dashboard(app, settings, gateway_url=None)
     config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level, access_log=False)
     server = uvicorn.Server(config)
     url = f"http://{host}:{port}"

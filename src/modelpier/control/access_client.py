@@ -1,7 +1,7 @@
 """``AccessClient``: tokens, members, quotas and the audit log of a control plane, over HTTP.
 
-Shares ``DeploymentClient``'s transport and error mapping; the CLI's ``pier token``, ``pier audit``,
-``pier project`` and ``pier quota`` commands are its only users.
+Shares ``DeploymentClient``'s transport and error mapping; the CLI's ``pier token``, ``pier user``,
+``pier audit``, ``pier project`` and ``pier quota`` commands are its only users.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelpier.auth.access import Role
-from modelpier.auth.wire import AuditBody, CreatedTokenBody, MemberBody, QuotaBody, TokenBody, WhoAmIBody
+from modelpier.auth.wire import AuditBody, CreatedTokenBody, MemberBody, QuotaBody, TokenBody, UserBody, WhoAmIBody
 from modelpier.control.client import DeploymentClient
 
 
@@ -29,6 +29,12 @@ class AccessClient(DeploymentClient):
 
     def revoke_token(self, token_id: int) -> TokenBody:
         return TokenBody.model_validate(self._send("DELETE", f"/tokens/{token_id}").json())
+
+    def list_users(self) -> list[UserBody]:
+        return [UserBody.model_validate(u) for u in self._send("GET", "/users").json()]
+
+    def delete_user(self, user: str) -> None:
+        self._send("DELETE", f"/users/{user}")
 
     def create_key(self, project: str, deployment: str, name: str) -> CreatedTokenBody:
         response = self._send("POST", f"/projects/{project}/deployments/{deployment}/keys", json={"name": name})

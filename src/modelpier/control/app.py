@@ -14,29 +14,36 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 
 import modelpier
+from modelpier._lib.clock import Clock, SystemClock
 from modelpier.auth.quota import Limits
 from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.control.alias_poller import run_alias_poller
+from modelpier.control.canary_driver import CanaryDriver
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.logs import LogSource
+from modelpier.control.metrics import CONTENT_TYPE, ControlMetrics
 from modelpier.control.policy import unprotected_routes
+from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.routes.access import access_router
 from modelpier.control.routes.blobs import blob_router
+from modelpier.control.routes.canary import canary_router
 from modelpier.control.routes.deployments import deployment_router
 from modelpier.control.routes.members import member_router
 from modelpier.control.routes.models import model_router
 from modelpier.control.routes.projects import project_router
 from modelpier.control.routes.tokenreview import tokenreview_router
+from modelpier.control.routes.traffic import traffic_router
 from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlDeploymentStore
+from modelpier.control.traffic import TrafficStore
 from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
@@ -66,11 +73,15 @@ def build_auth(settings: Settings) -> AuthService:
 def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                         store: DeploymentStore | None = None, log_source: LogSource | None = None,
                         auth: AuthService | None = None,
-                        announce_admin_token: Callable[[str], None] = _announce_admin_token) -> FastAPI:
+                        announce_admin_token: Callable[[str], None] = _announce_admin_token,
+                        traffic: TrafficStore | None = None, on_traffic_waiting: Callable[[], None] | None = None,
+                        autoscaler: Autoscaler | None = None, clock: Clock | None = None) -> FastAPI:
     """The API app. ``store`` defaults to the SQL store in the registry's database; ``log_source``
     is the backend's reader of replica logs (without one, the logs route answers 404). On the first
     start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and ``announce_admin_token``
-    shows it once."""
+    shows it once. ``traffic`` holds the gateways' reports (shared with the reconciler's
+    ``autoscaler`` under ``pier up``); ``on_traffic_waiting`` is called when a report says requests
+    wait for a cold start (the reconciler's trigger)."""
     registry = registry or build_registry(settings)
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
     auth = auth or build_auth(settings)
@@ -84,6 +95,10 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     if minted is not None:
         announce_admin_token(minted)
     stager = UploadStager(settings.home / "uploads")
+    clock = clock or SystemClock()
+    traffic = traffic or TrafficStore(clock)
+    canaries = CanaryDriver(deployments, traffic, clock)
+    metrics = ControlMetrics(traffic, canaries, autoscaler)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +112,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
+            await canaries.close()
             store.close()
             registry.close()
             auth.store.close()
@@ -116,7 +132,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
         return {"status": "ok"}
 
     app.include_router(model_router(registry, project_limits), prefix="/api/v1")  # the default project's
-    app.include_router(model_router(registry, project_limits), prefix="/api/v1/projects/{project}")
+    app.include_router(model_router(registry, project_limits, require_project=deployments.get_project),
+                       prefix="/api/v1/projects/{project}")
     app.include_router(
         blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")
@@ -125,6 +142,14 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     app.include_router(deployment_router(deployments), prefix="/api/v1")
     app.include_router(access_router(auth, deployments), prefix="/api/v1")
     app.include_router(tokenreview_router(auth))
+    app.include_router(traffic_router(deployments, traffic, on_traffic_waiting), prefix="/api/v1")
+    app.include_router(canary_router(canaries), prefix="/api/v1")
+
+    @app.get("/api/v1/metrics", tags=["metrics"], response_class=Response,
+             summary="Prometheus metrics of the control plane (platform admin: scrape with its token)")
+    def control_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     check_protected(app)
     _document_schema_in_openapi(app)
     return app

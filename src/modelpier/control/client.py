@@ -11,6 +11,8 @@ from typing import Any, Self
 
 import httpx
 
+from modelpier.control.canary_wire import CanaryBody
+from modelpier.control.traffic_wire import TrafficBody
 from modelpier.control.wire import (
     ApplyResultBody,
     DeploymentBody,
@@ -100,3 +102,23 @@ class DeploymentClient:
         if predictor:
             params["predictor"] = predictor
         return LogsBody.model_validate(self._send("GET", self._one(project, name) + "/logs", params=params).json())
+
+    # -- traffic and progressive canary (issue 5) --------------------------------------------------
+    def traffic(self, project: str, name: str, window: float = 60.0, step: float | None = None) -> TrafficBody:
+        """Rates, errors, latency, in-flight and shadow agreement over the last ``window`` seconds."""
+        params: dict[str, float] = {"window": window}
+        if step is not None:
+            params["step"] = step
+        response = self._send("GET", self._one(project, name) + "/traffic", params=params)
+        return TrafficBody.model_validate(response.json())
+
+    def start_canary(self, project: str, name: str, *, to: str, steps: list[int], interval_s: float,
+                     predictor: str = "canary") -> CanaryBody:
+        body = {"to": to, "steps": steps, "intervalSeconds": interval_s, "predictor": predictor}
+        return CanaryBody.model_validate(self._send("POST", self._one(project, name) + "/canary", json=body).json())
+
+    def canary(self, project: str, name: str) -> CanaryBody:
+        return CanaryBody.model_validate(self._send("GET", self._one(project, name) + "/canary").json())
+
+    def abort_canary(self, project: str, name: str) -> CanaryBody:
+        return CanaryBody.model_validate(self._send("DELETE", self._one(project, name) + "/canary").json())

@@ -141,10 +141,9 @@ class DeploymentService:
 
     def _resolve_ref(self, ref: ModelRef, predictor: str, field: str, project: str | None = None) -> ModelVersion:
         try:
-            if project is not None and self.registry.get_model(ref.name).project not in (project, SHARED_PROJECT):
-                # Another tenant's model: answered exactly as a missing one.
-                raise NotFound(f"model {ref.name!r} does not exist")
-            return self.registry.resolve(ref)
+            # The project's own model, else the shared catalog's; another tenant's model is not
+            # looked at, so it is answered exactly as a missing one.
+            return self.registry.resolve_shared(ref, project=project or SHARED_PROJECT)
         except NotFound as exc:
             raise NotFound(f"{field}: predictor {predictor!r} references {str(ref)!r}, which does not resolve: "
                            f"{exc.message}",
@@ -153,7 +152,8 @@ class DeploymentService:
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
                created_by: str, cause: str) -> ApplyResult:
         if self._limits is not None:
-            # Best effort under concurrency: two applies racing may both pass; the next one is refused.
+            # An early refusal with the same message; the SQL store checks again inside its write
+            # transaction, where two applies racing for the last of a quota cannot both pass.
             views = [v for v in self.list_deployments(project) if not v.record.deleting]
             others = [v.revision.spec for v in views if v.record.name != name]
             current = next((v.revision.spec for v in views if v.record.name == name), None)
@@ -167,7 +167,7 @@ class DeploymentService:
         target = history.choose_rollback_target(self.store.revisions(project, name), to_revision)
         for predictor, ref in target.resolved.items():
             try:
-                self.registry.resolve(ModelRef.parse(ref))
+                self.registry.resolve_shared(ModelRef.parse(ref), project=project)
             except NotFound as exc:
                 raise Conflict(f"cannot roll back {project}/{name} to revision {target.number}: its predictor "
                                f"{predictor!r} ran {ref}, which is no longer in the registry",
@@ -250,7 +250,8 @@ class DeploymentService:
         current: dict[str, ModelVersion] = {}
         for i, p in enumerate(latest.spec.predictors):
             if p.follow_alias and p.model_ref is not None:
-                current[p.name] = self._resolve_ref(p.model_ref, p.name, f"spec.predictors.{i}.model")
+                current[p.name] = self._resolve_ref(p.model_ref, p.name, f"spec.predictors.{i}.model",
+                                                    record.project)
         if not current:
             return None
         # Only a rollback needs the older history (see history.alias_baseline).
@@ -283,6 +284,34 @@ class DeploymentService:
         except PierError as exc:
             log.warning("could not record event %s for %s/%s: %s", reason, record.project, record.name,
                         exc.message)
+
+    # -- revisions made by the control plane itself (the canary driver) ---------------------------
+    def apply_revision(self, project: str, name: str, spec: ModelDeploymentSpec, *, created_by: str, cause: str,
+                       pinned: Mapping[str, str] | None = None) -> ApplyResult:
+        """Store ``spec`` as the next revision of an existing deployment, recorded with ``cause``.
+
+        Predictors named in ``pinned`` keep the version given there (``"model:version"``, checked to
+        still exist) instead of resolving their reference again, so an alias that moves meanwhile does
+        not swap the version of a predictor under analysis; the others resolve as on apply. Quotas
+        are checked as on apply.
+        """
+        pinned = pinned or {}
+        view = self.get(project, name)
+        if view.record.deleting:
+            raise Conflict(f"deployment {project}/{name} is being deleted", details={"deployment": name})
+        resolved = {}
+        for i, p in enumerate(spec.predictors):
+            ref = ModelRef.parse(pinned[p.name]) if p.name in pinned else p.model_ref
+            if ref is None:
+                raise InvalidSpec(f"spec.predictors.{i}.bundle: predictor {p.name!r} references a bundle, which "
+                                  "cannot be deployed yet", details={"field": f"spec.predictors.{i}.bundle"})
+            resolved[p.name] = self._resolve_ref(ref, p.name, f"spec.predictors.{i}.model", project).ref
+        return self._apply(project, name, spec, resolved, created_by=created_by, cause=cause)
+
+    def record_event(self, project: str, name: str, type: EventType, reason: str, message: str, *,
+                     revision: int | None = None) -> None:
+        """Add an event to a deployment's history (what ``pier describe`` shows); never fails the caller."""
+        self._safe_event(self.store.get(project, name), type, reason, message, revision=revision)
 
 
 def _versions(resolved: Mapping[str, str]) -> str:

@@ -39,7 +39,9 @@ _RULES: tuple[tuple[str, Action, Action, str | None], ...] = (
     (r"/projects/\{project\}/models(/.*)?", Action.read, Action.write, PATH_PROJECT),
     (r"/deployments", Action.read, Action.admin, None),
     (r"/tokens(/.*)?|/whoami", Action.read, Action.read, None),     # self-service; the service checks more
+    (r"/users(/.*)?", Action.admin, Action.admin, None),
     (r"/routing|/audit|/invocations/verify", Action.admin, Action.admin, None),  # gateways and admins
+    (r"/traffic|/metrics", Action.admin, Action.admin, None),  # gateways' reports; the Prometheus scrape
 )
 _COMPILED = tuple((re.compile(p), r, w, proj) for p, r, w, proj in _RULES)
 

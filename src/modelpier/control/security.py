@@ -29,8 +29,9 @@ from modelpier.control.policy import (
 from modelpier.errors import Forbidden, NotFound, PierError, Unauthenticated
 
 _PRINCIPAL = "pier_principal"
-# POSTs that change nothing: a gateway's token checks (one per caller token per cache period).
-NOT_AUDITED = frozenset({"/api/v1/invocations/verify"})
+# POSTs that change nothing: a gateway's token checks (one per caller token per cache period), and its
+# traffic reports (one a second per gateway: observations, not changes).
+NOT_AUDITED = frozenset({"/api/v1/invocations/verify", "/api/v1/traffic"})
 _PROJECT = "pier_project"
 
 

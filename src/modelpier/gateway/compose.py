@@ -16,15 +16,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelpier._lib.ids import new_id
-from modelpier.gateway.app import GatewayApp, Jobs, SyncedTableSource
+from modelpier.gateway.app import GatewayApp, SyncedTableSource
+from modelpier.gateway.async_jobs import AsyncJobs
+from modelpier.gateway.cache import open_cache
+from modelpier.gateway.caching import CacheOnPath
 from modelpier.gateway.dispatch import CacheAdapter, Dispatcher, Recorder
 from modelpier.gateway.health import PassiveHealth
+from modelpier.gateway.jobs import open_job_store
+from modelpier.gateway.predlog import PredictionLogger
 from modelpier.gateway.proxy import ReplicaProxy
+from modelpier.gateway.recording import PredictionRecorder
 from modelpier.gateway.reporter import TrafficReporter
 from modelpier.gateway.stats import TrafficStats
 from modelpier.gateway.table_client import RoutingTableClient
 from modelpier.gateway.upstream import FastReplicaProxy
-from modelpier.gateway.verifier import InvocationVerifier
+from modelpier.gateway.verifier import ControlPlaneVerifier, InvocationVerifier
+from modelpier.settings import Settings
+
+Service = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]  # (start, stop)
 
 
 @dataclass
@@ -35,9 +44,29 @@ class GatewayParts:
     reporter: Callable[[TrafficStats], TrafficReporter] | None = None
     cache: CacheAdapter | None = None
     recorder: Recorder | None = None
-    jobs: Callable[[Dispatcher, SyncedTableSource], Jobs] | None = None
-    # (start, stop) pairs run with the app's lifespan, e.g. a job runner
-    services: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    jobs: Callable[[Dispatcher, SyncedTableSource], AsyncJobs] | None = None
+    services: list[Service] = field(default_factory=list)  # run with the app's lifespan
+
+
+async def _nothing() -> None:
+    return None
+
+
+def standard_parts(settings: Settings, control_url: str, token: str | None) -> GatewayParts:
+    """What ``pier gateway`` runs: every part, configured from settings (``gateway.*``)."""
+    cfg = settings.gateway
+    redis_url = cfg.redis_url.get_secret_value() if cfg.redis_url else None
+    cache = open_cache(redis_url, max_bytes=cfg.cache_max_bytes)
+    logger = PredictionLogger(settings.home)
+
+    def jobs(dispatcher: Dispatcher, tables: SyncedTableSource) -> AsyncJobs:
+        return AsyncJobs(open_job_store(settings.home, redis_url), dispatcher, tables,
+                         concurrency=cfg.job_concurrency, lease_s=cfg.job_lease_s, retention_s=cfg.job_retention_s)
+
+    return GatewayParts(verifier=ControlPlaneVerifier(control_url, token),
+                        reporter=lambda stats: TrafficReporter(stats, control_url, token),
+                        cache=CacheOnPath(cache), recorder=PredictionRecorder(logger), jobs=jobs,
+                        services=[(_nothing, cache.aclose), (_nothing, logger.aclose)])
 
 
 def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, *,
@@ -51,6 +80,7 @@ def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, 
     dispatcher = Dispatcher(tables, proxy, stats, health=health, rand=rand, cache=parts.cache,
                             record=parts.recorder, nudge=reporter.nudge if reporter is not None else lambda: None)
     jobs = parts.jobs(dispatcher, tables) if parts.jobs is not None else None
+    services = [*parts.services, *([(jobs.start, jobs.stop)] if jobs is not None else [])]
     tasks: list[asyncio.Task[None]] = []
     polling = tables if isinstance(tables, RoutingTableClient) else None
 
@@ -67,11 +97,11 @@ def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, 
             tasks.append(asyncio.create_task(polling.run(), name="routing table"))
         if reporter is not None:
             tasks.append(asyncio.create_task(reporter.run(), name="traffic reports"))
-        for start, _ in parts.services:
+        for start, _ in services:
             await start()
 
     async def shutdown() -> None:
-        for _, stop in reversed(parts.services):
+        for _, stop in reversed(services):
             with contextlib.suppress(Exception):
                 await stop()
         for task in tasks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from modelpier.registry.blobs.factory import open_blob_store
 from modelpier.registry.service import Registry
 from modelpier.registry.sql.store import SqlMetadataStore
+from modelpier.registry.store import DEFAULT_PROJECT
 from modelpier.settings import Settings
 
 
@@ -17,4 +18,5 @@ def build_registry(settings: Settings) -> Registry:
     except BaseException:
         metadata.close()
         raise
-    return Registry(metadata, blobs, settings.resolved_cache_dir)
+    # Calls that name no project (local CLI, SDK, model servers) act in PIER_PROJECT's registry.
+    return Registry(metadata, blobs, settings.resolved_cache_dir, project=settings.project or DEFAULT_PROJECT)

@@ -14,37 +14,46 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import Conflict, InvalidArtifact, InvalidInput
+from modelpier.errors import InvalidArtifact, InvalidInput, NotFound
 from modelpier.registry.blobs.base import BlobStore
 from modelpier.registry.digests import hex_of
 from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
-from modelpier.registry.store import MetadataStore
+from modelpier.registry.store import DEFAULT_PROJECT, Admission, MetadataStore
 from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
 
 _COMPLETE_MARKER = ".pier-complete"
 
 
 class Registry:
-    def __init__(self, metadata: MetadataStore, blobs: BlobStore, cache_dir: Path) -> None:
+    """The registry of every project. A call names its project; one that names none acts in
+    ``project``, the registry's own (``PIER_PROJECT``, else ``default``): the local CLI, the SDK and
+    model servers work there."""
+
+    def __init__(self, metadata: MetadataStore, blobs: BlobStore, cache_dir: Path, *,
+                 project: str = DEFAULT_PROJECT) -> None:
         self.metadata = metadata
         self.blobs = blobs
         self.cache_dir = cache_dir
+        self.project = validate_name(project, what="project name")
+
+    def _in(self, project: str | None) -> str:
+        return self.project if project is None else validate_name(project, what="project name")
 
     # -- models -------------------------------------------------------------------------------
     def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
-        return self.metadata.list_models(search=search, project=project)
+        return self.metadata.list_models(search=search, project=self._in(project))
 
-    def storage_bytes(self, project: str) -> int:
-        return self.metadata.storage_bytes(project)
+    def storage_bytes(self, project: str | None = None) -> int:
+        return self.metadata.storage_bytes(self._in(project))
 
-    def get_model(self, name: str) -> Model:
-        return self.metadata.get_model(validate_name(name))
+    def get_model(self, name: str, *, project: str | None = None) -> Model:
+        return self.metadata.get_model(validate_name(name), project=self._in(project))
 
-    def update_model(self, name: str, *, description: str) -> Model:
-        return self.metadata.update_model(validate_name(name), description=description)
+    def update_model(self, name: str, *, description: str, project: str | None = None) -> Model:
+        return self.metadata.update_model(validate_name(name), description=description, project=self._in(project))
 
-    def delete_model(self, name: str) -> list[ModelVersion]:
-        deleted = self.metadata.delete_model(validate_name(name))
+    def delete_model(self, name: str, *, project: str | None = None) -> list[ModelVersion]:
+        deleted = self.metadata.delete_model(validate_name(name), project=self._in(project))
         self._collect_blobs(f for v in deleted for f in v.files)
         return deleted
 
@@ -61,60 +70,95 @@ class Registry:
             raise InvalidArtifact(f"{directory} holds no files to register")
         return tuple(entries)
 
-    def register(self, new: NewVersion, *, project: str = "default") -> tuple[ModelVersion, bool]:
-        """Record a version whose blobs are already stored; ``(version, created)``. A new model is
-        created in ``project``; a version of an existing model of another project is refused."""
+    def register(self, new: NewVersion, *, project: str | None = None,
+                 admit: Admission | None = None) -> tuple[ModelVersion, bool]:
+        """Record a version whose blobs are already stored; ``(version, created)``. The model is
+        created in ``project`` if new there. ``admit(stored_bytes, added_bytes)`` is asked in the
+        same transaction as the write (a storage quota); a version the project holds already is
+        returned without asking, since it adds nothing."""
         validate_name(new.model)
         check_file_entries(new.files)
-        missing = [f.path for f in new.files if not self.blobs.exists(f.digest)]
+        stored: dict[str, int] = {}
+        missing = []
+        for entry in new.files:
+            try:
+                stored[entry.path] = self.blobs.size(entry.digest)
+            except NotFound:
+                missing.append(entry.path)
         if missing:
             raise InvalidInput(
                 f"cannot register {new.model}: the blobs of {', '.join(missing)} were not uploaded first",
                 details={"missing": missing})
-        model = self.metadata.ensure_model(new.model, project=project)
-        if model.project != project:
-            raise Conflict(f"the model name {new.model!r} is not available in project {project!r}; choose another",
-                           details={"model": new.model})
-        return self.metadata.create_version(new)
+        for entry in new.files:
+            # Sizes are declared by the client; quotas count them, so they must be the blobs' own.
+            if entry.size != stored[entry.path]:
+                raise InvalidInput(f"file {entry.path!r} declares {entry.size} bytes, but its blob {entry.digest} "
+                                   f"holds {stored[entry.path]}", details={"path": entry.path})
+        return self.metadata.create_version(new, project=self._in(project), admit=admit)
 
-    def resolve(self, ref: str | ModelRef) -> ModelVersion:
+    def resolve(self, ref: str | ModelRef, *, project: str | None = None) -> ModelVersion:
+        """The version ``ref`` points at in ``project``. Without a project: in the registry's own,
+        else in ``default``, the shared catalog (as deployments resolve; see ``resolve_shared``)."""
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
-        return self.metadata.resolve(parsed)
+        if project is None:
+            return self.resolve_shared(parsed, project=self.project)
+        return self.metadata.resolve(parsed, project=self._in(project))
 
-    def get_version(self, name: str, version: int) -> ModelVersion:
-        return self.metadata.get_version(validate_name(name), version)
+    def resolve_shared(self, ref: str | ModelRef, *, project: str) -> ModelVersion:
+        """``ref`` in ``project``, else in ``default``: the models a deployment of ``project`` may
+        run (its own, then the shared catalog). A ``NotFound`` names the project's registry."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        project = self._in(project)
+        if project != DEFAULT_PROJECT:
+            try:
+                self.metadata.get_model(parsed.name, project=project)
+            except NotFound as missing:
+                # The project has no model of that name: the catalog's, if it has one. (A project's
+                # own model always wins, also when the version or alias asked for is not there.)
+                try:
+                    self.metadata.get_model(parsed.name, project=DEFAULT_PROJECT)
+                except NotFound:
+                    raise missing from None
+                return self.metadata.resolve(parsed, project=DEFAULT_PROJECT)
+        return self.metadata.resolve(parsed, project=project)
 
-    def list_versions(self, name: str) -> list[ModelVersion]:
-        return self.metadata.list_versions(validate_name(name))
+    def get_version(self, name: str, version: int, *, project: str | None = None) -> ModelVersion:
+        return self.metadata.get_version(validate_name(name), version, project=self._in(project))
 
-    def delete_version(self, name: str, version: int) -> ModelVersion:
-        deleted = self.metadata.delete_version(validate_name(name), version)
+    def list_versions(self, name: str, *, project: str | None = None) -> list[ModelVersion]:
+        return self.metadata.list_versions(validate_name(name), project=self._in(project))
+
+    def delete_version(self, name: str, version: int, *, project: str | None = None) -> ModelVersion:
+        deleted = self.metadata.delete_version(validate_name(name), version, project=self._in(project))
         self._collect_blobs(deleted.files)
         return deleted
 
     # -- aliases and tags ---------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
-        return self.metadata.set_alias(validate_name(name), validate_alias(alias), version)
+    def set_alias(self, name: str, alias: str, version: int, *, project: str | None = None) -> ModelVersion:
+        return self.metadata.set_alias(validate_name(name), validate_alias(alias), version,
+                                       project=self._in(project))
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        self.metadata.delete_alias(validate_name(name), validate_alias(alias))
+    def delete_alias(self, name: str, alias: str, *, project: str | None = None) -> None:
+        self.metadata.delete_alias(validate_name(name), validate_alias(alias), project=self._in(project))
 
-    def set_tag(self, ref: str, key: str, value: str) -> Model | ModelVersion:
+    def set_tag(self, ref: str, key: str, value: str, *, project: str | None = None) -> Model | ModelVersion:
         """Tag a model (``name``) or a version (``name:3``, ``name:alias``)."""
         parsed = ModelRef.parse(ref)
         validate_tag_key(key)
+        where = self._in(project)
         if parsed.version is None and parsed.alias is None:
-            return self.metadata.set_model_tag(parsed.name, key, value)
-        version = self.metadata.resolve(parsed)
-        return self.metadata.set_version_tag(version.model, version.version, key, value)
+            return self.metadata.set_model_tag(parsed.name, key, value, project=where)
+        version = self.metadata.resolve(parsed, project=where)
+        return self.metadata.set_version_tag(version.model, version.version, key, value, project=where)
 
-    def delete_tag(self, ref: str, key: str) -> Model | ModelVersion:
+    def delete_tag(self, ref: str, key: str, *, project: str | None = None) -> Model | ModelVersion:
         parsed = ModelRef.parse(ref)
         validate_tag_key(key)
+        where = self._in(project)
         if parsed.version is None and parsed.alias is None:
-            return self.metadata.delete_model_tag(parsed.name, key)
-        version = self.metadata.resolve(parsed)
-        return self.metadata.delete_version_tag(version.model, version.version, key)
+            return self.metadata.delete_model_tag(parsed.name, key, project=where)
+        version = self.metadata.resolve(parsed, project=where)
+        return self.metadata.delete_version_tag(version.model, version.version, key, project=where)
 
     # -- loading ------------------------------------------------------------------------------
     def materialize(self, version: ModelVersion) -> Path:

@@ -3,66 +3,83 @@
 One contract test suite (``tests/integration/registry/test_metadata_store_contract.py``) runs against
 every implementation. Implementations raise only ``modelpier.errors`` classes: ``NotFound`` for
 unknown models/versions/aliases, ``StoreBusy`` when the database is locked.
+
+Models belong to a project and a name is unique within its project: every call about one model
+names its project (default ``default``), and a model of another project is exactly as absent as a
+missing one. Blobs are shared by every project (content-addressed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from modelpier.registry.domain import Model, ModelVersion, NewVersion
 from modelpier.spec.names import ModelRef
 
+DEFAULT_PROJECT = "default"
+
+# Asked inside ``create_version``'s transaction with (bytes the project stores, bytes the new version
+# adds); raises to refuse the version, which then is not stored.
+Admission = Callable[[int, int], None]
+
 
 class MetadataStore(Protocol):
-    def ensure_model(self, name: str, *, description: str = "", project: str = "default") -> Model:
+    def ensure_model(self, name: str, *, description: str = "", project: str = DEFAULT_PROJECT) -> Model:
         """Return the model, creating it (with ``description``, in ``project``) when it does not exist yet."""
 
-    def get_model(self, name: str) -> Model: ...
+    def get_model(self, name: str, *, project: str = DEFAULT_PROJECT) -> Model: ...
 
     def list_models(self, *, search: str | None = None, project: str | None = None) -> list[Model]:
-        """All models (of ``project``), by name; ``search`` is a case-insensitive substring of the name."""
+        """All models (of ``project``; None: of every project), by name; ``search`` is a
+        case-insensitive substring of the name."""
 
-    def update_model(self, name: str, *, description: str) -> Model: ...
+    def update_model(self, name: str, *, description: str, project: str = DEFAULT_PROJECT) -> Model: ...
 
-    def delete_model(self, name: str) -> list[ModelVersion]:
+    def delete_model(self, name: str, *, project: str = DEFAULT_PROJECT) -> list[ModelVersion]:
         """Delete the model with all versions, aliases and tags; return the deleted versions."""
 
-    def create_version(self, new: NewVersion) -> tuple[ModelVersion, bool]:
+    def create_version(self, new: NewVersion, *, project: str = DEFAULT_PROJECT,
+                       admit: Admission | None = None) -> tuple[ModelVersion, bool]:
         """Register a version and return ``(version, created)``.
 
         Versions are numbered 1, 2, 3... per model. If a version with the same manifest digest
-        exists already, return it with ``created=False`` instead (idempotent push). Safe under
-        concurrent callers, in one process or many: each gets a consistent, distinct number or
-        the same existing version.
+        exists already, return it with ``created=False`` instead (idempotent push; ``admit`` is
+        not asked). Safe under concurrent callers, in one process or many: each gets a consistent,
+        distinct number or the same existing version, and ``admit`` sees the bytes every version
+        committed before it stored (the check and the write are one atomic step per project).
         """
 
-    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def get_version(self, name: str, version: int, *, project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 
-    def list_versions(self, name: str) -> list[ModelVersion]:
+    def list_versions(self, name: str, *, project: str = DEFAULT_PROJECT) -> list[ModelVersion]:
         """All versions of a model, oldest first."""
 
-    def resolve(self, ref: ModelRef) -> ModelVersion:
+    def resolve(self, ref: ModelRef, *, project: str = DEFAULT_PROJECT) -> ModelVersion:
         """The version a reference points at: a number, an alias, or the latest."""
 
-    def delete_version(self, name: str, version: int) -> ModelVersion:
+    def delete_version(self, name: str, version: int, *, project: str = DEFAULT_PROJECT) -> ModelVersion:
         """Delete a version (and the aliases pointing at it); return what was deleted."""
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersion: ...
+    def set_alias(self, name: str, alias: str, version: int, *, project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 
-    def delete_alias(self, name: str, alias: str) -> None: ...
+    def delete_alias(self, name: str, alias: str, *, project: str = DEFAULT_PROJECT) -> None: ...
 
-    def set_model_tag(self, name: str, key: str, value: str) -> Model: ...
+    def set_model_tag(self, name: str, key: str, value: str, *, project: str = DEFAULT_PROJECT) -> Model: ...
 
-    def delete_model_tag(self, name: str, key: str) -> Model: ...
+    def delete_model_tag(self, name: str, key: str, *, project: str = DEFAULT_PROJECT) -> Model: ...
 
-    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion: ...
+    def set_version_tag(self, name: str, version: int, key: str, value: str, *,
+                        project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 
-    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion: ...
+    def delete_version_tag(self, name: str, version: int, key: str, *,
+                           project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 
     def storage_bytes(self, project: str) -> int:
-        """Total size of every version of the project's models (what its storage quota counts)."""
+        """What the project's storage quota counts: the size of every distinct blob its versions
+        reference, once each (blobs are deduplicated)."""
 
     def count_blob_references(self, digest: str) -> int:
-        """How many version files point at a blob digest (for deleting unreferenced blobs)."""
+        """How many version files, of any project, point at a blob digest (for deleting unreferenced blobs)."""
 
     def close(self) -> None: ...

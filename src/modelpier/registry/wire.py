@@ -113,18 +113,19 @@ class ModelBody(BaseModel):
     latest_version: int | None
     aliases: dict[str, int]
     version_count: int
+    project: str = Field("default", description="The project whose registry holds it; names are unique per project.")
 
     @classmethod
     def of(cls, m: Model) -> ModelBody:
         return cls(name=m.name, description=m.description, tags=m.tags, created_at=m.created_at,
                    updated_at=m.updated_at, latest_version=m.latest_version, aliases=m.aliases,
-                   version_count=m.version_count)
+                   version_count=m.version_count, project=m.project)
 
     def to_domain(self) -> Model:
         return Model(name=self.name, description=self.description, tags=self.tags,
                      created_at=self.created_at, updated_at=self.updated_at,
                      latest_version=self.latest_version, aliases=self.aliases,
-                     version_count=self.version_count)
+                     version_count=self.version_count, project=self.project)
 
 
 class ModelUpdateBody(BaseModel):

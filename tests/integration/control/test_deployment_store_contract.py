@@ -17,11 +17,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
+from modelpier.auth.sql import SqlAuthStore
 from modelpier.auth.sql.tables import metadata as auth_metadata
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.control.store.store import MAX_EVENTS
 from modelpier.control.store.tables import metadata as control_metadata
-from modelpier.errors import Conflict, InvalidName, NotFound
+from modelpier.errors import Conflict, Forbidden, InvalidName, NotFound
 from modelpier.registry.sql import current_revision, head_revision, open_engine
 from modelpier.registry.sql.tables import metadata as registry_metadata
 from modelpier.spec.deployment import Condition, ModelDeploymentSpec, ModelDeploymentStatus, PredictorStatus
@@ -232,11 +233,72 @@ def test_concurrent_different_applies_get_consecutive_numbers(store: SqlDeployme
     assert store.get("default", "race").latest_revision == threads
 
 
+# -- quotas -----------------------------------------------------------------------------------------
+
+
+def _limit(database_url: str, project: str, **limits: int) -> None:
+    auth = SqlAuthStore.open(database_url)
+    try:
+        auth.set_limits(project, limits)
+    finally:
+        auth.close()
+
+
+def test_apply_checks_the_quota_and_shrinking_always_passes(store: SqlDeploymentStore, database_url: str) -> None:
+    store.ensure_project("acme")
+    _limit(database_url, "acme", replicas=3, deployments=2)
+    assert apply(store, "a", replicas=2, project="acme") == (1, True)
+    with pytest.raises(Forbidden, match=r"replicas: limit 3, would use 4 \(over by 1\)") as refused:
+        apply(store, "b", replicas=2, project="acme")
+    assert refused.value.details["exceeded"] == [{"quota": "replicas", "limit": 3, "would_use": 4, "over_by": 1}]
+    with pytest.raises(NotFound):
+        store.get("acme", "b")  # nothing was written
+    assert apply(store, "b", replicas=1, project="acme") == (1, True)
+    with pytest.raises(Forbidden, match="deployments: limit 2, would use 3"):
+        apply(store, "c", project="acme")
+    # Replacing counts only the difference; being marked for deletion frees the share.
+    assert apply(store, "a", replicas=1, project="acme") == (2, True)
+    store.request_delete("acme", "b")
+    assert apply(store, "c", replicas=2, project="acme") == (1, True)
+    # Limits lowered below usage: a scale-down still passes, a scale-up is refused.
+    _limit(database_url, "acme", replicas=1)
+    assert apply(store, "c", replicas=1, project="acme") == (2, True)
+    with pytest.raises(Forbidden):
+        apply(store, "a", replicas=2, project="acme")
+    # Other projects have their own quota.
+    assert apply(store, "a", replicas=5) == (1, True)
+
+
+def test_racing_applies_cannot_overrun_a_quota(store: SqlDeploymentStore, database_url: str) -> None:
+    """Every thread applies a new 1-replica deployment at once; the quota admits exactly 3 of them.
+
+    The check reads the other deployments inside the write transaction, under the project's lock:
+    were it a read before the write, all of them would see room for one more.
+    """
+    store.ensure_project("acme")
+    _limit(database_url, "acme", replicas=3)
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def work(i: int) -> bool:
+        start.wait()
+        try:
+            apply(store, f"d{i}", project="acme")
+        except Forbidden:
+            return False
+        return True
+
+    with ThreadPoolExecutor(threads) as pool:
+        admitted = list(pool.map(work, range(threads)))
+    assert sum(admitted) == 3
+    assert len(store.list_deployments("acme")) == 3
+
+
 # -- schema -----------------------------------------------------------------------------------------
 
 
 def test_schema_is_at_head_and_matches_both_mappings(store: SqlDeploymentStore, database_url: str) -> None:
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:

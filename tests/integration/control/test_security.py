@@ -103,7 +103,8 @@ def test_another_projects_resources_do_not_exist(world: World) -> None:
 
 
 def test_admin_only_routes_refuse_members(world: World) -> None:
-    for method, path in (("GET", "/api/v1/audit"), ("POST", "/api/v1/projects")):
+    for method, path in (("GET", "/api/v1/audit"), ("POST", "/api/v1/projects"), ("GET", "/api/v1/users"),
+                         ("DELETE", "/api/v1/users/{user}")):
         r = _call(world, method, path, _bearer(world.tokens["editor"]))
         assert r.status_code == 403, (method, path, r.text)
 
@@ -113,15 +114,57 @@ def test_listings_show_only_the_callers_projects(world: World) -> None:
     assert [p["name"] for p in r.json()] == ["other"]
 
 
-def test_tokens_never_leak_after_creation(world: World) -> None:
-    for token in world.tokens.values():
-        for path in ("/api/v1/tokens?all=true", "/api/v1/audit?limit=1000"):
-            assert token not in httpx.get(world.url + path, headers=ADMIN_HEADERS).text
-        r = httpx.get(f"{world.url}/api/v1/models", headers=_bearer(world.tokens["revoked"]))
-        assert world.tokens["revoked"] not in r.text
-    log = (world.home / "server.log").read_text()
-    for token in [*world.tokens.values(), ADMIN_TOKEN]:
-        assert token not in log
+def test_a_minted_token_never_appears_after_its_creation(world: World) -> None:
+    """Mint a token now, use it every way there is (allowed, refused, malformed, after revocation),
+    then look for it in every answer, the audit log and every file under PIER_HOME (the server's
+    log, the database): it must appear only in the answer to its creation."""
+    admin = _bearer(ADMIN_TOKEN)
+    created = httpx.post(f"{world.url}/api/v1/tokens", json={"name": "leak-check", "user": "lena"}, headers=admin)
+    assert created.status_code == 201
+    token, token_id = created.json()["token"], created.json()["id"]
+    assert httpx.put(f"{world.url}/api/v1/projects/acme/members/lena", json={"role": "viewer"},
+                     headers=admin).status_code == 200
+    answers: list[httpx.Response] = []
+
+    def call(method: str, path: str, headers: dict[str, str], expect: int, **kwargs: Any) -> None:
+        r = httpx.request(method, world.url + path, headers=headers, timeout=30, **kwargs)
+        assert r.status_code == expect, (method, path, r.status_code, r.text)
+        answers.append(r)
+
+    mine = _bearer(token)
+    call("GET", "/api/v1/whoami", mine, 200)
+    call("GET", "/api/v1/tokens", mine, 200)
+    call("GET", "/api/v1/projects/acme/deployments", mine, 200)
+    call("DELETE", "/api/v1/projects/acme/deployments/iris", mine, 403)
+    call("GET", "/api/v1/projects/other/deployments", mine, 404)
+    call("POST", "/api/v1/tokens", mine, 422, json={"name": "not a name!", "expires_in_s": -1})
+    call("POST", "/api/v1/projects/acme/models/m/versions", mine, 403, json={"flavor": "python", "files": []})
+    call("GET", "/api/v1/users", mine, 403)
+    for header in (f"Basic {token}", f"Bearer {token}x", f"Bearer x{token}", token, f"Bearer {token[:-1]}"):
+        call("GET", "/api/v1/whoami", {"Authorization": header}, 401)
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+    call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {}, 200, json=review)
+    call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {}, 200,
+         json={**review, "spec": {"token": token + "x"}})
+    check = {"project": "acme", "deployment": "iris", "token": token}
+    call("POST", "/api/v1/invocations/verify", admin, 200, json=check)
+    call("POST", "/api/v1/invocations/verify", admin, 422, json={**check, "project": "p" * 100})
+    call("GET", "/api/v1/tokens", admin, 200, params={"all": True})
+    call("GET", "/api/v1/tokens", admin, 200, params={"all": True, "search": token})
+    call("GET", "/api/v1/users", admin, 200)
+    call("DELETE", f"/api/v1/tokens/{token_id}", admin, 200)
+    call("GET", "/api/v1/whoami", mine, 401)
+    call("DELETE", f"/api/v1/tokens/{token_id}", mine, 401)
+    call("GET", "/api/v1/audit", admin, 200, params={"limit": 1000})
+    call("GET", "/api/v1/projects/acme/audit", admin, 200, params={"limit": 1000})
+    assert any(e["user"] == "lena" for e in answers[-2].json())  # the audit did record her calls
+    for r in answers:
+        assert token not in r.text, (r.request.method, r.request.url)
+        assert token not in str(r.headers)
+    files = [p for p in world.home.rglob("*") if p.is_file()]
+    assert any(p.name == "server.log" for p in files)
+    for path in files:  # logs, the database (which keeps an HMAC of it), uploads, the secret
+        assert token.encode() not in path.read_bytes(), path
 
 
 def test_mutating_calls_are_audited_with_who_and_result(world: World) -> None:
@@ -189,16 +232,103 @@ def test_models_belong_to_their_project(world: World) -> None:
     assert "does not exist" in stolen.json()["error"]["message"]
 
 
-def test_pushes_count_against_the_storage_quota(world: World) -> None:
-    assert httpx.put(f"{world.url}/api/v1/projects/other/quota", headers=ADMIN_HEADERS,
+def _upload(world: World, headers: dict[str, str], blob: bytes) -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    upload = httpx.post(f"{world.url}/api/v1/blobs/uploads", headers=headers).json()["upload_id"]
+    assert httpx.patch(f"{world.url}/api/v1/blobs/uploads/{upload}", content=blob,
+                       headers={**headers, "Upload-Offset": "0"}).status_code == 200
+    assert httpx.put(f"{world.url}/api/v1/blobs/uploads/{upload}", headers=headers,
+                     params={"digest": digest}).status_code == 201
+    return {"path": f"{digest[7:15]}.bin", "digest": digest, "size": len(blob)}
+
+
+def test_pushes_count_against_the_storage_quota_each_blob_once(world: World) -> None:
+    owner = _bearer(world.tokens["outsider"])
+    assert httpx.put(f"{world.url}/api/v1/projects/other/quota", headers=owner,
                      json={"storage_bytes": 10}).status_code == 200
-    digest = "sha256:" + hashlib.sha256(b"x").hexdigest()
-    version = {"flavor": "python", "files": [{"path": "m.bin", "digest": digest, "size": 11}]}
-    r = httpx.post(f"{world.url}/api/v1/projects/other/models/big/versions", json=version,
-                   headers=_bearer(world.tokens["outsider"]))
+    six, four, eleven = (_upload(world, owner, b"x" * n) for n in (6, 4, 11))
+
+    def push(model: str, *files: dict[str, Any]) -> httpx.Response:
+        return httpx.post(f"{world.url}/api/v1/projects/other/models/{model}/versions", headers=owner,
+                          json={"flavor": "python", "files": list(files)})
+
+    r = push("big", eleven)
     assert r.status_code == 403
     assert r.json()["error"]["details"]["exceeded"] == [
         {"quota": "storage_bytes", "limit": 10, "would_use": 11, "over_by": 1}]
+    assert push("small", six).status_code == 201
+    again = push("small", six)  # an identical re-push stores nothing: not refused, not counted
+    assert (again.status_code, again.json()["created"]) == (200, False)
+    assert push("small", six, four).status_code == 201  # six is stored already: 6 + 4 = 10
+    assert push("other-model", four).status_code == 201  # the same blob, another model: counted once
+    refused = push("small", six, four, eleven)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"]["exceeded"][0]["would_use"] == 21
+    assert httpx.get(f"{world.url}/api/v1/projects/other/models/big", headers=owner).status_code == 404
+    # A client cannot declare a smaller size than its blob's to slip under the quota.
+    lying = push("small", {**eleven, "size": 0})
+    assert lying.status_code == 400
+    assert "holds 11" in lying.json()["error"]["message"]
+    assert httpx.put(f"{world.url}/api/v1/projects/other/quota", headers=owner, json={}).status_code == 200
+
+
+def test_model_names_are_unique_per_project_not_across_them(world: World) -> None:
+    editor, owner = _bearer(world.tokens["editor"]), _bearer(world.tokens["outsider"])
+    mine = _upload(world, editor, b"acme's weights")
+    theirs = _upload(world, owner, b"other's")
+    made = httpx.post(f"{world.url}/api/v1/projects/acme/models/twin/versions", headers=editor,
+                      json={"flavor": "python", "files": [mine]})
+    assert made.status_code == 201
+    # Another project registers the same name: its own model, not a 409 that would reveal acme's.
+    made = httpx.post(f"{world.url}/api/v1/projects/other/models/twin/versions", headers=owner,
+                      json={"flavor": "python", "files": [theirs]})
+    assert made.status_code == 201, made.text
+    assert made.json()["version"] == 1
+    got = httpx.get(f"{world.url}/api/v1/projects/other/models/twin/versions/1", headers=owner).json()
+    assert got["files"] == [theirs]
+    assert httpx.put(f"{world.url}/api/v1/projects/other/models/twin/aliases/prod", headers=owner,
+                     json={"version": 1}).status_code == 200
+    acme = httpx.get(f"{world.url}/api/v1/projects/acme/models/twin", headers=editor).json()
+    assert (acme["project"], acme["aliases"]) == ("acme", {})
+
+
+def test_an_admin_cannot_register_into_a_project_that_does_not_exist(world: World) -> None:
+    blob = _upload(world, ADMIN_HEADERS, b"orphan")
+    for method, path, body in (("POST", "/api/v1/projects/nope/models/m/versions",
+                                {"flavor": "python", "files": [blob]}),
+                               ("GET", "/api/v1/projects/nope/models", None),
+                               ("GET", "/api/v1/projects/nope/models/m", None)):
+        r = httpx.request(method, world.url + path, json=body, headers=ADMIN_HEADERS)
+        assert r.status_code == 404, (path, r.text)
+        assert "project 'nope' does not exist" in r.json()["error"]["message"]
+    assert httpx.post(f"{world.url}/api/v1/projects", json={"name": "nope"}, headers=ADMIN_HEADERS).status_code == 201
+    assert httpx.post(f"{world.url}/api/v1/projects/nope/models/m/versions", headers=ADMIN_HEADERS,
+                      json={"flavor": "python", "files": [blob]}).status_code == 201
+    # default always exists, under both of its paths.
+    assert httpx.post(f"{world.url}/api/v1/projects/default/models/m/versions", headers=ADMIN_HEADERS,
+                      json={"flavor": "python", "files": [blob]}).status_code == 201
+
+
+def test_admins_list_and_delete_users(world: World) -> None:
+    with httpx.Client(base_url=f"{world.url}/api/v1", headers=ADMIN_HEADERS) as admin:
+        minted = _token(admin, "t", "temp")
+    assert httpx.put(f"{world.url}/api/v1/projects/acme/members/temp", json={"role": "editor"},
+                     headers=ADMIN_HEADERS).status_code == 200
+    users = httpx.get(f"{world.url}/api/v1/users", headers=ADMIN_HEADERS).json()
+    temp = next(u for u in users if u["name"] == "temp")
+    assert (temp["admin"], temp["roles"]) == (False, {"acme": "editor"})
+    assert next(u for u in users if u["name"] == "admin")["admin"] is True
+    assert httpx.get(f"{world.url}/api/v1/whoami", headers=_bearer(minted)).status_code == 200
+    assert httpx.delete(f"{world.url}/api/v1/users/temp", headers=ADMIN_HEADERS).status_code == 204
+    gone = httpx.get(f"{world.url}/api/v1/whoami", headers=_bearer(minted))
+    assert gone.status_code == 401
+    assert "temp" not in [m["user"] for m in
+                          httpx.get(f"{world.url}/api/v1/projects/acme/members", headers=ADMIN_HEADERS).json()]
+    for user, status, says in (("temp", 404, "user 'temp' does not exist"), ("admin", 409, "your own user"),
+                               ("No_Such", 404, "does not exist")):
+        r = httpx.delete(f"{world.url}/api/v1/users/{user}", headers=ADMIN_HEADERS)
+        assert r.status_code == status, (user, r.text)
+        assert says in r.json()["error"]["message"]
 
 
 def test_gateway_token_checks_answer_and_are_not_audited(world: World) -> None:

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
@@ -27,7 +28,7 @@ from tests.support.procs import free_port
 
 from modelpier.auth.sql.tables import metadata as auth_metadata
 from modelpier.control.store.tables import metadata as control_metadata
-from modelpier.errors import InvalidInput, InvalidName, NotFound, ServiceUnavailable, StoreBusy
+from modelpier.errors import Forbidden, InvalidInput, InvalidName, NotFound, ServiceUnavailable, StoreBusy
 from modelpier.registry.digests import digest_bytes
 from modelpier.registry.domain import FileEntry, Flavor, ModelVersion, NewVersion
 from modelpier.registry.sql import SqlMetadataStore, current_revision, head_revision, open_engine, upgrade_to_head
@@ -100,6 +101,111 @@ def test_list_and_search_models(metadata_store: SqlMetadataStore) -> None:
     assert metadata_store.list_models(search="%") == []  # LIKE wildcards are escaped
     iris = next(m for m in metadata_store.list_models() if m.name == "iris")
     assert (iris.latest_version, iris.version_count) == (2, 2)
+
+
+# -- projects -----------------------------------------------------------------------------------------
+
+
+def test_names_are_unique_per_project(metadata_store: SqlMetadataStore) -> None:
+    mine = push(metadata_store, "iris", b"default weights")
+    theirs, created = metadata_store.create_version(new_version("iris", b"acme weights"), project="acme")
+    assert created
+    assert (mine.version, theirs.version) == (1, 1)  # one model each, numbered apart
+    assert metadata_store.get_model("iris").project == "default"
+    assert metadata_store.get_model("iris", project="acme").project == "acme"
+    assert metadata_store.resolve(ModelRef.parse("iris:1"), project="acme").digest == theirs.digest
+    metadata_store.set_alias("iris", "production", 1, project="acme")
+    metadata_store.set_model_tag("iris", "team", "acme", project="acme")
+    assert metadata_store.get_model("iris").aliases == {}
+    assert metadata_store.get_model("iris").tags == {}
+    assert [m.project for m in metadata_store.list_models()] == ["acme", "default"]  # every project
+    assert [m.project for m in metadata_store.list_models(project="acme")] == ["acme"]
+    metadata_store.delete_model("iris", project="acme")
+    assert metadata_store.get_version("iris", 1).digest == mine.digest  # the other project's is untouched
+
+
+def test_another_projects_model_is_absent_like_a_missing_one(metadata_store: SqlMetadataStore) -> None:
+    push(metadata_store, "secret", b"s")
+    calls = (lambda: metadata_store.get_model("secret", project="acme"),
+             lambda: metadata_store.list_versions("secret", project="acme"),
+             lambda: metadata_store.resolve(ModelRef.parse("secret:1"), project="acme"),
+             lambda: metadata_store.set_alias("secret", "prod", 1, project="acme"),
+             lambda: metadata_store.delete_model("secret", project="acme"))
+    for call in calls:
+        with pytest.raises(NotFound, match=r"^model 'secret' does not exist in project 'acme'$"):
+            call()
+    with pytest.raises(NotFound, match=r"^model 'nothing' does not exist in project 'acme'$"):
+        metadata_store.get_model("nothing", project="acme")
+
+
+def test_storage_counts_each_blob_of_a_project_once(metadata_store: SqlMetadataStore) -> None:
+    a, b = (FileEntry("a.bin", digest_bytes(b"aaaaa"), 5), FileEntry("b.bin", digest_bytes(b"bbb"), 3))
+    metadata_store.create_version(new_version("iris", files=(a,)), project="acme")
+    assert metadata_store.storage_bytes("acme") == 5
+    metadata_store.create_version(new_version("iris", files=(a, b)), project="acme")  # a is shared
+    assert metadata_store.storage_bytes("acme") == 8
+    _, created = metadata_store.create_version(new_version("iris", files=(a, b)), project="acme")  # a re-push
+    assert not created
+    metadata_store.create_version(new_version("wine", files=(b,)), project="acme")  # b again, another model
+    assert metadata_store.storage_bytes("acme") == 8
+    assert metadata_store.storage_bytes("default") == 0  # each project counts what it references
+    metadata_store.create_version(new_version("iris", files=(a,)))
+    assert metadata_store.storage_bytes("default") == 5
+
+
+def test_admission_sees_stored_and_added_bytes_and_a_refusal_writes_nothing(
+        metadata_store: SqlMetadataStore) -> None:
+    a, b = (FileEntry("a.bin", digest_bytes(b"aaaaa"), 5), FileEntry("b.bin", digest_bytes(b"bbb"), 3))
+    asked: list[tuple[int, int]] = []
+
+    def admit(stored: int, added: int) -> None:
+        asked.append((stored, added))
+        if stored + added > 6:
+            raise Forbidden("project quota exceeded")
+
+    metadata_store.create_version(new_version("iris", files=(a,)), project="acme", admit=admit)
+    with pytest.raises(Forbidden):
+        metadata_store.create_version(new_version("iris", files=(a, b)), project="acme", admit=admit)
+    with pytest.raises(Forbidden):
+        metadata_store.create_version(new_version("wine", files=(b, FileEntry("c", digest_bytes(b"c"), 9))),
+                                      project="acme", admit=admit)
+    assert asked == [(0, 5), (5, 3), (5, 12)]  # only b is new in the second push: a is stored
+    assert [v.version for v in metadata_store.list_versions("iris", project="acme")] == [1]
+    assert [m.name for m in metadata_store.list_models(project="acme")] == ["iris"]  # no empty "wine"
+    # An identical re-push adds nothing and is not asked about, even at the limit.
+    again, created = metadata_store.create_version(new_version("iris", files=(a,)), project="acme", admit=admit)
+    assert (again.version, created, len(asked)) == (1, False, 3)
+    after, _ = metadata_store.create_version(new_version("iris", b"next"), project="acme")
+    assert after.version == 2  # a refused push used up no number
+
+
+def test_racing_pushes_cannot_overrun_a_storage_quota(metadata_store: SqlMetadataStore) -> None:
+    """Threads push distinct 10-byte versions into one project at once; the quota has room for 4.
+
+    ``admit`` runs inside the write transaction under the project's storage lock: a check before
+    the write would let every thread see room for one more.
+    """
+    threads = 10
+    start = threading.Barrier(threads)
+
+    def admit(stored: int, added: int) -> None:
+        time.sleep(0.01)  # widen the window a check-then-write would race in
+        if stored + added > 40:
+            raise Forbidden("project quota exceeded")
+
+    def work(i: int) -> bool:
+        start.wait()
+        try:
+            metadata_store.create_version(new_version(f"m{i % 3}", f"weight-{i:03d}".encode()), project="acme",
+                                          admit=admit)
+        except Forbidden:
+            return False
+        return True
+
+    with ThreadPoolExecutor(threads) as pool:
+        admitted = list(pool.map(work, range(threads)))
+    assert sum(admitted) == 4
+    assert metadata_store.storage_bytes("acme") == 40
 
 
 # -- versions -----------------------------------------------------------------------------------------
@@ -405,7 +511,7 @@ def test_migrating_twice_is_a_no_op_and_the_schema_matches_the_mappings(
     push(metadata_store, "iris", b"1")
     upgrade_to_head(database_url)
     command.upgrade(alembic_config(database_url), "head")  # Alembic's own path, through env.py
-    assert current_revision(database_url) == head_revision() == "0003"
+    assert current_revision(database_url) == head_revision() == "0004"
     assert metadata_store.get_version("iris", 1).version == 1
     engine = open_engine(database_url)
     try:
@@ -415,6 +521,41 @@ def test_migrating_twice_is_a_no_op_and_the_schema_matches_the_mappings(
             assert compare_metadata(context, [metadata, control_metadata, auth_metadata]) == []  # type: ignore[arg-type]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["at start-up", "alembic command"])
+def test_upgrading_from_0003_keeps_every_row_and_scopes_names_to_projects(database_url: str, how: str) -> None:
+    command.upgrade(alembic_config(database_url), "0003")
+    old = SqlMetadataStore.open(database_url, migrate=False)  # 0003's models table has the same columns
+    try:
+        first = push(old, "iris", b"1", tags={"team": "ml"})
+        push(old, "iris", b"2")
+        old.set_alias("iris", "production", 2)
+        old.set_model_tag("iris", "owner", "alice")
+        old.ensure_model("scoped", project="acme")
+        old.create_version(new_version("scoped", b"s"), project="acme")
+    finally:
+        old.close()
+    if how == "at start-up":
+        upgrade_to_head(database_url)  # what SqlMetadataStore.open does
+    else:
+        command.upgrade(alembic_config(database_url), "head")  # a developer's `alembic upgrade head`
+    assert current_revision(database_url) == head_revision()
+    store = SqlMetadataStore.open(database_url)
+    try:
+        # Versions, files, tags and aliases all survived the models table being rebuilt.
+        iris = store.get_model("iris")
+        assert (iris.latest_version, iris.aliases, iris.tags) == (2, {"production": 2}, {"owner": "alice"})
+        assert store.get_version("iris", 1) == first
+        assert store.resolve(ModelRef.parse("scoped:1"), project="acme").version == 1
+        assert store.storage_bytes("default") == 2
+        # The new constraint: the same name in another project is another model.
+        assert push(store, "scoped", b"d").version == 1
+        # Foreign keys still cascade (SQLite: they were switched off only during the upgrade).
+        store.delete_model("iris")
+        assert store.count_blob_references(first.files[0].digest) == 0
+    finally:
+        store.close()
 
 
 # -- errors ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from tests.support.procs import (
     wait_until,
 )
 
-from modelpier.errors import RemoteUnreachable
+from modelpier.errors import NotFound, RemoteUnreachable
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry
 from modelpier.registry.remote import RegistryClient
@@ -118,11 +118,19 @@ def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: 
 def test_a_push_to_a_project_lands_in_its_registry_only(local: Registry, remote: str, tmp_path: Path) -> None:
     ref = add_version(local, "scoped", {"model.bin": b"abc"}, tmp_path)
     with RegistryClient(remote, token=ADMIN_TOKEN, project="acme") as client:
+        # Even the admin cannot push into a project that does not exist: 404 naming it, nothing created.
+        with pytest.raises(NotFound, match="project 'acme' does not exist"):
+            push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+        assert httpx.post(f"{remote}/api/v1/projects", json={"name": "acme"}, headers=ADMIN_HEADERS).status_code == 201
         _, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
         assert answer.created
         assert [m.name for m in client.list_models()] == ["scoped"]
     with RegistryClient(remote, token=ADMIN_TOKEN) as default:
         assert "scoped" not in [m.name for m in default.list_models()]
+        # Names are per project: the same name in the default project is another model, numbered apart.
+        _, again = push(local, default, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+        assert (again.created, again.version) == (True, 1)
+        assert default.get_model("scoped").project == "default"
 
 
 def test_pushing_twice_is_a_no_op(local: Registry, remote: str, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from tests.support.procs import ADMIN_TOKEN, control_plane
 
 import modelpier
 from modelpier.errors import InvalidInput, NotFound
-from modelpier.registry.domain import Flavor, NewVersion
+from modelpier.registry.domain import FileEntry, Flavor, NewVersion
 from modelpier.registry.factory import build_registry
 from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
@@ -146,3 +146,31 @@ def test_push_and_pull_against_a_server_on_postgres_and_s3(
                 again.close()
     finally:
         local.close()
+
+
+def test_a_project_resolves_its_own_models_then_the_shared_catalog(registry: Registry, tmp_path: Path) -> None:
+    catalog = registry.store_files(artifact(tmp_path, {"m.bin": b"catalog"}))
+    own = registry.store_files(artifact(tmp_path, {"m.bin": b"acme's own"}))
+    shared, _ = registry.register(NewVersion(model="iris", flavor=Flavor.PYTHON, files=catalog))
+    registry.register(NewVersion(model="wine", flavor=Flavor.PYTHON, files=catalog))
+    mine, _ = registry.register(NewVersion(model="iris", flavor=Flavor.PYTHON, files=own), project="acme")
+    assert registry.resolve_shared("iris:1", project="acme").digest == mine.digest  # its own wins
+    assert registry.resolve_shared("wine", project="acme").model == "wine"  # else the catalog's
+    with pytest.raises(NotFound, match="model 'iris' has no version 2"):
+        registry.resolve_shared("iris:2", project="acme")  # its own iris, even without that version
+    with pytest.raises(NotFound, match="model 'ghost' does not exist in project 'acme'"):
+        registry.resolve_shared("ghost", project="acme")
+    with pytest.raises(NotFound, match="model 'wine' does not exist in project 'acme'"):
+        registry.resolve("wine", project="acme")  # an explicit project is strict
+    beta = Registry(registry.metadata, registry.blobs, registry.cache_dir, project="beta")
+    assert beta.resolve("iris:1").digest == shared.digest  # a registry's own project (PIER_PROJECT), then default
+    with pytest.raises(NotFound):
+        beta.get_model("iris")  # but beta itself holds no iris
+
+
+def test_declared_file_sizes_must_be_the_blobs_own(registry: Registry, tmp_path: Path) -> None:
+    entry = registry.store_files(artifact(tmp_path, {"m.bin": b"twelve bytes"}))[0]
+    lying = FileEntry(entry.path, entry.digest, 1)  # a small size would slip past a storage quota
+    with pytest.raises(InvalidInput, match=r"declares 1 bytes, but its blob .* holds 12"):
+        registry.register(NewVersion(model="iris", flavor=Flavor.PYTHON, files=(lying,)))
+    assert registry.list_models() == []

@@ -1,12 +1,15 @@
-"""``GET /api/v1/routing``: 503 before the first table, ETag and 304, long polls woken by a change."""
+"""``GET /api/v1/routing``: 503 before the first table, ETag and 304, long polls woken by a change (of the
+table, or of the auth epoch it carries)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
 
+from modelpier.auth.epoch import AuthEpoch
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.routes.routing import RoutingFeed, routing_router
 from modelpier.spec.routing import DeploymentRoute, RoutingTable, table_from_wire
@@ -65,4 +68,44 @@ def test_a_held_poll_returns_as_soon_as_the_table_changes_or_the_feed_closes() -
             await asyncio.sleep(0.05)
             feed.close()
             assert (await asyncio.wait_for(held, 2)).status_code == 304
+    asyncio.run(run())
+
+
+def test_the_table_carries_the_auth_epoch_and_a_held_poll_wakes_when_it_moves() -> None:
+    async def run() -> None:
+        epoch = AuthEpoch(7)
+        feed = RoutingFeed(epoch)
+        feed.publish(ONE)  # the reconciler knows nothing of epochs: its tables say 0
+        async with await _client(feed) as client:
+            first = await client.get("/api/v1/routing")
+            assert first.json()["authEpoch"] == 7
+            held = asyncio.create_task(client.get("/api/v1/routing", params={"wait": 20},
+                                                  headers={"if-none-match": first.headers["etag"]}))
+            await asyncio.sleep(0.05)
+            assert not held.done()
+            # A revocation on a request worker thread advances the epoch; the poll answers at once.
+            await asyncio.to_thread(epoch.advance, 8)
+            changed = await asyncio.wait_for(held, 2)
+            assert changed.status_code == 200
+            assert table_from_wire(changed.json()) == replace(ONE, auth_epoch=8)
+            assert changed.headers["etag"] != first.headers["etag"]
+            # The reconciler's next pass keeps the epoch; an older value never wins.
+            feed.publish(TWO)
+            assert (await client.get("/api/v1/routing")).json()["authEpoch"] == 8
+            assert not epoch.advance(3)
+            assert (await client.get("/api/v1/routing")).json()["authEpoch"] == 8
+    asyncio.run(run())
+
+
+def test_an_epoch_that_moves_while_nobody_polls_is_in_the_next_answer() -> None:
+    async def run() -> None:
+        epoch = AuthEpoch()
+        feed = RoutingFeed(epoch)
+        feed.publish(ONE)
+        async with await _client(feed) as client:
+            etag = (await client.get("/api/v1/routing")).headers["etag"]
+            epoch.advance(1)
+            again = await client.get("/api/v1/routing", headers={"if-none-match": etag})
+            assert again.status_code == 200
+            assert again.json()["authEpoch"] == 1
     asyncio.run(run())

@@ -63,7 +63,8 @@ def refused() -> Retryable:
 
 async def request(app: GatewayApp, method: str, path: str, *, headers: dict[str, str] | None = None,
                   body: bytes = b"{}") -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+                                 base_url="http://gw") as client:
         return await client.request(method, path, headers=headers or {}, content=body)
 
 

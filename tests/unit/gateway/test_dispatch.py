@@ -176,7 +176,11 @@ def test_a_scaled_to_zero_predictor_holds_the_request_until_a_replica_is_ready()
     async def go() -> int:
         waiting = asyncio.Event()
         stats = app.dispatcher.stats.predictor("acme", "iris", "main")
-        app.dispatcher.nudge = lambda: (nudged.append(stats.waiting), waiting.set())  # type: ignore[func-returns-value]
+
+        def nudge() -> None:
+            nudged.append(stats.waiting)
+            waiting.set()
+        app.dispatcher.nudge = nudge
         pending = asyncio.create_task(request(app, "POST", INFER))
         await waiting.wait()
         assert not pending.done()

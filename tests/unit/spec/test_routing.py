@@ -18,7 +18,8 @@ from modelpier.spec.routing import (
 TABLE = RoutingTable.of([
     DeploymentRoute("default", "iris", 3, (
         PredictorRoute("main", 90, (ReplicaEndpoint("main-a", "http://127.0.0.1:30001", 3, "iris:2"),)),
-        PredictorRoute("canary", 10, (ReplicaEndpoint("canary-b", "http://127.0.0.1:30002", 2, None, "127.0.0.1:30003"),))),
+        PredictorRoute("canary", 10, (
+            ReplicaEndpoint("canary-b", "http://127.0.0.1:30002", 2, None, "127.0.0.1:30003"),))),
         timeout_s=12.5),
     DeploymentRoute("other", "empty", 1),
     DeploymentRoute("acme", "fraud", 7, (

@@ -2,6 +2,10 @@
 
 Each public method is one short transaction returning frozen objects from ``auth/domain.py``; the
 store never sees a token secret, only its HMAC. SQLAlchemy errors leave as ``modelpier.errors``.
+
+Every write that takes access away (a token revoked, a member removed or demoted, a user deleted, a
+project forgotten) also increments the auth epoch in the same transaction, so the epoch a reader
+sees is never older than the change it stands for.
 """
 
 from __future__ import annotations
@@ -9,19 +13,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from modelpier.auth.access import Role
 from modelpier.auth.domain import AuditEntry, Member, TokenInfo, User
-from modelpier.auth.sql.tables import AuditRow, MemberRow, QuotaRow, TokenRow, UserRow
-from modelpier.errors import NotFound
+from modelpier.auth.sql.tables import AuditRow, AuthEpochRow, MemberRow, QuotaRow, TokenRow, UserRow
+from modelpier.errors import Conflict, NotFound
 from modelpier.registry.sql.base import SqlStore, guarded
 
 P = ParamSpec("P")
 R = TypeVar("R")
 MAX_AUDIT = 1000
 
+
+
+def quota_limits(session: Session, project: str) -> dict[str, Any]:
+    """The project's limits as stored (an empty dict: unlimited), read inside the caller's transaction:
+    the deployment store checks quotas in the same transaction as its write."""
+    row = session.get(QuotaRow, project)
+    return dict(row.limits) if row is not None else {}
 
 
 def _user(row: UserRow) -> User:
@@ -37,7 +48,6 @@ def _token(row: TokenRow, user: str) -> TokenInfo:
 class SqlAuthStore(SqlStore):
     """Thread-safe; share one per process."""
 
-
     @staticmethod
     def _user_row(session: Session, name: str) -> UserRow:
         row = session.scalar(select(UserRow).where(UserRow.name == name))
@@ -45,7 +55,57 @@ class SqlAuthStore(SqlStore):
             raise NotFound(f"user {name!r} does not exist", details={"user": name})
         return row
 
+    @staticmethod
+    def _bump_epoch(session: Session) -> None:
+        bumped = session.execute(update(AuthEpochRow).where(AuthEpochRow.id == 1)
+                                 .values(epoch=AuthEpochRow.epoch + 1).execution_options(synchronize_session=False))
+        if not getattr(bumped, "rowcount", 0):  # the migration inserts the row; be robust if it went missing
+            session.add(AuthEpochRow(id=1, epoch=1))
+
+    # -- the auth epoch -------------------------------------------------------------------------
+
+    @guarded
+    def auth_epoch(self) -> int:
+        with self._read() as s:
+            return int(s.scalar(select(AuthEpochRow.epoch).where(AuthEpochRow.id == 1)) or 0)
+
     # -- users ----------------------------------------------------------------------------------
+
+    @guarded
+    def list_users(self) -> list[User]:
+        with self._read() as s:
+            return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
+
+    @guarded
+    def all_roles(self) -> dict[str, dict[str, Role]]:
+        """Every user's roles by project, by user name (users without any are absent)."""
+        with self._read() as s:
+            rows = s.execute(select(UserRow.name, MemberRow.project, MemberRow.role)
+                             .join(UserRow, MemberRow.user_id == UserRow.id)).all()
+        out: dict[str, dict[str, Role]] = {}
+        for user, project, role in rows:
+            out.setdefault(user, {})[project] = Role[role]
+        return out
+
+    @guarded
+    def delete_user(self, name: str) -> User:
+        """Delete a user; their tokens and memberships go with them (ON DELETE CASCADE). ``Conflict``
+        for the last platform admin, who is the only way back in."""
+        with self._write() as s:
+            row = self._user_row(s, name)
+            if row.admin and (s.scalar(select(func.count()).select_from(UserRow).where(UserRow.admin.is_(True)))
+                              or 0) <= 1:
+                raise Conflict(f"{name!r} is the last platform admin and cannot be deleted",
+                               details={"user": name})
+            deleted = _user(row)
+            # Explicit deletes rather than trusting the cascade alone: SQLite enforces it only with
+            # foreign_keys on, and a stale token must never outlive its user.
+            s.execute(delete(TokenRow).where(TokenRow.user_id == row.id))
+            s.execute(delete(MemberRow).where(MemberRow.user_id == row.id))
+            s.execute(delete(UserRow).where(UserRow.id == row.id))
+            self._bump_epoch(s)
+            return deleted
+
 
     @guarded
     def has_admin(self) -> bool:
@@ -110,6 +170,7 @@ class SqlAuthStore(SqlStore):
             row, name = found
             if row.revoked_at is None:
                 row.revoked_at = self._clock.now()
+                self._bump_epoch(s)
             return _token(row, name)
 
     # -- members --------------------------------------------------------------------------------
@@ -129,6 +190,8 @@ class SqlAuthStore(SqlStore):
             if row is None:
                 s.add(MemberRow(project=project, user_id=owner.id, role=role.name))
             else:
+                if role < Role[row.role]:  # a demotion takes rights away
+                    self._bump_epoch(s)
                 row.role = role.name
             return Member(project, user, role)
 
@@ -140,6 +203,7 @@ class SqlAuthStore(SqlStore):
             if not getattr(gone, "rowcount", 0):
                 raise NotFound(f"{user!r} is not a member of project {project!r}",
                                details={"project": project, "user": user})
+            self._bump_epoch(s)
 
     @guarded
     def members(self, project: str) -> list[Member]:
@@ -152,16 +216,17 @@ class SqlAuthStore(SqlStore):
     def forget_project(self, project: str) -> None:
         """Drop a deleted project's members and quota, so a new project of that name starts empty."""
         with self._write() as s:
-            s.execute(delete(MemberRow).where(MemberRow.project == project))
+            gone = s.execute(delete(MemberRow).where(MemberRow.project == project))
             s.execute(delete(QuotaRow).where(QuotaRow.project == project))
+            if getattr(gone, "rowcount", 0):
+                self._bump_epoch(s)
 
     # -- quotas ---------------------------------------------------------------------------------
 
     @guarded
     def limits(self, project: str) -> dict[str, Any]:
         with self._read() as s:
-            row = s.get(QuotaRow, project)
-            return dict(row.limits) if row is not None else {}
+            return quota_limits(s, project)
 
     @guarded
     def set_limits(self, project: str, limits: dict[str, Any]) -> None:
@@ -189,5 +254,3 @@ class SqlAuthStore(SqlStore):
                 query = query.where(AuditRow.project == project)
             rows = list(s.scalars(query.order_by(AuditRow.id.desc()).limit(min(limit, MAX_AUDIT))))
         return [AuditEntry(r.id, r.at, r.user, r.method, r.path, r.project, r.status) for r in reversed(rows)]
-
-

@@ -1,9 +1,9 @@
-"""SQLAlchemy 2 typed mappings of the auth tables: users, tokens, members, quotas, audit log.
+"""SQLAlchemy 2 typed mappings of the auth tables: users, tokens, members, quotas, audit log, epoch.
 
-Private to ``auth/sql``. Migration ``0003_auth`` creates them; a test compares the migrated schema
-with this ``MetaData``. Members and quotas name their project by name without a foreign key: the
-projects table belongs to the control plane, above this layer, and the control plane drops a
-project's members when it deletes the project.
+Private to ``auth/sql``. Migration ``0003_auth`` creates them (``0004`` the auth epoch); a test
+compares the migrated schema with this ``MetaData``. Members and quotas name their project by name
+without a foreign key: the projects table belongs to the control plane, above this layer, and the
+control plane drops a project's members when it deletes the project.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from modelpier.registry.sql.tables import NAME_LEN, NAMING_CONVENTION, UTCDateTime
@@ -83,3 +83,13 @@ class AuditRow(Base):
     path: Mapped[str] = mapped_column(String(PATH_LEN))
     project: Mapped[str | None] = mapped_column(String(NAME_LEN))
     status: Mapped[int] = mapped_column(Integer)
+
+
+class AuthEpochRow(Base):
+    """One row (id 1): a counter that grows whenever access shrinks. Gateways flush cached token
+    checks when it changes; persisted, so it never goes back across restarts."""
+
+    __tablename__ = "auth_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)

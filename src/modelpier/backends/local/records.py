@@ -1,7 +1,9 @@
 """The local backend's state file: what it started, so a restarted control plane can adopt it.
 
 ``$PIER_HOME/replicas/state.json`` is rewritten atomically (temp file + rename) after every change;
-a reader sees the old file or the new one, never half of one.
+a reader sees the old file or the new one, never half of one. Fields added later are optional when
+read (``grpc_port``), so a state file written by an older modelpier still loads and its replicas
+are adopted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReplicaRecord:
     argv: tuple[str, ...]
     started_at: float
     restarts: int
+    grpc_port: int | None = None  # None: a replica started without gRPC (state files before it had one)
 
 
 def save(path: Path, records: list[ReplicaRecord]) -> None:
@@ -53,10 +56,12 @@ def load(path: Path) -> list[ReplicaRecord]:
         body = json.loads(path.read_text())
         return [ReplicaRecord(replica_id=r["replica_id"], spec=ReplicaSpec(**r["spec"]), pid=int(r["pid"]),
                               port=int(r["port"]), argv=tuple(r["argv"]), started_at=float(r["started_at"]),
-                              restarts=int(r["restarts"]))
+                              restarts=int(r["restarts"]),
+                              grpc_port=None if r.get("grpc_port") is None else int(r["grpc_port"]))
                 for r in body["replicas"]]
     except FileNotFoundError:
         return []
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable replica state file %s: %s", path, exc)
         return []
+

@@ -1,5 +1,8 @@
 """The local backend: replicas are ``pier serve`` child processes on free loopback ports.
 
+Each replica gets two ports from the replica range: HTTP (V2 REST, KServe V1, Seldon) and V2 gRPC,
+both recorded so the routing table can send either protocol to it (``grpc_url``).
+
 Each replica has a slot id (``main-3fa9c2d1``), a log file under
 ``$PIER_HOME/replicas/<project>/<deployment>/<id>.log``, and a line in the state file. ``observe``
 checks each process and probes ``/v2/health/ready`` with a timeout, counting consecutive failed
@@ -47,6 +50,7 @@ class _Replica:
     argv: tuple[str, ...]
     started_at: float
     log_path: Path
+    grpc_port: int | None = None  # None: started without gRPC (adopted from an older state file)
     child: bool = False  # started by this process (reaped with waitpid); adopted ones are not
     restarts: int = 0
     ready_since: float | None = None
@@ -64,6 +68,14 @@ class _Replica:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ports(self) -> set[int]:
+        return {self.port} if self.grpc_port is None else {self.port, self.grpc_port}
+
+    @property
+    def grpc_url(self) -> str | None:
+        return None if self.grpc_port is None else f"127.0.0.1:{self.grpc_port}"
+
 
 def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """The replica's environment: the control plane's own, with its settings made explicit, so the
@@ -78,13 +90,15 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, python: str = sys.executable) -> tuple[str, ...]:
+def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int | None = None,
+               python: str = sys.executable) -> tuple[str, ...]:
     """``pier serve`` as ``python -m modelpier.server`` (the same command): an absolute, stable argv
-    that adoption can compare with ``/proc/<pid>/cmdline``."""
+    that adoption can compare with ``/proc/<pid>/cmdline``. ``grpc_port`` None: HTTP only."""
     batching = ("--batching", "--max-batch-size", str(spec.max_batch_size), "--max-latency-ms",
                 f"{spec.max_latency_ms:g}") if spec.batching else ("--no-batching",)
+    grpc = ("--no-grpc",) if grpc_port is None else ("--grpc-port", str(grpc_port))
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
-            "--no-grpc", "--workers", str(spec.workers), *batching, "--shutdown-grace-s", f"{grace_s:g}")
+            *grpc, "--workers", str(spec.workers), *batching, "--shutdown-grace-s", f"{grace_s:g}")
 
 
 class LocalBackend:
@@ -117,13 +131,16 @@ class LocalBackend:
                 continue
             self._replicas[rec.replica_id] = _Replica(
                 rec.replica_id, rec.spec, rec.port, rec.pid, rec.argv, rec.started_at,
-                self._log_path(rec.spec, rec.replica_id), restarts=rec.restarts, adopted=True)
-            log.info("adopted replica %s (pid %d, port %d)", rec.replica_id, rec.pid, rec.port)
+                self._log_path(rec.spec, rec.replica_id), grpc_port=rec.grpc_port, restarts=rec.restarts,
+                adopted=True)
+            log.info("adopted replica %s (pid %d, port %d, gRPC port %s)", rec.replica_id, rec.pid, rec.port,
+                     rec.grpc_port)
         self._save()
 
     def _save(self) -> None:
         records.save(self._state_path, [
-            records.ReplicaRecord(r.replica_id, r.spec, r.pid, r.port, r.argv, r.started_at, r.restarts)
+            records.ReplicaRecord(r.replica_id, r.spec, r.pid, r.port, r.argv, r.started_at, r.restarts,
+                                  grpc_port=r.grpc_port)
             for r in self._replicas.values() if not r.exited])
 
     def _log_path(self, spec: ReplicaSpec, replica_id: str) -> Path:
@@ -132,8 +149,8 @@ class LocalBackend:
     # -- the Backend protocol ---------------------------------------------------------------------
     async def start(self, spec: ReplicaSpec) -> str:
         replica_id = f"{spec.predictor}-{self._ids()}"
-        port = self._ports.allocate(self._ports_in_use())
-        replica = self._spawn(replica_id, spec, port, restarts=0)
+        port, grpc_port = self._allocate_pair(self._ports_in_use())
+        replica = self._spawn(replica_id, spec, port, grpc_port, restarts=0)
         self._replicas[replica_id] = replica
         self._save()
         return replica_id
@@ -144,8 +161,9 @@ class LocalBackend:
             # Hung (the planner's liveness check): it is not routed to, nothing to drain.
             log.warning("killing unresponsive replica %s (pid %d) to restart it", replica_id, old.pid)
             await self._kill(old)
-        port = self._ports.allocate(self._ports_in_use() - {old.port}, prefer=old.port)
-        self._replicas[replica_id] = self._spawn(replica_id, old.spec, port, restarts=old.restarts + 1)
+        # The same ports when they are still free: connections pooled to them stay useful.
+        port, grpc_port = self._allocate_pair(self._ports_in_use() - old.ports, prefer=(old.port, old.grpc_port))
+        self._replicas[replica_id] = self._spawn(replica_id, old.spec, port, grpc_port, restarts=old.restarts + 1)
         self._save()
 
     async def stop(self, replica_id: str, reason: str) -> None:
@@ -163,7 +181,8 @@ class LocalBackend:
         phases = await asyncio.gather(*(self._phase(r) for r in replicas))
         return [ReplicaObservation(
             replica_id=r.replica_id, spec=r.spec, phase=phase, url=None if r.exited else r.url,
-            pid=r.pid, started_at=r.started_at, ready_since=r.ready_since, exit_code=r.exit_code,
+            grpc_url=None if r.exited else r.grpc_url, pid=r.pid, started_at=r.started_at,
+            ready_since=r.ready_since, exit_code=r.exit_code,
             last_log=r.last_log, restarts=r.restarts, adopted=r.adopted, failed_probes=r.failed_probes,
             unready_since=r.unready_since)
             for r, phase in zip(replicas, phases, strict=True)]
@@ -190,19 +209,29 @@ class LocalBackend:
             raise NotFound(f"no replica {replica_id}") from None
 
     def _ports_in_use(self) -> set[int]:
-        return {r.port for r in self._replicas.values() if not r.exited}
+        return {port for r in self._replicas.values() if not r.exited for port in r.ports}
 
-    def _spawn(self, replica_id: str, spec: ReplicaSpec, port: int, *, restarts: int) -> _Replica:
-        argv = serve_argv(spec, port, grace_s=self._grace)
+    def _allocate_pair(self, in_use: set[int], prefer: tuple[int | None, int | None] = (None, None)
+                       ) -> tuple[int, int]:
+        """An HTTP port and a gRPC port, distinct and free."""
+        port = self._ports.allocate(in_use, prefer=prefer[0])
+        return port, self._ports.allocate(in_use | {port}, prefer=prefer[1])
+
+    def _spawn(self, replica_id: str, spec: ReplicaSpec, port: int, grpc_port: int, *, restarts: int) -> _Replica:
+        argv = serve_argv(spec, port, grace_s=self._grace, grpc_port=grpc_port)
         path = self._log_path(spec, replica_id)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         header = (f"--- {stamp} starting replica {replica_id} of {spec.project}/{spec.deployment} "
-                  f"predictor {spec.predictor} revision {spec.revision} ({spec.model}) on port {port}"
+                  f"predictor {spec.predictor} revision {spec.revision} ({spec.model}) on port {port} "
+                  f"(gRPC {grpc_port})"
                   + (f", restart {restarts}" if restarts else "") + " ---")
-        pid = process.spawn(argv, self._env, path, header)
-        log.info("started replica %s (pid %d, port %d, %s)", replica_id, pid, port, spec.model)
-        return _Replica(replica_id, spec, port, pid, argv, self._clock.now().timestamp(), path, child=True,
-                        restarts=restarts)
+        # PIER_PROJECT: the replica resolves its model in its deployment's project (then the shared
+        # default catalog), as the control plane did; model names are unique per project only.
+        pid = process.spawn(argv, {**self._env, "PIER_PROJECT": spec.project}, path, header)
+        log.info("started replica %s (pid %d, port %d, gRPC port %d, %s)", replica_id, pid, port, grpc_port,
+                 spec.model)
+        return _Replica(replica_id, spec, port, pid, argv, self._clock.now().timestamp(), path, grpc_port=grpc_port,
+                        child=True, restarts=restarts)
 
     async def _phase(self, r: _Replica) -> ReplicaPhase:
         if r.stopping:

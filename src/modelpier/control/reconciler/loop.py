@@ -5,7 +5,9 @@ writes, from any thread). The loop never dies: each step and each action is isol
 are logged and counted in ``failures`` by step, and the next pass starts from fresh observations.
 Store calls are synchronous (SQL) and run on one worker thread, off the event loop the gateway
 shares in ``pier up``. After each pass the routing table is published, without the replicas the
-pass is about to stop, so traffic leaves them before they drain.
+pass is about to stop, so traffic leaves them before they drain. With an ``Autoscaler``, each pass
+first decides the replica counts of autoscaled predictors from the gateways' traffic; the planner
+and the status use them (``docs/autoscaling.md``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from modelpier.control.reconciler.actions import (
     StartReplica,
     StopReplica,
 )
+from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.plan import DeploymentKey, DeploymentTarget, plan
 from modelpier.control.reconciler.status import build_routing_table, derive_status
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Revision
@@ -48,7 +51,7 @@ T = TypeVar("T")
 class Reconciler:
     def __init__(self, store: DeploymentStore, backend: Backend, clock: Clock, *, endpoint_base: str,
                  publish: Callable[[RoutingTable], None] | None = None, policy: PlanPolicy | None = None,
-                 interval_s: float = 0.5, start_retry_s: float = 5.0) -> None:
+                 interval_s: float = 0.5, start_retry_s: float = 5.0, autoscaler: Autoscaler | None = None) -> None:
         self._store, self._backend, self._clock = store, backend, clock
         self._endpoint_base = endpoint_base.rstrip("/")
         self._publish = publish or (lambda _table: None)
@@ -64,6 +67,8 @@ class Reconciler:
         self.failures: Counter[str] = Counter()  # by step, for metrics and tests
         self.passes = 0
         self._mark: dict[DeploymentKey, int] = {}  # MarkRolledOut of this pass, applied with the status
+        self._autoscaler = autoscaler
+        self._scale: dict[DeploymentKey, dict[str, int]] = {}  # the autoscaler's counts of this pass
 
     # -- running ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -108,8 +113,9 @@ class Reconciler:
             return
         targets = [t for _, t in records]
         now = self._clock.now().timestamp()
+        scaling = await self._autoscale(targets, observed, now)
         try:
-            result = plan(targets, observed, now, self._states, policy=self._policy)
+            result = plan(targets, observed, now, self._states, policy=self._policy, scale=self._scale)
         except Exception:
             self._fail("plan", "planning failed")
             return
@@ -120,12 +126,29 @@ class Reconciler:
         except Exception:
             self._fail("publish", "publishing the routing table failed")
         changed: dict[DeploymentKey, DeploymentTarget | None] = {}
-        for action in result.actions:
+        for action in [*scaling, *result.actions]:
             try:
                 await self._act(action, changed)
             except Exception:
                 self._fail(type(action).__name__, f"action {action} failed")
         await self._write_statuses(records, observed, changed)
+
+    async def _autoscale(self, targets: Sequence[DeploymentTarget], observed: Sequence[ReplicaObservation],
+                         now: float) -> list[RecordEvent]:
+        """Decide the autoscaled counts of this pass (``self._scale``); the events narrating changes."""
+        autoscaler = self._autoscaler
+        if autoscaler is None:
+            return []
+        try:
+            projects = sorted({t.key[0] for t in targets if any(p.autoscaling for p in t.desired.spec.predictors)})
+            limits = await self._db(autoscaler.read_limits, projects)
+            decided = autoscaler.decide(targets, observed, now, limits)
+        except Exception:
+            self._fail("autoscale", "autoscaling failed; keeping the last counts")
+            self._scale = autoscaler.hold(targets, observed)
+            return []
+        self._scale = {k: dict(v) for k, v in decided.counts.items()}
+        return decided.events
 
     def _fail(self, step: str, what: str) -> None:
         self.failures[step] += 1
@@ -230,7 +253,7 @@ class Reconciler:
                     DeploymentTarget(target.desired, serving), by_key.get(key, []),
                     self._states.get(key, DeploymentState()),
                     url=f"{self._endpoint_base}/{key[0]}/{key[1]}", now=self._clock.now(),
-                    previous=record.status, policy=self._policy)
+                    previous=record.status, policy=self._policy, scale=self._scale.get(key))
                 if status != record.status or key in marks:
                     await self._db(self._store.set_status, key[0], key[1], status,
                                    serving_revision=serving.number if serving else None)

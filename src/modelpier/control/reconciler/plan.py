@@ -19,6 +19,9 @@ Algorithm, per deployment (``plan_deployment``):
   or one of whose replicas crashed ``rollback_after_start_failures`` times without ever being ready,
   is rolled back to the serving revision.
 * A deployment being deleted stops every replica, then is purged once none is left.
+* The replica count of a predictor is ``replicas``, or for an autoscaled one the count the
+  autoscaler decided (``scale``, see ``control/reconciler/autoscaling.py``); without a decision yet,
+  its initial count (``control.autoscale.initial_replicas``).
 
 Guarantee: applying a plan's actions and planning again on the resulting observation (same ``now``)
 yields no action; the returned ``DeploymentState`` is all the memory the planner needs.
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelpier.backends.base import ReplicaObservation, ReplicaSpec
+from modelpier.control.autoscale import initial_replicas
 from modelpier.control.reconciler.actions import (
     Action,
     CrashRecord,
@@ -70,6 +74,15 @@ class Plan:
     states: Mapping[DeploymentKey, DeploymentState] = field(default_factory=dict)
 
 
+def replica_count(predictor: PredictorSpec, scale: Mapping[str, int] | None = None) -> int:
+    """How many replicas ``predictor`` should run: its ``replicas``, or the autoscaler's count in ``scale``."""
+    if predictor.autoscaling is None:
+        return predictor.replicas
+    if scale is not None and predictor.name in scale:
+        return scale[predictor.name]
+    return initial_replicas(predictor.autoscaling)
+
+
 def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpec | None:
     """What a replica of ``predictor`` runs under ``revision``; None when the local backend cannot run
     it (a bundle)."""
@@ -97,13 +110,18 @@ def _template_keys(revision: Revision) -> dict[str, str | None]:
 class _Pass:
     """The actions and state of planning one deployment; a helper to keep the steps short."""
 
-    def __init__(self, desired: Revision, state: DeploymentState, now: float, policy: PlanPolicy) -> None:
+    def __init__(self, desired: Revision, state: DeploymentState, now: float, policy: PlanPolicy,
+                 scale: Mapping[str, int] | None = None) -> None:
         self.desired, self.now, self.policy = desired, now, policy
+        self.scale = scale
         self.project, self.name = desired.project, desired.deployment
         self.actions: list[Action] = []
         self.crashes = dict(state.crashes)
         self.announced = set(state.announced_ready)
         self.stopped: set[str] = set()
+
+    def want(self, predictor: PredictorSpec) -> int:
+        return replica_count(predictor, self.scale)
 
     def event(self, type_: EventType, reason: str, message: str) -> None:
         self.actions.append(RecordEvent(self.project, self.name, type_, reason, message, self.desired.number))
@@ -183,10 +201,11 @@ def _stop_preference(r: ReplicaObservation) -> tuple[int, float]:
 
 def plan_deployment(desired: Revision, serving: Revision | None, observed: Sequence[ReplicaObservation],
                     now: float, state: DeploymentState | None = None, *, deleting: bool = False,
-                    policy: PlanPolicy | None = None) -> DeploymentPlan:
-    """Plan one deployment. ``observed`` are its replicas; ``now`` is epoch seconds."""
+                    policy: PlanPolicy | None = None, scale: Mapping[str, int] | None = None) -> DeploymentPlan:
+    """Plan one deployment. ``observed`` are its replicas; ``now`` is epoch seconds; ``scale`` the
+    autoscaler's counts by predictor name."""
     state = state or DeploymentState()
-    step = _Pass(desired, state, now, policy or PlanPolicy())
+    step = _Pass(desired, state, now, policy or PlanPolicy(), scale)
     if deleting:
         for r in observed:
             if r.phase != "stopping":
@@ -221,7 +240,7 @@ def plan_deployment(desired: Revision, serving: Revision | None, observed: Seque
     complete = complete and all(r.spec.predictor in names for r in live) and not step.stopped and not draining
     if complete and rolling and not rolled_back:
         step.actions.append(MarkRolledOut(desired.project, desired.deployment, desired.number))
-        models = ", ".join(f"{p.name}={desired.resolved.get(p.name, p.model)}x{p.replicas}"
+        models = ", ".join(f"{p.name}={desired.resolved.get(p.name, p.model)}x{step.want(p)}"
                            for p in desired.spec.predictors)
         step.event("Normal", "RolloutComplete", f"revision {desired.number} is serving: {models}")
         rollout_revision, rollout_started = None, None
@@ -236,7 +255,7 @@ def _plan_predictor(step: _Pass, predictor: PredictorSpec, template: ReplicaSpec
     mine = [r for r in observed if r.spec.predictor == predictor.name and r.phase != "stopping"]
     new = [r for r in mine if r.spec.template == template.template]
     old = [r for r in mine if r.spec.template != template.template]
-    want = predictor.replicas
+    want = step.want(predictor)
     rollout = step.desired.spec.rollout
     old_ready = [r for r in old if r.phase == "ready"]
     for r in old:
@@ -274,7 +293,7 @@ def _rollout_failure(step: _Pass, desired: Revision, templates: Mapping[str, Rep
     ready: dict[str, int] = defaultdict(int)
     for r in new:
         ready[r.spec.predictor] += r.phase == "ready"
-    if all(ready[p.name] >= p.replicas for p in desired.spec.predictors):
+    if all(ready[p.name] >= step.want(p) for p in desired.spec.predictors):
         return None
     for r in new:
         record = step.crashes.get(r.replica_id)
@@ -297,9 +316,11 @@ def _rollout_failure(step: _Pass, desired: Revision, templates: Mapping[str, Rep
 
 def plan(targets: Sequence[DeploymentTarget], observed: Sequence[ReplicaObservation], now: float,
          states: Mapping[DeploymentKey, DeploymentState] | None = None, *,
-         policy: PlanPolicy | None = None) -> Plan:
-    """Plan every deployment; replicas of deployments that no longer exist are stopped."""
+         policy: PlanPolicy | None = None, scale: Mapping[DeploymentKey, Mapping[str, int]] | None = None) -> Plan:
+    """Plan every deployment; replicas of deployments that no longer exist are stopped. ``scale``: the
+    autoscaler's counts by deployment and predictor."""
     states = states or {}
+    scale = scale or {}
     policy = policy or PlanPolicy()
     by_deployment: dict[DeploymentKey, list[ReplicaObservation]] = defaultdict(list)
     for r in observed:
@@ -309,7 +330,7 @@ def plan(targets: Sequence[DeploymentTarget], observed: Sequence[ReplicaObservat
     for target in targets:
         key = target.key
         result = plan_deployment(target.desired, target.serving, by_deployment.pop(key, []), now,
-                                 states.get(key), deleting=target.deleting, policy=policy)
+                                 states.get(key), deleting=target.deleting, policy=policy, scale=scale.get(key))
         actions.extend(result.actions)
         if not target.deleting:
             new_states[key] = result.state

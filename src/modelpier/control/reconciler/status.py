@@ -7,12 +7,12 @@ recognisable (and skipped) by the loop.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from modelpier.backends.base import ReplicaObservation
 from modelpier.control.reconciler.actions import ROLLBACK_CAUSE, DeploymentState, PlanPolicy
-from modelpier.control.reconciler.plan import DeploymentTarget, templates_of
+from modelpier.control.reconciler.plan import DeploymentTarget, replica_count, templates_of
 from modelpier.spec.deployment import (
     Condition,
     ConditionType,
@@ -33,17 +33,17 @@ _Cond = tuple[ConditionType, bool, str, str]  # type, status, reason, message
 
 
 def _ready_condition(target: DeploymentTarget, ready: dict[str, int], state: DeploymentState,
-                     crashed: bool) -> _Cond:
+                     crashed: bool, scale: Mapping[str, int] | None = None) -> _Cond:
     desired = target.desired
     unsupported = [p.name for p, t in zip(desired.spec.predictors, templates_of(desired).values(), strict=True)
                    if t is None]
     if unsupported:
         return ("Ready", False, "Unsupported",
                 f"predictors {unsupported} reference a bundle, which the local backend cannot run yet")
-    wanted = [p for p in desired.spec.predictors if p.replicas > 0]
+    wanted = [p for p in desired.spec.predictors if replica_count(p, scale) > 0]
     missing = [p.name for p in wanted if ready.get(p.name, 0) == 0]
     if not missing:
-        full = all(ready.get(p.name, 0) >= p.replicas for p in wanted)
+        full = all(ready.get(p.name, 0) >= replica_count(p, scale) for p in wanted)
         return ("Ready", True, "ReplicasReady" if full else "MinimumReplicasAvailable",
                 "every predictor has ready replicas" if full else "some replicas are not ready yet")
     if state.start_error:
@@ -79,7 +79,8 @@ def _degraded_condition(state: DeploymentState, policy: PlanPolicy) -> _Cond:
 
 def derive_status(target: DeploymentTarget, observed: Sequence[ReplicaObservation], state: DeploymentState, *,
                   url: str, now: datetime, previous: ModelDeploymentStatus | None = None,
-                  policy: PlanPolicy | None = None) -> ModelDeploymentStatus:
+                  policy: PlanPolicy | None = None, scale: Mapping[str, int] | None = None) -> ModelDeploymentStatus:
+    """``scale``: the autoscaler's counts by predictor, the desired replicas of autoscaled predictors."""
     policy = policy or PlanPolicy()
     desired = target.desired
     templates = templates_of(desired)
@@ -92,10 +93,10 @@ def derive_status(target: DeploymentTarget, observed: Sequence[ReplicaObservatio
             template = templates.get(r.spec.predictor)
             if r.spec.predictor not in models or (template is not None and r.spec.template == template.template):
                 models[r.spec.predictor] = r.spec.model
-    desired_total = sum(p.replicas for p in desired.spec.predictors)
+    desired_total = sum(replica_count(p, scale) for p in desired.spec.predictors)
     ready_total = sum(ready.get(p.name, 0) for p in desired.spec.predictors)
     conditions = [
-        _ready_condition(target, ready, state, crashed=any(r.phase == "exited" for r in live)),
+        _ready_condition(target, ready, state, crashed=any(r.phase == "exited" for r in live), scale=scale),
         _progressing_condition(target, ready_total, desired_total),
         _degraded_condition(state, policy),
     ]
@@ -109,7 +110,7 @@ def derive_status(target: DeploymentTarget, observed: Sequence[ReplicaObservatio
                                 last_transition_time=now if moved or old is None else old.last_transition_time))
     predictors = [
         PredictorStatus(name=p.name, model_version=models.get(p.name) or desired.resolved.get(p.name) or p.model,
-                        ready_replicas=ready.get(p.name, 0), desired_replicas=p.replicas, weight=p.weight)
+                        ready_replicas=ready.get(p.name, 0), desired_replicas=replica_count(p, scale), weight=p.weight)
         for p in desired.spec.predictors]
     return ModelDeploymentStatus(
         observed_revision=target.serving.number if target.serving else None, desired_revision=desired.number,
@@ -140,7 +141,8 @@ def _route(target: DeploymentTarget, replicas: Sequence[ReplicaObservation], exc
             revision = serving.number
         else:
             revision = r.spec.revision
-        endpoints.setdefault(name, []).append(ReplicaEndpoint(r.replica_id, r.url, revision, r.spec.model))
+        endpoints.setdefault(name, []).append(ReplicaEndpoint(r.replica_id, r.url, revision, r.spec.model,
+                                                              grpc_url=r.grpc_url))
     to_zero = {p.name for p in desired.spec.predictors if p.autoscaling is not None and p.autoscaling.min_replicas == 0}
     predictors = tuple(PredictorRoute(name, weights.get(name, 0), tuple(sorted(eps, key=lambda e: e.replica_id)),
                                       scales_to_zero=name in to_zero)

@@ -1,11 +1,11 @@
-"""Tokens, ``whoami`` and the audit log under ``/api/v1``. Thin over ``AuthService``.
+"""Tokens, users, ``whoami`` and the audit log under ``/api/v1``. Thin over ``AuthService``.
 
 Access is decided before these handlers run (``control.security``); they only read the principal.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from modelpier.auth.service import AuthService
 from modelpier.auth.wire import (
@@ -16,6 +16,7 @@ from modelpier.auth.wire import (
     NewKeyBody,
     NewTokenBody,
     TokenBody,
+    UserBody,
     WhoAmIBody,
 )
 from modelpier.control.deployments import DeploymentService
@@ -46,6 +47,17 @@ def access_router(auth: AuthService, deployments: DeploymentService) -> APIRoute
     @r.delete("/tokens/{token_id}", response_model=TokenBody, description="Revoke (idempotent).")
     def revoke_token(request: Request, token_id: int) -> TokenBody:
         return TokenBody.of(auth.revoke(principal_of(request), token_id))
+
+    @r.get("/users", response_model=list[UserBody], description="Every user and their project roles (admins).")
+    def list_users() -> list[UserBody]:
+        return [UserBody.of(user, roles) for user, roles in auth.list_users()]
+
+    @r.delete("/users/{user}", status_code=204,
+              description="Delete a user, their tokens and memberships (admins); the tokens stop working at once.",
+              responses={409: {"description": "The caller's own user, or the last platform admin."}})
+    def delete_user(request: Request, user: str) -> Response:
+        auth.delete_user(principal_of(request), user)
+        return Response(status_code=204)
 
     @r.post("/projects/{project}/deployments/{name}/keys", response_model=CreatedTokenBody, status_code=201,
             description="An invocation key: calls this deployment through the gateway, nothing else.")

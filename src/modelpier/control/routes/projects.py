@@ -32,7 +32,7 @@ def project_router(service: DeploymentService, auth: AuthService) -> APIRouter:
               responses={409: {"description": "The project still has deployments, or is `default`."}})
     def delete_project(project: str) -> Response:
         service.delete_project(project)
-        auth.store.forget_project(project)  # a new project of this name must not inherit members
+        auth.forget_project(project)  # a new project of this name must not inherit members
         return Response(status_code=204)
 
     return r

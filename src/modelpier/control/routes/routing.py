@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from modelpier.auth.epoch import AuthEpoch
 from modelpier.errors import ServiceUnavailable
 from modelpier.spec.routing import RoutingTable, RoutingTableCell, encode_table
 
@@ -28,24 +29,53 @@ MAX_WAIT_S = 30.0
 
 class RoutingFeed:
     """Where the reconciler publishes (``publish``) and the route reads; held requests wake when the
-    table changes or the feed closes. Used from the event loop's thread only."""
+    table changes or the feed closes. Used from the event loop's thread only, except the auth
+    epoch's listener, which hands over to that thread.
 
-    def __init__(self) -> None:
+    The table served is the reconciler's with ``auth_epoch`` set to the auth store's epoch: when a
+    token is revoked or access otherwise shrinks, ``auth_epoch`` advances, the table changes (new
+    ETag) and held long polls answer at once, so gateways drop their cached token checks within
+    a round trip instead of after their cache lifetime.
+    """
+
+    def __init__(self, auth_epoch: AuthEpoch | None = None) -> None:
         self._cell = RoutingTableCell()
         self._changed = asyncio.Event()
+        self._epoch = auth_epoch
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        if auth_epoch is not None:
+            auth_epoch.subscribe(self._epoch_moved)
 
     def current(self) -> RoutingTable | None:
-        return self._cell.get() if self._cell.published else None
+        if not self._cell.published:
+            return None
+        table = self._cell.get()
+        if self._epoch is not None and table.auth_epoch != self._epoch.value:
+            self._set(table)  # the epoch moved since the last table: serve (and announce) the new one
+        return self._cell.get()
 
     def publish(self, table: RoutingTable) -> None:
-        before = self.current()
+        self._set(table)
+
+    def _set(self, table: RoutingTable) -> None:
+        if self._epoch is not None:
+            table = replace(table, auth_epoch=self._epoch.value)
+        before = self._cell.get() if self._cell.published else None
         self._cell.set(table)
-        if self.current() is not before:  # the cell keeps the old object when the table is equal
+        if self._cell.get() is not before:  # the cell keeps the old object when the table is equal
             self._changed.set()
             self._changed = asyncio.Event()
 
+    def _epoch_moved(self, _epoch: int) -> None:
+        # Called on the request worker thread that revoked; only the loop's thread touches the cell.
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+                loop.call_soon_threadsafe(self.current)
+
     async def wait_change(self, table: RoutingTable, timeout_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
         changed = self._changed
         if self.current() is table and not self.closed:
             with contextlib.suppress(TimeoutError):

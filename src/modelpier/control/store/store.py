@@ -3,9 +3,10 @@
 The control plane's tables share the registry's database, engine set-up and migrations (see
 ``registry/sql``). Each public method is one short transaction returning frozen objects. Writes on
 SQLite take the write lock up front (``BEGIN IMMEDIATE``); on PostgreSQL ``apply`` locks the
-deployment row by incrementing its revision counter. Unique constraints back both up: a writer that
-still loses a race (``IntegrityError``: two first applies of one name, two creators of one project)
-rolls back and retries, then sees what the winner wrote. SQLAlchemy errors leave as
+project row, then the deployment row. ``apply`` checks the project's quota inside that same
+transaction, so a check and its write are one atomic step. Unique constraints back the locks up: a
+writer that still loses a race (``IntegrityError``: two first applies of one name, two creators of
+one project) rolls back and retries, then sees what the winner wrote. SQLAlchemy errors leave as
 ``modelpier.errors`` through ``registry.sql.dberrors.translate``.
 """
 
@@ -16,6 +17,9 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from modelpier.auth.quota import Limits
+from modelpier.auth.sql.store import quota_limits
+from modelpier.control.quota import require_within_quota
 from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.control.store import convert
 from modelpier.control.store.tables import DEFAULT_PROJECT, DeploymentRow, EventRow, ProjectRow, RevisionRow
@@ -44,8 +48,9 @@ class SqlDeploymentStore(SqlStore):
     # -- lookups --------------------------------------------------------------------------------
 
     @staticmethod
-    def _project(session: Session, name: str) -> ProjectRow:
-        row = session.scalar(select(ProjectRow).where(ProjectRow.name == name))
+    def _project(session: Session, name: str, *, lock: bool = False) -> ProjectRow:
+        query = select(ProjectRow).where(ProjectRow.name == name)
+        row = session.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise NotFound(f"project {name!r} does not exist", details={"project": name})
         return row
@@ -98,36 +103,43 @@ class SqlDeploymentStore(SqlStore):
     @guarded
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
               created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
-        """See ``DeploymentStore.apply``.
+        """See ``DeploymentStore.apply``; ``Forbidden`` when the new spec would take the project
+        past its quota (``control.quota.require_within_quota``).
 
-        Algorithm: in one write transaction, read the deployment row with a row lock (PostgreSQL;
-        SQLite's whole-database write lock is already held), compare spec and resolved versions
-        with the latest revision's (as canonical JSON), and either return unchanged or increment
-        the counter and insert the next revision. Two first applies of a new name collide on the
-        (project, name) constraint; the loser retries and takes the update path.
+        Algorithm: in one write transaction, lock the project row (PostgreSQL; SQLite's whole-
+        database write lock is already held), read the deployment row with a row lock, compare
+        spec and resolved versions with the latest revision's (as canonical JSON), and either
+        return unchanged or check the quota against the project's other deployments as they are
+        now and insert the next revision. The project lock makes check and write one atomic step:
+        two applies racing for the last replicas of a quota are checked one after the other, the
+        second seeing the first. Two first applies of a new name collide on the (project, name)
+        constraint; the loser retries and takes the update path.
         """
         validate_name(name, what="deployment name")
         wanted_spec, wanted_resolved = convert.spec_json(spec), dict(sorted(resolved.items()))
 
         def work(session: Session) -> tuple[DeploymentRecord, Revision, bool]:
-            project_row = self._project(session, project)
+            project_row = self._project(session, project, lock=True)
             row = session.scalar(select(DeploymentRow).where(
                 DeploymentRow.project_id == project_row.id, DeploymentRow.name == name).with_for_update())
             now = self._clock.now()
+            current: ModelDeploymentSpec | None = None
+            if row is not None:
+                if row.deleting:
+                    raise Conflict(f"deployment {name!r} in project {project!r} is being deleted; apply it "
+                                   "again once it is gone", details={"project": project, "deployment": name})
+                latest = session.scalar(select(RevisionRow).where(
+                    RevisionRow.deployment_id == row.id, RevisionRow.number == row.latest_revision))
+                if latest is not None and latest.spec == wanted_spec and latest.resolved == wanted_resolved:
+                    return (convert.record_out(project, row), convert.revision_out(project, name, latest), False)
+                current = convert.revision_out(project, name, latest).spec if latest is not None else None
+            self._admit(session, project_row, name, current, spec)
             if row is None:
                 row = DeploymentRow(project_id=project_row.id, name=name, latest_revision=0, deleting=False,
                                     status=convert.status_json(ModelDeploymentStatus()),
                                     created_at=now, updated_at=now)
                 session.add(row)
                 session.flush()
-            elif row.deleting:
-                raise Conflict(f"deployment {name!r} in project {project!r} is being deleted; apply it again "
-                               "once it is gone", details={"project": project, "deployment": name})
-            else:
-                latest = session.scalar(select(RevisionRow).where(
-                    RevisionRow.deployment_id == row.id, RevisionRow.number == row.latest_revision))
-                if latest is not None and latest.spec == wanted_spec and latest.resolved == wanted_resolved:
-                    return (convert.record_out(project, row), convert.revision_out(project, name, latest), False)
             row.latest_revision += 1
             row.updated_at = now
             status = ModelDeploymentStatus.model_validate(row.status)
@@ -139,6 +151,21 @@ class SqlDeploymentStore(SqlStore):
             return convert.record_out(project, row), convert.revision_out(project, name, revision), True
 
         return self._write_retrying(work, f"applying deployment {project}/{name}")
+
+    @staticmethod
+    def _admit(session: Session, project: ProjectRow, name: str, current: ModelDeploymentSpec | None,
+               new: ModelDeploymentSpec) -> None:
+        """The project's quota, checked inside the write transaction against what is stored now."""
+        limits = Limits(**quota_limits(session, project.name))
+        if limits == Limits():
+            return  # unlimited: nothing to read
+        others = session.scalars(
+            select(RevisionRow.spec)
+            .join(DeploymentRow, (RevisionRow.deployment_id == DeploymentRow.id)
+                  & (RevisionRow.number == DeploymentRow.latest_revision))
+            .where(DeploymentRow.project_id == project.id, DeploymentRow.name != name,
+                   DeploymentRow.deleting.is_(False)))
+        require_within_quota([ModelDeploymentSpec.model_validate(s) for s in others], current, new, limits)
 
     @guarded
     def get(self, project: str, name: str) -> DeploymentRecord:

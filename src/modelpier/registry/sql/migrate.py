@@ -5,22 +5,26 @@ PostgreSQL the upgrade runs in one transaction holding a transaction-level advis
 second process waits, then finds the schema at head and does nothing. On SQLite the transaction
 begins with ``BEGIN IMMEDIATE``, which serialises the same way (DDL is transactional on both).
 Should a race still slip through, an upgrade that fails while the database turns out to be at head
-counts as done.
+counts as done. On SQLite the upgrade runs with foreign keys off (``sqlite_foreign_keys_off``), so a
+batch migration that recreates a table does not cascade deletes into the tables referring to it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy import exc as sa_exc
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
+from modelpier.errors import PierError
 from modelpier.registry.sql.dberrors import translate
 from modelpier.registry.sql.engine import open_engine, safe_url, write_engine
 
@@ -96,7 +100,7 @@ def _upgrade_locked(engine: Engine) -> None:
 
     config = alembic_config()
     try:
-        with write_engine(engine).connect() as conn, conn.begin():
+        with write_engine(engine).connect() as conn, sqlite_foreign_keys_off(conn), conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
             config.attributes["connection"] = conn
@@ -108,3 +112,35 @@ def _upgrade_locked(engine: Engine) -> None:
         except Exception:  # noqa: S110 - report the original failure, not this re-check's
             pass
         raise translate(exc, safe_url(engine.url)) from exc
+
+
+@contextmanager
+def sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """On SQLite, foreign keys off while migrating (before the transaction begins), on again after.
+
+    Batch migrations recreate a table (create a copy, move the rows, drop the old one, rename): with
+    foreign keys on, dropping the old table would cascade deletes into every table that refers to
+    it. SQLite's own 12-step ALTER procedure turns them off first; the pragma takes effect only
+    outside a transaction, so it goes to the DBAPI connection, which runs in autocommit mode.
+    ``check_references`` then verifies, before commit, that no row was left pointing at nothing.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA foreign_keys = ON")  # the connection goes back to the pool
+
+
+def check_references(conn: Connection) -> None:
+    """SQLite: refuse to commit a migration that left a row with a dangling reference (``env.py``
+    calls it inside the migration's transaction)."""
+    if conn.dialect.name != "sqlite":
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise PierError(f"the migration left {len(broken)} row(s) with dangling references, first: {broken[0]}")

@@ -6,22 +6,29 @@ missing and what exists instead ("model 'iris' has no version 7; versions: 1, 2"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from modelpier.errors import InvalidInput, NotFound
-from modelpier.registry.domain import Model
+from modelpier.registry.domain import FileEntry, Model
 from modelpier.registry.sql import convert
-from modelpier.registry.sql.tables import AliasRow, ModelRow, VersionRow
+from modelpier.registry.sql.tables import DEFAULT_PROJECT, AliasRow, ModelRow, VersionFileRow, VersionRow
 
 
-def model_row(session: Session, name: str) -> ModelRow:
-    row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+def model_row(session: Session, project: str, name: str) -> ModelRow:
+    """The model ``name`` of ``project``; a model of another project is as absent as a missing one."""
+    row = session.scalar(select(ModelRow).where(ModelRow.project == project, ModelRow.name == name))
     if row is None:
-        raise NotFound(f"model {name!r} does not exist", details={"model": name})
+        raise NotFound(missing_model(project, name), details={"model": name})
     return row
+
+
+def missing_model(project: str, name: str) -> str:
+    where = "" if project == DEFAULT_PROJECT else f" in project {project!r}"
+    return f"model {name!r} does not exist{where}"
 
 
 def version_row(session: Session, model: ModelRow, version: int) -> VersionRow:
@@ -72,3 +79,29 @@ def models_out(session: Session, rows: Sequence[ModelRow]) -> list[Model]:
         latest, count = stats.get(row.id, (None, 0))
         out.append(convert.model_out(row, latest, count, aliases.get(row.id, {})))
     return out
+
+
+def _project_files(project: str, *columns: Any) -> Select[Any]:
+    """``columns`` of the files of every version of the project's models."""
+    return (select(*columns).select_from(VersionFileRow)
+            .join(VersionRow, VersionFileRow.version_id == VersionRow.id)
+            .join(ModelRow, VersionRow.model_id == ModelRow.id)
+            .where(ModelRow.project == project))
+
+
+def storage_bytes(session: Session, project: str) -> int:
+    """What the project's versions store, each distinct blob counted once (blobs are deduplicated:
+    a file shared by several versions, or pushed again, takes its bytes once)."""
+    blobs = _project_files(project, VersionFileRow.digest, func.max(VersionFileRow.size).label("size")) \
+        .group_by(VersionFileRow.digest).subquery()
+    return int(session.scalar(select(func.coalesce(func.sum(blobs.c.size), 0))) or 0)
+
+
+def new_bytes(session: Session, project: str, files: Iterable[FileEntry]) -> int:
+    """The bytes ``files`` add to the project's storage: blobs none of its versions holds yet."""
+    sizes = {f.digest: f.size for f in files}
+    if not sizes:
+        return 0
+    held = set(session.scalars(_project_files(project, VersionFileRow.digest)
+                               .where(VersionFileRow.digest.in_(sizes)).distinct()))
+    return sum(size for digest, size in sizes.items() if digest not in held)

@@ -74,10 +74,12 @@ class Base(DeclarativeBase):
 
 class ModelRow(Base):
     __tablename__ = "models"
+    # A name is unique within its project (migration 0004): another tenant's names are invisible.
+    __table_args__ = (UniqueConstraint("project", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
-    # The project the model belongs to (migration 0003). Names stay unique across projects.
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    # The project the model belongs to (migration 0003).
     project: Mapped[str] = mapped_column(String(NAME_LEN), default=DEFAULT_PROJECT, server_default=DEFAULT_PROJECT)
     description: Mapped[str] = mapped_column(Text, default="")
     # Highest number ever given to a version of this model. Numbers come from this counter, not

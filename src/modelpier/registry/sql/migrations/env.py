@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from modelpier.registry.sql.engine import open_engine, write_engine
+from modelpier.registry.sql.migrate import check_references, sqlite_foreign_keys_off
 from modelpier.registry.sql.tables import metadata
 
 config = context.config
@@ -22,6 +23,7 @@ def _run(connection: Connection) -> None:
                       compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+        check_references(connection)  # before commit: a batch migration must not orphan a row
 
 
 def run_offline() -> None:
@@ -41,7 +43,7 @@ def run_online() -> None:
         raise RuntimeError("set sqlalchemy.url (alembic -x or the config) or pass a connection")
     engine = open_engine(url)
     try:
-        with write_engine(engine).connect() as conn:
+        with write_engine(engine).connect() as conn, sqlite_foreign_keys_off(conn):
             _run(conn)
     finally:
         engine.dispose()

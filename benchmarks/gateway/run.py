@@ -1,14 +1,17 @@
-"""Benchmark: what the gateway adds per request, on a no-op ``python`` model.
+"""Benchmark: the gateway path vs the replica direct, on the iris model; and cache-hit throughput.
 
-Run: .venv/bin/python benchmarks/control/gateway_overhead.py [--rounds 3] [--duration 8]
+Run: .venv/bin/python benchmarks/gateway/run.py [--rounds 5] [--duration 8] [--model iris|noop]
 (needs ``wrk``: ``scripts/install-system-deps.sh`` installs it.)
 
-One replica (``python -m modelpier.server noop``, no batching) and one gateway (``python -m
-modelpier.cli gateway``) both pinned to core 0 with ``taskset -c 0``; ``wrk`` on core 1. The gateway
-gets its routing table (the one replica) from a stub control plane in this process, which answers
-``GET /api/v1/routing`` from a fixed table, so no reconciler runs during the measurement. Each round
-measures the replica directly, then through the gateway (interleaved), at 1 connection (the added
-latency of one hop) and at 64 connections (throughput); the report is the median of the rounds.
+One replica (``python -m modelpier.server MODEL --no-batching``) and one gateway (``python -m
+modelpier.cli gateway``) both pinned to core 0 with ``taskset -c 0``; ``wrk`` on core 1 (the machine
+has 2 cores; the gateway and the replica share one, so every microsecond the gateway spends is taken
+from the replica: the ratio is the honest cost of the hop). The gateway gets its routing table from
+a stub control plane in this process, which answers ``GET /api/v1/routing`` from a fixed table (two
+deployments on the same replica: ``plain``, and ``cached`` with ``cache`` on), so no reconciler runs
+during the measurement. Each round measures, interleaved so noise hits all alike, at 8 and 64
+connections: the replica direct, through the gateway, and through the gateway with every request a
+cache hit (the same body each time). The report is the median of the rounds.
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from pathlib import Path
 
 import httpx
 
-from modelpier.spec.routing import DeploymentRoute, PredictorRoute, ReplicaEndpoint, RoutingTable, encode_table
+from modelpier.spec.routing import (
+    DeploymentRoute,
+    PredictorRoute,
+    ReplicaEndpoint,
+    RoutingTable,
+    TrafficPolicy,
+    encode_table,
+)
 
 PY = sys.executable
 NOOP = '''
@@ -42,7 +52,9 @@ class Noop:
     def predict(self, inputs):
         return inputs
 '''
-BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})
+BODY = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                               "data": [5.1, 3.5, 1.4, 0.2]}]})
+CONNECTIONS = (8, 64)
 
 
 def free_port() -> int:
@@ -67,6 +79,11 @@ def stub_control(table: RoutingTable) -> ThreadingHTTPServer:
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:  # traffic reports: read and drop
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(204)
+            self.end_headers()
 
         def log_message(self, *args: object) -> None:
             pass
@@ -106,64 +123,85 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
     return result
 
 
+def save_model(kind: str, home: Path) -> None:
+    import modelpier
+    from modelpier.settings import load_settings
+
+    settings = load_settings(home=home)
+    if kind == "noop":
+        folder = home / "noop-src"
+        folder.mkdir()
+        (folder / "model.py").write_text(NOOP)
+        (folder / "python-model.json").write_text(json.dumps({"class": "Noop"}))
+        modelpier.save_model("bench", folder, flavor="python", settings=settings)
+        return
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    modelpier.save_model("bench", LogisticRegression(max_iter=1000).fit(x, y), settings=settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--model", choices=("iris", "noop"), default="iris")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: run scripts/install-system-deps.sh")
     home = Path(tempfile.mkdtemp(prefix="pier-bench-gw-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
     env.update(PIER_HOME=str(home), PIER_USER="bench", PIER_LOG_LEVEL="warning")
-    import modelpier
-    from modelpier.settings import load_settings
-
-    folder = home / "noop-src"
-    folder.mkdir()
-    (folder / "model.py").write_text(NOOP)
-    (folder / "python-model.json").write_text(json.dumps({"class": "Noop"}))
-    modelpier.save_model("noop", folder, flavor="python", settings=load_settings(home=home))
+    save_model(args.model, home)
     script = home / "post.lua"
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n')
     replica_port, gateway_port = free_port(), free_port()
     replica_url = f"http://127.0.0.1:{replica_port}"
-    control = stub_control(RoutingTable.of([DeploymentRoute("default", "noop", 1, (PredictorRoute("main", 100, (
-        ReplicaEndpoint("main-0", replica_url, 1, "noop:1"),)),))]))
+    predictors = (PredictorRoute("main", 100, (ReplicaEndpoint("main-0", replica_url, 1, "bench:1"),)),)
+    control = stub_control(RoutingTable.of([
+        DeploymentRoute("default", "plain", 1, predictors),
+        DeploymentRoute("default", "cached", 1, predictors,
+                        policy=TrafficPolicy(cache_ttl_s=3600, cache_max_entries=1000))]))
     procs = [
-        subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.server", "noop", "--http-port", str(replica_port),
-                          "--no-grpc", "--no-batching", "--log-level", "warning"], env=env),
+        subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.server", "bench", "--http-port",
+                          str(replica_port), "--no-grpc", "--no-batching", "--log-level", "warning"], env=env),
         subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.cli", "gateway", "--control",
-                          f"http://127.0.0.1:{control.server_address[1]}", "--port", str(gateway_port)], env=env),
+                          f"http://127.0.0.1:{control.server_address[1]}", "--port", str(gateway_port),
+                          "--grpc-port", "0"], env=env),
     ]
-    urls = {"direct": f"{replica_url}/v2/models/noop/infer",
-            "gateway": f"http://127.0.0.1:{gateway_port}/default/noop/v2/models/noop/infer"}
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    urls = {"direct": f"{replica_url}/v2/models/bench/infer",
+            "gateway": f"{gateway}/default/plain/v2/models/bench/infer",
+            "cache hit": f"{gateway}/default/cached/v2/models/bench/infer"}
     try:
         wait_ok(urls["direct"], procs[0], "the replica")
         wait_ok(urls["gateway"], procs[1], "the gateway")
+        wait_ok(urls["cache hit"], procs[1], "the gateway")
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for i in range(args.rounds):
-            for connections in (1, 64):
-                for name, url in urls.items():  # interleaved: noise hits both alike
+            for connections in CONNECTIONS:
+                for name, url in urls.items():
                     r = wrk(url, script, connections, args.duration)
                     results.setdefault((name, connections), []).append(r)
-                    print(f"round {i + 1} {name:7s} c={connections:<2d} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:.3f} ms"
-                          f"  p99 {r['p99_ms']:.3f} ms  non-2xx {r['errors']:.0f}", flush=True)
+                    print(f"round {i + 1} {name:9s} c={connections:<2d} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:.3f} "
+                          f"ms  p99 {r['p99_ms']:.3f} ms  non-2xx {r['errors']:.0f}", flush=True)
 
         def med(name: str, c: int, key: str) -> float:
             return statistics.median(r[key] for r in results[(name, c)])
 
-        print("\nmedians of", args.rounds, "rounds")
-        print("| connections | direct req/s | gateway req/s | ratio | direct p50 / p99 (ms) | gateway p50 / p99 (ms) "
-              "| added p50 / p99 (ms) |")
-        print("|---|---|---|---|---|---|---|")
-        for c in (1, 64):
+        print(f"\n{args.model}: medians of {args.rounds} rounds of {args.duration} s")
+        print("| connections | direct req/s | gateway req/s | gateway / direct | added p50 (ms) | p50 direct / "
+              "gateway (ms) | p99 direct / gateway (ms) | cache-hit req/s | cache-hit / direct |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for c in CONNECTIONS:
             d = {k: med("direct", c, k) for k in ("rps", "p50_ms", "p99_ms")}
             g = {k: med("gateway", c, k) for k in ("rps", "p50_ms", "p99_ms")}
-            print(f"| {c} | {d['rps']:.0f} | {g['rps']:.0f} | {g['rps'] / d['rps']:.2f} | {d['p50_ms']:.2f} / "
-                  f"{d['p99_ms']:.2f} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | {g['p50_ms'] - d['p50_ms']:.2f} / "
-                  f"{g['p99_ms'] - d['p99_ms']:.2f} |")
+            h = med("cache hit", c, "rps")
+            print(f"| {c} | {d['rps']:.0f} | {g['rps']:.0f} | {g['rps'] / d['rps']:.2f} | "
+                  f"{g['p50_ms'] - d['p50_ms']:.2f} | {d['p50_ms']:.2f} / {g['p50_ms']:.2f} | "
+                  f"{d['p99_ms']:.2f} / {g['p99_ms']:.2f} | {h:.0f} | {h / d['rps']:.2f} |")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

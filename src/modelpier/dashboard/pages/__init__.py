@@ -1,0 +1,1 @@
+"""The dashboard's page modules; each returns the Starlette routes of one section."""
