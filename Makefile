@@ -41,7 +41,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 test: $(STAMP) system-deps lint typecheck importlint
-	$(BIN)/pytest -p no:cacheprovider
+	$(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile
 
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
