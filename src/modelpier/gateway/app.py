@@ -40,6 +40,7 @@ log = logging.getLogger("modelpier.gateway")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Named = dict[bytes, bytes]  # request headers by (lower-cased) name, for the ones the gateway reads
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Headers the gateway sets on the way back; the replica's copies (and its date/server) are dropped.
@@ -92,8 +93,9 @@ class GatewayApp:
             await _send(send, 200, [(b"content-type", METRICS_CONTENT_TYPE)], self.dispatcher.stats.prometheus())
             return
         headers: Headers = scope["headers"]
-        request_id = self._request_id(headers)
-        answer, served = await self._deployment(scope, receive, headers, request_id)
+        named = dict(headers)  # one pass for the few headers the gateway reads itself
+        request_id = self._request_id(named)
+        answer, served = await self._deployment(scope, receive, headers, named, request_id)
         await _send(send, answer.status, _reply_headers(answer, served, request_id), answer.body)
 
     def _resolve(self, path: str) -> tuple[DeploymentRoute, str] | Answer:
@@ -112,39 +114,39 @@ class GatewayApp:
         return error_answer(NotFound(f"no deployment {project}/{deployment}",
                                      details={"project": project, "deployment": deployment}))
 
-    async def _deployment(self, scope: Scope, receive: Receive, headers: Headers, request_id: str
-                          ) -> tuple[Answer, Served | None]:
+    async def _deployment(self, scope: Scope, receive: Receive, headers: Headers, named: Named,
+                          request_id: str) -> tuple[Answer, Served | None]:
         resolved = self._resolve(scope["path"])
         if isinstance(resolved, Answer):
             return resolved, None
         route, rest = resolved
-        refusal = await self._refusal(route, headers)  # before any body is read or model runs
+        refusal = await self._refusal(route, named)  # before any body is read or model runs
         if refusal is not None:
             return refusal, None
         try:
-            body = await _read_body(receive, headers, route.policy.max_body_bytes)
+            body = await _read_body(receive, named, route.policy.max_body_bytes)
         except PierError as exc:
             return error_answer(exc), None
         forwarded = [(k, v) for k, v in headers if k not in _CONSUMED and not (
             k == b"authorization" and route.auth_mode == "token")]  # the caller's token stops here
         query: bytes = scope["query_string"]
         method: str = scope["method"]
-        respond_async = rest.startswith("async/") or _prefers_async(headers)
+        respond_async = rest.startswith("async/") or _prefers_async(named)
         rest = rest.removeprefix("async/")
         call = Call(method, "/" + rest + ("?" + query.decode("latin-1") if query else ""), forwarded, body,
                     request_id)
         if rest.startswith("jobs/") and self.jobs is not None:
             return await self._job_status(route, method, rest.removeprefix("jobs/")), None
         if respond_async:
-            return await self._submit(route, call, headers), None
+            return await self._submit(route, call, named), None
         served = await self.dispatcher.serve(route, call)
         return served.answer, served
 
-    async def _refusal(self, route: DeploymentRoute, headers: Headers) -> Answer | None:
+    async def _refusal(self, route: DeploymentRoute, named: Named) -> Answer | None:
         """``auth.mode: token``: a project token or this deployment's invocation key, else 401; fail closed."""
         if route.auth_mode != "token":
             return None
-        token = _bearer(headers)
+        token = _bearer(named)
         if token is not None and self.verifier is not None and await self.verifier.verify(
                 route.project, route.deployment, token, epoch=self.tables.get().auth_epoch):
             return None
@@ -152,10 +154,10 @@ class GatewayApp:
                                             "invocation key: send `Authorization: Bearer ...`"))
 
     # -- asynchronous jobs ------------------------------------------------------------------------
-    async def _submit(self, route: DeploymentRoute, call: Call, headers: Headers) -> Answer:
+    async def _submit(self, route: DeploymentRoute, call: Call, named: Named) -> Answer:
         if self.jobs is None:
             return error_answer(ServiceUnavailable("this gateway runs without a job queue"))
-        callback = _header(headers, b"x-callback-url")
+        callback = _header(named, b"x-callback-url")
         if callback is not None:
             parsed = urlsplit(callback)
             if parsed.scheme not in {"http", "https"} or not parsed.netloc:
@@ -178,8 +180,8 @@ class GatewayApp:
         return Answer(200, [(b"content-type", JSON)], orjson.dumps(job))
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _request_id(self, headers: Headers) -> str:
-        sent = _header(headers, b"x-request-id")
+    def _request_id(self, named: Named) -> str:
+        sent = _header(named, b"x-request-id")
         return sent if sent is not None and _SANE_ID.match(sent) else self.ids()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -203,23 +205,24 @@ class GatewayApp:
                 return
 
 
-def _header(headers: Headers, name: bytes) -> str | None:
-    return next((v.decode("latin-1") for k, v in headers if k == name), None)
+def _header(named: Named, name: bytes) -> str | None:
+    value = named.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
-def _bearer(headers: Headers) -> str | None:
-    scheme, _, value = (_header(headers, b"authorization") or "").partition(" ")
+def _bearer(named: Named) -> str | None:
+    scheme, _, value = (_header(named, b"authorization") or "").partition(" ")
     return (value.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def _prefers_async(headers: Headers) -> bool:
-    prefer = _header(headers, b"prefer")
+def _prefers_async(named: Named) -> bool:
+    prefer = _header(named, b"prefer")
     return prefer is not None and "respond-async" in (p.strip().lower() for p in prefer.split(","))
 
 
-async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+async def _read_body(receive: Receive, named: Named, limit: int) -> bytes:
     """The whole request body; ``PayloadTooLarge`` as soon as it is known to exceed ``limit``."""
-    declared = _header(headers, b"content-length")
+    declared = _header(named, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes is over this deployment's limit of {limit} "
                               "(limits.maxBodyBytes)")

@@ -28,6 +28,26 @@ log = logging.getLogger("modelpier.gateway.table")
 ROUTING_PATH = "/api/v1/routing"
 
 
+class _ChangeSignal:
+    """Wakes everyone waiting for the next table. One event per generation: ``fire`` sets it and
+    starts a new one, so a waiter never sees a change that happened before it started waiting."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None  # created by the first waiter, inside the running loop
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until the next ``fire`` or ``timeout_s`` passes (no error either way)."""
+        if self._event is None:
+            self._event = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+
+
 class RoutingTableClient:
     """Holds the last table fetched; ``get`` is the gateway's ``table_source`` (a reference read)."""
 
@@ -45,17 +65,14 @@ class RoutingTableClient:
         self._error: str | None = None
         self.fetches = 0  # 200s: tables actually transferred and parsed
         self.unchanged = 0  # 304s
-        self._changed: asyncio.Event | None = None
+        self._changed = _ChangeSignal()
 
     def get(self) -> RoutingTable:
         return self._table
 
     async def wait_change(self, timeout_s: float) -> None:
         """Until the next table arrives or ``timeout_s`` passes (no error either way)."""
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        await self._changed.wait(timeout_s)
 
     @property
     def synced(self) -> bool:
@@ -82,9 +99,7 @@ class RoutingTableClient:
                 table = table_from_wire(response.json())
                 self._table, self._etag = table, response.headers.get("etag") or "unversioned"
                 self.fetches += 1
-                if self._changed is not None:  # wake the waiters, then start a new generation
-                    self._changed.set()
-                    self._changed = None
+                self._changed.fire()
             else:
                 raise _Unexpected(f"HTTP {response.status_code}: {response.text[:200]}")
         except (httpx.HTTPError, _Unexpected, ValueError, KeyError, TypeError) as exc:
@@ -125,7 +140,7 @@ class StaticTable:
 
     def __init__(self, table: RoutingTable | None = None) -> None:
         self._table = table
-        self._changed: asyncio.Event | None = None
+        self._changed = _ChangeSignal()
 
     @property
     def synced(self) -> bool:
@@ -136,12 +151,7 @@ class StaticTable:
 
     def set(self, table: RoutingTable) -> None:
         self._table = table
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._changed.fire()
 
     async def wait_change(self, timeout_s: float) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        await self._changed.wait(timeout_s)
