@@ -25,6 +25,7 @@ from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.control.alias_poller import run_alias_poller
 from modelpier.control.canary_driver import CanaryDriver
+from modelpier.control.canary_state import CanaryStore
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.logs import LogSource
@@ -42,7 +43,7 @@ from modelpier.control.routes.tokenreview import tokenreview_router
 from modelpier.control.routes.traffic import traffic_router
 from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
-from modelpier.control.store import SqlDeploymentStore
+from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic import TrafficStore
 from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
@@ -75,13 +76,15 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                         auth: AuthService | None = None,
                         announce_admin_token: Callable[[str], None] = _announce_admin_token,
                         traffic: TrafficStore | None = None, on_traffic_waiting: Callable[[], None] | None = None,
-                        autoscaler: Autoscaler | None = None, clock: Clock | None = None) -> FastAPI:
+                        autoscaler: Autoscaler | None = None, clock: Clock | None = None,
+                        canary_store: CanaryStore | None = None) -> FastAPI:
     """The API app. ``store`` defaults to the SQL store in the registry's database; ``log_source``
     is the backend's reader of replica logs (without one, the logs route answers 404). On the first
     start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and ``announce_admin_token``
     shows it once. ``traffic`` holds the gateways' reports (shared with the reconciler's
     ``autoscaler`` under ``pier up``); ``on_traffic_waiting`` is called when a report says requests
-    wait for a cold start (the reconciler's trigger)."""
+    wait for a cold start (the reconciler's trigger). ``canary_store`` keeps the progressive canaries
+    (default: the SQL store in the same database), so they resume after a restart."""
     registry = registry or build_registry(settings)
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
     auth = auth or build_auth(settings)
@@ -97,7 +100,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     stager = UploadStager(settings.home / "uploads")
     clock = clock or SystemClock()
     traffic = traffic or TrafficStore(clock)
-    canaries = CanaryDriver(deployments, traffic, clock)
+    canaries = CanaryDriver(deployments, traffic, clock, canary_store or SqlCanaryStore.open(
+        settings.resolved_database_url))
     metrics = ControlMetrics(traffic, canaries, autoscaler)
 
     @asynccontextmanager
@@ -105,6 +109,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
         stager.purge_older_than(_UPLOAD_MAX_AGE_S)
         interval = settings.control.alias_poll_seconds
         poller = asyncio.create_task(run_alias_poller(deployments, interval)) if interval > 0 else None
+        await canaries.resume()  # the canaries a previous control plane left running
         try:
             yield
         finally:
@@ -112,7 +117,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
-            await canaries.close()
+            await canaries.close()  # closes canary_store too
             store.close()
             registry.close()
             auth.store.close()

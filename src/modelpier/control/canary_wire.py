@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from modelpier.control.canary_driver import CanaryRequest, CanaryRun, StepResult
+from modelpier.control.canary_driver import CanaryRun
+from modelpier.control.canary_state import CanaryRequest, StepResult
 from modelpier.control.traffic import RETENTION_S
 from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import PierError

@@ -28,7 +28,8 @@ def canary_router(driver: CanaryDriver) -> APIRouter:
         return CanaryBody.of(run)
 
     @r.get(one, response_model=CanaryBody, summary="The running (or last) canary's progress",
-           description="404 when no canary of the deployment ran since the control plane started.")
+           description="404 when no canary of the deployment has run. Canaries are stored: a running one is "
+                       "resumed after a control-plane restart.")
     async def progress(project: str, name: str) -> CanaryBody:
         return CanaryBody.of(driver.get(project, name))
 

@@ -1,4 +1,5 @@
-"""Rows of ``control/store/tables.py`` to and from the frozen objects of ``control/state.py``.
+"""Rows of ``control/store/tables.py`` to and from the frozen objects of ``control/state.py`` and
+``control/canary_state.py``.
 
 Specs and statuses are stored as JSON by their wire (camelCase) names, the same text the API
 shows, and validated again on the way out, so a row the current schema cannot read fails loudly.
@@ -6,10 +7,15 @@ shows, and validated again on the way out, so a row the current schema cannot re
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, cast, get_args
 
+from modelpier.control.canary_state import CanaryPhase, CanaryRecord, PendingApply, StepResult
 from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
-from modelpier.control.store.tables import DeploymentRow, EventRow, RevisionRow
+from modelpier.control.store.tables import CanaryRunRow, DeploymentRow, EventRow, RevisionRow
+from modelpier.control.traffic_wire import PredictorTrafficWindow
+from modelpier.errors import PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 
 
@@ -39,3 +45,59 @@ def event_out(project: str, deployment: str, row: EventRow) -> Event:
     kind: EventType = "Warning" if row.type == "Warning" else "Normal"
     return Event(project=project, deployment=deployment, time=row.time, type=kind, reason=row.reason,
                  message=row.message, revision=row.revision)
+
+
+# -- canary runs ------------------------------------------------------------------------------------
+
+
+_PHASES = frozenset(get_args(CanaryPhase))
+
+
+def _phase(value: str) -> CanaryPhase:
+    if value not in _PHASES:
+        raise PierError(f"a stored canary run has the phase {value!r}, which this control plane does not know")
+    return cast(CanaryPhase, value)
+
+
+def _time(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _result_json(r: StepResult) -> dict[str, Any]:
+    return {"weight": r.weight, "verdict": r.verdict, "reason": r.reason, "at": r.at,
+            "stable": r.stable.model_dump(mode="json", by_alias=True),
+            "canary": r.canary.model_dump(mode="json", by_alias=True)}
+
+
+def _result_out(data: dict[str, Any]) -> StepResult:
+    return StepResult(weight=int(data["weight"]), verdict=str(data["verdict"]), reason=str(data["reason"]),
+                      stable=PredictorTrafficWindow.model_validate(data["stable"]),
+                      canary=PredictorTrafficWindow.model_validate(data["canary"]), at=float(data["at"]))
+
+
+def canary_values(record: CanaryRecord) -> dict[str, Any]:
+    """The columns of a ``CanaryRunRow`` (all but ``id`` and ``deployment_id``) for ``record``."""
+    return {
+        "predictor": record.predictor, "stable": record.stable, "target": record.to, "version": record.version,
+        "stable_version": record.stable_version, "steps": list(record.steps),
+        "interval_ms": round(record.interval_s * 1000), "started_by": record.started_by,
+        "started_at": _time(record.started_at), "phase": record.phase, "step": record.step, "weight": record.weight,
+        "revision": record.revision, "message": record.message,
+        "results": [_result_json(r) for r in record.results], "abort_by": record.abort_by,
+        "pending": asdict(record.pending) if record.pending is not None else None,
+        "updated_at": _time(record.updated_at),
+        "finished_at": _time(record.finished_at) if record.finished_at is not None else None,
+    }
+
+
+def canary_out(project: str, deployment: str, row: CanaryRunRow) -> CanaryRecord:
+    return CanaryRecord(
+        project=project, deployment=deployment, predictor=row.predictor, stable=row.stable, to=row.target,
+        version=row.version, stable_version=row.stable_version, steps=tuple(int(w) for w in row.steps),
+        interval_s=row.interval_ms / 1000, started_by=row.started_by, started_at=row.started_at.timestamp(),
+        phase=_phase(row.phase),
+        step=row.step, weight=row.weight, revision=row.revision, message=row.message,
+        updated_at=row.updated_at.timestamp(),
+        finished_at=row.finished_at.timestamp() if row.finished_at is not None else None,
+        results=tuple(_result_out(r) for r in row.results), abort_by=row.abort_by,
+        pending=PendingApply(**row.pending) if row.pending is not None else None, id=row.id)

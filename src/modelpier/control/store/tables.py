@@ -1,8 +1,10 @@
-"""SQLAlchemy 2 typed mappings of the control plane's tables: projects, deployments, revisions, events.
+"""SQLAlchemy 2 typed mappings of the control plane's tables: projects, deployments, revisions, events,
+canary runs.
 
 Private to ``control/store``: ``SqlDeploymentStore`` turns rows into the frozen objects of
-``control/state.py``. The tables live in the registry's database and its one Alembic chain
-(migration ``0002_deployments``), with the registry's naming convention, but on their own
+``control/state.py``, ``SqlCanaryStore`` into those of ``control/canary_state.py``. The tables live
+in the registry's database and its one Alembic chain (migrations ``0002_deployments`` and
+``0005_canary_runs``), with the registry's naming convention, but on their own
 ``MetaData``: the registry sits below the control plane and must not know these tables. A test
 compares the migrated schema against both ``MetaData`` objects. Change these mappings only together
 with a new migration.
@@ -35,6 +37,9 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 DEFAULT_PROJECT = "default"
 REASON_LEN = 128
 USER_LEN = 255
+# A model reference or resolved version: name (63) ":" version or alias (63).
+REF_LEN = 128
+PHASE_LEN = 16
 
 
 class Base(DeclarativeBase):
@@ -94,3 +99,35 @@ class EventRow(Base):
     reason: Mapped[str] = mapped_column(String(REASON_LEN))
     message: Mapped[str] = mapped_column(Text)
     revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CanaryRunRow(Base):
+    """One progressive canary of a deployment (``control/canary_state.CanaryRecord``), written at every
+    transition so a restarted control plane resumes it (migration 0005)."""
+
+    __tablename__ = "canary_runs"
+    # The newest run of a deployment is what `GET .../canary` shows, and pruning goes by id: one index.
+    __table_args__ = (Index(None, "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    predictor: Mapped[str] = mapped_column(String(NAME_LEN))
+    stable: Mapped[str] = mapped_column(String(NAME_LEN))
+    target: Mapped[str] = mapped_column(String(REF_LEN))  # the request's `to`
+    version: Mapped[str] = mapped_column(String(REF_LEN))
+    stable_version: Mapped[str] = mapped_column(String(REF_LEN))
+    steps: Mapped[list[int]] = mapped_column(JSON)
+    # Whole milliseconds: an integer compares equal on every dialect, where a float column's type does not.
+    interval_ms: Mapped[int] = mapped_column(Integer)
+    started_by: Mapped[str] = mapped_column(String(USER_LEN))
+    started_at: Mapped[datetime]
+    phase: Mapped[str] = mapped_column(String(PHASE_LEN))
+    step: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # StepResult, windows by alias (camelCase)
+    abort_by: Mapped[str | None] = mapped_column(String(USER_LEN), nullable=True)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # PendingApply
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
