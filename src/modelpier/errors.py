@@ -19,6 +19,7 @@ codes in ``ERROR_EXIT_CODE``. A unit test checks every class has both.
     │   ├── DigestMismatch           upload or download whose sha256 is not the one announced
     │   └── CorruptBlob              a stored blob that no longer matches its address
     ├── PayloadTooLarge              (413)
+    │   └── HeadersTooLarge          a request line and headers over the server's limit (431)
     ├── Unauthenticated              (401)
     ├── Forbidden                    (403)
     ├── StoreBusy                    the database is locked; retry later (423)
@@ -103,6 +104,10 @@ class PayloadTooLarge(PierError):
     code = "payload_too_large"
 
 
+class HeadersTooLarge(PayloadTooLarge):
+    code = "headers_too_large"
+
+
 class Unauthenticated(PierError):
     code = "unauthenticated"
 
@@ -164,6 +169,7 @@ ERROR_HTTP_STATUS: dict[type[PierError], int] = {
     DigestMismatch: 422,
     CorruptBlob: 422,
     PayloadTooLarge: 413,
+    HeadersTooLarge: 431,
     Unauthenticated: 401,
     Forbidden: 403,
     # 423 Locked: the resource is temporarily locked by another writer; the client retries.
@@ -190,6 +196,7 @@ ERROR_EXIT_CODE: dict[type[PierError], int] = {
     DigestMismatch: 6,
     CorruptBlob: 6,
     PayloadTooLarge: 3,
+    HeadersTooLarge: 3,
     Unauthenticated: 7,
     Forbidden: 7,
     StoreBusy: 8,

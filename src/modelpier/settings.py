@@ -121,6 +121,12 @@ class GatewaySettings(BaseModel):
         7 * 86_400, gt=0,
         description="Seconds a finished job (and its result) stays available to GET before it is purged; "
                     "a week leaves room for callers that poll rarely.")
+    batch_scheduling: bool = Field(
+        True, description="Run the gateway under Linux's SCHED_BATCH policy: when it wakes on a core where a replica "
+                          "is predicting, it waits for the replica's time slice instead of preempting it, and then "
+                          "forwards everything that arrived meanwhile at once. On a shared core this costs far less "
+                          "than interrupting the model per request (docs/benchmarks.md); idle cores still pick the "
+                          "gateway up at once. No effect on other systems.")
 
 
 class AuthSettings(BaseModel):

@@ -10,7 +10,7 @@ recorded in a small JSON file, rewritten atomically:
   still running the same command, and replaces one that runs another (a different port, gRPC port or
   control URL) or is gone.
 
-The gateway process serves HTTP (uvicorn) and, unless ``platform.gateway_grpc_port`` is 0, V2 gRPC
+The gateway process serves HTTP (``gateway/http1.py``) and, unless ``platform.gateway_grpc_port`` is 0, V2 gRPC
 (``gateway/grpc_proxy.py``) on one event loop; ``run_gateway`` runs both and drains both on SIGTERM.
 
 A record is trusted only while ``/proc/<pid>/cmdline`` still shows the recorded argv, so a reused
@@ -20,7 +20,6 @@ pid is never signalled. Stopping is SIGTERM, a bounded wait, then SIGKILL to the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,20 +28,19 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from modelpier.backends.local import process
 from modelpier.backends.local.supervisor import child_env
 from modelpier.settings import Settings
 
 if TYPE_CHECKING:
+    from modelpier.gateway.app import GatewayApp
+    from modelpier.gateway.dispatch import Dispatcher
     from modelpier.gateway.verifier import InvocationVerifier
     from modelpier.spec.routing import RoutingTable
 
@@ -213,62 +211,62 @@ class GatewayProcess:
 
 
 # -- the gateway process itself (``pier gateway``) ---------------------------------------------------
-def run_gateway(app: Any, *, host: str, port: int, grpc_port: int, table_source: Callable[[], RoutingTable | None],
-                verifier: InvocationVerifier | None, log_level: str, grace_s: float) -> None:
+def run_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
+                table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
+                grace_s: float, batch_scheduling: bool) -> None:
     """Serve the gateway's HTTP ``app`` on ``port`` and, unless ``grpc_port`` is 0, V2 gRPC on ``grpc_port``,
-    in one event loop, until SIGINT/SIGTERM; then both drain for up to ``grace_s``."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=int(grace_s))
-    server = _GatewayServer(config)
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve_gateway(server, host=host, grpc_port=grpc_port, table_source=table_source,
-                                  verifier=verifier, grace_s=grace_s))
+    in one event loop, until SIGINT/SIGTERM; then both drain for up to ``grace_s``.
 
-
-class _GatewayServer(uvicorn.Server):
-    """uvicorn's server, told about the gRPC port: a signal stops both at once.
-
-    uvicorn re-raises the signal once HTTP has drained, which would end the process before the gRPC
-    port drained; this one returns instead, and ``run_gateway`` finishes the gRPC drain.
+    ``ServiceUnavailable`` when a port cannot be bound. ``batch_scheduling``: see
+    ``settings.GatewaySettings.batch_scheduling``; set before any thread starts, so all inherit it.
     """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.on_exit: Callable[[], object] = lambda: None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self.on_exit()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
+    if batch_scheduling:
+        _batch_scheduling()
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve_gateway(app, host=host, port=port, grpc_port=grpc_port, table_source=table_source,
+                                  verifier=verifier, grace_s=grace_s, dispatcher=app.dispatcher))
 
 
-async def _serve_gateway(server: _GatewayServer, *, host: str, grpc_port: int,
-                         table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
-                         grace_s: float) -> None:
-    from modelpier.gateway.grpc_proxy import start_grpc_gateway
-
-    grpc = None
-    if grpc_port:
-        grpc = await start_grpc_gateway(table_source, host=host, port=grpc_port, verifier=verifier)
-    stopping: list[asyncio.Task[None]] = []
-    loop = asyncio.get_running_loop()
-
-    def stop_grpc() -> None:
-        if grpc is not None and not stopping:
-            stopping.append(loop.create_task(grpc.stop(grace_s), name="stop gRPC"))
-
-    # The signal handler runs between bytecodes of this thread: schedule, never await, from it.
-    server.on_exit = lambda: loop.call_soon_threadsafe(stop_grpc)
+def _batch_scheduling() -> None:
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is None:
+        return
     try:
-        await server.serve()
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError as exc:  # a sandbox that forbids it: serve anyway, on the default policy
+        log.warning("the gateway runs on the default CPU scheduling policy: SCHED_BATCH was refused (%s)", exc)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return None
+    return uvloop.new_event_loop
+
+
+async def _serve_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
+                         table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
+                         grace_s: float, dispatcher: Dispatcher) -> None:
+    from modelpier.gateway.grpc_proxy import start_grpc_gateway
+    from modelpier.gateway.http1 import GatewayHttpServer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.startup()
+    http = GatewayHttpServer(app)
+    grpc = None
+    try:
+        await http.start(host, port)
+        if grpc_port:
+            grpc = await start_grpc_gateway(dispatcher, table_source, host=host, port=grpc_port, verifier=verifier)
+        log.info("the gateway serves HTTP on %s:%d%s", host, http.port,
+                 f" and V2 gRPC on {host}:{grpc.port}" if grpc is not None else "")
+        await stop.wait()
+        log.info("stopping the gateway: requests in flight have %gs to finish", grace_s)
     finally:
-        stop_grpc()  # after HTTP drained: when no signal came (uvicorn failed to start), or it came twice
-        await asyncio.gather(*stopping, return_exceptions=True)
+        await asyncio.gather(http.stop(grace_s), *([grpc.stop(grace_s)] if grpc is not None else []),
+                             return_exceptions=True)
+        await app.shutdown()

@@ -1,19 +1,21 @@
-"""The gateway's HTTP transport: a raw ASGI app serving ``/{project}/{deployment}/...`` (under uvicorn).
+"""The gateway's request handling: ``/{project}/{deployment}/...``, ``/healthz`` and ``/metrics``.
 
 The path after the deployment is forwarded unchanged to a replica, so every protocol the model
-server speaks (V2 REST, KServe V1, Seldon) works through it. Here: resolve the deployment in the
-routing table, check the caller (``auth.mode: token``) before reading the body, enforce the body
-limit, then hand the request to the ``Dispatcher`` (predictor, limits, cache, replica, shadow) or,
-for ``/{project}/{deployment}/async/...`` and ``Prefer: respond-async``, to the job queue (202 + job
-id; ``GET /{project}/{deployment}/jobs/{id}`` answers its status and result). Also ``/healthz`` and
-``/metrics`` (Prometheus text format).
+server speaks (V2 REST, KServe V1, Seldon) works through it. ``admit`` resolves the deployment in
+the routing table and refuses a declared body over the limit before the body is read;
+``check_caller`` checks the caller (``auth.mode: token``; the HTTP server does so before reading the
+body); ``respond`` hands the request to the
+``Dispatcher`` (predictor, limits, cache, replica, shadow) or, for ``/{project}/{deployment}/async/...``
+and ``Prefer: respond-async``, to the job queue (202 + job id; ``GET /{project}/{deployment}/jobs/{id}``
+answers its status and result). ``/metrics`` is the Prometheus text format.
 
 Responses carry ``x-request-id`` (the caller's, when it sent a sane one, else a new one; the replica
 sees the same), ``x-pier-predictor``, ``x-pier-model-version``, ``x-pier-revision``,
 ``x-pier-replica``, and ``x-pier-cache: hit|miss`` for deployments with a cache.
 
-Why raw ASGI and not Starlette: the gateway's own work per request is a few dict lookups; a
-framework's request objects and routing cost more than that (docs/benchmarks.md).
+Why no web framework: the gateway's own work per request is a few dict lookups; a framework's
+request objects and routing cost more than that (docs/benchmarks.md). The gateway process serves
+this with its own HTTP/1.1 server (``http1.py``); the ASGI entry point serves tests and embedding.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
-from modelpier._lib.ids import new_id
+from modelpier._lib.ids import fast_id
 from modelpier.errors import InvalidInput, NotFound, PayloadTooLarge, PierError, ServiceUnavailable, Unauthenticated
 from modelpier.gateway.dispatch import JSON, Call, Dispatcher, Served, TableSource, error_answer
 from modelpier.gateway.proxy import HOP_BY_HOP, Answer, Headers
@@ -42,7 +45,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Named = dict[bytes, bytes]  # request headers by (lower-cased) name, for the ones the gateway reads
 
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Headers the gateway sets on the way back; the replica's copies (and its date/server) are dropped.
 _OURS = frozenset({b"x-pier-predictor", b"x-pier-revision", b"x-pier-replica", b"x-pier-model-version",
                    b"x-request-id", b"x-pier-cache", b"date", b"server", b"content-length"})
@@ -64,10 +67,44 @@ class SyncedTableSource(TableSource, Protocol):
     def synced(self) -> bool: ...
 
 
+@dataclass(slots=True)
+class Admitted:
+    """A request for a deployment whose headers passed: what ``GatewayApp.respond`` needs besides the body."""
+
+    route: DeploymentRoute
+    rest: str  # the raw path after /{project}/{deployment}/
+    method: str
+    query: bytes
+    headers: Headers
+    named: Named
+    request_id: str
+
+    @property
+    def limit(self) -> int:
+        """The most body bytes to read (``limits.maxBodyBytes``)."""
+        return self.route.policy.max_body_bytes
+
+    def too_large(self, size: int | None = None) -> Answer:
+        """413 for a body over the limit: ``size`` when known up front, else found while reading."""
+        limit = self.limit
+        over = f"of {size} bytes " if size is not None else ""
+        return _final(error_answer(PayloadTooLarge(
+            f"request body {over}is over this deployment's limit of {limit} bytes (limits.maxBodyBytes)")),
+            None, self.request_id)
+
+
 class GatewayApp:
+    """The gateway's request handling, apart from the connection it arrived on.
+
+    Two steps, so a transport can refuse before reading a body: ``admit`` when the request line and
+    headers are in (health and metrics answered at once; an unknown deployment or a declared body
+    over the limit refused), then ``respond`` with the body. ``http1.GatewayHttpServer`` drives them
+    in the gateway process; ``__call__`` is the same as an ASGI app (tests, embedding).
+    """
+
     def __init__(self, tables: SyncedTableSource, dispatcher: Dispatcher, *,
                  verifier: InvocationVerifier | None = None, jobs: Jobs | None = None,
-                 id_factory: Callable[[], str] = lambda: new_id(8),
+                 id_factory: Callable[[], str] = fast_id,
                  health: Callable[[], dict[str, Any]] = dict,
                  on_startup: Callable[[], Awaitable[None]] | None = None,
                  on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -76,27 +113,69 @@ class GatewayApp:
         self._health = health
         self._on_startup, self._on_shutdown = on_startup, on_shutdown
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+    # -- life cycle -------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        if self._on_startup is not None:
+            await self._on_startup()
 
-    # -- routing ----------------------------------------------------------------------------------
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
+    async def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.dispatcher.drain()
+        if self._on_shutdown is not None:
+            await self._on_shutdown()
+
+    # -- the two steps ----------------------------------------------------------------------------
+    def admit(self, method: str, path: str, query: bytes, headers: Headers) -> Admitted | Answer:
+        """The request's deployment, or the whole answer when none is needed or the request is refused.
+
+        ``path`` is the raw request path (no query); an ``Answer`` returned here is final (headers
+        included) and the body, if any, need not be read.
+        """
         if path == "/healthz":
             body = {"status": "ok", "deployments": len(self.tables.get().deployments), **self._health()}
-            await _send(send, 200, [(b"content-type", JSON)], orjson.dumps(body))
-            return
+            return Answer(200, [(b"content-type", JSON)], orjson.dumps(body))
         if path == "/metrics":
-            await _send(send, 200, [(b"content-type", METRICS_CONTENT_TYPE)], self.dispatcher.stats.prometheus())
-            return
-        headers: Headers = scope["headers"]
+            return Answer(200, [(b"content-type", METRICS_CONTENT_TYPE)], self.dispatcher.stats.prometheus())
         named = dict(headers)  # one pass for the few headers the gateway reads itself
-        request_id = self._request_id(named)
-        answer, served = await self._deployment(scope, receive, headers, named, request_id)
-        await _send(send, answer.status, _reply_headers(answer, served, request_id), answer.body)
+        sent = named.get(b"x-request-id")
+        request_id = sent.decode("latin-1") if sent is not None and _SANE_ID.match(sent) else self.ids()
+        resolved = self._resolve(path)
+        if isinstance(resolved, Answer):
+            return _final(resolved, None, request_id)
+        route, rest = resolved
+        admitted = Admitted(route, rest, method, query, headers, named, request_id)
+        declared = named.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > route.policy.max_body_bytes:
+            return admitted.too_large(int(declared))
+        return admitted
+
+    async def check_caller(self, admitted: Admitted) -> Answer | None:
+        """``auth.mode: token``: None when the caller may go on, else the final 401. A transport calls it
+        before reading the body (``http1`` does); ``respond`` calls it unless told it was done."""
+        refusal = await self._refusal(admitted.route, admitted.named)
+        return None if refusal is None else _final(refusal, None, admitted.request_id)
+
+    async def respond(self, admitted: Admitted, body: bytes, *, caller_checked: bool = False) -> Answer:
+        """The final answer to an admitted request: caller checked, then a job or the dispatcher."""
+        route, named, request_id = admitted.route, admitted.named, admitted.request_id
+        if not caller_checked:
+            refusal = await self.check_caller(admitted)  # before any model runs
+            if refusal is not None:
+                return refusal
+        token_checked = route.auth_mode == "token"
+        forwarded = [(k, v) for k, v in admitted.headers if k not in _CONSUMED and not (
+            token_checked and k == b"authorization")]  # the caller's token stops here
+        query, method, rest = admitted.query, admitted.method, admitted.rest
+        respond_async = rest.startswith("async/") or _prefers_async(named)
+        rest = rest.removeprefix("async/")
+        call = Call(method, "/" + rest + ("?" + query.decode("latin-1") if query else ""), forwarded, body,
+                    request_id)
+        if rest.startswith("jobs/") and self.jobs is not None:
+            return _final(await self._job_status(route, method, rest.removeprefix("jobs/")), None, request_id)
+        if respond_async:
+            return _final(await self._submit(route, call, named), None, request_id)
+        served = await self.dispatcher.serve(route, call)
+        return _final(served.answer, served, request_id)
 
     def _resolve(self, path: str) -> tuple[DeploymentRoute, str] | Answer:
         """The deployment a path names and the rest of the path, or the error answer."""
@@ -113,34 +192,6 @@ class GatewayApp:
                 "the gateway has not loaded the routing table from the control plane yet"), retry_after=1)
         return error_answer(NotFound(f"no deployment {project}/{deployment}",
                                      details={"project": project, "deployment": deployment}))
-
-    async def _deployment(self, scope: Scope, receive: Receive, headers: Headers, named: Named,
-                          request_id: str) -> tuple[Answer, Served | None]:
-        resolved = self._resolve(scope["path"])
-        if isinstance(resolved, Answer):
-            return resolved, None
-        route, rest = resolved
-        refusal = await self._refusal(route, named)  # before any body is read or model runs
-        if refusal is not None:
-            return refusal, None
-        try:
-            body = await _read_body(receive, named, route.policy.max_body_bytes)
-        except PierError as exc:
-            return error_answer(exc), None
-        forwarded = [(k, v) for k, v in headers if k not in _CONSUMED and not (
-            k == b"authorization" and route.auth_mode == "token")]  # the caller's token stops here
-        query: bytes = scope["query_string"]
-        method: str = scope["method"]
-        respond_async = rest.startswith("async/") or _prefers_async(named)
-        rest = rest.removeprefix("async/")
-        call = Call(method, "/" + rest + ("?" + query.decode("latin-1") if query else ""), forwarded, body,
-                    request_id)
-        if rest.startswith("jobs/") and self.jobs is not None:
-            return await self._job_status(route, method, rest.removeprefix("jobs/")), None
-        if respond_async:
-            return await self._submit(route, call, named), None
-        served = await self.dispatcher.serve(route, call)
-        return served.answer, served
 
     async def _refusal(self, route: DeploymentRoute, named: Named) -> Answer | None:
         """``auth.mode: token``: a project token or this deployment's invocation key, else 401; fail closed."""
@@ -179,28 +230,42 @@ class GatewayApp:
             return error_answer(NotFound(f"no job {job_id!r} in {route.project}/{route.deployment}"))
         return Answer(200, [(b"content-type", JSON)], orjson.dumps(job))
 
-    # -- plumbing ---------------------------------------------------------------------------------
-    def _request_id(self, named: Named) -> str:
-        sent = _header(named, b"x-request-id")
-        return sent if sent is not None and _SANE_ID.match(sent) else self.ids()
+    # -- ASGI -------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._asgi_http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _asgi_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        admitted = self.admit(scope["method"], raw.partition(b"?")[0].decode("latin-1"), scope["query_string"],
+                              scope["headers"])
+        if isinstance(admitted, Answer):
+            answer = admitted
+        elif (refusal := await self.check_caller(admitted)) is not None:
+            answer = refusal
+        else:
+            body = await _read_body(receive, admitted.limit)
+            answer = admitted.too_large() if body is None else await self.respond(admitted, body,
+                                                                                  caller_checked=True)
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [*answer.headers, (b"content-length", str(len(answer.body)).encode())]})
+        await send({"type": "http.response.body", "body": answer.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    if self._on_startup is not None:
-                        await self._on_startup()
+                    await self.startup()
                 except Exception as exc:
                     log.error("gateway start-up failed: %s", exc, exc_info=not isinstance(exc, PierError))
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                with contextlib.suppress(Exception):
-                    await self.dispatcher.drain()
-                if self._on_shutdown is not None:
-                    await self._on_shutdown()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -220,12 +285,8 @@ def _prefers_async(named: Named) -> bool:
     return prefer is not None and "respond-async" in (p.strip().lower() for p in prefer.split(","))
 
 
-async def _read_body(receive: Receive, named: Named, limit: int) -> bytes:
-    """The whole request body; ``PayloadTooLarge`` as soon as it is known to exceed ``limit``."""
-    declared = _header(named, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over this deployment's limit of {limit} "
-                              "(limits.maxBodyBytes)")
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole ASGI request body; None as soon as it is known to exceed ``limit``."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -235,14 +296,15 @@ async def _read_body(receive: Receive, named: Named, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body over this deployment's limit of {limit} bytes (limits.maxBodyBytes)")
+            return None
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _reply_headers(answer: Answer, served: Served | None, request_id: str) -> Headers:
-    out = [(k, v) for k, v in answer.headers if k.lower() not in _OURS]
+def _final(answer: Answer, served: Served | None, request_id: str) -> Answer:
+    """The answer with the gateway's headers: the request id, and who answered."""
+    out = [(k, v) for k, v in answer.headers if k not in _OURS]
     out.append((b"x-request-id", request_id.encode("latin-1")))
     if served is not None and served.predictor is not None:
         out.append((b"x-pier-predictor", served.predictor.name.encode()))
@@ -257,10 +319,4 @@ def _reply_headers(answer: Answer, served: Served | None, request_id: str) -> He
             out.append((b"x-pier-replica", replica.replica_id.encode()))
         if served.cache is not None:
             out.append((b"x-pier-cache", served.cache.encode()))
-    return out
-
-
-async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    return Answer(answer.status, out, answer.body)

@@ -2,7 +2,8 @@
 
 Outputs are read from the three JSON protocols the replicas speak: V2 (``outputs[].data`` with a
 datatype), KServe V1 (``predictions``) and Seldon (``data.ndarray`` / ``data.tensor.values`` /
-``jsonData``). Class-like outputs (integers, booleans, strings: labels) are compared for equality:
+``jsonData``), and from V2 gRPC (``ModelInferResponse``, decoded to the V2 JSON shape by
+``grpc_json``). Class-like outputs (integers, booleans, strings: labels) are compared for equality:
 the pair agrees when every such value is equal. When there are none, float outputs are compared by
 their mean absolute difference. Anything else (an error body, binary tensors, different shapes of
 floats) is not comparable and returns None, so it never counts as agreement or disagreement.
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from modelpier.gateway.grpc_json import infer_response_json
 
 _CLASS_TYPES = frozenset({"BOOL", "BYTES", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
 
@@ -65,11 +68,15 @@ def _outputs(doc: Any) -> dict[str, tuple[bool, list[Any]]] | None:
     return None
 
 
-def compare_answers(primary: bytes, shadow: bytes) -> Comparison | None:
-    try:
-        a, b = _outputs(orjson.loads(primary)), _outputs(orjson.loads(shadow))
-    except orjson.JSONDecodeError:
-        return None
+def compare_answers(primary: bytes, shadow: bytes, *, protocol: str = "http") -> Comparison | None:
+    """Compare two answer bodies: JSON for ``http``, ``ModelInferResponse`` messages for ``grpc``."""
+    if protocol == "grpc":
+        a, b = _outputs(infer_response_json(primary)), _outputs(infer_response_json(shadow))
+    else:
+        try:
+            a, b = _outputs(orjson.loads(primary)), _outputs(orjson.loads(shadow))
+        except orjson.JSONDecodeError:
+            return None
     if a is None or b is None:
         return None
     shared = [name for name in a if name in b]

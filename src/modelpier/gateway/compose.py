@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelpier._lib.ids import new_id
+from modelpier._lib.ids import fast_id
 from modelpier.gateway.app import GatewayApp, SyncedTableSource
 from modelpier.gateway.async_jobs import AsyncJobs
 from modelpier.gateway.cache import open_cache
 from modelpier.gateway.caching import CacheOnPath
 from modelpier.gateway.dispatch import CacheAdapter, Dispatcher, Recorder
+from modelpier.gateway.grpc_upstream import GrpcReplicaProxy
 from modelpier.gateway.health import PassiveHealth
 from modelpier.gateway.jobs import open_job_store
 from modelpier.gateway.predlog import PredictionLogger
@@ -71,14 +72,17 @@ def standard_parts(settings: Settings, control_url: str, token: str | None) -> G
 
 def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, *,
                   proxy: ReplicaProxy | None = None, rand: Callable[[], float] = random.random,
-                  id_factory: Callable[[], str] = lambda: new_id(8), health: PassiveHealth | None = None
-                  ) -> GatewayApp:
+                  id_factory: Callable[[], str] = fast_id, health: PassiveHealth | None = None,
+                  grpc_proxy: ReplicaProxy | None = None) -> GatewayApp:
     parts = parts or GatewayParts()
     proxy = proxy or FastReplicaProxy()
+    # gRPC calls (grpc_proxy.py's ``start_grpc_gateway``) share this dispatcher; channels open on first use.
+    grpc_proxy = grpc_proxy or GrpcReplicaProxy(tables.get)
     stats = TrafficStats()
     reporter = parts.reporter(stats) if parts.reporter is not None else None
     dispatcher = Dispatcher(tables, proxy, stats, health=health, rand=rand, cache=parts.cache,
-                            record=parts.recorder, nudge=reporter.nudge if reporter is not None else lambda: None)
+                            record=parts.recorder, nudge=reporter.nudge if reporter is not None else lambda: None,
+                            grpc_proxy=grpc_proxy)
     jobs = parts.jobs(dispatcher, tables) if parts.jobs is not None else None
     services = [*parts.services, *([(jobs.start, jobs.stop)] if jobs is not None else [])]
     tasks: list[asyncio.Task[None]] = []
@@ -116,6 +120,7 @@ def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, 
         if polling is not None:
             await polling.aclose()
         await proxy.aclose()
+        await grpc_proxy.aclose()
         if parts.verifier is not None:
             await parts.verifier.aclose()
 

@@ -53,6 +53,10 @@ class Call:
     headers: Headers  # as received (ASGI: lower-cased names), the caller's token already removed
     body: bytes
     request_id: str
+    # "grpc": ``path`` is a V2 gRPC method ("/inference.GRPCInferenceService/ModelInfer"), sent with the
+    # dispatcher's ``grpc_proxy`` to replicas that have a ``grpc_url``; ``body`` is the protobuf message.
+    protocol: str = "http"
+    prediction: bool = True  # cache, shadow and prediction log apply (gRPC: ModelInfer only)
 
     def header(self, name: str) -> str | None:
         key = name.encode("latin-1")
@@ -94,8 +98,10 @@ class Dispatcher:
     def __init__(self, tables: TableSource, proxy: ReplicaProxy, stats: TrafficStats, *,
                  health: PassiveHealth | None = None, rand: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.perf_counter, nudge: Callable[[], None] = lambda: None,
-                 cache: CacheAdapter | None = None, record: Recorder | None = None) -> None:
+                 cache: CacheAdapter | None = None, record: Recorder | None = None,
+                 grpc_proxy: ReplicaProxy | None = None) -> None:
         self.tables, self.proxy, self.stats = tables, proxy, stats
+        self.grpc_proxy = grpc_proxy  # for ``Call.protocol == "grpc"``; None: no gRPC calls
         self.health = health or PassiveHealth()
         self.rand, self.clock, self.nudge = rand, clock, nudge
         self.cache, self.record = cache, record
@@ -144,14 +150,15 @@ class Dispatcher:
             predictor = woken
         cache_state: str | None = None
         cache_key = ""
-        if self.cache is not None and route.policy.cache_ttl_s is not None and call.method == "POST":
+        if (self.cache is not None and route.policy.cache_ttl_s is not None and call.method == "POST"
+                and call.prediction):
             cache_key = self.cache.key(model_version_of(predictor), call)
             hit = await self.cache.get(route, cache_key)
             if hit is not None:
                 stats.cache_hits += 1
                 return Served(hit, predictor, cache="hit", latency_s=self.clock() - started)
             cache_state = "miss"
-        shadow = mirror_to(route, predictor, self.rand())
+        shadow = mirror_to(route, predictor, self.rand()) if call.prediction else None
         primary: asyncio.Future[Served | None] | None = None
         if shadow is not None:
             primary = asyncio.get_running_loop().create_future()
@@ -174,10 +181,15 @@ class Dispatcher:
         """Least-outstanding replica; on a connection failure before any answer, once more on another."""
         headers = [*call.headers, (b"x-request-id", call.request_id.encode("latin-1")),
                    (b"x-forwarded-prefix", f"/{route.project}/{route.deployment}".encode())]
-        tried = list(self.health.ejected(r.replica_id for r in predictor.replicas))
+        replicas = self._replicas(call, predictor)
+        if predictor.replicas and not replicas:
+            return error_answer(ServiceUnavailable(
+                f"no replica of {route.project}/{route.deployment} (predictor {predictor.name}) serves gRPC: they were "
+                "started without a gRPC port; restart them (a new revision) to add one"), retry_after=1), None
+        tried = list(self.health.ejected(r.replica_id for r in replicas))
         failure = ""
         for attempt in range(_ATTEMPTS):
-            replica = pick_replica(predictor.replicas, self.outstanding, self.rand(), exclude=tried)
+            replica = pick_replica(replicas, self.outstanding, self.rand(), exclude=tried)
             if replica is None:
                 break
             if attempt:
@@ -189,8 +201,7 @@ class Dispatcher:
             self.outstanding[replica.replica_id] += 1
             stats.replicas[replica.replica_id] = stats.replicas.get(replica.replica_id, 0) + 1
             try:
-                answer = await self.proxy.send(call.method, replica.url + call.path, headers, call.body,
-                                               timeout_s=remaining)
+                answer = await self._send(call, replica, headers, remaining)
             except Retryable as exc:
                 failure = f"replica {replica.replica_id} failed before answering ({exc})"
                 if self.health.failed(replica.replica_id):
@@ -244,16 +255,15 @@ class Dispatcher:
         """Send the copy, then compare with the primary's answer; nothing here reaches the caller."""
         counters = self.stats.shadow(route.project, route.deployment, shadow.name)
         counters.mirrored += 1
-        replica = pick_replica(shadow.replicas, self.outstanding, self.rand())
+        replica = pick_replica(self._replicas(call, shadow), self.outstanding, self.rand())
         started = self.clock()
         answer: Answer | None = None
         if replica is not None:
             self.outstanding[replica.replica_id] += 1
             try:
-                answer = await self.proxy.send(call.method, replica.url + call.path,
-                                               [*call.headers, (b"x-request-id", call.request_id.encode("latin-1")),
-                                                (b"x-pier-shadow", b"1")],
-                                               call.body, timeout_s=max(deadline - self.clock(), 0.001))
+                answer = await self._send(call, replica,
+                                          [*call.headers, (b"x-request-id", call.request_id.encode("latin-1")),
+                                           (b"x-pier-shadow", b"1")], max(deadline - self.clock(), 0.001))
             except (Retryable, UpstreamTimeout, AnswerTooLarge) as exc:
                 log.info("shadow %s failed for request %s: %s", shadow.name, call.request_id, exc)
             finally:
@@ -264,7 +274,7 @@ class Dispatcher:
         served = await primary
         theirs = served.answer if served is not None else None
         if answer is not None and answer.status == 200 and theirs is not None and theirs.status == 200:
-            comparison = compare_answers(theirs.body, answer.body)
+            comparison = compare_answers(theirs.body, answer.body, protocol=call.protocol)
             if comparison is not None:
                 counters.compared += 1
                 if comparison.kind == "class":
@@ -274,6 +284,19 @@ class Dispatcher:
                     counters.abs_error_sum += comparison.abs_error
         if self.record is not None and served is not None and route.policy.shadow_log:
             self.record.record(route, call, served, ShadowResult(shadow, replica, answer, latency))
+
+    # -- protocols --------------------------------------------------------------------------------
+    def _replicas(self, call: Call, predictor: PredictorRoute) -> tuple[ReplicaEndpoint, ...]:
+        """The replicas that can take this call: for gRPC, those with a gRPC address."""
+        if call.protocol != "grpc":
+            return predictor.replicas
+        return tuple(r for r in predictor.replicas if r.grpc_url) if self.grpc_proxy is not None else ()
+
+    def _send(self, call: Call, replica: ReplicaEndpoint, headers: Headers, timeout_s: float) -> Awaitable[Answer]:
+        if call.protocol == "grpc" and self.grpc_proxy is not None and replica.grpc_url:
+            return self.grpc_proxy.send(call.method, replica.grpc_url + call.path, headers, call.body,
+                                        timeout_s=timeout_s)
+        return self.proxy.send(call.method, replica.url + call.path, headers, call.body, timeout_s=timeout_s)
 
     # -- housekeeping -----------------------------------------------------------------------------
     def _spawn(self, work: Awaitable[None]) -> None:

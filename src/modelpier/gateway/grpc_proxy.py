@@ -2,34 +2,33 @@
 
 A gRPC method path has no room for a deployment, so request metadata names it:
 ``x-pier-deployment: PROJECT/DEPLOYMENT``, or ``x-pier-deployment: NAME`` with ``x-pier-project:
-PROJECT`` (project ``default`` when absent). Every unary method of the service is forwarded as raw
-bytes (the gateway decodes no protobuf) to the replica's gRPC address (``ReplicaEndpoint.grpc_url``)
-over one ``grpc.aio`` channel per address, reused across requests and closed once the replica has
-left the routing table. Predictor and replica are chosen by the pure functions of ``routing.py``,
-as for HTTP: header routes and sticky keys read the metadata, the replica with the fewest
-outstanding requests serves. Trailing metadata says ``x-pier-predictor``, ``x-pier-model-version``,
-``x-pier-revision``, ``x-pier-replica`` and ``x-request-id``.
+PROJECT`` (project ``default`` when absent). This module is the gRPC transport only: it resolves the
+deployment, checks the caller's token and the message size, then hands a ``Call`` (``protocol:
+"grpc"``, the method path, the metadata, the message bytes) to the same ``Dispatcher`` as HTTP. So
+one in-flight count, one set of counters, one cache and one passive health serve both protocols,
+and every serving pattern applies to gRPC: header routes and sticky keys (read from the metadata),
+weights, ``limits.maxInFlight``, the cold-start wait of a predictor scaled to zero, least-outstanding
+balancing with a retry on another replica, and, for ``ModelInfer`` only (metadata and readiness
+calls are not predictions), the prediction cache, shadow mirroring with answer comparison and the
+prediction log. ``grpc_upstream`` forwards to the replica's gRPC address.
 
-Errors are status codes with a message: missing or garbled deployment metadata → INVALID_ARGUMENT;
-unknown deployment → NOT_FOUND; routing table not loaded yet, or no ready replica → UNAVAILABLE;
-``auth.mode: token`` without a valid ``authorization: Bearer ...`` → UNAUTHENTICATED; a message over
-the deployment's ``limits.maxBodyBytes`` → RESOURCE_EXHAUSTED; no answer in
-time (the deployment's request timeout, or the caller's deadline if sooner) → DEADLINE_EXCEEDED. A
-replica's own error (bad input, unknown model) passes through with its code and message. A replica
-that answers UNAVAILABLE (unreachable, or still loading) is retried once on another replica: an
-inference has no side effects.
+The ``Served`` answer becomes the response message and trailing metadata: ``x-pier-predictor``,
+``x-pier-model-version``, ``x-pier-revision``, ``x-pier-replica``, ``x-request-id``, and
+``x-pier-cache: hit|miss`` for deployments with a cache. Errors are status codes with a message:
+missing or garbled deployment metadata → INVALID_ARGUMENT; unknown deployment → NOT_FOUND; routing
+table not loaded yet, or no ready replica → UNAVAILABLE; ``auth.mode: token`` without a valid
+``authorization: Bearer ...`` → UNAUTHENTICATED; a message over ``limits.maxBodyBytes`` →
+RESOURCE_EXHAUSTED. The dispatcher's own refusals map by ``grpc_status`` (``limits.maxInFlight`` →
+RESOURCE_EXHAUSTED, timeout → DEADLINE_EXCEEDED, ...); a replica's own error passes through with
+its code and message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
-import random
-import time
-from collections import Counter
-from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,32 +36,27 @@ import grpc
 
 from modelpier._lib.ids import new_id
 from modelpier.errors import InvalidInput, ServiceUnavailable
-from modelpier.gateway.routing import choose_predictor, pick_replica
+from modelpier.gateway.dispatch import Call, Dispatcher, Served
+from modelpier.gateway.grpc_status import answer_error
+from modelpier.gateway.proxy import Headers
 from modelpier.gateway.verifier import InvocationVerifier
-from modelpier.spec.routing import DeploymentRoute, PredictorRoute, ReplicaEndpoint, RoutingTable
+from modelpier.spec.routing import DeploymentRoute, RoutingTable
 
 log = logging.getLogger("modelpier.gateway.grpc")
 
 SERVICE = "inference.GRPCInferenceService"
+INFER = f"/{SERVICE}/ModelInfer"  # the one method that is a prediction
 DEPLOYMENT_KEY = "x-pier-deployment"
 PROJECT_KEY = "x-pier-project"
 DEFAULT_PROJECT = "default"
-_ATTEMPTS = 2  # the first replica, and one other when the first was unavailable
 _STREAMING = frozenset({"ModelStreamInfer"})  # Triton's bidirectional extension: no replica serves it
-# Metadata the gRPC library sets per call (or refuses from callers), and what the gateway sets itself.
+# Metadata the gRPC library sets per call (or refuses from callers), and the request id (the dispatcher sets it).
 _RESERVED = frozenset({"user-agent", "content-type", "te", "host", "x-request-id"})
-_OURS = frozenset({"x-pier-predictor", "x-pier-model-version", "x-pier-revision", "x-pier-replica",
-                   "x-request-id"})
-_CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", -1),  # the replica already bounded what it sends
-    ("grpc.max_send_message_length", -1),  # the gateway's server bounds what callers send
-    ("grpc.enable_retries", 0),  # retrying is ours: once, on another replica
-    # A replica restarted on its old port is reachable again within a poll of the table; gRPC's
-    # default reconnect backoff (1 s, growing to 120 s) would keep the channel failing long after.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-)
+# Answer headers that are no trailing metadata (the body's marker), or that the gateway sets itself.
+_NOT_TRAILING = frozenset({b"content-type", b"x-pier-predictor", b"x-pier-model-version", b"x-pier-revision",
+                           b"x-pier-replica", b"x-request-id", b"x-pier-cache"})
+
+Metadata = list[tuple[str, str | bytes]]
 
 
 # -- pure decisions --------------------------------------------------------------------------------
@@ -92,23 +86,37 @@ def metadata_lookup(metadata: Sequence[tuple[str, str | bytes]]) -> dict[str, st
     return found
 
 
-def forwarded_metadata(metadata: Sequence[tuple[str, str | bytes]], request_id: str, *, drop_auth: bool
-                       ) -> list[tuple[str, str | bytes]]:
-    """The caller's metadata for the replica: pseudo and transport keys dropped, the request id set, the
-    caller's token dropped when the gateway checked it (replicas, and their logs, never see it)."""
+def forwarded_headers(metadata: Sequence[tuple[str, str | bytes]], *, drop_auth: bool) -> Headers:
+    """The caller's metadata for the replica, as the ``Call``'s header pairs: pseudo and transport keys
+    dropped, and the caller's token when the gateway checked it (replicas, and their logs, never see
+    it). The dispatcher adds the request id."""
     dropped = _RESERVED | {"authorization"} if drop_auth else _RESERVED
-    kept = [(k, v) for k, v in metadata
-            if not k.startswith((":", "grpc-")) and k.lower() not in dropped]
-    return [*kept, ("x-request-id", request_id)]
+    return [(k.lower().encode("latin-1"), v if isinstance(v, bytes) else v.encode("latin-1", "replace"))
+            for k, v in metadata if not k.startswith((":", "grpc-")) and k.lower() not in dropped]
 
 
-def answer_metadata(upstream: Sequence[tuple[str, str | bytes]], predictor: PredictorRoute,
-                    replica: ReplicaEndpoint, request_id: str) -> list[tuple[str, str | bytes]]:
-    """Trailing metadata for the caller: the replica's own, then which predictor and version answered."""
-    kept = [(k, v) for k, v in upstream if not k.startswith("grpc-") and k.lower() not in _OURS]
-    return [*kept, ("x-pier-predictor", predictor.name), ("x-pier-model-version", replica.model_version or ""),
-            ("x-pier-revision", str(replica.revision)), ("x-pier-replica", replica.replica_id),
-            ("x-request-id", request_id)]
+def served_metadata(served: Served, request_id: str) -> Metadata:
+    """Trailing metadata for the caller: the replica's own (or the gateway's ``retry-after``), then who
+    answered, as the HTTP transport's ``x-pier-*`` headers."""
+    out: Metadata = [(k.decode("latin-1"), v if k.endswith(b"-bin") else v.decode("latin-1"))
+                     for k, v in served.answer.headers if k not in _NOT_TRAILING and not k.startswith(b"grpc-")]
+    out.append(("x-request-id", request_id))
+    predictor = served.predictor
+    if predictor is None:
+        return out
+    out.append(("x-pier-predictor", predictor.name))
+    replica = served.replica
+    version = replica.model_version if replica is not None else None
+    if version is None and predictor.replicas:
+        version = predictor.replicas[0].model_version
+    if version:
+        out.append(("x-pier-model-version", version))
+    if replica is not None:
+        out.append(("x-pier-revision", str(replica.revision)))
+        out.append(("x-pier-replica", replica.replica_id))
+    if served.cache is not None:
+        out.append(("x-pier-cache", served.cache))
+    return out
 
 
 def bearer(value: str | None) -> str | None:
@@ -118,7 +126,7 @@ def bearer(value: str | None) -> str | None:
 
 # -- I/O -----------------------------------------------------------------------------------------
 class _Refusal(Exception):
-    """Ends the call with a status code and message (and trailing metadata, when a replica answered)."""
+    """Ends the call with a status code and message (and trailing metadata, when a predictor was chosen)."""
 
     def __init__(self, code: grpc.StatusCode, message: str, trailing: Sequence[tuple[str, str | bytes]] = ()
                  ) -> None:
@@ -126,55 +134,15 @@ class _Refusal(Exception):
         self.code, self.message, self.trailing = code, message, tuple(trailing)
 
 
-class ChannelPool:
-    """One ``grpc.aio`` channel per replica address, created on first use and kept for reuse.
-
-    ``prune`` closes the channels of addresses no longer in the routing table, after a grace period
-    for the calls still in flight on them (a closed channel cancels its calls).
-    """
-
-    def __init__(self, grace_s: float = 30.0) -> None:
-        self._channels: dict[str, Any] = {}
-        self._grace = grace_s
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._channels)
-
-    def get(self, address: str) -> Any:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
-        return channel
-
-    def prune(self, live: Collection[str]) -> None:
-        for address in [a for a in self._channels if a not in live]:
-            task = asyncio.create_task(self._channels.pop(address).close(self._grace), name=f"close {address}")
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    async def close(self, grace_s: float | None = None) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        await asyncio.gather(*(c.close(grace_s) for c in channels), *self._closing, return_exceptions=True)
-
-
-def _grpc_addresses(table: RoutingTable) -> set[str]:
-    return {r.grpc_url for d in table.deployments.values() for p in d.predictors for r in p.replicas
-            if r.grpc_url}
-
-
 class _Forwarder:
-    """The generic handler: answers every unary method of the V2 service by forwarding it.
+    """The generic handler: answers every unary method of the V2 service through the dispatcher.
 
     Duck-typed rather than a ``grpc.GenericRpcHandler`` subclass: the server only calls ``service``.
     """
 
-    def __init__(self, table_source: Callable[[], RoutingTable | None], *, verifier: InvocationVerifier | None,
-                 channels: ChannelPool, outstanding: MutableMapping[str, int], rand: Callable[[], float],
-                 id_factory: Callable[[], str]) -> None:
-        self.table_source, self.verifier, self.channels = table_source, verifier, channels
-        self.outstanding, self.rand, self.ids = outstanding, rand, id_factory
-        self._pruned_for: RoutingTable | None = None
+    def __init__(self, dispatcher: Dispatcher, table_source: Callable[[], RoutingTable | None], *,
+                 verifier: InvocationVerifier | None, id_factory: Callable[[], str]) -> None:
+        self.dispatcher, self.table_source, self.verifier, self.ids = dispatcher, table_source, verifier, id_factory
 
     def service(self, details: Any) -> Any:
         service, _, name = str(details.method).lstrip("/").partition("/")
@@ -210,9 +178,6 @@ class _Forwarder:
         if table is None:
             raise _Refusal(grpc.StatusCode.UNAVAILABLE,
                            "the gateway has not loaded the routing table from the control plane yet")
-        if table is not self._pruned_for:  # a new table: drop the channels of replicas that left
-            self.channels.prune(_grpc_addresses(table))
-            self._pruned_for = table
         route = table.get(project, deployment)
         if route is None:
             raise _Refusal(grpc.StatusCode.NOT_FOUND, f"no deployment {project}/{deployment}")
@@ -229,21 +194,6 @@ class _Forwarder:
                        f"{route.project}/{route.deployment} needs a valid project token or invocation key: "
                        "send metadata `authorization: Bearer ...`")
 
-    def _predictor(self, route: DeploymentRoute, lookup: Mapping[str, str]) -> tuple[PredictorRoute,
-                                                                                     list[ReplicaEndpoint]]:
-        name = f"{route.project}/{route.deployment}"
-        predictor, _ = choose_predictor(route, lookup.get, self.rand())
-        if predictor is None or not predictor.replicas:
-            why = " yet"
-            if predictor is not None and predictor.scales_to_zero:
-                why = f" (predictor {predictor.name} is scaled to zero; an HTTP request wakes it)"
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE, f"deployment {name} has no ready replica{why}")
-        replicas = [r for r in predictor.replicas if r.grpc_url]
-        if not replicas:
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE, f"no replica of {name} (predictor {predictor.name}) serves "
-                           "gRPC: they were started without a gRPC port; restart them (a new revision) to add one")
-        return predictor, replicas
-
     async def _forward(self, method: str, request: bytes, context: Any, *,
                        metadata: Sequence[tuple[str, str | bytes]], lookup: Mapping[str, str],
                        request_id: str) -> bytes:
@@ -253,53 +203,17 @@ class _Forwarder:
         if len(request) > limit:  # the spec's limits.maxBodyBytes, as HTTP's 413
             raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(request)} bytes is over "
                            f"the {limit} bytes {route.project}/{route.deployment} accepts (limits.maxBodyBytes)")
-        predictor, replicas = self._predictor(route, lookup)
-        name = f"{route.project}/{route.deployment}"
-        timeout = route.timeout_s
-        remaining = context.time_remaining()
-        if remaining is not None:
-            timeout = min(timeout, max(remaining, 0.0))
-        outgoing = forwarded_metadata(metadata, request_id, drop_auth=route.auth_mode == "token")
-        tried: list[str] = []
-        failure = ""
-        for _ in range(_ATTEMPTS):
-            replica = pick_replica(replicas, self.outstanding, self.rand(), exclude=tried)
-            if replica is None:
-                break
-            tried.append(replica.replica_id)
-            assert replica.grpc_url is not None  # _predictor kept only replicas with one
-            self.outstanding[replica.replica_id] = self.outstanding.get(replica.replica_id, 0) + 1
-            begun = time.monotonic()
-            call = self.channels.get(replica.grpc_url).unary_unary(method)(request, metadata=outgoing,
-                                                                           timeout=timeout)
-            try:
-                response: bytes = await call
-                trailing = await call.trailing_metadata()
-            except grpc.aio.AioRpcError as exc:
-                code, details = exc.code(), exc.details() or ""
-                if code == grpc.StatusCode.UNAVAILABLE and len(tried) < _ATTEMPTS:
-                    failure = f"replica {replica.replica_id} was unavailable ({details})"
-                    log.info("%s; retrying gRPC request %s on another replica", failure, request_id)
-                    continue
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - begun >= timeout * 0.99:
-                    # Our deadline, not the replica's own timeout (whose message passes through).
-                    details = f"replica {replica.replica_id} of {name} did not answer within {timeout:g}s"
-                elif code == grpc.StatusCode.UNAVAILABLE:
-                    details = f"no replica of {name} answered: replica {replica.replica_id}: {details}"
-                raise _Refusal(code, details, answer_metadata(exc.trailing_metadata() or (), predictor, replica,
-                                                              request_id)) from None
-            finally:
-                self._done(replica.replica_id)
-            context.set_trailing_metadata(answer_metadata(trailing or (), predictor, replica, request_id))
-            return response
-        raise _Refusal(grpc.StatusCode.UNAVAILABLE, f"no replica of {name} answered: {failure}")
-
-    def _done(self, replica_id: str) -> None:
-        left = self.outstanding.get(replica_id, 0) - 1
-        if left <= 0:
-            self.outstanding.pop(replica_id, None)
-        else:
-            self.outstanding[replica_id] = left
+        # The caller's own deadline, when sooner than the deployment's timeout, cancels this coroutine
+        # (and with it the replica call): gRPC ends the call with DEADLINE_EXCEEDED itself.
+        call = Call("POST", method, forwarded_headers(metadata, drop_auth=route.auth_mode == "token"), request,
+                    request_id, protocol="grpc", prediction=method == INFER)
+        served = await self.dispatcher.serve(route, call)
+        trailing = served_metadata(served, request_id)
+        error = answer_error(served.answer)
+        if error is not None:
+            raise _Refusal(*error, trailing)
+        context.set_trailing_metadata(trailing)
+        return served.answer.body
 
 
 @dataclass(slots=True)
@@ -308,36 +222,34 @@ class GrpcGateway:
 
     server: Any  # grpc.aio.Server
     port: int
-    channels: ChannelPool
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Refuse new calls, let those in flight finish for ``grace_s``, then close the replica channels."""
+        """Refuse new calls and let those in flight finish for ``grace_s``. The replica channels belong
+        to the dispatcher's gRPC proxy and close with the gateway's other parts."""
         await self.server.stop(grace_s)
-        await self.channels.close()
 
 
-async def start_grpc_gateway(table_source: Callable[[], RoutingTable | None], *, host: str, port: int,
-                             verifier: InvocationVerifier | None, rand: Callable[[], float] = random.random,
+async def start_grpc_gateway(dispatcher: Dispatcher, table_source: Callable[[], RoutingTable | None], *,
+                             host: str, port: int, verifier: InvocationVerifier | None,
                              id_factory: Callable[[], str] = lambda: new_id(8),
-                             outstanding: MutableMapping[str, int] | None = None,
-                             max_message_bytes: int = 64 * 1024 * 1024, channel_grace_s: float = 30.0
-                             ) -> GrpcGateway:
-    """Start serving V2 gRPC on ``host:port`` in the running event loop.
+                             max_message_bytes: int = 64 * 1024 * 1024) -> GrpcGateway:
+    """Start serving V2 gRPC on ``host:port`` in the running event loop, through ``dispatcher`` (the HTTP
+    gateway's, so both protocols share its limits, counters, cache and health; it needs a ``grpc_proxy``,
+    which ``compose.build_gateway`` gives it).
 
     ``table_source`` returns None until the first routing table arrived (every deployment is then
-    UNAVAILABLE rather than NOT_FOUND). Pass the HTTP gateway's ``outstanding`` counter to balance both
-    protocols on one count per replica. ``ServiceUnavailable`` when the port cannot be bound.
+    UNAVAILABLE rather than NOT_FOUND). ``ServiceUnavailable`` when the port cannot be bound.
     """
+    if dispatcher.grpc_proxy is None:
+        raise ValueError("the dispatcher has no gRPC proxy to reach replicas with (Dispatcher(grpc_proxy=...))")
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", -1),
         # A port another process holds must be an error, not silently shared (gRPC's default on Linux).
         ("grpc.so_reuseport", 0),
     ])
-    channels = ChannelPool(channel_grace_s)
-    forwarder = _Forwarder(table_source, verifier=verifier, channels=channels, rand=rand, id_factory=id_factory,
-                           outstanding=Counter() if outstanding is None else outstanding)
-    server.add_generic_rpc_handlers((forwarder,))
+    server.add_generic_rpc_handlers((_Forwarder(dispatcher, table_source, verifier=verifier,
+                                                id_factory=id_factory),))
     try:
         bound = int(server.add_insecure_port(f"{host}:{port}"))
     except RuntimeError as exc:
@@ -351,4 +263,4 @@ async def start_grpc_gateway(table_source: Callable[[], RoutingTable | None], *,
                                  details={"host": host, "port": port})
     await server.start()
     log.info("gateway: V2 gRPC on %s:%d (deployment named by metadata %s)", host, bound, DEPLOYMENT_KEY)
-    return GrpcGateway(server, bound, channels)
+    return GrpcGateway(server, bound)

@@ -22,7 +22,7 @@ from modelpier.server.codecs import v2_grpc
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import ServerMetrics
-from modelpier.server.proto import grpc_predict_v2_pb2 as pb
+from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from tests.support.procs import free_port
 
 from modelpier.backends.base import ReplicaObservation, ReplicaSpec
 from modelpier.backends.local.supervisor import LocalBackend
-from modelpier.server.proto import grpc_predict_v2_pb2 as pb
 from modelpier.settings import Settings, load_settings
+from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from modelpier.server.proto import grpc_predict_v2_pb2 as pb
+from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
 from .conftest import Served, start_server, write_gated_model
 

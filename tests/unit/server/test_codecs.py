@@ -9,8 +9,8 @@ import pytest
 
 from modelpier.errors import InvalidInput
 from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_grpc, v2_json
-from modelpier.server.proto import grpc_predict_v2_pb2 as pb
 from modelpier.server.types import InferenceResponse, OutputTensor
+from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
 
 def test_v2_json_decodes_flat_and_nested_data() -> None:

@@ -14,7 +14,6 @@ import numpy as np
 from modelpier.errors import InvalidInput
 from modelpier.server.codecs.tensors import check_shape, dtype_of, element_count
 from modelpier.server.codecs.v2_binary import array_to_raw, raw_to_array
-from modelpier.server.proto import grpc_predict_v2_pb2 as pb
 from modelpier.server.types import (
     Array,
     InferenceRequest,
@@ -24,6 +23,7 @@ from modelpier.server.types import (
     RequestedOutput,
     ServerMetadata,
 )
+from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
 CONTENTS_FIELD = {
     "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
