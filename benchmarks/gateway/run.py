@@ -3,15 +3,17 @@
 Run: .venv/bin/python benchmarks/gateway/run.py [--rounds 5] [--duration 8] [--model iris|noop]
 (needs ``wrk``: ``scripts/install-system-deps.sh`` installs it.)
 
-One replica (``python -m modelpier.server MODEL --no-batching``) and one gateway (``python -m
-modelpier.cli gateway``) both pinned to core 0 with ``taskset -c 0``; ``wrk`` on core 1 (the machine
+One replica (``python -m modelpier.server MODEL --no-batching``) and two gateways (``python -m
+modelpier.cli gateway``), all pinned to core 0 with ``taskset -c 0``; ``wrk`` on core 1 (the machine
 has 2 cores; the gateway and the replica share one, so every microsecond the gateway spends is taken
-from the replica: the ratio is the honest cost of the hop). The gateway gets its routing table from
-a stub control plane in this process, which answers ``GET /api/v1/routing`` from a fixed table (two
-deployments on the same replica: ``plain``, and ``cached`` with ``cache`` on), so no reconciler runs
-during the measurement. Each round measures, interleaved so noise hits all alike, at 8 and 64
-connections: the replica direct, through the gateway, and through the gateway with every request a
-cache hit (the same body each time). The report is the median of the rounds.
+from the replica: the ratio is the honest cost of the hop). The first gateway runs as shipped
+(``gateway.batch_scheduling`` on: SCHED_BATCH), the second with it off (the default CPU policy), so
+one run shows what the policy is worth. The gateways get their routing table from a stub control
+plane in this process, which answers ``GET /api/v1/routing`` from a fixed table (two deployments on
+the same replica: ``plain``, and ``cached`` with ``cache`` on), so no reconciler runs during the
+measurement. Each round measures, interleaved so noise hits all alike, at 8 and 64 connections: the
+replica direct, through each gateway, and through the gateway with every request a cache hit (the
+same body each time). The report is the median of the rounds.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def main() -> None:
     script = home / "post.lua"
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n')
-    replica_port, gateway_port = free_port(), free_port()
+    replica_port, gateway_port, normal_port = free_port(), free_port(), free_port()
     replica_url = f"http://127.0.0.1:{replica_port}"
     predictors = (PredictorRoute("main", 100, (ReplicaEndpoint("main-0", replica_url, 1, "bench:1"),)),)
     control = stub_control(RoutingTable.of([
@@ -167,17 +169,20 @@ def main() -> None:
     procs = [
         subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.server", "bench", "--http-port",
                           str(replica_port), "--no-grpc", "--no-batching", "--log-level", "warning"], env=env),
-        subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.cli", "gateway", "--control",
-                          f"http://127.0.0.1:{control.server_address[1]}", "--port", str(gateway_port),
-                          "--grpc-port", "0"], env=env),
+        *(subprocess.Popen(["taskset", "-c", "0", PY, "-m", "modelpier.cli", "gateway", "--control",
+                            f"http://127.0.0.1:{control.server_address[1]}", "--port", str(port),
+                            "--grpc-port", "0"], env={**env, "PIER_GATEWAY__BATCH_SCHEDULING": batch})
+          for port, batch in ((gateway_port, "true"), (normal_port, "false"))),
     ]
     gateway = f"http://127.0.0.1:{gateway_port}"
     urls = {"direct": f"{replica_url}/v2/models/bench/infer",
             "gateway": f"{gateway}/default/plain/v2/models/bench/infer",
+            "gw normal": f"http://127.0.0.1:{normal_port}/default/plain/v2/models/bench/infer",
             "cache hit": f"{gateway}/default/cached/v2/models/bench/infer"}
     try:
         wait_ok(urls["direct"], procs[0], "the replica")
         wait_ok(urls["gateway"], procs[1], "the gateway")
+        wait_ok(urls["gw normal"], procs[2], "the second gateway")
         wait_ok(urls["cache hit"], procs[1], "the gateway")
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for i in range(args.rounds):
@@ -193,15 +198,17 @@ def main() -> None:
 
         print(f"\n{args.model}: medians of {args.rounds} rounds of {args.duration} s")
         print("| connections | direct req/s | gateway req/s | gateway / direct | added p50 (ms) | p50 direct / "
-              "gateway (ms) | p99 direct / gateway (ms) | cache-hit req/s | cache-hit / direct |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "gateway (ms) | p99 direct / gateway (ms) | without SCHED_BATCH: gateway / direct | cache-hit req/s "
+              "| cache-hit / direct |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for c in CONNECTIONS:
             d = {k: med("direct", c, k) for k in ("rps", "p50_ms", "p99_ms")}
             g = {k: med("gateway", c, k) for k in ("rps", "p50_ms", "p99_ms")}
+            n = med("gw normal", c, "rps")
             h = med("cache hit", c, "rps")
             print(f"| {c} | {d['rps']:.0f} | {g['rps']:.0f} | {g['rps'] / d['rps']:.2f} | "
                   f"{g['p50_ms'] - d['p50_ms']:.2f} | {d['p50_ms']:.2f} / {g['p50_ms']:.2f} | "
-                  f"{d['p99_ms']:.2f} / {g['p99_ms']:.2f} | {h:.0f} | {h / d['rps']:.2f} |")
+                  f"{d['p99_ms']:.2f} / {g['p99_ms']:.2f} | {n / d['rps']:.2f} | {h:.0f} | {h / d['rps']:.2f} |")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

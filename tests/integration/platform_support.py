@@ -204,3 +204,39 @@ class Load:
         self._stop.set()
         assert self._thread is not None
         self._thread.join(timeout=30)
+
+
+# Loads and answers, but slowly: requests stay in flight long enough to fill a limit or outlive a gateway.
+SLOW_MODEL = '''
+import time
+
+
+class Slow:
+    def load(self, path):
+        pass
+
+    def predict(self, inputs):
+        time.sleep(0.4)
+        return inputs
+'''
+# Loads, then fails every prediction: a shadow that never answers well.
+FAILING_MODEL = '''
+class Failing:
+    def load(self, path):
+        pass
+
+    def predict(self, inputs):
+        raise RuntimeError("this model always fails")
+'''
+
+
+def save_python_model(home: Path, name: str, source: str, cls: str) -> None:
+    """Save ``source`` (defining class ``cls``) as a python-flavor model ``name`` in ``home``'s registry."""
+    import modelpier
+    from modelpier.settings import load_settings
+
+    folder = home / f"{name}-src"
+    folder.mkdir()
+    (folder / "model.py").write_text(source)
+    (folder / "python-model.json").write_text(json.dumps({"class": cls}))
+    modelpier.save_model(name, folder, flavor="python", settings=load_settings(home=home))

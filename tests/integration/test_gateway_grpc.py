@@ -13,7 +13,6 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,7 +23,16 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
-from tests.integration.platform_support import Platform, pier_down, replica_env, run_platform, save_models
+from tests.integration.platform_support import (
+    FAILING_MODEL,
+    SLOW_MODEL,
+    Platform,
+    pier_down,
+    replica_env,
+    run_platform,
+    save_models,
+    save_python_model,
+)
 from tests.support.procs import ADMIN_HEADERS, ADMIN_TOKEN, run_pier, wait_until
 
 pytestmark = pytest.mark.slow
@@ -33,41 +41,6 @@ INFER = "/inference.GRPCInferenceService/ModelInfer"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 IRIS = (("x-pier-deployment", "default/iris"),)
 SETOSA = [[5.1, 3.5, 1.4, 0.2]]  # the same class under iris:1 and iris:2
-
-# Loads and answers, but slowly: calls stay in flight long enough to fill a limit.
-SLOW_MODEL = '''
-import time
-
-
-class Slow:
-    def load(self, path):
-        pass
-
-    def predict(self, inputs):
-        time.sleep(0.4)
-        return inputs
-'''
-# Loads, then fails every prediction: a shadow that never answers well.
-FAILING_MODEL = '''
-class Failing:
-    def load(self, path):
-        pass
-
-    def predict(self, inputs):
-        raise RuntimeError("this model always fails")
-'''
-
-
-def save_python_model(home: Path, name: str, source: str, cls: str) -> None:
-    import modelpier
-    from modelpier.settings import load_settings
-
-    folder = home / f"{name}-src"
-    folder.mkdir()
-    (folder / "model.py").write_text(source)
-    (folder / "python-model.json").write_text(json.dumps({"class": cls}))
-    modelpier.save_model(name, folder, flavor="python", settings=load_settings(home=home))
-
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:

@@ -16,52 +16,27 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.platform_support import V2_BODY, Platform, pier_down, replica_env, run_platform, save_models
+from tests.integration.platform_support import (
+    FAILING_MODEL,
+    SLOW_MODEL,
+    V2_BODY,
+    Platform,
+    pier_down,
+    replica_env,
+    run_platform,
+    save_models,
+    save_python_model,
+)
 from tests.support.procs import run_pier, wait_until
 
 pytestmark = pytest.mark.slow
-
-# Loads and answers, but slowly: requests stay in flight long enough to fill a limit or outlive a gateway.
-SLOW_MODEL = '''
-import time
-
-
-class Slow:
-    def load(self, path):
-        pass
-
-    def predict(self, inputs):
-        time.sleep(0.4)
-        return inputs
-'''
-# Loads, then fails every prediction: a shadow that never answers well.
-FAILING_MODEL = '''
-class Failing:
-    def load(self, path):
-        pass
-
-    def predict(self, inputs):
-        raise RuntimeError("this model always fails")
-'''
-
-
-def _save_python(home: Path, name: str, source: str, cls: str) -> None:
-    import modelpier
-    from modelpier.settings import load_settings
-
-    folder = home / f"{name}-src"
-    folder.mkdir()
-    (folder / "model.py").write_text(source)
-    (folder / "python-model.json").write_text(json.dumps({"class": cls}))
-    modelpier.save_model(name, folder, flavor="python", settings=load_settings(home=home))
-
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("traffic")
     save_models(home)
-    _save_python(home, "slow", SLOW_MODEL, "Slow")
-    _save_python(home, "failing", FAILING_MODEL, "Failing")
+    save_python_model(home, "slow", SLOW_MODEL, "Slow")
+    save_python_model(home, "failing", FAILING_MODEL, "Failing")
     return home
 
 

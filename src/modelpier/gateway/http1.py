@@ -31,6 +31,7 @@ from typing import cast
 import httptools
 import orjson
 
+from modelpier._lib.accepting import AcceptingServer, listen
 from modelpier.errors import HeadersTooLarge, InvalidInput, PierError, ServiceUnavailable, http_status
 from modelpier.gateway.app import Admitted, GatewayApp
 from modelpier.gateway.dispatch import JSON
@@ -330,20 +331,21 @@ class GatewayHttpServer:
         self.connections: set[_Connection] = set()
         self.port = 0
         self.stopping = False
-        self._server: asyncio.AbstractServer | None = None
+        self._server: AcceptingServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._settled: asyncio.Event | None = None
 
     async def start(self, host: str, port: int) -> None:
         """Listen (the app has started); ``ServiceUnavailable`` when the port cannot be bound."""
-        loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
+            sock = listen(host, port)
         except OSError as exc:
             raise ServiceUnavailable(f"the gateway cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
                                      "another with --port (platform.gateway_port)",
                                      details={"host": host, "port": port}) from exc
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        # Every waiting connection accepted per turn of the loop, not libuv's one (see _lib/accepting.py).
+        self._server = AcceptingServer(asyncio.get_running_loop(), sock, lambda: _Connection(self), backlog=2048)
+        self.port = int(sock.getsockname()[1])
         self._sweeper = asyncio.create_task(self._sweep(), name="close idle connections")
 
     async def _sweep(self) -> None:

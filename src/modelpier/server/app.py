@@ -104,7 +104,9 @@ class ModelServer:
             sock = bind_socket(self.config.host, self.config.http_port, reuse_port=False)
         host, port = sock.getsockname()[:2]
         uv_config = uvicorn.Config(
-            self.http, loop="uvloop", http="httptools", ws="none", lifespan="on", interface="asgi3",
+            # uvloop, accepting every waiting connection per turn (see _lib/accepting.py).
+            self.http, loop="modelpier._lib.accepting:greedy_uvloop", http="httptools", ws="none", lifespan="on",
+            interface="asgi3",
             log_config=None, log_level=self.config.log_level, access_log=self.config.access_log,
             proxy_headers=False, server_header=False, backlog=2048,
             timeout_graceful_shutdown=max(1, round(self.config.shutdown_grace_s)),

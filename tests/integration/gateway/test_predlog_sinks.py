@@ -89,18 +89,23 @@ def test_one_logger_serves_every_deployment_and_both_sinks(tmp_path: Path) -> No
 
 
 def test_logging_never_waits_for_the_disk(tmp_path: Path) -> None:
+    log_all(tmp_path, [(record(0), "sqlite")])  # the database exists
     async def scenario() -> PredictionLogger:
         logger = PredictionLogger(tmp_path, max_queue=100_000)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for i in range(5_000):
-            logger.log(record(i), sink="sqlite" if i % 2 else "jsonl")
-        assert loop.time() - started < 1.0  # enqueueing only
+        blocker = sqlite3.connect(sqlite_path(tmp_path), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # the disk is stuck: no write can land until this ends
+        try:
+            for i in range(1, 5_001):
+                logger.log(record(i), sink="sqlite")
+            assert logger.written == 0  # every call returned while nothing could be written
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
         await logger.aclose()
         return logger
     logger = asyncio.run(scenario())
-    assert (logger.written, logger.dropped) == (5_000, 0)
-    assert len(read_predictions(tmp_path, "acme", "iris", limit=10_000)) == 5_000
+    assert (logger.written, logger.dropped, logger.failed) == (5_000, 0, 0)
+    assert len(read_predictions(tmp_path, "acme", "iris", limit=10_000)) == 5_001
 
 
 def test_a_sink_that_cannot_be_written_counts_failures_and_keeps_going(tmp_path: Path) -> None:
