@@ -179,7 +179,9 @@ class _Connection(asyncio.Protocol):
         request = _Request(admitted, head=method == "HEAD", keep_alive=parser.should_keep_alive(),
                            version=parser.get_http_version())
         self._reading = request
-        expects = dict(self._headers).get(b"expect", b"").lower() == b"100-continue"
+        # The app built the header dict for an admitted request; only a refusal needs one made here.
+        named = request.admitted.named if request.admitted is not None else dict(self._headers)
+        expects = named.get(b"expect", b"").lower() == b"100-continue"
         if request.answer is not None and (request.answer.status == 413 or expects):
             self._stop(request.answer)  # answered before the body: do not wait for it
         if request.admitted is not None and request.admitted.route.auth_mode == "token":
