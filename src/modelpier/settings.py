@@ -129,6 +129,33 @@ class GatewaySettings(BaseModel):
                           "gateway up at once. No effect on other systems.")
 
 
+class LimitSettings(BaseModel):
+    """The limits that bound a single request on the gateway and on every model server (docs/security.md).
+    Body sizes are set where they vary: per deployment (``limits.maxBodyBytes``) and ``pier serve
+    --max-body-bytes``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_request_elements: int = Field(
+        16 * 1024 * 1024, ge=1, le=2**40,
+        description="Most tensor elements one inference request may declare, all inputs together "
+                    "(PIER_LIMITS__MAX_REQUEST_ELEMENTS); checked against the declared shapes before anything is "
+                    "allocated, 413 above. 16 Mi: a batch of 64 images of 3x224x224 is 9.6 Mi, and the largest "
+                    "tensor then costs 128 MiB as FP64.")
+    max_headers: int = Field(
+        100, ge=8, le=10_000,
+        description="Most header lines in one request (431 above), on the gateway and model servers. Clients send "
+                    "10 to 20; 100 is what most HTTP servers allow.")
+    head_timeout_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds a client has to send a request's line and headers once it began (408 and close "
+                    "after), however slowly it trickles them in.")
+    body_timeout_s: float = Field(
+        300.0, gt=0, le=86_400,
+        description="Seconds a client has to send a whole request body once its headers are in (408 and close "
+                    "after). 5 minutes carries 64 MiB at under 2 Mbit/s.")
+
+
 class AuthSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -174,6 +201,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("home", mode="after")
     @classmethod

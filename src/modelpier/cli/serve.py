@@ -80,6 +80,18 @@ def serve(
                            "loop (a thread hop costs more); longer ones run in a thread. 0 = always a thread."),
     shutdown_grace_s: float = typer.Option(30.0, min=0, help="On SIGTERM, seconds to let in-flight requests "
                                                              "finish before closing."),
+    max_request_elements: int | None = typer.Option(
+        None, min=1, help="Most tensor elements one request may declare, all inputs together; checked against "
+                          "the declared shapes before anything is allocated (413 above). Default: "
+                          "PIER_LIMITS__MAX_REQUEST_ELEMENTS (16 Mi)."),
+    max_headers: int | None = typer.Option(
+        None, min=8, help="Most header lines in one request (431 above). Default: PIER_LIMITS__MAX_HEADERS (100)."),
+    head_timeout_s: float | None = typer.Option(
+        None, min=0.001, help="Seconds a client has to send a request's line and headers (408 and close after). "
+                              "Default: PIER_LIMITS__HEAD_TIMEOUT_S (30)."),
+    body_timeout_s: float | None = typer.Option(
+        None, min=0.001, help="Seconds a client has to send a request's body once its headers are in (408 and "
+                              "close after). Default: PIER_LIMITS__BODY_TIMEOUT_S (300)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     access_log: bool = typer.Option(False, help="Log every HTTP request (costs throughput)."),
 ) -> None:
@@ -91,13 +103,17 @@ def serve(
     defaults = ModelOptions(
         batching=BatchingConfig(enabled=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms),
         max_queue=max_queue)
+    settings = _settings(ctx)
+    limits = settings.limits
     config = ServerConfig(
         models=tuple(ModelSource.parse(r) for r in refs), host=host, http_port=http_port,
         grpc_port=None if no_grpc else grpc_port, workers=workers or os.cpu_count() or 1,
         max_body_bytes=max_body_bytes, request_timeout_s=timeout_s, shutdown_grace_s=shutdown_grace_s,
         inline_predict_us=inline_predict_us, defaults=defaults,
-        per_model=_per_model(defaults, model_option), log_level=log_level, access_log=access_log)
-    settings = _settings(ctx)
+        per_model=_per_model(defaults, model_option), log_level=log_level, access_log=access_log,
+        max_request_elements=max_request_elements or limits.max_request_elements,
+        max_headers=max_headers or limits.max_headers, head_timeout_s=head_timeout_s or limits.head_timeout_s,
+        body_timeout_s=body_timeout_s or limits.body_timeout_s)
     code = run_workers(config, settings) if config.workers > 1 else build_server(config, settings).run()
     if code:
         raise typer.Exit(code)

@@ -26,6 +26,7 @@ from modelpier.server.config import ModelOptions, ModelSource, ServerConfig
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.grpc import GrpcServer
 from modelpier.server.http import HttpApp
+from modelpier.server.http_protocol import HeadLimits, bounded_protocol
 from modelpier.server.loading import LoadedModel, load_model
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import Loader, ModelRepository
@@ -59,8 +60,9 @@ class ModelServer:
         self.grpc: GrpcServer | None = None
         if config.grpc_port is not None:
             self.grpc = GrpcServer(self.dataplane, self.metrics, config.host, config.grpc_port,
-                                   config.max_body_bytes)
-        self.http = HttpApp(self.dataplane, self.metrics, config.max_body_bytes, self._startup, self._shutdown)
+                                   config.max_body_bytes, config.max_request_elements)
+        self.http = HttpApp(self.dataplane, self.metrics, config.max_body_bytes, self._startup, self._shutdown,
+                            max_request_elements=config.max_request_elements)
         self._on_ready = on_ready
         self._uvicorn: uvicorn.Server | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -103,9 +105,13 @@ class ModelServer:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.http_port, reuse_port=False)
         host, port = sock.getsockname()[:2]
+        limits = HeadLimits(max_headers=self.config.max_headers, head_timeout_s=self.config.head_timeout_s,
+                            body_timeout_s=self.config.body_timeout_s)
         uv_config = uvicorn.Config(
-            # uvloop, accepting every waiting connection per turn (see _lib/accepting.py).
-            self.http, loop="modelpier._lib.accepting:greedy_uvloop", http="httptools", ws="none", lifespan="on",
+            # uvloop, accepting every waiting connection per turn (see _lib/accepting.py); httptools with
+            # bounds on headers, deadlines and transfer codings (http_protocol.py).
+            self.http, loop="modelpier._lib.accepting:greedy_uvloop", http=bounded_protocol(limits), ws="none",
+            lifespan="on",
             interface="asgi3",
             log_config=None, log_level=self.config.log_level, access_log=self.config.access_log,
             proxy_headers=False, server_header=False, backlog=2048,

@@ -81,6 +81,11 @@ class ServerConfig:
     per_model: dict[str, ModelOptions] = field(default_factory=dict)
     log_level: str = "info"
     access_log: bool = False
+    # The limits that bound a single request (settings.LimitSettings, docs/security.md).
+    max_request_elements: int = 16 * 1024 * 1024
+    max_headers: int = 100
+    head_timeout_s: float = 30.0
+    body_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -91,6 +96,12 @@ class ServerConfig:
             raise InvalidSpec(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.request_timeout_s <= 0:
             raise InvalidSpec(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if self.max_request_elements < 1:
+            raise InvalidSpec(f"max_request_elements must be >= 1, got {self.max_request_elements}")
+        if self.max_headers < 8:
+            raise InvalidSpec(f"max_headers must be >= 8, got {self.max_headers}")
+        if self.head_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise InvalidSpec("head_timeout_s and body_timeout_s must be > 0")
 
     def options_for(self, name: str) -> ModelOptions:
         return self.per_model.get(name, self.defaults)

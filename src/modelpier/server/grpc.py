@@ -17,7 +17,14 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from modelpier.errors import DeadlineExceeded, InvalidInput, NotFound, Overloaded, ServiceUnavailable
+from modelpier.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from modelpier.server.codecs import v2_grpc
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.failures import describe_failure
@@ -34,6 +41,7 @@ _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),  # over max_request_elements, as gRPC's own size limit
     (ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
@@ -55,9 +63,10 @@ def _parse(message_type: Any, data: bytes) -> Any:
 
 
 class InferenceServicer:
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics) -> None:
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, max_request_elements: int) -> None:
         self._dp = dataplane
         self._metrics = metrics
+        self._max_elements = max_request_elements
 
     def handler(self) -> grpc.GenericRpcHandler:
         methods: dict[str, Callable[[bytes, Any], Awaitable[Any]]] = {
@@ -106,7 +115,7 @@ class InferenceServicer:
             message = _parse(pb.ModelInferRequest, data)
             if message.model_name in self._dp.repository.names:
                 name = message.model_name
-            request, raw = v2_grpc.decode_request(message)
+            request, raw = v2_grpc.decode_request(message, self._max_elements)
             response = await self._dp.infer(message.model_name, message.model_version or None, request)
             return v2_grpc.encode_response(response, raw)
         except Exception as exc:
@@ -121,8 +130,8 @@ class GrpcServer:
     """A ``grpc.aio`` server hosting the inference service on ``host:port``."""
 
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, host: str, port: int,
-                 max_message_bytes: int) -> None:
-        self._servicer = InferenceServicer(dataplane, metrics)
+                 max_message_bytes: int, max_request_elements: int) -> None:
+        self._servicer = InferenceServicer(dataplane, metrics, max_request_elements)
         self._address = f"{host}:{port}"
         self._max_message_bytes = max_message_bytes
         self._server: grpc.aio.Server | None = None

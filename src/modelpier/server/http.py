@@ -31,6 +31,7 @@ from modelpier.errors import (
     http_status,
 )
 from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_json
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -92,10 +93,13 @@ class HttpApp:
         max_body_bytes: int,
         on_startup: Callable[[], Awaitable[None]],
         on_shutdown: Callable[[], Awaitable[None]],
+        *,
+        max_request_elements: int = DEFAULT_MAX_ELEMENTS,
     ) -> None:
         self._dp = dataplane
         self._metrics = metrics
         self._max_body = max_body_bytes
+        self._max_elements = max_request_elements
         self._on_startup = on_startup
         self._on_shutdown = on_shutdown
         self._docs_assets: DocsAssets | None = None  # built on the first /docs request
@@ -214,9 +218,9 @@ class HttpApp:
         try:
             body, header_length = await self._read(scope, receive)
             if header_length is None:
-                request = v2_json.decode_request(body)
+                request = v2_json.decode_request(body, self._max_elements)
             else:
-                request = v2_binary.decode_request(body, header_length)
+                request = v2_binary.decode_request(body, header_length, self._max_elements)
             response = await self._dp.infer(name, version, request)
             binary = v2_binary.wants_binary(request)
             if binary is None:
@@ -286,7 +290,7 @@ class HttpApp:
         try:
             handle = self._dp.model(name)
             body, _ = await self._read(scope, receive)
-            request = kserve_v1.decode_request(body, [i.name for i in handle.signature.inputs])
+            request = kserve_v1.decode_request(body, [i.name for i in handle.signature.inputs], self._max_elements)
             response = await self._dp.infer(name, None, request)
             await respond(send, 200, kserve_v1.encode_response(response))
         except ClientGone:
@@ -306,7 +310,8 @@ class HttpApp:
             name = self._seldon_model(scope)
             handle = self._dp.model(name)
             body, _ = await self._read(scope, receive)
-            request, kind, meta = seldon.decode_request(body, [i.name for i in handle.signature.inputs])
+            request, kind, meta = seldon.decode_request(body, [i.name for i in handle.signature.inputs],
+                                                          self._max_elements)
             response = await self._dp.infer(name, None, request)
             await respond(send, 200, seldon.encode_response(response, kind, meta))
         except ClientGone:

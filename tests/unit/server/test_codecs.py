@@ -44,13 +44,13 @@ def test_v2_json_rejections_say_what_is_wrong(doc: Any, message: str) -> None:
 def test_raw_tensor_bytes_round_trip(array: np.ndarray) -> None:
     datatype = {"f": {4: "FP32", 2: "FP16"}, "b": {1: "BOOL"}, "u": {2: "UINT16"}, "O": {8: "BYTES"}}
     name = datatype[array.dtype.kind][array.dtype.itemsize]
-    back = v2_binary.raw_to_array(v2_binary.array_to_raw(array), name, array.shape, "t")
+    back = v2_binary.raw_to_array(v2_binary.array_to_raw(array), name, array.shape, array.size, "t")
     assert back.tolist() == array.tolist()
 
 
 def test_raw_size_mismatch_names_the_input() -> None:
     with pytest.raises(InvalidInput, match=r"'t'.*needs 16 bytes, got 8"):
-        v2_binary.raw_to_array(b"\0" * 8, "FP64", (2,), "t")
+        v2_binary.raw_to_array(b"\0" * 8, "FP64", (2,), 2, "t")
 
 
 def test_binary_request_with_a_json_input_beside_a_raw_one() -> None:

@@ -12,24 +12,30 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidInput
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_decoded
 from modelpier.server.codecs.tensors import to_list_data
 from modelpier.server.codecs.v2_json import dumps, loads
 from modelpier.server.types import Array, InferenceRequest, InferenceResponse
 
 
-def _array(rows: Any, name: str) -> Array:
+def _array(rows: Any, name: str, budget: ElementBudget) -> Array:
+    # No declared shape here: the array is as large as the instances sent (the body limit bounds them).
     try:
         array = np.array(rows)
-    except ValueError:
-        raise InvalidInput(f"input {name!r}: instances are ragged; every row needs the same shape",
-                           details={"input": name}) from None
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInput(f"input {name!r}: instances are ragged or of mixed types; every row needs the same "
+                           "shape", details={"input": name}) from None
+    check_decoded(name, array.shape, budget)
     if array.dtype.kind == "U":
         array = array.astype(object)
     return array
 
 
-def decode_request(body: bytes, input_names: list[str]) -> InferenceRequest:
+def decode_request(body: bytes, input_names: list[str], max_elements: int = DEFAULT_MAX_ELEMENTS
+                   ) -> InferenceRequest:
+    """The instances as one tensor per input; together at most ``max_elements`` elements."""
     doc = loads(body)
+    budget = ElementBudget(max_elements)
     rows = doc.get("instances", doc.get("inputs")) if type(doc) is dict else None
     if type(rows) is not list or not rows:
         raise InvalidInput('the request body must be {"instances": [row, ...]} with at least one row')
@@ -37,10 +43,10 @@ def decode_request(body: bytes, input_names: list[str]) -> InferenceRequest:
         if not all(type(r) is dict for r in rows):
             raise InvalidInput(f"this model takes inputs {input_names}: each instance must be an object "
                                "with one value per input")
-        inputs = {n: _array([r.get(n) for r in rows], n) for n in input_names if n in rows[0]}
+        inputs = {n: _array([r.get(n) for r in rows], n, budget) for n in input_names if n in rows[0]}
         return InferenceRequest(inputs=inputs)
     name = input_names[0] if input_names else "input-0"
-    return InferenceRequest(inputs={name: _array(rows, name)})
+    return InferenceRequest(inputs={name: _array(rows, name, budget)})
 
 
 def encode_response(response: InferenceResponse) -> bytes:

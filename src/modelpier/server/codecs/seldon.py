@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidInput
+from modelpier.server.codecs.limits import (
+    DEFAULT_MAX_ELEMENTS,
+    ElementBudget,
+    check_decoded,
+    check_shape,
+    check_value_count,
+)
 from modelpier.server.codecs.tensors import to_list_data
 from modelpier.server.codecs.v2_json import dumps, loads
 from modelpier.server.types import Array, InferenceRequest, InferenceResponse
@@ -20,17 +27,22 @@ from modelpier.server.types import Array, InferenceRequest, InferenceResponse
 KINDS = ("ndarray", "tensor", "jsonData")
 
 
-def _array(value: Any, what: str) -> Array:
+def _array(value: Any, what: str, budget: ElementBudget) -> Array:
+    # Sized by the values sent (the body limit bounds them); the request's element budget still holds.
     try:
         array = np.array(value)
-    except ValueError:
-        raise InvalidInput(f"{what} is ragged; every row needs the same shape") from None
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInput(f"{what} is ragged or of mixed types; every row needs the same shape") from None
+    check_decoded(what, array.shape, budget)
     return array.astype(object) if array.dtype.kind == "U" else array
 
 
-def decode_request(body: bytes, input_names: list[str]) -> tuple[InferenceRequest, str, dict[str, Any]]:
-    """The request, the representation used (to answer in kind), and the request's ``meta``."""
+def decode_request(body: bytes, input_names: list[str], max_elements: int = DEFAULT_MAX_ELEMENTS
+                   ) -> tuple[InferenceRequest, str, dict[str, Any]]:
+    """The request, the representation used (to answer in kind), and the request's ``meta``; its
+    tensors together hold at most ``max_elements`` elements."""
     doc = loads(body)
+    budget = ElementBudget(max_elements)
     if type(doc) is not dict:
         raise InvalidInput("the request body must be a JSON object with 'data' or 'jsonData'")
     meta: dict[str, Any] = doc["meta"] if type(doc.get("meta")) is dict else {}
@@ -38,9 +50,9 @@ def decode_request(body: bytes, input_names: list[str]) -> tuple[InferenceReques
     if "jsonData" in doc:
         payload = doc["jsonData"]
         if type(payload) is dict and payload and all(k in input_names for k in payload):
-            inputs = {k: _array(v, f"jsonData.{k}") for k, v in payload.items()}
+            inputs = {k: _array(v, f"jsonData.{k}", budget) for k, v in payload.items()}
         elif len(input_names) <= 1:
-            inputs = {first: _array(payload, "jsonData")}
+            inputs = {first: _array(payload, "jsonData", budget)}
         else:
             raise InvalidInput(f"jsonData must be an object with the model's inputs {input_names}")
         return InferenceRequest(inputs=inputs), "jsonData", meta
@@ -49,17 +61,18 @@ def decode_request(body: bytes, input_names: list[str]) -> tuple[InferenceReques
         raise InvalidInput("the request needs 'data' with 'ndarray' or 'tensor', or 'jsonData' "
                            "(strData and binData are not supported)")
     if "ndarray" in data:
-        return InferenceRequest(inputs={first: _array(data["ndarray"], "data.ndarray")}), "ndarray", meta
+        return InferenceRequest(inputs={first: _array(data["ndarray"], "data.ndarray", budget)}), "ndarray", meta
     tensor = data.get("tensor")
     if type(tensor) is dict:
         shape, values = tensor.get("shape"), tensor.get("values")
         if type(shape) is not list or type(values) is not list:
             raise InvalidInput("data.tensor needs 'shape' (list of ints) and 'values' (flat list)")
-        array = _array(values, "data.tensor.values")
-        try:
-            array = array.reshape(shape)
-        except (ValueError, TypeError):
-            raise InvalidInput(f"data.tensor: {array.size} values do not fit shape {shape}") from None
+        dims, count = check_shape(shape, "data.tensor", budget)  # before the values become an array
+        check_value_count("data.tensor", dims, count, len(values), "'values'")
+        array = _array(values, "data.tensor.values", ElementBudget(budget.limit))
+        if array.size != count:  # nested values: flat is what the format says
+            raise InvalidInput(f"data.tensor: 'values' must be a flat list of {count} numbers")
+        array = array.reshape(dims)
         return InferenceRequest(inputs={first: array}), "tensor", meta
     raise InvalidInput("data needs 'ndarray' or 'tensor' (strData and binData are not supported)")
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidInput
+from modelpier.server.codecs.limits import check_value_count
 from modelpier.server.types import Array
 
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -28,34 +29,25 @@ def dtype_of(datatype: Any, name: str) -> np.dtype[Any]:
     return dtype
 
 
-def check_shape(shape: Any, name: str) -> tuple[int, ...]:
-    if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
-        raise InvalidInput(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}",
-                           details={"input": name})
-    return tuple(shape)
-
-
-def element_count(shape: tuple[int, ...]) -> int:
-    count = 1
-    for d in shape:
-        count *= d
-    return count
-
-
-def from_list(data: Any, datatype: str, dtype: np.dtype[Any], shape: tuple[int, ...], name: str) -> Array:
-    """An array of ``shape`` from (possibly nested) list data, or ``InvalidInput``."""
+def from_list(data: Any, datatype: str, dtype: np.dtype[Any], shape: tuple[int, ...], count: int,
+              name: str) -> Array:
+    """An array of ``shape`` (``count`` elements, already checked against the request's budget) from
+    (possibly nested) list data, or ``InvalidInput``."""
     if type(data) is not list:
         raise InvalidInput(f"input {name!r}: 'data' must be a list of {datatype} values, got "
                            f"{type(data).__name__}", details={"input": name})
+    if data and type(data[0]) is not list:  # flat, the usual form: refuse a wrong length before converting
+        check_value_count(name, shape, count, len(data))
     try:
-        array = np.array(data, dtype=dtype)
-    except (ValueError, TypeError, OverflowError):
+        if dtype.kind == "f" and dtype.itemsize < 8:  # a value beyond FP16/FP32 is refused, not made inf
+            with np.errstate(over="raise"):
+                array = np.array(data, dtype=dtype)
+        else:
+            array = np.array(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError, FloatingPointError):
         raise InvalidInput(f"input {name!r}: 'data' is not a list of {datatype} values",
                            details={"input": name, "datatype": datatype}) from None
-    if array.size != element_count(shape):
-        raise InvalidInput(
-            f"input {name!r}: shape {list(shape)} needs {element_count(shape)} values, got {array.size}",
-            details={"input": name, "shape": list(shape), "values": int(array.size)})
+    check_value_count(name, shape, count, int(array.size))
     return array.reshape(shape)
 
 

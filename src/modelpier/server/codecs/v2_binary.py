@@ -17,24 +17,21 @@ import numpy as np
 
 from modelpier.errors import InvalidInput
 from modelpier.server.codecs import v2_json
-from modelpier.server.codecs.tensors import check_shape, dtype_of, element_count
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_raw_size, check_shape
+from modelpier.server.codecs.tensors import dtype_of
 from modelpier.server.types import Array, InferenceRequest, InferenceResponse
 
 HEADER = "inference-header-content-length"
 _LENGTH = struct.Struct("<I")
 
 
-def raw_to_array(raw: bytes | memoryview, datatype: str, shape: tuple[int, ...], name: str) -> Array:
-    """Decode one tensor's raw bytes, checking the size against the shape."""
+def raw_to_array(raw: bytes | memoryview, datatype: str, shape: tuple[int, ...], count: int, name: str) -> Array:
+    """Decode one tensor's raw bytes, checking their size against the shape (of ``count`` elements,
+    already charged to the request's budget) before anything is allocated."""
     dtype = dtype_of(datatype, name)
-    count = element_count(shape)
+    check_raw_size(name, datatype, shape, count, dtype.itemsize, len(raw))
     if datatype == "BYTES":
         return _bytes_elements(bytes(raw), count, name).reshape(shape)
-    expected = count * dtype.itemsize
-    if len(raw) != expected:
-        raise InvalidInput(
-            f"input {name!r}: shape {list(shape)} of {datatype} needs {expected} bytes, got {len(raw)}",
-            details={"input": name, "expected_bytes": expected, "bytes": len(raw)})
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
 
 
@@ -66,27 +63,29 @@ def array_to_raw(array: Array) -> bytes:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
-def decode_request(body: bytes, header_length: int) -> InferenceRequest:
-    """A request whose first ``header_length`` bytes are JSON and the rest raw tensor data."""
+def decode_request(body: bytes, header_length: int, max_elements: int = DEFAULT_MAX_ELEMENTS) -> InferenceRequest:
+    """A request whose first ``header_length`` bytes are JSON and the rest raw tensor data; its tensors
+    together hold at most ``max_elements`` elements (see ``limits``)."""
     if header_length < 0 or header_length > len(body):
         raise InvalidInput(f"Inference-Header-Content-Length is {header_length} but the body has "
                            f"{len(body)} bytes")
     entries, request = v2_json.parse_header(v2_json.loads(body[:header_length]))
     binary = memoryview(body)[header_length:]
     offset = 0
+    budget = ElementBudget(max_elements)
     for entry in entries:
         name = entry["name"]
         params = entry.get("parameters")
         size = params.get("binary_data_size") if type(params) is dict else None
         if size is None:
-            name, array = v2_json.decode_tensor(entry)
+            name, array = v2_json.decode_tensor(entry, budget)
         else:
             if type(size) is not int or size < 0 or offset + size > len(binary):
                 raise InvalidInput(f"input {name!r}: binary_data_size {size!r} does not fit the "
                                    f"{len(binary) - offset} bytes of binary data left",
                                    details={"input": name})
-            shape = check_shape(entry.get("shape"), name)
-            array = raw_to_array(binary[offset:offset + size], str(entry.get("datatype")), shape, name)
+            shape, count = check_shape(entry.get("shape"), name, budget)
+            array = raw_to_array(binary[offset:offset + size], str(entry.get("datatype")), shape, count, name)
             offset += size
         if name in request.inputs:
             raise InvalidInput(f"input {name!r} appears twice", details={"input": name})

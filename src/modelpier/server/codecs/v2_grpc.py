@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidInput
-from modelpier.server.codecs.tensors import check_shape, dtype_of, element_count
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_shape, check_value_count
+from modelpier.server.codecs.tensors import dtype_of
 from modelpier.server.codecs.v2_binary import array_to_raw, raw_to_array
 from modelpier.server.types import (
     Array,
@@ -53,7 +54,7 @@ def _set_parameters(target: Any, params: Parameters | None) -> None:
             target[key].string_param = str(value)
 
 
-def _from_contents(tensor: Any, shape: tuple[int, ...]) -> Array:
+def _from_contents(tensor: Any, shape: tuple[int, ...], count: int) -> Array:
     name, datatype = tensor.name, tensor.datatype
     dtype = dtype_of(datatype, name)
     field = CONTENTS_FIELD.get(datatype)
@@ -61,28 +62,28 @@ def _from_contents(tensor: Any, shape: tuple[int, ...]) -> Array:
         raise InvalidInput(f"input {name!r}: {datatype} data must be sent in raw_input_contents",
                            details={"input": name})
     values = getattr(tensor.contents, field)
-    if len(values) != element_count(shape):
-        raise InvalidInput(
-            f"input {name!r}: shape {list(shape)} needs {element_count(shape)} values in "
-            f"contents.{field}, got {len(values)}", details={"input": name})
+    check_value_count(name, shape, count, len(values), f"contents.{field}")
     array = np.array(values, dtype=dtype) if datatype != "BYTES" else np.array(list(values), dtype=object)
     return array.reshape(shape)
 
 
-def decode_request(message: Any) -> tuple[InferenceRequest, bool]:
-    """The request and whether it used raw contents (to answer in kind)."""
+def decode_request(message: Any, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[InferenceRequest, bool]:
+    """The request and whether it used raw contents (to answer in kind); its tensors together hold at
+    most ``max_elements`` elements (see ``limits``)."""
     if not message.inputs:
         raise InvalidInput("the request has no inputs")
     raw = list(message.raw_input_contents)
     if raw and len(raw) != len(message.inputs):
         raise InvalidInput(f"{len(raw)} raw_input_contents for {len(message.inputs)} inputs; send one per input")
     inputs: dict[str, Array] = {}
+    budget = ElementBudget(max_elements)
     for i, tensor in enumerate(message.inputs):
         name = tensor.name
         if not name:
             raise InvalidInput(f"input {i} has no name")
-        shape = check_shape(list(tensor.shape), name)
-        array = raw_to_array(raw[i], tensor.datatype, shape, name) if raw else _from_contents(tensor, shape)
+        shape, count = check_shape(list(tensor.shape), name, budget)
+        array = raw_to_array(raw[i], tensor.datatype, shape, count, name) if raw else \
+            _from_contents(tensor, shape, count)
         if name in inputs:
             raise InvalidInput(f"input {name!r} appears twice", details={"input": name})
         inputs[name] = array

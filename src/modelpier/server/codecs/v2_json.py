@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from modelpier.errors import InvalidInput
-from modelpier.server.codecs.tensors import check_shape, dtype_of, from_list, to_list_data
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_shape
+from modelpier.server.codecs.tensors import dtype_of, from_list, to_list_data
 from modelpier.server.types import (
     Array,
     InferenceRequest,
@@ -74,21 +75,23 @@ def parse_header(doc: Any) -> tuple[list[dict[str, Any]], InferenceRequest]:
     return entries, request
 
 
-def decode_tensor(entry: dict[str, Any]) -> tuple[str, Array]:
+def decode_tensor(entry: dict[str, Any], budget: ElementBudget) -> tuple[str, Array]:
     name: str = entry["name"]
     datatype = entry.get("datatype")
     dtype = dtype_of(datatype, name)
-    shape = check_shape(entry.get("shape"), name)
+    shape, count = check_shape(entry.get("shape"), name, budget)
     if "data" not in entry:
         raise InvalidInput(f"input {name!r} has no 'data'", details={"input": name})
-    return name, from_list(entry["data"], str(datatype), dtype, shape, name)
+    return name, from_list(entry["data"], str(datatype), dtype, shape, count, name)
 
 
-def decode_request(body: bytes) -> InferenceRequest:
+def decode_request(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS) -> InferenceRequest:
+    """The request; its tensors together hold at most ``max_elements`` elements (see ``limits``)."""
     entries, request = parse_header(loads(body))
     inputs = request.inputs
+    budget = ElementBudget(max_elements)
     for entry in entries:
-        name, array = decode_tensor(entry)
+        name, array = decode_tensor(entry, budget)
         if name in inputs:
             raise InvalidInput(f"input {name!r} appears twice", details={"input": name})
         inputs[name] = array

@@ -1,0 +1,153 @@
+"""uvicorn's httptools protocol with the bounds it lacks: header count and size, head and body deadlines,
+and transfer codings it does not decode.
+
+uvicorn parses as many headers as a client sends (10,000 were accepted), waits for a request's head
+and body as long as bytes keep trickling in, and reads ``Transfer-Encoding: gzip, chunked`` as if the
+body were not compressed. This subclass, used by ``app.ModelServer``, refuses on the wire:
+
+- more than ``max_headers`` header lines, or a request line and headers over ``max_head_bytes``: 431;
+- a transfer coding other than ``chunked``: 400 (RFC 9112 allows 501, but a 5xx would count the
+  client's mistake as the server's failure in every dashboard and canary analysis);
+- a head not complete within ``head_timeout_s`` of its first byte (or of the connection, for its
+  first request), or a body not complete within ``body_timeout_s`` of the end of its head: 408.
+
+Each refusal closes the connection, as what follows cannot be trusted to frame a next request. One
+timer per request carries both deadlines (re-armed once at the end of the head when the body needs
+longer), so the cost per request is one ``call_later`` and one ``cancel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_PHRASES = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    max_headers: int = 100
+    max_head_bytes: int = 64 * 1024
+    head_timeout_s: float = 30.0
+    body_timeout_s: float = 300.0
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: stops httptools, which uvicorn then answers (see send_400_response)."""
+
+
+def bounded_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
+    """The protocol class to hand uvicorn (``Config(http=...)``), bound to ``limits``."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    limits = HeadLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._phase_began = 0.0
+        self._in_body = False
+        self._head_bytes = 0
+        self._refusal: tuple[int, str] | None = None
+
+    # -- deadlines --------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own signature
+        super().connection_made(transport)
+        self._arm()  # a connection that never sends a byte is bound too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._phase_began = self.loop.time()
+        self._in_body = False
+        self._deadline = self.loop.call_later(self.limits.head_timeout_s, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self._in_body:
+            left = self._phase_began + self.limits.body_timeout_s - self.loop.time()
+            if left > 0:
+                self._deadline = self.loop.call_later(left, self._deadline_passed)
+                return
+            what = f"the request body did not arrive within {self.limits.body_timeout_s:g}s"
+        else:
+            what = f"the request line and headers did not arrive within {self.limits.head_timeout_s:g}s"
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        cycle = self.cycle
+        if not self._in_body or cycle is None or not cycle.response_started:
+            transport.write(_answer(408, what + " (PIER_LIMITS__HEAD_TIMEOUT_S / BODY_TIMEOUT_S)"))
+        transport.close()
+
+    # -- parser callbacks ---------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._deadline is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, f"the request line and headers are over the limit of {self.limits.max_head_bytes} "
+                              "bytes")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        headers = self.headers
+        self._head_bytes += len(name) + len(value)
+        if len(headers) > self.limits.max_headers:
+            self._refuse(431, f"the request has more than {self.limits.max_headers} headers "
+                              "(PIER_LIMITS__MAX_HEADERS)")
+        if self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, f"the request line and headers are over the limit of {self.limits.max_head_bytes} "
+                              "bytes")
+        if headers[-1][0] == b"transfer-encoding" and value.strip().lower() != b"chunked":
+            self._refuse(400, f"Transfer-Encoding {value.decode('latin-1')!r} is not supported: send the body "
+                              "chunked or with Content-Length (Content-Encoding: gzip is supported)")
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        self._phase_began = self.loop.time()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    # -- refusals ---------------------------------------------------------------------------------
+    def _refuse(self, status: int, message: str) -> None:
+        self._refusal = (status, message)
+        raise _Refused(message)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request that does not parse; ours when a bound stopped the parser."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            super().send_400_response(msg)
+            return
+        self._disarm()
+        self.transport.write(_answer(*refusal))
+        self.transport.close()
+
+
+def _answer(status: int, message: str) -> bytes:
+    body = orjson.dumps({"error": message})
+    return b"".join((b"HTTP/1.1 ", str(status).encode(), b" ", _PHRASES[status],
+                     b"\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ",
+                     str(len(body)).encode(), b"\r\n\r\n", body))
