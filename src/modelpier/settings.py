@@ -127,6 +127,11 @@ class GatewaySettings(BaseModel):
                           "forwards everything that arrived meanwhile at once. On a shared core this costs far less "
                           "than interrupting the model per request (docs/benchmarks.md); idle cores still pick the "
                           "gateway up at once. No effect on other systems.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token that Prometheus must send to scrape the gateway's /metrics "
+                          "(PIER_GATEWAY__METRICS_TOKEN; 401 without it). Unset: /metrics is public to whoever reaches "
+                          "the gateway's port, and it names every project's deployments and their traffic: set it "
+                          "when the gateway is reachable beyond the operators (docs/security.md).")
 
 
 class LimitSettings(BaseModel):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from modelpier.backends.local import process
 from modelpier.backends.local.supervisor import child_env
-from modelpier.settings import Settings
+from modelpier.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
     from modelpier.gateway.app import GatewayApp
@@ -213,18 +213,20 @@ class GatewayProcess:
 # -- the gateway process itself (``pier gateway``) ---------------------------------------------------
 def run_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
                 table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
-                grace_s: float, batch_scheduling: bool) -> None:
+                grace_s: float, batch_scheduling: bool, limits: LimitSettings | None = None) -> None:
     """Serve the gateway's HTTP ``app`` on ``port`` and, unless ``grpc_port`` is 0, V2 gRPC on ``grpc_port``,
     in one event loop, until SIGINT/SIGTERM; then both drain for up to ``grace_s``.
 
     ``ServiceUnavailable`` when a port cannot be bound. ``batch_scheduling``: see
     ``settings.GatewaySettings.batch_scheduling``; set before any thread starts, so all inherit it.
+    ``limits``: the bounds of one request's head and body (``settings.LimitSettings``).
     """
     if batch_scheduling:
         _batch_scheduling()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(_serve_gateway(app, host=host, port=port, grpc_port=grpc_port, table_source=table_source,
-                                  verifier=verifier, grace_s=grace_s, dispatcher=app.dispatcher))
+                                  verifier=verifier, grace_s=grace_s, dispatcher=app.dispatcher,
+                                  limits=limits or LimitSettings()))
 
 
 def _batch_scheduling() -> None:
@@ -247,7 +249,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def _serve_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
                          table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
-                         grace_s: float, dispatcher: Dispatcher) -> None:
+                         grace_s: float, dispatcher: Dispatcher, limits: LimitSettings) -> None:
     from modelpier.gateway.grpc_proxy import start_grpc_gateway
     from modelpier.gateway.http1 import GatewayHttpServer
 
@@ -256,7 +258,8 @@ async def _serve_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: in
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await app.startup()
-    http = GatewayHttpServer(app)
+    http = GatewayHttpServer(app, max_headers=limits.max_headers, head_timeout_s=limits.head_timeout_s,
+                             body_timeout_s=limits.body_timeout_s)
     grpc = None
     try:
         await http.start(host, port)

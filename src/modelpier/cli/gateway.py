@@ -44,4 +44,5 @@ def gateway(
     run_gateway(app, host=host or cfg.gateway_host, port=cfg.gateway_port if port is None else port,
                 grpc_port=cfg.gateway_grpc_port if grpc_port is None else grpc_port,
                 table_source=lambda: table.get() if table.synced else None, verifier=parts.verifier,
-                grace_s=cfg.stop_grace_s, batch_scheduling=settings.gateway.batch_scheduling)
+                grace_s=cfg.stop_grace_s, batch_scheduling=settings.gateway.batch_scheduling,
+                limits=settings.limits)

@@ -26,7 +26,7 @@ from modelpier.control.policy import (
     RouteMatcher,
     match_route_policy,
 )
-from modelpier.errors import Forbidden, NotFound, PierError, Unauthenticated
+from modelpier.errors import Forbidden, InvalidInput, NotFound, PierError, Unauthenticated
 
 _PRINCIPAL = "pier_principal"
 # POSTs that change nothing: a gateway's token checks (one per caller token per cache period), and its
@@ -72,9 +72,13 @@ def install_security(app: FastAPI, auth: AuthService) -> None:
             matcher.append(RouteMatcher(openapi_routes(app)))
         path = request.scope["path"]
         template = matcher[0].template(request.method, path) or path
+        sent = request.headers.getlist("authorization")
+        if len(sent) > 1:  # Starlette reads the first, the gateway read the last: one caller, two identities
+            raise InvalidInput(f"the request has {len(sent)} Authorization headers; send exactly one",
+                               details={"header": "authorization"})
         if template in PUBLIC_ROUTES:
             return
-        token = bearer_token(request.headers.get("authorization"))
+        token = bearer_token(sent[0] if sent else None)
         principal = await run_in_threadpool(auth.authenticate, token)
         state = request.scope.setdefault("state", {})
         state[_PRINCIPAL] = principal

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ import orjson
 from modelpier._lib.ids import fast_id
 from modelpier.errors import InvalidInput, NotFound, PayloadTooLarge, PierError, ServiceUnavailable, Unauthenticated
 from modelpier.gateway.dispatch import JSON, Call, Dispatcher, Served, TableSource, error_answer
+from modelpier.gateway.heads import check_head
 from modelpier.gateway.proxy import HOP_BY_HOP, Answer, Headers
 from modelpier.gateway.verifier import InvocationVerifier
 from modelpier.spec.routing import DeploymentRoute
@@ -107,8 +109,11 @@ class GatewayApp:
                  id_factory: Callable[[], str] = fast_id,
                  health: Callable[[], dict[str, Any]] = dict,
                  on_startup: Callable[[], Awaitable[None]] | None = None,
-                 on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+                 on_shutdown: Callable[[], Awaitable[None]] | None = None,
+                 metrics_token: str | None = None) -> None:
         self.tables, self.dispatcher, self.verifier, self.jobs = tables, dispatcher, verifier, jobs
+        # gateway.metrics_token: /metrics names every project's deployments, so it may need a bearer token.
+        self._metrics_token = None if metrics_token is None else metrics_token.encode()
         self.ids = id_factory
         self._health = health
         self._on_startup, self._on_shutdown = on_startup, on_shutdown
@@ -135,10 +140,14 @@ class GatewayApp:
             body = {"status": "ok", "deployments": len(self.tables.get().deployments), **self._health()}
             return Answer(200, [(b"content-type", JSON)], orjson.dumps(body))
         if path == "/metrics":
-            return Answer(200, [(b"content-type", METRICS_CONTENT_TYPE)], self.dispatcher.stats.prometheus())
+            return self._metrics(headers)
         named = dict(headers)  # one pass for the few headers the gateway reads itself
         sent = named.get(b"x-request-id")
         request_id = sent.decode("latin-1") if sent is not None and _SANE_ID.match(sent) else self.ids()
+        if len(named) != len(headers) or b"transfer-encoding" in named:  # a repeated name, or a coding
+            refused = check_head(headers)
+            if refused is not None:
+                return _final(error_answer(refused), None, request_id)
         resolved = self._resolve(path)
         if isinstance(resolved, Answer):
             return _final(resolved, None, request_id)
@@ -148,6 +157,17 @@ class GatewayApp:
         if declared is not None and declared.isdigit() and int(declared) > route.policy.max_body_bytes:
             return admitted.too_large(int(declared))
         return admitted
+
+    def _metrics(self, headers: Headers) -> Answer:
+        expected = self._metrics_token
+        if expected is not None:
+            sent = [v for k, v in headers if k == b"authorization"]
+            scheme, _, token = sent[0].strip().partition(b" ") if len(sent) == 1 else (b"", b"", b"")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), expected):
+                return error_answer(Unauthenticated(
+                    "this gateway's /metrics needs its scrape token: send `Authorization: Bearer ...` "
+                    "(gateway.metrics_token)"))
+        return Answer(200, [(b"content-type", METRICS_CONTENT_TYPE)], self.dispatcher.stats.prometheus())
 
     async def check_caller(self, admitted: Admitted) -> Answer | None:
         """``auth.mode: token``: None when the caller may go on, else the final 401. A transport calls it

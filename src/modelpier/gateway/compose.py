@@ -47,6 +47,7 @@ class GatewayParts:
     recorder: Recorder | None = None
     jobs: Callable[[Dispatcher, SyncedTableSource], AsyncJobs] | None = None
     services: list[Service] = field(default_factory=list)  # run with the app's lifespan
+    metrics_token: str | None = None  # gateway.metrics_token: None serves /metrics to anyone
 
 
 async def _nothing() -> None:
@@ -67,7 +68,8 @@ def standard_parts(settings: Settings, control_url: str, token: str | None) -> G
     return GatewayParts(verifier=ControlPlaneVerifier(control_url, token),
                         reporter=lambda stats: TrafficReporter(stats, control_url, token),
                         cache=CacheOnPath(cache), recorder=PredictionRecorder(logger), jobs=jobs,
-                        services=[(_nothing, cache.aclose), (_nothing, logger.aclose)])
+                        services=[(_nothing, cache.aclose), (_nothing, logger.aclose)],
+                        metrics_token=cfg.metrics_token.get_secret_value() if cfg.metrics_token else None)
 
 
 def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, *,
@@ -125,4 +127,4 @@ def build_gateway(tables: SyncedTableSource, parts: GatewayParts | None = None, 
             await parts.verifier.aclose()
 
     return GatewayApp(tables, dispatcher, verifier=parts.verifier, jobs=jobs, id_factory=id_factory,
-                      health=healthz, on_startup=startup, on_shutdown=shutdown)
+                      health=healthz, on_startup=startup, on_shutdown=shutdown, metrics_token=parts.metrics_token)

@@ -11,9 +11,12 @@ and ``GatewayApp.respond``'s answer leaves in one ``transport.write``.
 HTTP/1.1 as clients use it: keep-alive (a connection idle for ``keep_alive_s`` is closed),
 pipelined requests answered in order, ``Expect: 100-continue``, chunked request bodies, HEAD,
 HTTP/1.0 and ``Connection: close``. A request that does not parse gets 400, a request line and
-headers over ``max_head_bytes`` 431, a body over the deployment's ``limits.maxBodyBytes`` 413; each
-closes the connection, since the rest of what the client sends cannot be trusted to frame a next
-request. A caller that leaves mid-request does not cancel it (as under uvicorn): the answer is
+headers over ``max_head_bytes`` or more than ``max_headers`` header lines 431, a body over the
+deployment's ``limits.maxBodyBytes`` 413, a head not in within ``head_timeout_s`` of its first byte
+or a body not in within ``body_timeout_s`` of its head 408 (however slowly the bytes trickle in:
+one sweep a second checks every connection, no timer per request); each closes the connection,
+since the rest of what the client sends cannot be trusted to frame a next request.
+A caller that leaves mid-request does not cancel it (as under uvicorn): the answer is
 dropped, the replica's work was already started.
 """
 
@@ -117,6 +120,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._head_began: float | None = None  # when the request whose head is arriving began (None: none is)
+        self._body_began = 0.0  # when the head of the request being read (``_reading``) was complete
         self._reading: _Request | None = None  # the request whose body is arriving
         self._ready: deque[_Request] = deque()  # complete, waiting their turn (pipelining)
         self._busy = False  # an answer is being made
@@ -156,6 +161,7 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._url, self._headers, self._head_bytes = b"", [], 0
+        self._head_began = self.last_active  # set by data_received: no clock read here
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -167,8 +173,13 @@ class _Connection(asyncio.Protocol):
             self._stop(_refusal(HeadersTooLarge(
                 f"the request line and headers are over the gateway's limit of {self.server.max_head_bytes} bytes")))
         self._headers.append((name.lower(), value))
+        if len(self._headers) > self.server.max_headers:
+            self._stop(_refusal(HeadersTooLarge(
+                f"the request has more than {self.server.max_headers} headers (PIER_LIMITS__MAX_HEADERS)")))
 
     def on_headers_complete(self) -> None:
+        self._head_began = None
+        self._body_began = self.last_active
         parser = self.parser
         method = parser.get_method().decode("latin-1")
         url = self._url
@@ -313,6 +324,26 @@ class _Connection(asyncio.Protocol):
             return False
         return now - self.last_active > (keep_alive_s if self._reading is None else _STALLED_BODY_S)
 
+    def overdue(self, now: float) -> str | None:
+        """What did not arrive in time: the head of the request coming in, or its body; None if on time."""
+        server = self.server
+        if self._head_began is not None and now - self._head_began > server.head_timeout_s:
+            return f"the request line and headers did not arrive within {server.head_timeout_s:g}s"
+        if self._reading is not None and now - self._body_began > server.body_timeout_s:
+            return f"the request body did not arrive within {server.body_timeout_s:g}s"
+        return None
+
+    def time_out(self, what: str) -> None:
+        """408 for the request that came too slowly (after the answers before it), then close."""
+        if self._done:
+            self.close()
+            return
+        self._head_began = None
+        # 408 is the client's fault but no error of the platform's tree: a transport status, made here.
+        message = what + " (PIER_LIMITS__HEAD_TIMEOUT_S / BODY_TIMEOUT_S)"
+        body = {"error": {"code": "request_timeout", "message": message}}
+        self._last(Answer(408, [(b"content-type", JSON)], orjson.dumps(body)))  # _done: nothing more is parsed
+
     @property
     def idle(self) -> bool:
         return not self._busy and not self._ready and self._reading is None
@@ -326,10 +357,14 @@ class GatewayHttpServer:
     """Serves a ``GatewayApp`` on one TCP port until ``stop``; the caller runs the app's start-up and
     shut-down around it (the gRPC port shares the app)."""
 
-    def __init__(self, app: GatewayApp, *, keep_alive_s: float = 5.0, max_head_bytes: int = 64 * 1024) -> None:
+    def __init__(self, app: GatewayApp, *, keep_alive_s: float = 5.0, max_head_bytes: int = 64 * 1024,
+                 max_headers: int = 100, head_timeout_s: float = 30.0, body_timeout_s: float = 300.0) -> None:
         self.app = app
         self.keep_alive_s = keep_alive_s
         self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
+        self.head_timeout_s = head_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.connections: set[_Connection] = set()
         self.port = 0
         self.stopping = False
@@ -356,8 +391,12 @@ class GatewayHttpServer:
         while True:
             await asyncio.sleep(min(1.0, self.keep_alive_s / 2))
             now = time.monotonic()
-            for conn in [c for c in self.connections if c.stale(now, self.keep_alive_s)]:
-                conn.close()
+            for conn in list(self.connections):
+                overdue = conn.overdue(now)
+                if overdue is not None:
+                    conn.time_out(overdue)
+                elif conn.stale(now, self.keep_alive_s):
+                    conn.close()
 
     def settled(self) -> None:
         if self._settled is not None and all(c.idle for c in self.connections):

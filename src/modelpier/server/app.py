@@ -60,7 +60,8 @@ class ModelServer:
         self.grpc: GrpcServer | None = None
         if config.grpc_port is not None:
             self.grpc = GrpcServer(self.dataplane, self.metrics, config.host, config.grpc_port,
-                                   config.max_body_bytes, config.max_request_elements)
+                                   max_message_bytes=config.max_body_bytes,
+                                   max_request_elements=config.max_request_elements)
         self.http = HttpApp(self.dataplane, self.metrics, config.max_body_bytes, self._startup, self._shutdown,
                             max_request_elements=config.max_request_elements)
         self._on_ready = on_ready

@@ -129,7 +129,7 @@ class InferenceServicer:
 class GrpcServer:
     """A ``grpc.aio`` server hosting the inference service on ``host:port``."""
 
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, host: str, port: int,
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, host: str, port: int, *,
                  max_message_bytes: int, max_request_elements: int) -> None:
         self._servicer = InferenceServicer(dataplane, metrics, max_request_elements)
         self._address = f"{host}:{port}"

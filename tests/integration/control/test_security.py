@@ -340,3 +340,12 @@ def test_gateway_token_checks_answer_and_are_not_audited(world: World) -> None:
         == {"allowed": False}
     audit = httpx.get(f"{world.url}/api/v1/audit", params={"limit": 1000}, headers=ADMIN_HEADERS).json()
     assert all(e["path"] != "/api/v1/invocations/verify" for e in audit)
+
+
+def test_two_authorization_headers_are_refused(world: World) -> None:
+    # The control plane used the first and the gateway the last: one request, two identities.
+    headers = [("Authorization", f"Bearer {world.tokens['viewer']}"), ("Authorization", f"Bearer {ADMIN_TOKEN}")]
+    for path in ("/api/v1/projects", "/api/v1/projects/acme/models", "/healthz"):
+        r = httpx.get(f"{world.url}{path}", headers=headers)
+        assert r.status_code == 400, (path, r.text)
+        assert "2 Authorization headers" in r.json()["error"]["message"]

@@ -8,6 +8,7 @@ server does not decode are refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -114,10 +115,8 @@ def _raw(server: Served, data: bytes, *, pause_after: int | None = None, wait_s:
         else:
             sock.sendall(data[:pause_after])
             time.sleep(wait_s)  # the client is slow on purpose: the server's deadline is what is tested
-            try:
+            with contextlib.suppress(OSError):  # the server closed first, as it should
                 sock.sendall(data[pause_after:])
-            except OSError:
-                pass  # the server closed first, as it should
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)

@@ -62,13 +62,13 @@ Scenario = Callable[[Callable[[], Awaitable[Wire]], FakeProxy, GatewayHttpServer
 
 
 def serve(scenario: Scenario, *, max_body: int = 1000, keep_alive_s: float = 5.0,
-          app: Callable[[FakeProxy], GatewayApp] | None = None) -> None:
+          app: Callable[[FakeProxy], GatewayApp] | None = None, **limits: float) -> None:
     proxy = FakeProxy()
 
     async def go() -> None:
         gateway = app(proxy) if app else build_gateway(_table(max_body), proxy=proxy)
         await gateway.startup()
-        server = GatewayHttpServer(gateway, keep_alive_s=keep_alive_s, max_head_bytes=2048)
+        server = GatewayHttpServer(gateway, keep_alive_s=keep_alive_s, max_head_bytes=2048, **limits)
         await server.start("127.0.0.1", 0)
         wires: list[Wire] = []
 
@@ -401,3 +401,86 @@ def test_a_refused_caller_whose_body_already_arrived_keeps_the_connection() -> N
         assert len(proxy.calls) == 1
     serve(scenario, app=_token_gateway(verifier))
 
+
+
+# -- the limits that bound a single request (docs/security.md) ----------------------------------------
+def test_more_headers_than_the_limit_are_431() -> None:
+    async def scenario(connect: Callable[[], Awaitable[Wire]], proxy: FakeProxy, _server: GatewayHttpServer) -> None:
+        wire = await connect()
+        await wire.send(post(extra=b"".join(b"x-h%d: v\r\n" % i for i in range(30))))
+        status, _, body = await wire.answer()
+        assert status == 431
+        assert "more than 20 headers" in orjson.loads(body)["error"]["message"]
+        assert await wire.closed()
+        wire = await connect()
+        await wire.send(post(extra=b"".join(b"x-h%d: v\r\n" % i for i in range(10))))
+        assert (await wire.answer())[0] == 200
+        assert len(proxy.calls) == 1
+    serve(scenario, max_headers=20)
+
+
+async def _trickle(wire: Wire, pieces: list[bytes], every_s: float) -> None:
+    """A slow client: one piece at a time, never idle long enough for the keep-alive sweep."""
+    for piece in pieces:
+        try:
+            await wire.send(piece)
+        except ConnectionError:
+            return  # closed by the gateway, as it should
+        await asyncio.sleep(every_s)  # the client's pace is the test's input
+
+
+def test_a_head_trickled_in_past_its_deadline_is_408_and_closed() -> None:
+    async def scenario(connect: Callable[[], Awaitable[Wire]], proxy: FakeProxy, _server: GatewayHttpServer) -> None:
+        wire = await connect()
+        slow = asyncio.ensure_future(_trickle(wire, [b"POST " + INFER + b" HTTP/1.1\r\n"]
+                                              + [b"x-slow-%d: v\r\n" % i for i in range(40)], 0.1))
+        status, headers, body = await wire.answer()
+        slow.cancel()
+        assert status == 408
+        assert headers["connection"] == "close"
+        assert "headers did not arrive within 0.5s" in orjson.loads(body)["error"]["message"]
+        assert await wire.closed()
+        assert proxy.calls == []
+    serve(scenario, keep_alive_s=2.0, head_timeout_s=0.5)
+
+
+def test_a_body_trickled_in_past_its_deadline_is_408_and_closed() -> None:
+    async def scenario(connect: Callable[[], Awaitable[Wire]], proxy: FakeProxy, _server: GatewayHttpServer) -> None:
+        wire = await connect()
+        head = b"POST " + INFER + b" HTTP/1.1\r\nhost: gw\r\ncontent-length: 40\r\n\r\n"
+        slow = asyncio.ensure_future(_trickle(wire, [head] + [b"x"] * 39, 0.1))
+        status, _, body = await wire.answer()
+        slow.cancel()
+        assert status == 408
+        assert "body did not arrive within 0.5s" in orjson.loads(body)["error"]["message"]
+        assert await wire.closed()
+        assert proxy.calls == []
+    serve(scenario, keep_alive_s=2.0, body_timeout_s=0.5)
+
+
+@pytest.mark.parametrize("extra", [
+    b"transfer-encoding: gzip, chunked\r\n",
+    b"transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n",
+])
+def test_transfer_codings_other_than_chunked_are_refused(extra: bytes) -> None:
+    async def scenario(connect: Callable[[], Awaitable[Wire]], proxy: FakeProxy, _server: GatewayHttpServer) -> None:
+        wire = await connect()
+        await wire.send(b"POST " + INFER + b" HTTP/1.1\r\nhost: gw\r\n" + extra + b"\r\n2\r\n{}\r\n0\r\n\r\n")
+        status, _, body = await wire.answer()
+        assert status == 400
+        assert "Transfer-Encoding 'gzip" in orjson.loads(body)["error"]["message"]
+        assert proxy.calls == []
+    serve(scenario)
+
+
+def test_two_authorization_headers_are_refused() -> None:
+    async def scenario(connect: Callable[[], Awaitable[Wire]], proxy: FakeProxy, _server: GatewayHttpServer) -> None:
+        wire = await connect()
+        await wire.send(post(extra=b"authorization: Bearer pier_a\r\nauthorization: Bearer pier_b\r\n"))
+        status, _, body = await wire.answer()
+        assert status == 400
+        assert "2 Authorization headers" in orjson.loads(body)["error"]["message"]
+        await wire.send(post(extra=b"accept: a\r\naccept: b\r\nauthorization: Bearer pier_a\r\n"))
+        assert (await wire.answer())[0] == 200  # other repeated headers are fine
+        assert len(proxy.calls) == 1
+    serve(scenario)

@@ -66,7 +66,7 @@ def check_shape(shape: Any, name: str, budget: ElementBudget) -> tuple[tuple[int
     return tuple(shape), count
 
 
-def check_raw_size(name: str, datatype: str, shape: tuple[int, ...], count: int, itemsize: int,
+def check_raw_size(name: str, datatype: str, shape: tuple[int, ...], count: int, *, itemsize: int,
                    nbytes: int) -> None:
     """Refuse raw tensor bytes that cannot hold ``count`` elements of ``datatype``."""
     if datatype == "BYTES":

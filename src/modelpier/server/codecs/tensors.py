@@ -29,7 +29,7 @@ def dtype_of(datatype: Any, name: str) -> np.dtype[Any]:
     return dtype
 
 
-def from_list(data: Any, datatype: str, dtype: np.dtype[Any], shape: tuple[int, ...], count: int,
+def from_list(data: Any, datatype: str, dtype: np.dtype[Any], shape: tuple[int, ...], *, count: int,
               name: str) -> Array:
     """An array of ``shape`` (``count`` elements, already checked against the request's budget) from
     (possibly nested) list data, or ``InvalidInput``."""

@@ -29,7 +29,7 @@ def raw_to_array(raw: bytes | memoryview, datatype: str, shape: tuple[int, ...],
     """Decode one tensor's raw bytes, checking their size against the shape (of ``count`` elements,
     already charged to the request's budget) before anything is allocated."""
     dtype = dtype_of(datatype, name)
-    check_raw_size(name, datatype, shape, count, dtype.itemsize, len(raw))
+    check_raw_size(name, datatype, shape, count, itemsize=dtype.itemsize, nbytes=len(raw))
     if datatype == "BYTES":
         return _bytes_elements(bytes(raw), count, name).reshape(shape)
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)

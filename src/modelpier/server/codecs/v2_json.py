@@ -82,7 +82,7 @@ def decode_tensor(entry: dict[str, Any], budget: ElementBudget) -> tuple[str, Ar
     shape, count = check_shape(entry.get("shape"), name, budget)
     if "data" not in entry:
         raise InvalidInput(f"input {name!r} has no 'data'", details={"input": name})
-    return name, from_list(entry["data"], str(datatype), dtype, shape, count, name)
+    return name, from_list(entry["data"], str(datatype), dtype, shape, count=count, name=name)
 
 
 def decode_request(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS) -> InferenceRequest:
