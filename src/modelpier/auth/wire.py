@@ -18,19 +18,25 @@ from modelpier.auth.quota import Limits
 RoleName = Literal["viewer", "editor", "owner"]
 
 
+# A date beyond this overflows the database's timestamps (a 500 before); no token needs to outlive it.
+MAX_LIFETIME_S = 100 * 365 * 86_400
+
+
 class NewTokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="A label to tell tokens apart (DNS-1123 label).")
     user: str | None = Field(None, max_length=255, description="Owner; default the caller (others: admins only).")
-    expires_in_s: float | None = Field(None, gt=0, description="Lifetime in seconds; default never expires.")
+    expires_in_s: float | None = Field(None, gt=0, le=MAX_LIFETIME_S,
+                                       description="Lifetime in seconds (at most 100 years); default never expires.")
 
 
 class NewKeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="A label for the invocation key (DNS-1123 label).")
-    expires_in_s: float | None = Field(None, gt=0, description="Lifetime in seconds; default never expires.")
+    expires_in_s: float | None = Field(None, gt=0, le=MAX_LIFETIME_S,
+                                       description="Lifetime in seconds (at most 100 years); default never expires.")
 
 
 class TokenBody(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Path, Response
 from fastapi.openapi.utils import get_openapi
 
 import modelpier
@@ -30,6 +30,7 @@ from modelpier.control.deployments import DeploymentService
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.logs import LogSource
 from modelpier.control.metrics import CONTENT_TYPE, ControlMetrics
+from modelpier.control.openapi_errors import document_errors
 from modelpier.control.policy import unprotected_routes
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.routes.access import access_router
@@ -138,7 +139,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
 
     app.include_router(model_router(registry, project_limits), prefix="/api/v1")  # the default project's
     app.include_router(model_router(registry, project_limits, require_project=deployments.get_project),
-                       prefix="/api/v1/projects/{project}")
+                       prefix="/api/v1/projects/{project}", dependencies=[Depends(_project_parameter)])
     app.include_router(
         blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
         prefix="/api/v1")
@@ -160,6 +161,10 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     return app
 
 
+def _project_parameter(project: str = Path(description="The project (a DNS-1123 label).")) -> None:
+    """Declares the prefix's ``{project}`` so the OpenAPI document has it; the routes read it themselves."""
+
+
 def check_protected(app: FastAPI) -> None:
     """Refuse to build an app with a route that no access rule covers (fail closed, at start-up)."""
     missing = unprotected_routes(openapi_routes(app))
@@ -168,7 +173,8 @@ def check_protected(app: FastAPI) -> None:
 
 
 def _document_schema_in_openapi(app: FastAPI) -> None:
-    """Publish the ModelDeployment document schema under components, where the PUT body refers to it.
+    """Publish the ModelDeployment document schema under components, where the PUT body refers to it,
+    and every operation's error answers (``openapi_errors``).
 
     The PUT route reads its body raw (JSON or YAML), so FastAPI cannot infer the schema itself.
     """
@@ -181,7 +187,7 @@ def _document_schema_in_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(document.pop("$defs", {}))
             components["ModelDeployment"] = document
-            app.openapi_schema = schema
+            app.openapi_schema = document_errors(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise

@@ -50,7 +50,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return envelope(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
+    response = envelope(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
+    response.headers.update(exc.headers or {})  # a 405's Allow, as RFC 9110 requires
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

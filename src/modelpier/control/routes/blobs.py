@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from modelpier.control.openapi_errors import error_responses
 from modelpier.errors import Conflict, InvalidInput, PayloadTooLarge
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry
@@ -81,7 +82,7 @@ def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: 
     def upload_status(upload_id: str) -> UploadBody:
         return UploadBody(upload_id=upload_id, offset=stager.offset(upload_id))
 
-    @r.patch("/blobs/uploads/{upload_id}", response_model=UploadBody,
+    @r.patch("/blobs/uploads/{upload_id}", response_model=UploadBody, responses=error_responses(413),
              description="Append the body at `Upload-Offset`; the body may be the whole rest of the blob "
                          "(streamed, chunked transfer encoding) or a piece of it.")
     async def append_chunk(
