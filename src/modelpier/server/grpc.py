@@ -3,8 +3,9 @@
 Methods are registered by hand with an identity deserializer, so a malformed protobuf reaches our
 code and becomes INVALID_ARGUMENT with a message (gRPC's own deserialization failure would be an
 opaque INTERNAL). Errors map to status codes: invalid input → INVALID_ARGUMENT, unknown model →
-NOT_FOUND, full queue → RESOURCE_EXHAUSTED, timeout → DEADLINE_EXCEEDED, loading → UNAVAILABLE,
-anything else → INTERNAL with an error id. Runs on the same event loop as the HTTP server.
+NOT_FOUND, full queue or over max_request_elements → RESOURCE_EXHAUSTED, timeout →
+DEADLINE_EXCEEDED, loading → UNAVAILABLE, anything else → INTERNAL with an error id. Runs on the same
+event loop as the HTTP server.
 """
 
 from __future__ import annotations
