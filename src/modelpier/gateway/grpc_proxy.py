@@ -198,6 +198,10 @@ class _Forwarder:
                        metadata: Sequence[tuple[str, str | bytes]], lookup: Mapping[str, str],
                        request_id: str) -> bytes:
         table, route = self._route(lookup)
+        if len(lookup) < len(metadata) and sum(k.lower() == "authorization" for k, _ in metadata) > 1:
+            # As over HTTP (heads.py): one call, one identity.
+            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "the call has several authorization metadata "
+                           "entries; send exactly one")
         await self._check_token(table, route, lookup)
         limit = route.policy.max_body_bytes
         if len(request) > limit:  # the spec's limits.maxBodyBytes, as HTTP's 413

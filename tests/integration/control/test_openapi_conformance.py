@@ -31,7 +31,7 @@ def test_every_operation_answers_as_documented_and_never_5xx(tmp_path: Path) -> 
             [str(BIN / "st"), "run", f"{url}/openapi.json", "--header", f"Authorization: Bearer {ADMIN_TOKEN}",
              "--checks", CHECKS, "--max-examples", "5", "--seed", "20261206", "--max-time", "40",
              "--workers", "1", "--no-color", "--warnings", "off", "--report-dir", str(tmp_path / "reports")],
-            capture_output=True, text=True, timeout=110, check=False)
+            capture_output=True, text=True, timeout=110, check=False, cwd=tmp_path)  # its cache stays there
         log = (tmp_path / "home" / "server.log").read_text()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout

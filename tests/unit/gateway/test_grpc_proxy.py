@@ -337,6 +337,11 @@ def test_token_deployments_need_a_verified_bearer_which_replicas_never_see() -> 
             assert body == b"r0:x"
             assert "authorization" not in replica.seen[-1]
             assert verifier.asked[-1] == ("acme", "iris", "good", 9)  # checked against the table's auth epoch
+            code, details, _ = await code_of(gw.infer, b"x", (("x-pier-deployment", "acme/iris"),
+                                                              ("authorization", "Bearer good"),
+                                                              ("authorization", "Bearer wrong")))
+            assert code == grpc.StatusCode.INVALID_ARGUMENT  # one call, one identity, as over HTTP
+            assert "several authorization" in details
         async with gateway(table("127.0.0.1:1", auth="token"), None) as gw:  # no verifier: closed
             code, _, _ = await code_of(gw.infer, b"x", (("x-pier-deployment", "acme/iris"),
                                                         ("authorization", "Bearer good")))

@@ -171,7 +171,10 @@ shapes = st.one_of(st.lists(dims, max_size=6), st.lists(st.just(1), min_size=30,
                    st.none(), st.text(max_size=3), st.lists(st.floats(allow_nan=False), max_size=3))
 scalars = st.one_of(st.integers(-(2**70), 2**70), st.floats(), st.booleans(), st.text(max_size=4), st.none())
 data = st.recursive(st.lists(scalars, max_size=8), lambda inner: st.lists(inner, max_size=3), max_leaves=24)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized (the same examples each run, as every test here is deterministic) and no example
+# database written into the work tree.
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
+                database=None)
 
 
 def _client_error(call: Any) -> None:
