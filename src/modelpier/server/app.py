@@ -26,7 +26,7 @@ from modelpier.server.config import ModelOptions, ModelSource, ServerConfig
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.grpc import GrpcServer
 from modelpier.server.http import HttpApp
-from modelpier.server.http_protocol import HeadLimits, bounded_protocol
+from modelpier.server.http_protocol import HeadLimits, bounded_protocol, sweep
 from modelpier.server.loading import LoadedModel, load_model
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import Loader, ModelRepository
@@ -65,14 +65,18 @@ class ModelServer:
         self.http = HttpApp(self.dataplane, self.metrics, config.max_body_bytes, self._startup, self._shutdown,
                             max_request_elements=config.max_request_elements)
         self._on_ready = on_ready
+        self._protocol = bounded_protocol(HeadLimits(
+            max_headers=config.max_headers, head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s))
         self._uvicorn: uvicorn.Server | None = None
         self._loading: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
 
     async def _startup(self) -> None:
         if self.grpc is not None:
             port = await self.grpc.start()
             log.info("gRPC (V2) on %s:%d", self.config.host, port)
+        self._sweeper = asyncio.create_task(sweep(self._protocol), name="408 for slow requests")
         self._loading = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
@@ -96,6 +100,8 @@ class ModelServer:
     async def _shutdown(self) -> None:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.grpc is not None:
             await self.grpc.stop(self.config.shutdown_grace_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -106,12 +112,10 @@ class ModelServer:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.http_port, reuse_port=False)
         host, port = sock.getsockname()[:2]
-        limits = HeadLimits(max_headers=self.config.max_headers, head_timeout_s=self.config.head_timeout_s,
-                            body_timeout_s=self.config.body_timeout_s)
         uv_config = uvicorn.Config(
             # uvloop, accepting every waiting connection per turn (see _lib/accepting.py); httptools with
             # bounds on headers, deadlines and transfer codings (http_protocol.py).
-            self.http, loop="modelpier._lib.accepting:greedy_uvloop", http=bounded_protocol(limits), ws="none",
+            self.http, loop="modelpier._lib.accepting:greedy_uvloop", http=self._protocol, ws="none",
             lifespan="on",
             interface="asgi3",
             log_config=None, log_level=self.config.log_level, access_log=self.config.access_log,

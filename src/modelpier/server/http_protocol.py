@@ -11,16 +11,16 @@ body were not compressed. This subclass, used by ``app.ModelServer``, refuses on
 - a head not complete within ``head_timeout_s`` of its first byte (or of the connection, for its
   first request), or a body not complete within ``body_timeout_s`` of the end of its head: 408.
 
-Each refusal closes the connection, as what follows cannot be trusted to frame a next request. One
-timer per request carries both deadlines (re-armed once at the end of the head when the body needs
-longer), so the cost per request is one ``call_later`` and one ``cancel``.
+Each refusal closes the connection, as what follows cannot be trusted to frame a next request. The
+deadlines cost a request two reads of the loop's clock: ``sweep``, one task per server, checks every
+open connection once a second (a timer per request cost more than the rest of these bounds).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -40,56 +40,61 @@ class _Refused(Exception):
     """Raised from a parser callback: stops httptools, which uvicorn then answers (see send_400_response)."""
 
 
-def bounded_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
-    """The protocol class to hand uvicorn (``Config(http=...)``), bound to ``limits``."""
-    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+def bounded_protocol(limits: HeadLimits) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class to hand uvicorn (``Config(http=...)``), bound to ``limits``, with its own set of
+    live connections for ``sweep``."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits, "live": set()})
+
+
+async def sweep(protocol: type[BoundedHttpToolsProtocol], every_s: float = 1.0) -> None:
+    """Answer 408 on every connection of ``protocol`` whose head or body is overdue; runs until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(every_s)
+        now = loop.time()
+        for conn in list(protocol.live):  # time_out closes, and a closed connection leaves the set
+            what = conn.overdue(now)
+            if what is not None:
+                conn.time_out(what)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     limits = HeadLimits()
+    live: ClassVar[set[BoundedHttpToolsProtocol]] = set()  # open connections, for ``sweep`` (one set per subclass)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._phase_began = 0.0
-        self._in_body = False
+        self._head_began: float | None = None  # the head being read began (None: none is)
+        self._body_began: float | None = None  # the body being read began after its head (None: none is)
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
 
-    # -- deadlines --------------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own signature
+    # -- deadlines: timestamps here, one sweep a second for every connection (no timer per request) -----
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's signature
         super().connection_made(transport)
-        self._arm()  # a connection that never sends a byte is bound too
+        self._head_began = self.loop.time()  # a connection that never sends a byte is bound too
+        self.live.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.live.discard(self)
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
-        self._phase_began = self.loop.time()
-        self._in_body = False
-        self._deadline = self.loop.call_later(self.limits.head_timeout_s, self._deadline_passed)
+    def overdue(self, now: float) -> str | None:
+        """What did not arrive in time (the head of the request coming in, or its body); None if on time."""
+        limits = self.limits
+        if self._head_began is not None and now - self._head_began > limits.head_timeout_s:
+            return f"the request line and headers did not arrive within {limits.head_timeout_s:g}s"
+        if self._body_began is not None and now - self._body_began > limits.body_timeout_s:
+            return f"the request body did not arrive within {limits.body_timeout_s:g}s"
+        return None
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _deadline_passed(self) -> None:
-        self._deadline = None
-        if self._in_body:
-            left = self._phase_began + self.limits.body_timeout_s - self.loop.time()
-            if left > 0:
-                self._deadline = self.loop.call_later(left, self._deadline_passed)
-                return
-            what = f"the request body did not arrive within {self.limits.body_timeout_s:g}s"
-        else:
-            what = f"the request line and headers did not arrive within {self.limits.head_timeout_s:g}s"
-        transport = self.transport
+    def time_out(self, what: str) -> None:
+        """408 (unless the app already answered) and close: what follows cannot frame a next request."""
+        transport, in_body = self.transport, self._body_began is not None
+        self._head_began = self._body_began = None
         if transport is None or transport.is_closing():
             return
-        cycle = self.cycle
-        if not self._in_body or cycle is None or not cycle.response_started:
+        if not in_body or not self.cycle.response_started:  # never a second answer to one request
             transport.write(_answer(408, what + " (PIER_LIMITS__HEAD_TIMEOUT_S / BODY_TIMEOUT_S)"))
         transport.close()
 
@@ -97,8 +102,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        if self._deadline is None:
-            self._arm()
+        if self._head_began is None:  # else the connection's first request: its clock runs from the connect
+            self._head_began = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
@@ -122,12 +127,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                               "chunked or with Content-Length (Content-Encoding: gzip is supported)")
 
     def on_headers_complete(self) -> None:
-        self._in_body = True
-        self._phase_began = self.loop.time()
+        self._head_began = None
+        self._body_began = self.loop.time()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._body_began = None
         super().on_message_complete()
 
     # -- refusals ---------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if refusal is None:
             super().send_400_response(msg)
             return
-        self._disarm()
+        self._head_began = self._body_began = None
         self.transport.write(_answer(*refusal))
         self.transport.close()
 
