@@ -11,6 +11,7 @@ batch migration that recreates a table does not cascade deletes into the tables 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 from modelpier.errors import PierError
 from modelpier.registry.sql.dberrors import translate
 from modelpier.registry.sql.engine import open_engine, safe_url, write_engine
+
+log = logging.getLogger("modelpier.registry.migrate")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant naming "modelpier registry schema" among advisory locks (a signed int64).
@@ -96,15 +99,16 @@ def upgrade_to_head(target: str | Engine) -> None:
 
 
 def _upgrade_locked(engine: Engine) -> None:
-    from alembic import command
-
-    config = alembic_config()
     try:
-        with write_engine(engine).connect() as conn, sqlite_foreign_keys_off(conn), conn.begin():
+        with alembic_quiet(), write_engine(engine).connect() as conn, sqlite_foreign_keys_off(conn), conn.begin():
+            from alembic import command  # its plugins log at INFO as it loads
+
+            config = alembic_config()
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+        log.debug("migrated %s to schema %s", safe_url(engine.url), head_revision())
     except sa_exc.SQLAlchemyError as exc:
         try:
             if current_revision(engine) == head_revision():
@@ -112,6 +116,25 @@ def _upgrade_locked(engine: Engine) -> None:
         except Exception:  # noqa: S110 - report the original failure, not this re-check's
             pass
         raise translate(exc, safe_url(engine.url)) from exc
+
+
+@contextmanager
+def alembic_quiet() -> Iterator[None]:
+    """Alembic's per-step INFO lines ("Running upgrade ... -> ...", a dozen on a first start) at debug.
+
+    A first ``pier up`` is no place for them; its warnings and errors still show. With debug logging
+    on (``PIER_LOG_LEVEL=debug``) they show as they are.
+    """
+    alembic = logging.getLogger("alembic")
+    if logging.getLogger().isEnabledFor(logging.DEBUG) or alembic.level > logging.INFO:
+        yield
+        return
+    previous = alembic.level
+    alembic.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic.setLevel(previous)
 
 
 @contextmanager
