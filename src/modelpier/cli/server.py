@@ -55,14 +55,21 @@ def up(
     host: str = typer.Option(None, help="Interface of the API (default: control.host, 127.0.0.1)."),
     port: int = typer.Option(None, help="TCP port of the API (default: control.port, 8600)."),
     gateway_port: int = typer.Option(None, help="TCP port of the gateway (default: platform.gateway_port, 8700)."),
+    gateway_grpc_port: int = typer.Option(None, "--gateway-grpc-port", min=0, max=65535,
+                                          help="TCP port of the gateway's V2 gRPC service (default: "
+                                               "platform.gateway_grpc_port, 8701; 0 turns gRPC off)."),
     example: bool = typer.Option(True, "--example/--no-example",
                                  help="Register the iris example model and deploy it as default/iris."),
 ) -> None:
-    """Run the platform on embedded defaults: control plane, gateway, reconciler and local replicas."""
+    """Run the platform on embedded defaults: control plane, gateway, reconciler and local replicas.
+
+    Every port is checked before anything is created: a busy one stops `pier up` with one line naming
+    the port, the process holding it and the flag that picks another."""
     import asyncio
 
     from modelpier.cli.credentials import save_credentials
     from modelpier.cli.platform import EXAMPLE_DEPLOYMENT, EXAMPLE_PROJECT, PlatformUrls, run_platform
+    from modelpier.cli.preflight import check_platform
     from modelpier.registry.factory import build_registry
 
     c = get_context(ctx)
@@ -71,11 +78,13 @@ def up(
     def say(text: str) -> None:
         c.out.print(text, soft_wrap=True)  # URLs and the curl line must stay copyable: no wrapping
 
-    if gateway_port is not None:
-        settings = settings.model_copy(update={"platform": settings.platform.model_copy(
-            update={"gateway_port": gateway_port})})
+    chosen = {key: value for key, value in (("gateway_port", gateway_port), ("gateway_grpc_port", gateway_grpc_port))
+              if value is not None}
+    if chosen:
+        settings = settings.model_copy(update={"platform": settings.platform.model_copy(update=chosen)})
     host = host or settings.control.host
     port = settings.control.port if port is None else port
+    check_platform(settings, host, port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = build_registry(settings)
     if example:

@@ -378,7 +378,8 @@ class GatewayHttpServer:
             sock = listen(host, port)
         except OSError as exc:
             raise ServiceUnavailable(f"the gateway cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
-                                     "another with --port (platform.gateway_port)",
+                                     "another with `pier up --gateway-port` or `pier gateway --port` "
+                                     "(setting platform.gateway_port)",
                                      details={"host": host, "port": port}) from exc
         # Every waiting connection accepted per turn of the loop, not libuv's one (see _lib/accepting.py).
         self._server = AcceptingServer(asyncio.get_running_loop(), sock, lambda: _Connection(self), backlog=2048)
