@@ -1,11 +1,18 @@
 # modelpier: two commands. `make up` runs the platform; `make test` runs every check and test.
-# Both work from a fresh clone on a fresh machine (Python 3.11, pip, gcc, git): they create .venv,
-# install the package, and install the system services the tests need (PostgreSQL, ...) when root.
+# Both work from a fresh clone on a fresh machine (Python 3.11, pip, gcc, git): they create .venv and
+# install the package, each with what it needs (see UP_EXTRAS below); `make test` also installs the system
+# services the tests need (PostgreSQL, ...) when root.
 
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# `make test` installs the developer stack ('.[dev]': every flavor incl. torch, the browser, linters, ~2.9 GB);
+# `make up` only what the platform and its iris example need ('.[sklearn]', ~0.4 GB). Serve other flavors with
+# `make up UP_EXTRAS=sklearn,xgboost` (or `all`); docs/serving.md lists which extra each flavor needs.
+UP_EXTRAS ?= sklearn
+comma    := ,
+STAMP    := $(VENV)/.installed
+UP_STAMP := $(VENV)/.installed-up-$(subst $(comma),-,$(UP_EXTRAS))
 
 constraints: $(STAMP)
 	( sed -n 1,3p constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^py-spy' | sed 's/+cpu$$//' ) > constraints.new
@@ -14,18 +21,24 @@ constraints: $(STAMP)
 .PHONY: constraints up test install lint typecheck importlint unit integration generate clean bench-registry help screenshots
 
 help:
-	@echo "make up     - install and run the platform with the example model (prints where to look)"
-	@echo "make test   - install everything and run lint, type checks, layering checks and all tests"
+	@echo "make up     - install the platform ('.[$(UP_EXTRAS)]') and run it with the example model (prints where to look)"
+	@echo "make test   - install the developer stack ('.[dev]') and run lint, type checks, layering checks and all tests"
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
+$(UP_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -e '.[$(UP_EXTRAS)]' -c constraints.txt
+	touch $(UP_STAMP)
+
 install: $(STAMP)
 
-up: $(STAMP)
+up: $(UP_STAMP)
 	$(BIN)/pier up
 
 lint: $(STAMP)

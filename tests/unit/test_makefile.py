@@ -1,0 +1,44 @@
+"""``make up`` installs what the platform needs, ``make test`` the developer stack (issue 14, item 7).
+
+Read with ``make -n`` (print, do not run) against a throwaway venv path, so nothing is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def planned(target: str, venv: Path, *extra: str) -> str:
+    return subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), target, f"VENV={venv}", *extra], capture_output=True,
+                          text=True, check=True, timeout=30).stdout
+
+
+def test_make_up_installs_the_platform_not_the_developer_stack(tmp_path: Path) -> None:
+    plan = planned("up", tmp_path / "venv")
+    assert "pip install -e '.[sklearn]'" in plan
+    assert "[dev]" not in plan
+    assert plan.strip().endswith(f"{tmp_path / 'venv'}/bin/pier up")
+
+
+def test_make_up_takes_more_extras_on_request(tmp_path: Path) -> None:
+    assert "pip install -e '.[sklearn,xgboost]'" in planned("up", tmp_path / "venv", "UP_EXTRAS=sklearn,xgboost")
+
+
+def test_make_test_installs_the_developer_stack_with_its_own_stamp(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    plan = planned("test", venv)
+    assert "pip install -e '.[dev]'" in plan
+    # After `make up` (its stamp present), `make test` still installs the developer stack.
+    venv.mkdir()
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").touch()
+    (venv / ".installed-up-sklearn").touch()
+    assert "pip install -e '.[dev]'" in planned("test", venv)
+    assert "python3 -m venv" not in planned("up", venv)
