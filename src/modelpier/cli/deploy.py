@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from modelpier.cli.context import CliContext, get_context
+from modelpier.cli.deploy_ref import RefDeploy, fresh_document, plan_ref_deploy
 from modelpier.cli.deploy_support import (
     DEFAULT_PROJECT,
     NameArg,
@@ -27,20 +28,26 @@ from modelpier.control.canary_wire import CanaryBody
 from modelpier.control.client import DeploymentClient
 from modelpier.control.logs import DEFAULT_TAIL
 from modelpier.control.traffic_wire import TrafficBody
-from modelpier.errors import InvalidInput, PierError
-from modelpier.spec.deployment import ModelDeployment, parse_deployment
+from modelpier.errors import InvalidInput, NotFound, PierError
+from modelpier.spec.deployment import ModelDeployment
 from modelpier.spec.names import ModelRef
 
 delete_app = typer.Typer(help="Delete deployments or projects.", no_args_is_help=True)
 
 
-def _document_from_ref(ref: str, name: str | None, replicas: int, follow_alias: bool) -> ModelDeployment:
-    """The spec ``pier deploy iris:production --name iris`` writes for you: one predictor."""
-    parsed = ModelRef.parse(ref)
-    predictor: dict[str, object] = {"name": "main", "model": ref, "replicas": replicas}
-    if follow_alias:
-        predictor["followAlias"] = True
-    return parse_deployment({"metadata": {"name": name or parsed.name}, "spec": {"predictors": [predictor]}})
+def _plan_from_ref(client: DeploymentClient, ref: str, name: str, project: str, *, replicas: int | None,
+                   follow_alias: bool, replace: bool) -> RefDeploy:
+    """``pier deploy REF``: a new one-predictor deployment, or only the model changed on an existing one."""
+    try:
+        existing = client.get(project, name).spec
+    except NotFound:
+        existing = None
+    running = False
+    if existing is not None and not replace:
+        with contextlib.suppress(NotFound):
+            running = not client.canary(project, name).done
+    return plan_ref_deploy(ref, name, project, existing, replicas=replicas, follow_alias=follow_alias,
+                           replace=replace, canary_running=running)
 
 
 class Backend(StrEnum):
@@ -74,9 +81,13 @@ def deploy(
     project: str = typer.Option(None, "--project", "-p",
                                 help="Project; default: metadata.project in the file, else 'default'."),
     name: str = typer.Option(None, "--name", "-n", help="Deployment name with MODEL_REF (default: the model's)."),
-    replicas: int = typer.Option(1, "--replicas", min=0, help="Replicas with MODEL_REF."),
+    replicas: int = typer.Option(None, "--replicas", min=0,
+                                 help="Replicas with MODEL_REF (default: 1 for a new deployment, else unchanged)."),
     follow_alias: bool = typer.Option(False, "--follow-alias", help="With MODEL_REF name:alias: roll out "
                                                                     "whenever the alias moves."),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="With MODEL_REF on an existing deployment: write a new one-predictor spec "
+                                      "over it (default: change only the model, keep the rest)."),
     wait: bool = typer.Option(False, "--wait/--no-wait", help="Block until the revision is Ready; fail with "
                                                               "the reason if the rollout fails."),
     timeout: float = typer.Option(300, "--timeout", min=1, help="Seconds --wait waits at most."),
@@ -91,17 +102,30 @@ def deploy(
     """Create or update a deployment from a ModelDeployment file (or a model reference).
 
     Applying the same spec again changes nothing; a changed spec, or an alias that now resolves
-    to another version, makes a new revision that the reconciler rolls out.
+    to another version, makes a new revision that the reconciler rolls out. With MODEL_REF on an
+    existing deployment only its model changes (replicas, followAlias and the rest are kept) and the
+    command says what changed; it refuses a deployment with several predictors or a running canary
+    unless --replace.
     """
     c = get_context(ctx)
     if (file is None) == (ref is None):
         raise InvalidInput("give either -f FILE or a MODEL_REF (e.g. `pier deploy iris:production`)")
-    document = read_document(file) if file is not None else _document_from_ref(ref, name, replicas, follow_alias)
-    target = project_of(document, project)
+    changes: tuple[str, ...] = ()
+    if file is not None:
+        document = read_document(file)
+        target = project_of(document, project)
+    else:
+        target = project or DEFAULT_PROJECT
+        document = fresh_document(ref, name or ModelRef.parse(ref).name, project,
+                                  1 if replicas is None else replicas, follow_alias)
     if backend is Backend.kubernetes:
         _apply_to_kubernetes(c, document, target, kubeconfig, wait=wait, output=output)
         return
     with deployment_client(c, remote) as client:
+        if ref is not None:
+            planned = _plan_from_ref(client, ref, document.metadata.name, target, replicas=replicas,
+                                     follow_alias=follow_alias, replace=replace)
+            document, changes = planned.document, planned.changes
         result = client.apply(target, document.metadata.name, wire_document(document))
         rev = result.revision
         progress = None
@@ -112,8 +136,9 @@ def deploy(
     versions = ", ".join(f"{p}={v}" for p, v in sorted(rev.resolved.items()))
     verb = "created" if result.created else "unchanged"
     url = result.deployment.status.url
+    changed = f"\nchanged: {'; '.join(changes)}" if changes else ""
     emit(c.out, result, output, lambda: (
-        f"deployment [bold]{target}/{document.metadata.name}[/]: revision {rev.number} {verb} ({versions})"
+        f"deployment [bold]{target}/{document.metadata.name}[/]: revision {rev.number} {verb} ({versions})" + changed
         + (f"\n{progress.message}" if progress else "") + (f"\nendpoint: {url}" if url else "")))
 
 

@@ -118,6 +118,38 @@ def test_deploy_a_model_reference_writes_the_spec(server: tuple[Path, str]) -> N
     assert out["deployment"]["spec"]["predictors"][0]["replicas"] == 2
 
 
+def test_deploying_a_reference_onto_a_deployment_changes_only_the_model(server: tuple[Path, str],
+                                                                        tmp_path: Path) -> None:
+    spec = SPEC.replace("model: iris:production", "model: iris:production\n      followAlias: true")
+    pier(server, "deploy", "-f", spec_file(tmp_path, text=spec.format(replicas=2).replace("name: iris", "name: kept")))
+    moved = " ".join(pier(server, "deploy", "iris:2", "--name", "kept").stdout.split())  # unwrapped
+    assert "revision 2 created" in moved
+    assert "changed: model iris:production -> iris:2; followAlias off (iris:2 names no alias)" in moved
+    kept = pier_json(server, "get", "deployment", "kept")["spec"]
+    assert kept["predictors"][0]["replicas"] == 2  # kept, not reset to 1
+    assert kept["predictors"][0]["resources"]["cpu"] == "500m"
+    assert kept["predictors"][0]["model"] == "iris:2"
+    back = " ".join(pier(server, "deploy", "iris:production", "--name", "kept", "--follow-alias").stdout.split())
+    assert "changed: model iris:2 -> iris:production; followAlias on" in back
+    replaced = pier(server, "deploy", "iris:1", "--name", "kept", "--replace").stdout
+    assert "changed: replaced the whole spec" in replaced
+    assert pier_json(server, "get", "deployment", "kept")["spec"]["predictors"][0]["replicas"] == 1
+
+
+def test_deploying_a_reference_onto_several_predictors_is_refused(server: tuple[Path, str], tmp_path: Path) -> None:
+    path = tmp_path / "ab.yaml"
+    path.write_text(SPEC.format(replicas=1).replace("name: iris", "name: ab") + """    - {name: b, model: "iris:2", weight: 10}
+""".replace("    - {name: b", "    - {name: b"))
+    text = path.read_text().replace("      resources: {cpu: 500m, memory: 512Mi}\n",
+                                    "      resources: {cpu: 500m, memory: 512Mi}\n      weight: 90\n")
+    path.write_text(text)
+    pier(server, "deploy", "-f", str(path))
+    refused = pier(server, "deploy", "iris:2", "--name", "ab", check=False)
+    assert refused.returncode == 5, refused.stderr
+    assert "deployment ab has 2 predictors (main, b)" in " ".join(refused.stderr.split())
+    assert "--replace" in refused.stderr
+
+
 def test_projects_from_the_cli(server: tuple[Path, str], tmp_path: Path) -> None:
     missing = pier(server, "deploy", "-f", spec_file(tmp_path), "-p", "team-a", check=False)
     assert missing.returncode == 4
