@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 
 def planned(target: str, venv: Path, *extra: str) -> str:
-    return subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), target, f"VENV={venv}", *extra], capture_output=True,
-                          text=True, check=True, timeout=30).stdout
+    command = ["make", "-n", "--no-print-directory", "-C", str(ROOT), target, f"VENV={venv}", *extra]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 def test_make_up_installs_the_platform_not_the_developer_stack(tmp_path: Path) -> None:

@@ -109,8 +109,10 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stager.purge_older_than(_UPLOAD_MAX_AGE_S)
         interval = settings.control.alias_poll_seconds
-        poller = asyncio.create_task(run_alias_poller(deployments, interval)) if interval > 0 else None
-        await canaries.resume()  # the canaries a previous control plane left running
+        await canaries.resume()  # the canaries a previous control plane left running: before any alias pass
+        # While a canary runs, a followed alias that moves waits for it to end (docs/canary.md).
+        poller = asyncio.create_task(run_alias_poller(deployments, interval, canaries.running)) \
+            if interval > 0 else None
         try:
             yield
         finally:

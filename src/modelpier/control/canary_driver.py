@@ -21,7 +21,10 @@ full interval: the traffic store is in memory and restarts empty. Stopping the c
 cancels the drives without writing anything, so they resume where they stood.
 
 A deployment changed by someone else while a canary runs stops the canary, untouched; one the
-reconciler rolled back (the canary never became ready) is a failed canary and is rolled back.
+reconciler rolled back (the canary never became ready) is a failed canary and is rolled back. When
+that change kept the canary predictor, the stop says so and ``abort`` still removes it, so no split
+outlives its canary. Followed aliases do not move under a running canary: the alias poller holds
+their moves (``running``) until it ends.
 """
 
 from __future__ import annotations
@@ -232,11 +235,18 @@ class CanaryDriver:
             raise NotFound(f"no canary of {project}/{name} has run", details={"deployment": name})
         return CanaryRun.of(record)
 
+    def running(self, project: str, name: str) -> bool:
+        """Is a canary of the deployment being driven here now? (The alias poller holds its moves meanwhile.)"""
+        run = self._runs.get((project, name))
+        return run is not None and not run.done
+
     async def abort(self, project: str, name: str, user: str, *, wait_s: float = 20.0) -> CanaryRun:
         run = self.get(project, name)
         if run.phase == "promoting":
             raise Conflict(f"the canary of {project}/{name} is being promoted; to go back afterwards use "
                            f"`pier rollout undo {name}`", details={"phase": run.phase})
+        if run.done and await asyncio.to_thread(self._leftover, run):
+            return await self._clear_leftover(run, user)
         if run.done:
             raise Conflict(f"the canary of {project}/{name} is not running (it {run.phase.replace('-', ' ')}: "
                            f"{run.message})", details={"phase": run.phase})
@@ -369,6 +379,28 @@ class CanaryDriver:
                                               cause=f"canary {run.to} rolled back: {why}"[:500], pinned=pinned)
         return result.revision.number if result.created else None
 
+    def _leftover(self, run: CanaryRun) -> bool:
+        """Does the deployment still split traffic to the (ended) run's canary predictor?"""
+        try:
+            names = [p.name for p in self._service.get(run.project, run.deployment).revision.spec.predictors]
+        except PierError:  # gone, or the store cannot tell now: nothing to point at
+            return False
+        return run.predictor in names and run.stable in names
+
+    async def _clear_leftover(self, run: CanaryRun, user: str) -> CanaryRun:
+        """An abort of an ended canary whose predictor was left in the spec (a change by someone else kept it):
+        remove it, so no split outlives its canary."""
+        why = f"aborted by {user} after it {run.phase.replace('-', ' ')}"
+        revision = await asyncio.to_thread(self._remove_canary, run, why)
+        if revision is not None:
+            run.revision = revision
+        await self._transition(run, "aborted", f"{why}: {run.predictor} removed, {run.stable} serves 100%"
+                                               + (f" in revision {revision}" if revision else ""))
+        self._runs[(run.project, run.deployment)] = run
+        with contextlib.suppress(PierError):
+            await self._event(run, "Warning", "CanaryAborted", run.message)
+        return run
+
     # -- the drive --------------------------------------------------------------------------------
     async def _save(self, run: CanaryRun) -> None:
         async with run.saving:
@@ -461,6 +493,9 @@ class CanaryDriver:
                     (f" in revision {revision}" if revision else "")
             except PierError as exc:
                 message += f"; rolling back failed too: {exc.message}"
+        elif await asyncio.to_thread(self._leftover, run):
+            message += (f"; predictor {run.predictor} is still in the spec: `pier rollout canary {run.deployment} "
+                        "--abort` removes it")
         run.pending = None
         try:
             await self._transition(run, stop.phase, message)

@@ -10,7 +10,7 @@ history are pure functions in ``control/history.py``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ class DeploymentService:
         # Last alias-refresh failure reported per deployment, so a broken alias gives one warning
         # event, not one per poll.
         self._alias_failures: dict[tuple[str, str], str] = {}
+        self._alias_deferred: dict[tuple[str, str], str] = {}  # the move last announced as waiting for a canary
 
     # -- projects -------------------------------------------------------------------------------
     def list_projects(self) -> list[str]:
@@ -220,12 +221,14 @@ class DeploymentService:
         return list(self._log_source(project, name, predictor=predictor, tail=tail))
 
     # -- follow-alias ---------------------------------------------------------------------------
-    def refresh_aliases(self) -> list[ApplyResult]:
+    def refresh_aliases(self, held: Callable[[str, str], bool] | None = None) -> list[ApplyResult]:
         """Roll out new revisions for deployments whose followed aliases moved; one pass.
 
         For each moved alias the new version is materialised into the local cache first, so the
         rollout that follows does not pay for the download. A deployment that fails (alias
-        deleted, blob unreadable) gets one warning event and is retried on the next pass.
+        deleted, blob unreadable) gets one warning event and is retried on the next pass. A
+        deployment ``held(project, name)`` (a canary runs on it) is left alone: the move gets one
+        ``AliasMoveDeferred`` event and rolls out on the first pass after the hold ends.
         """
         results = []
         for record in self.store.list_deployments():
@@ -233,7 +236,7 @@ class DeploymentService:
                 continue
             key = (record.project, record.name)
             try:
-                result = self._refresh_one(record)
+                result = self._refresh_one(record, held=held is not None and held(*key))
             except PierError as exc:
                 if self._alias_failures.get(key) != exc.message:
                     self._alias_failures[key] = exc.message
@@ -245,7 +248,7 @@ class DeploymentService:
                 results.append(result)
         return results
 
-    def _refresh_one(self, record: DeploymentRecord) -> ApplyResult | None:
+    def _refresh_one(self, record: DeploymentRecord, *, held: bool = False) -> ApplyResult | None:
         latest = self.store.revision(record.project, record.name, record.latest_revision)
         current: dict[str, ModelVersion] = {}
         for i, p in enumerate(latest.spec.predictors):
@@ -256,15 +259,24 @@ class DeploymentService:
             return None
         # Only a rollback needs the older history (see history.alias_baseline).
         revisions = self.store.revisions(record.project, record.name) \
-            if history.is_rollback_cause(latest.cause) else [latest]
+            if history.pins_versions(latest.cause) else [latest]
         moves = history.plan_alias_moves(latest, history.alias_baseline(revisions),
                                          {p: v.ref for p, v in current.items()})
+        key = (record.project, record.name)
+        if not moves or not held:
+            self._alias_deferred.pop(key, None)
         if not moves:
+            return None
+        cause = history.alias_moves_cause(moves)
+        if held:
+            if self._alias_deferred.get(key) != cause:
+                self._alias_deferred[key] = cause
+                self._safe_event(record, "Normal", "AliasMoveDeferred",
+                                 f"{cause}: a canary runs, so it rolls out once the canary ends")
             return None
         for move in moves:
             self.registry.materialize(current[move.predictor])
         resolved = {**latest.resolved, **{m.predictor: m.new for m in moves}}
-        cause = history.alias_moves_cause(moves)
         result = self._apply(record.project, record.name, latest.spec, resolved, created_by=SYSTEM_USER,
                              cause=cause)
         if result.created:

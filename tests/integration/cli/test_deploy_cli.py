@@ -137,13 +137,9 @@ def test_deploying_a_reference_onto_a_deployment_changes_only_the_model(server: 
 
 
 def test_deploying_a_reference_onto_several_predictors_is_refused(server: tuple[Path, str], tmp_path: Path) -> None:
-    path = tmp_path / "ab.yaml"
-    path.write_text(SPEC.format(replicas=1).replace("name: iris", "name: ab") + """    - {name: b, model: "iris:2", weight: 10}
-""".replace("    - {name: b", "    - {name: b"))
-    text = path.read_text().replace("      resources: {cpu: 500m, memory: 512Mi}\n",
-                                    "      resources: {cpu: 500m, memory: 512Mi}\n      weight: 90\n")
-    path.write_text(text)
-    pier(server, "deploy", "-f", str(path))
+    two = SPEC.format(replicas=1).replace("name: iris", "name: ab") + "      weight: 90\n" + \
+        '    - {name: b, model: "iris:2", weight: 10}\n'
+    pier(server, "deploy", "-f", spec_file(tmp_path, text=two))
     refused = pier(server, "deploy", "iris:2", "--name", "ab", check=False)
     assert refused.returncode == 5, refused.stderr
     assert "deployment ab has 2 predictors (main, b)" in " ".join(refused.stderr.split())

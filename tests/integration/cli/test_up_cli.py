@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from tests.integration.platform_support import pier_down, replica_env
 from tests.support.procs import BIN, free_port, http_ok, pier_env, run_pier, wait_until
 

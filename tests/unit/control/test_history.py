@@ -13,6 +13,7 @@ from modelpier.control.history import (
     choose_rollback_target,
     diff_resolved,
     is_rollback_cause,
+    pins_versions,
     plan_alias_moves,
     rollback_cause,
 )
@@ -76,6 +77,21 @@ def test_alias_baseline_skips_rollbacks() -> None:
     assert alias_baseline([rev(1, 3), rev(2, 4), rev(3, 3, cause="rollback to revision 1")]) == {"main": "iris:4"}
     assert alias_baseline([rev(1, 3, cause="rolled back")]) == {"main": "iris:3"}
     assert alias_baseline([]) == {}
+
+
+def test_alias_baseline_skips_a_canarys_steps_which_pin_versions() -> None:
+    undone = [rev(1, 3), rev(2, 4), rev(3, 3, cause="rollback to revision 1")]
+    assert alias_baseline([*undone, rev(4, 3, cause="canary iris:7 at 10%")]) == {"main": "iris:4"}
+    assert alias_baseline([*undone, rev(4, 3, cause="canary iris:7 at 10%"),
+                           rev(5, 3, cause="canary iris:7 rolled back: aborted by alice at 10%")]) == {"main": "iris:4"}
+    assert alias_baseline([rev(1, 3), rev(2, 7, cause="canary iris:7 promoted")]) == {"main": "iris:7"}
+
+
+@pytest.mark.parametrize(("cause", "expected"), [
+    ("canary iris:7 at 10%", True), ("rollback to revision 2", True), ("canary iris:7 promoted", False),
+    ("applied", False), ("alias iris:production moved from 1 to 2", False)])
+def test_pins_versions(cause: str, expected: bool) -> None:
+    assert pins_versions(cause) is expected
 
 
 @pytest.mark.parametrize(("latest", "baseline", "current", "moved"), [
