@@ -34,6 +34,7 @@ from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
+from modelpier.control.replica_history import ReplicaHistory
 from modelpier.control.routes.routing import RoutingFeed, routing_router
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.control.traffic import TrafficStore
@@ -131,12 +132,15 @@ def _build(settings: Settings, registry: Registry, host: str, port: int, gateway
     # The gateways' traffic reports feed the autoscaler (issue 5): one store, shared by API and reconciler.
     traffic = TrafficStore(clock)
     autoscaler = Autoscaler(traffic, lambda project: Limits(**auth.store.limits(project)))
+    replicas = ReplicaHistory(clock)  # the charts' ready/desired replicas over time, from each pass's status
     reconciler = Reconciler(store, backend, clock, endpoint_base=gateway_url, publish=feed.publish,
-                            policy=policy, interval_s=cfg.reconcile_interval_s, autoscaler=autoscaler)
+                            policy=policy, interval_s=cfg.reconcile_interval_s, autoscaler=autoscaler,
+                            on_status=replicas.record_status)
     api_store = NotifyingStore(store, reconciler.trigger)
     control = build_control_plane(settings, registry=registry, store=api_store, log_source=backend.logs,
                                   announce_admin_token=announce_admin_token, auth=auth, traffic=traffic,
-                                  on_traffic_waiting=reconciler.trigger, autoscaler=autoscaler, clock=clock)
+                                  on_traffic_waiting=reconciler.trigger, autoscaler=autoscaler, clock=clock,
+                                  replica_history=replicas)
     control.include_router(routing_router(feed), prefix="/api/v1")
     mount_dashboard(control, settings, gateway_url=gateway_url)
     check_protected(control)

@@ -27,12 +27,14 @@ from modelpier.control.alias_poller import run_alias_poller
 from modelpier.control.canary_driver import CanaryDriver
 from modelpier.control.canary_state import CanaryStore
 from modelpier.control.deployments import DeploymentService
+from modelpier.control.docs_page import install_docs
 from modelpier.control.errors import install_error_handlers
 from modelpier.control.logs import LogSource
 from modelpier.control.metrics import CONTENT_TYPE, ControlMetrics
 from modelpier.control.openapi_errors import document_errors
 from modelpier.control.policy import unprotected_routes
 from modelpier.control.reconciler.autoscaling import Autoscaler
+from modelpier.control.replica_history import ReplicaHistory
 from modelpier.control.routes.access import access_router
 from modelpier.control.routes.blobs import blob_router
 from modelpier.control.routes.canary import canary_router
@@ -78,14 +80,16 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
                         announce_admin_token: Callable[[str], None] = _announce_admin_token,
                         traffic: TrafficStore | None = None, on_traffic_waiting: Callable[[], None] | None = None,
                         autoscaler: Autoscaler | None = None, clock: Clock | None = None,
-                        canary_store: CanaryStore | None = None) -> FastAPI:
+                        canary_store: CanaryStore | None = None,
+                        replica_history: ReplicaHistory | None = None) -> FastAPI:
     """The API app. ``store`` defaults to the SQL store in the registry's database; ``log_source``
     is the backend's reader of replica logs (without one, the logs route answers 404). On the first
     start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and ``announce_admin_token``
     shows it once. ``traffic`` holds the gateways' reports (shared with the reconciler's
     ``autoscaler`` under ``pier up``); ``on_traffic_waiting`` is called when a report says requests
     wait for a cold start (the reconciler's trigger). ``canary_store`` keeps the progressive canaries
-    (default: the SQL store in the same database), so they resume after a restart."""
+    (default: the SQL store in the same database), so they resume after a restart. ``replica_history``
+    is the reconciler's record of ready/desired replicas over time, for the traffic charts."""
     registry = registry or build_registry(settings)
     store = store or SqlDeploymentStore.open(settings.resolved_database_url)
     auth = auth or build_auth(settings)
@@ -131,7 +135,10 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
         description="Registry, deployments and projects of a modelpier platform. "
                     "Errors use one envelope: `{\"error\": {\"code\", \"message\", \"details\"}}`.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; install_docs serves the vendored copy
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
     install_security(app, auth)  # before any route: the app-wide dependency is copied into each
 
@@ -150,7 +157,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     app.include_router(deployment_router(deployments), prefix="/api/v1")
     app.include_router(access_router(auth, deployments), prefix="/api/v1")
     app.include_router(tokenreview_router(auth))
-    app.include_router(traffic_router(deployments, traffic, on_traffic_waiting), prefix="/api/v1")
+    app.include_router(traffic_router(deployments, traffic, on_traffic_waiting, replica_history), prefix="/api/v1")
     app.include_router(canary_router(canaries), prefix="/api/v1")
 
     @app.get("/api/v1/metrics", tags=["metrics"], response_class=Response,

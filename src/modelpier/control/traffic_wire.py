@@ -9,6 +9,7 @@ newer gateway can send more than this control plane reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Literal
 
@@ -169,7 +170,10 @@ class SeriesPredictorPoint(_Out):
     p50_ms: float | None
     p99_ms: float | None
     in_flight: int
-    replicas: int
+    replicas: int = Field(description="Replicas with requests in flight at the step's end (busy, not running).")
+    ready_replicas: int | None = Field(None, description="Ready replicas at the step's end; null when unknown "
+                                                         "(before the control plane's first reconcile pass).")
+    desired_replicas: int | None = Field(None, description="Desired replicas at the step's end; null when unknown.")
 
 
 class SeriesPointBody(_Out):
@@ -185,15 +189,23 @@ class TrafficBody(_Out):
     series: list[SeriesPointBody] = Field(description="One point per step, oldest first.")
 
     @classmethod
-    def of(cls, w: TrafficWindow, names: list[str], status: ModelDeploymentStatus) -> TrafficBody:
-        """The window for the predictors ``names`` (the deployment's, in spec order)."""
+    def of(cls, w: TrafficWindow, names: list[str], status: ModelDeploymentStatus,
+           replicas_at: Callable[[float], Mapping[str, tuple[int, int]] | None] | None = None) -> TrafficBody:
+        """The window for the predictors ``names`` (the deployment's, in spec order, then any that served in
+        the window). ``replicas_at(t)``: ready and desired replicas per predictor at ``t`` (the control plane's
+        ``ReplicaHistory``); without it every point gets the status's counts of now."""
         seen = {p.name: p for p in status.predictors}
-        predictors = [PredictorTrafficWindow.of(w.predictor(n), seen[n].ready_replicas if n in seen else 0,
-                                                seen[n].desired_replicas if n in seen else 0) for n in names]
-        series = [SeriesPointBody(t=round(p.t, 3), predictors={
-            n: SeriesPredictorPoint(request_rate=round(x.request_rate, 4), error_rate=round(x.error_rate, 6),
-                                    p50_ms=_ms(x.p50_s), p99_ms=_ms(x.p99_s), in_flight=x.in_flight,
-                                    replicas=x.replicas)
-            for n in names for x in [p.predictors.get(n) or PredictorWindow(n)]}) for p in w.series]
+        now = {n: (p.ready_replicas, p.desired_replicas) for n, p in seen.items()}
+        predictors = [PredictorTrafficWindow.of(w.predictor(n), *now.get(n, (0, 0))) for n in names]
+        series = []
+        for p in w.series:
+            counts = replicas_at(p.t) if replicas_at is not None else now
+            series.append(SeriesPointBody(t=round(p.t, 3), predictors={
+                n: SeriesPredictorPoint(request_rate=round(x.request_rate, 4), error_rate=round(x.error_rate, 6),
+                                        p50_ms=_ms(x.p50_s), p99_ms=_ms(x.p99_s), in_flight=x.in_flight,
+                                        replicas=x.replicas,
+                                        ready_replicas=None if counts is None else counts.get(n, (0, 0))[0],
+                                        desired_replicas=None if counts is None else counts.get(n, (0, 0))[1])
+                for n in names for x in [p.predictors.get(n) or PredictorWindow(n)]}))
         return cls(window=w.window_s, step=w.step_s, predictors=predictors,
                    shadow=ShadowTrafficWindow.of(w.shadow) if w.shadow else None, series=series)

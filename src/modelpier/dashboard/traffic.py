@@ -1,12 +1,13 @@
 """The deployment page's live charts, from the platform's traffic summary. Pure.
 
-Input is the body of ``GET /api/v1/projects/{p}/deployments/{d}/traffic`` (docs: the traffic
-contract): a ``series`` of points, oldest first, each with per-predictor request rate, error rate,
-p50/p99 latency and replicas. Output is what ``static/app.js`` hands to uPlot: one shared time axis
-per chart and one value list per line (``None`` where a predictor has no point, drawn as a gap),
-plus a text summary of the latest values for the table under the charts (screen readers read the
-table; the canvases carry a label only). A missing or malformed body means "no traffic data yet",
-never an error: the charts are an extra, the page must render without them.
+Input is the body of ``GET /api/v1/projects/{p}/deployments/{d}/traffic`` (docs: the traffic contract):
+a ``series`` of points, oldest first, each with per-predictor request rate, error rate, p50/p99 latency
+and ready/desired replicas; a predictor that served or ran during the window (a canary that ended) is in
+the series too, so it keeps its lines for that window. Output is what ``static/app.js`` hands to uPlot:
+one shared time axis per chart and one value list per line (``None`` where a predictor has no point,
+drawn as a gap), plus a text summary of the latest values for the table under the charts (screen readers
+read the table; the canvases carry a label only). A missing or malformed body means "no traffic data
+yet", never an error: the charts are an extra, the page must render without them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ _CHARTS = (
     _Chart("requests", "Request rate", "req/s", (("", "requestRate", 1.0),)),
     _Chart("errors", "Error rate", "%", (("", "errorRate", 100.0),)),
     _Chart("latency", "Latency", "ms", ((" p50", "p50Ms", 1.0), (" p99", "p99Ms", 1.0))),
-    _Chart("replicas", "Replicas", "", (("", "replicas", 1.0),)),
+    # Ready and desired (the control plane's record of each pass), not the replicas busy with a request.
+    _Chart("replicas", "Replicas", "", ((" ready", "readyReplicas", 1.0), (" desired", "desiredReplicas", 1.0))),
 )
 
 

@@ -230,15 +230,19 @@ class DocsAssets:
 
     def openapi_json(self) -> bytes:
         if self._openapi is None:
-            self._openapi = dumps(build_openapi())
+            # "." is where the document was fetched from: behind the gateway /{project}/{deployment}/, so
+            # Swagger UI's "Try it out" calls the deployment, not the gateway's root.
+            self._openapi = dumps({**build_openapi(), "servers": [{"url": "."}]})
         return self._openapi
 
     def swagger_html(self) -> bytes:
         if self._html is None:
+            # Relative URLs: the page is /docs on the replica and /{project}/{deployment}/docs through the
+            # gateway, which forwards only what is under that prefix.
             page = get_swagger_ui_html(
-                openapi_url="/openapi.json", title="modelpier model server - Swagger UI",
-                swagger_js_url=f"{STATIC_PREFIX}/swagger-ui-bundle.js",
-                swagger_css_url=f"{STATIC_PREFIX}/swagger-ui.css",
+                openapi_url="openapi.json", title="modelpier model server - Swagger UI",
+                swagger_js_url=f"{STATIC_PREFIX.lstrip('/')}/swagger-ui-bundle.js",
+                swagger_css_url=f"{STATIC_PREFIX.lstrip('/')}/swagger-ui.css",
                 swagger_favicon_url="data:,")
             self._html = bytes(page.body)
         return self._html

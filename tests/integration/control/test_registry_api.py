@@ -228,3 +228,18 @@ def test_server_keeps_serving_after_bad_requests(api: httpx.Client, tmp_path: Pa
         api.get("/models/Bad_Name")
         api.post("/models/x/versions", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
     assert api.get("/models").status_code == 200
+
+
+def test_the_api_docs_page_needs_no_internet_and_no_token(api: httpx.Client) -> None:
+    root = str(api.base_url).removesuffix("/api/v1/")
+    page = httpx.get(f"{root}/docs", timeout=10)  # no token: the page and its assets are public
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    assert "/openapi.json" in page.text
+    js = httpx.get(f"{root}/docs/static/swagger-ui-bundle.js", timeout=10)
+    assert js.status_code == 200
+    assert len(js.content) > 100_000
+    assert httpx.get(f"{root}/docs/static/swagger-ui.css", timeout=10).headers["content-type"].startswith("text/css")
+    assert httpx.get(f"{root}/docs/static/nope.js", timeout=10).status_code == 404
+    assert httpx.get(f"{root}/redoc", timeout=10).status_code in {401, 404}  # no second, CDN-loaded page

@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from tests.integration.dashboard.browser import CHROMIUM, INSTALL_HINT, LAPTOP, NARROW, launch, register_example_models
 from tests.integration.platform_support import Platform, pier_down, replica_env, run_platform
-from tests.support.procs import ADMIN_HEADERS, ADMIN_TOKEN
+from tests.support.procs import ADMIN_HEADERS, ADMIN_TOKEN, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +165,88 @@ def test_move_the_alias_then_roll_back_the_revision_it_made(admin: Page, platfor
     expect(admin.locator("#revision-3")).to_contain_text("iris:1")
     revisions = httpx.get(f"{platform.deployment(DEPLOYMENT)}/revisions", headers=ADMIN_HEADERS).json()
     assert [(r["number"], r["resolved"]["main"]) for r in revisions] == [(1, "iris:1"), (2, "iris:2"), (3, "iris:1")]
+
+
+def _offline(context: BrowserContext) -> list[str]:
+    """Refuse every request that leaves this machine, as on a machine without internet; the refused URLs."""
+    refused: list[str] = []
+
+    def route(request: Route) -> None:
+        if urlsplit(request.request.url).hostname in {"127.0.0.1", "localhost"} or \
+                request.request.url.startswith("data:"):
+            request.continue_()
+        else:
+            refused.append(request.request.url)
+            request.abort()
+
+    context.route("**/*", route)
+    return refused
+
+
+def test_both_swagger_pages_render_offline_the_replicas_through_the_gateway(browser: Browser,
+                                                                            platform: Platform) -> None:
+    context = browser.new_context(viewport=LAPTOP)
+    refused = _offline(context)
+    try:
+        page = context.new_page()
+        page.goto(f"{platform.api}/docs")  # the control plane's API, vendored Swagger UI (was a CDN: blank)
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("modelpier control plane")
+        expect(page.get_by_text("/api/v1/projects/{project}/deployments/{name}", exact=True).first).to_be_visible()
+
+        # The dashboard's "Swagger UI of the replicas" link: the replica's page through the gateway, whose
+        # assets and OpenAPI document are under the same /{project}/{deployment}/ prefix.
+        page.goto(f"{platform.gateway}/default/{DEPLOYMENT}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("modelpier model server")
+        operation = page.locator(".opblock").filter(has_text="/v2/models/{name}/ready").first
+        operation.locator(".opblock-summary").click()
+        operation.get_by_role("button", name="Try it out").click()
+        operation.get_by_placeholder("name").fill("iris")
+        operation.get_by_role("button", name="Execute").click()
+        # "Try it out" calls the deployment through the gateway, not the gateway's root.
+        expect(operation.locator(".request-url")).to_contain_text(
+            f"{platform.gateway}/default/{DEPLOYMENT}/v2/models/iris/ready")
+        expect(operation.locator(".live-responses-table tbody .response-col_status").first).to_contain_text("200")
+    finally:
+        context.close()
+    assert refused == []  # nothing wanted the internet
+
+
+def test_the_replicas_chart_shows_ready_and_desired_and_keeps_a_finished_canary(admin: Page,
+                                                                               platform: Platform) -> None:
+    name = "charted"
+    platform.apply(name, [{"name": "main", "model": "iris:1", "replicas": 2}])
+    platform.wait_ready(name, 2)
+    canary = httpx.post(f"{platform.deployment(name)}/canary", headers=ADMIN_HEADERS, timeout=30,
+                        json={"to": "iris:2", "steps": [50], "intervalSeconds": 600})
+    assert canary.status_code == 201, canary.text
+    with httpx.Client() as client:
+        served: set[str] = set()
+
+        def canary_served() -> bool:
+            # Requests one at a time: at most one replica is ever busy, while two run.
+            answer = platform.infer(name, client)
+            served.add(answer.headers.get("x-pier-predictor", ""))
+            return "canary" in served and "main" in served
+        wait_until(canary_served, timeout=90, what="both predictors answering")
+        aborted = httpx.delete(f"{platform.deployment(name)}/canary", headers=ADMIN_HEADERS, timeout=60)
+        assert aborted.status_code == 200, aborted.text
+        platform.wait_ready(name, 2, revision=3)
+        for _ in range(20):
+            assert platform.infer(name, client).status_code == 200
+
+    admin.goto(f"{platform.api}/ui/projects/default/deployments/{name}")
+    expect(admin.locator("#traffic-state")).to_have_text(re.compile("Updated"), timeout=READY_TIMEOUT_MS)
+    replicas = admin.locator('figure.chart:has([data-chart="replicas"])')
+    for label in ("main ready", "main desired", "canary ready", "canary desired"):  # the canary stays charted
+        expect(replicas.locator(".u-legend .u-label", has_text=label)).to_have_count(1)
+    data = admin.evaluate("""url => fetch(url, {credentials: "same-origin"}).then(r => r.json())""",
+                          f"{platform.api}/ui/projects/default/deployments/{name}/traffic.json")
+    chart = next(c for c in data["charts"] if c["id"] == "replicas")
+    lines = {s["label"]: [v for v in s["values"] if v is not None] for s in chart["series"]}
+    assert lines["main desired"][-1] == 2
+    assert lines["main ready"][-1] == 2  # 2 ready, though never more than one was busy with a request
+    assert max(lines["canary desired"]) == 2  # a copy of main, as canaries are
+    assert lines["canary desired"][-1] == 0  # gone now, still on the chart for the window
 
 
 def test_a_viewer_gets_a_403_page_for_a_change(browser: Browser, platform: Platform, viewer_token: str,

@@ -17,11 +17,14 @@ BODY: dict[str, Any] = {
     "shadow": None,
     "series": [
         {"t": 100.0, "predictors": {"main": {"requestRate": 40.0, "errorRate": 0.0, "p50Ms": 2.0, "p99Ms": 9.0,
-                                             "inFlight": 3, "replicas": 2}}},
+                                             "inFlight": 3, "replicas": 1, "readyReplicas": 1,
+                                             "desiredReplicas": 2}}},
         {"t": 105.0, "predictors": {"main": {"requestRate": 42.0, "errorRate": 0.02, "p50Ms": 2.2, "p99Ms": 10.0,
-                                             "inFlight": 2, "replicas": 2},
+                                             "inFlight": 0, "replicas": 0, "readyReplicas": 2,
+                                             "desiredReplicas": 2},
                                     "canary": {"requestRate": 1.0, "errorRate": 0.0, "p50Ms": None, "p99Ms": None,
-                                               "inFlight": 0, "replicas": 1}}},
+                                               "inFlight": 0, "replicas": 1, "readyReplicas": 1,
+                                               "desiredReplicas": 1}}},
     ],
 }
 
@@ -37,7 +40,11 @@ def test_one_line_per_predictor_and_gaps_where_a_predictor_has_no_point() -> Non
     assert charts["errors"]["series"][0] == {"label": "main", "values": [0.0, 2.0]}  # percent
     assert [s["label"] for s in charts["latency"]["series"]] == ["main p50", "main p99", "canary p50", "canary p99"]
     assert charts["latency"]["series"][2]["values"] == [None, None]
-    assert charts["replicas"]["series"][0]["values"] == [2.0, 2.0]
+    # Ready and desired replicas, not the busy ones ("replicas": with a request in flight, 1 then 0).
+    assert charts["replicas"]["series"] == [{"label": "main ready", "values": [1.0, 2.0]},
+                                            {"label": "main desired", "values": [2.0, 2.0]},
+                                            {"label": "canary ready", "values": [None, 1.0]},
+                                            {"label": "canary desired", "values": [None, 1.0]}]
 
 
 def test_the_summary_is_text_per_predictor() -> None:
@@ -55,11 +62,13 @@ def test_nothing_usable_is_no_traffic_data_yet(body: Any) -> None:
 
 
 def test_malformed_values_become_gaps_not_errors() -> None:
-    body = {"series": [{"t": 1, "predictors": {"main": {"requestRate": "fast", "errorRate": True, "replicas": 1}}}],
+    body = {"series": [{"t": 1, "predictors": {"main": {"requestRate": "fast", "errorRate": True,
+                                                         "readyReplicas": 1, "desiredReplicas": None}}}],
             "predictors": [{"name": "main", "requestRate": "fast"}, {"no": "name"}]}
     data = chart_data(body)
     charts = {c["id"]: c for c in data["charts"]}
     assert charts["requests"]["series"][0]["values"] == [None]
     assert charts["errors"]["series"][0]["values"] == [None]
     assert charts["replicas"]["series"][0]["values"] == [1.0]
+    assert charts["replicas"]["series"][1]["values"] == [None]  # unknown: a gap
     assert [r["name"] for r in data["summary"]] == ["main"]

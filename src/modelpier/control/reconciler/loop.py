@@ -41,6 +41,7 @@ from modelpier.control.reconciler.plan import DeploymentKey, DeploymentTarget, p
 from modelpier.control.reconciler.status import build_routing_table, derive_status
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Revision
 from modelpier.errors import NotFound, PierError
+from modelpier.spec.deployment import ModelDeploymentStatus
 from modelpier.spec.routing import RoutingTable
 
 log = logging.getLogger("modelpier.reconciler")
@@ -51,8 +52,10 @@ T = TypeVar("T")
 class Reconciler:
     def __init__(self, store: DeploymentStore, backend: Backend, clock: Clock, *, endpoint_base: str,
                  publish: Callable[[RoutingTable], None] | None = None, policy: PlanPolicy | None = None,
-                 interval_s: float = 0.5, start_retry_s: float = 5.0, autoscaler: Autoscaler | None = None) -> None:
+                 interval_s: float = 0.5, start_retry_s: float = 5.0, autoscaler: Autoscaler | None = None,
+                 on_status: Callable[[DeploymentKey, ModelDeploymentStatus], None] | None = None) -> None:
         self._store, self._backend, self._clock = store, backend, clock
+        self._on_status = on_status  # sees every status derived, written or not (ReplicaHistory.record_status)
         self._endpoint_base = endpoint_base.rstrip("/")
         self._publish = publish or (lambda _table: None)
         self._policy = policy or PlanPolicy()
@@ -254,6 +257,8 @@ class Reconciler:
                     self._states.get(key, DeploymentState()),
                     url=f"{self._endpoint_base}/{key[0]}/{key[1]}", now=self._clock.now(),
                     previous=record.status, policy=self._policy, scale=self._scale.get(key))
+                if self._on_status is not None:
+                    self._on_status(key, status)
                 if status != record.status or key in marks:
                     await self._db(self._store.set_status, key[0], key[1], status,
                                    serving_revision=serving.number if serving else None)

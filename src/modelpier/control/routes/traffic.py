@@ -2,7 +2,10 @@
 window (``GET /api/v1/projects/{project}/deployments/{name}/traffic``).
 
 Thin: the body is validated by ``control.traffic_wire``, kept by ``TrafficStore``, read back with
-the deployment's status (ready/desired replicas per predictor). A report in which a predictor holds
+the deployment's status (ready/desired replicas per predictor; over time from the ``ReplicaHistory``
+the reconciler feeds, when there is one). The predictors are the deployment's, then any other that
+served or ran during the window (a canary that ended keeps its lines for that window). A report in
+which a predictor holds
 requests for a cold start calls ``on_waiting`` (the reconciler's trigger), so a scaled-to-zero
 predictor gets a replica at once rather than at the next reconcile tick.
 """
@@ -17,6 +20,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from modelpier.control.deployments import DeploymentService
+from modelpier.control.replica_history import ReplicaHistory
 from modelpier.control.traffic import RETENTION_S, TrafficStore
 from modelpier.control.traffic_wire import TrafficBody, TrafficReportBody
 
@@ -28,7 +32,7 @@ def _invalid(field: str, message: str) -> RequestValidationError:
 
 
 def traffic_router(service: DeploymentService, traffic: TrafficStore,
-                   on_waiting: Callable[[], None] | None = None) -> APIRouter:
+                   on_waiting: Callable[[], None] | None = None, replicas: ReplicaHistory | None = None) -> APIRouter:
     r = APIRouter(tags=["traffic"])
 
     @r.post("/traffic", status_code=204, response_class=Response,
@@ -54,7 +58,12 @@ def traffic_router(service: DeploymentService, traffic: TrafficStore,
             raise _invalid("step", f"step ({step_s:g} s) must not exceed the window ({window:g} s)")
         if math.ceil(window / step_s - 1e-9) > MAX_POINTS:
             raise _invalid("step", f"window / step gives more than {MAX_POINTS} points; use a larger step")
-        names = [p.name for p in view.revision.spec.predictors]
-        return TrafficBody.of(traffic.window(project, name, window, step_s), names, view.record.status)
+        found = traffic.window(project, name, window, step_s)
+        key = (project, name)
+        served = [n for point in found.series for n, p in point.predictors.items() if p.requests]
+        ran = replicas.seen(key, found.end - window) if replicas is not None else []
+        names = list(dict.fromkeys([*(p.name for p in view.revision.spec.predictors), *served, *ran]))
+        at = (lambda t: replicas.at(key, t)) if replicas is not None else None
+        return TrafficBody.of(found, names, view.record.status, at)
 
     return r
