@@ -228,6 +228,10 @@ class GatewayApp:
     async def _submit(self, route: DeploymentRoute, call: Call, named: Named) -> Answer:
         if self.jobs is None:
             return error_answer(ServiceUnavailable("this gateway runs without a job queue"))
+        problem = job_body_problem(call.method, call.body, _header(named, b"content-type"),
+                                   binary=named.get(b"inference-header-content-length") is not None)
+        if problem is not None:  # refused now: a queued job would only fail later, out of the caller's sight
+            return error_answer(InvalidInput(f"asynchronous request refused, nothing was queued: {problem}"))
         callback = _header(named, b"x-callback-url")
         if callback is not None:
             parsed = urlsplit(callback)
@@ -298,6 +302,25 @@ def _header(named: Named, name: bytes) -> str | None:
 def _bearer(named: Named) -> str | None:
     scheme, _, value = (_header(named, b"authorization") or "").partition(" ")
     return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def job_body_problem(method: str, body: bytes, content_type: str | None, *, binary: bool = False) -> str | None:
+    """Why a body cannot become a job, or None. An inference job needs a body, and one the replicas read as
+    JSON (V2, KServe and Seldon REST; also curl's default form type, which they read as JSON too) must parse.
+    Binary tensor data (``Inference-Header-Content-Length``, ``application/octet-stream``) is the replica's
+    to judge."""
+    if method != "POST":
+        return None
+    if not body.strip():
+        return "the request body is empty (send the inference request, e.g. -d @req.json with a file that exists)"
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if binary or media == "application/octet-stream":
+        return None
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return f"the request body is not valid JSON ({exc})"
+    return None
 
 
 def _prefers_async(named: Named) -> bool:

@@ -113,3 +113,43 @@ def test_sampled_requests_are_written_to_the_prediction_log(tmp_path: Path) -> N
     assert [(r["requestId"], r["predictor"], r["modelVersion"], r["status"]) for r in records] == [
         ("req-1", "main", "iris:1", 200)]
     assert records[0]["request"]["body"] == {"inputs": []}
+
+
+def test_an_async_request_without_a_usable_body_is_refused_at_once(tmp_path: Path) -> None:
+    proxy = FakeProxy()
+
+    def jobs(dispatcher: Dispatcher, source: SyncedTableSource) -> AsyncJobs:
+        return AsyncJobs(SqliteJobStore(tmp_path / "jobs.db"), dispatcher, source, concurrency=1, lease_s=5)
+
+    app = build_gateway(tables(TrafficPolicy()), GatewayParts(jobs=jobs), proxy=proxy)
+    asynchronous = {"prefer": "respond-async"}
+
+    async def go() -> list[httpx.Response]:
+        assert app._on_startup is not None
+        assert app._on_shutdown is not None
+        await app._on_startup()
+        try:
+            return [await request(app, "POST", INFER, headers=asynchronous, body=b""),  # curl -d @missing.json
+                    await request(app, "POST", INFER, headers={**asynchronous, "content-type": "application/json"},
+                                  body=b'{"inputs": [}'),
+                    await request(app, "POST", "/acme/iris/async/v2/models/iris/infer", body=b"  \n"),
+                    await request(app, "POST", INFER, headers={**asynchronous, "content-type":
+                                                                "application/x-www-form-urlencoded"}, body=b"{")]
+        finally:
+            await app._on_shutdown()
+    answers = run(go)
+    assert [a.status_code for a in answers] == [400, 400, 400, 400]
+    assert "the request body is empty" in answers[0].json()["error"]["message"]
+    assert "nothing was queued" in answers[0].json()["error"]["message"]
+    assert "not valid JSON" in answers[1].json()["error"]["message"]
+    assert proxy.calls == []
+
+
+def test_a_job_body_is_judged_by_its_kind() -> None:
+    from modelpier.gateway.app import job_body_problem
+
+    assert job_body_problem("POST", b'{"inputs": []}', None) is None
+    assert job_body_problem("POST", b"\x00\x01", "application/octet-stream") is None  # the replica's to read
+    assert job_body_problem("POST", b'{"a":1}\x00\x01', None, binary=True) is None
+    assert job_body_problem("GET", b"", None) is None
+    assert job_body_problem("POST", b"", "application/octet-stream") is not None
