@@ -15,6 +15,7 @@ from modelpier.cli.output import OutputFormat, emit
 from modelpier.control.canary_wire import CanaryBody
 from modelpier.control.client import DeploymentClient
 from modelpier.control.progress import rollout_progress
+from modelpier.errors import NotFound, ServiceUnavailable
 
 app = typer.Typer(help="Inspect and undo rollouts: revision history, rollback, progress; progressive canaries.",
                   no_args_is_help=True)
@@ -63,16 +64,30 @@ def status(
     project: str = ProjectOpt,
     watch: bool = typer.Option(True, "--watch/--no-watch", "-w", help="Wait until the rollout finishes."),
     timeout: float = typer.Option(300, "--timeout", min=1, help="Seconds to wait at most."),
+    revision: int = typer.Option(None, "--revision", min=1,
+                                 help="Wait for this revision, also until it exists: one a followed alias makes "
+                                      "by itself (the control plane checks aliases every control.alias_poll_seconds)."),
     remote: str = RemoteOpt,
 ) -> None:
-    """Wait for the latest revision to be ready; exit non-zero with the reason if its rollout fails."""
+    """Wait for the latest revision (or --revision) to be ready; exit non-zero with the reason if its rollout
+    fails."""
     c = get_context(ctx)
+    deadline = time.monotonic() + timeout
     with deployment_client(c, remote) as client:
         body = client.get(project, name)
-        revision = body.metadata.revision
+        while watch and revision is not None and body.metadata.revision < revision:
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailable(f"{project}/{name} has no revision {revision} after {timeout:g} s (the latest "
+                                         f"is {body.metadata.revision})")
+            time.sleep(0.25)
+            body = client.get(project, name)
+        if revision is not None and body.metadata.revision < revision:
+            raise NotFound(f"{project}/{name} has no revision {revision} (the latest is {body.metadata.revision})")
+        revision = revision or body.metadata.revision
         since = next(r.created_at for r in client.revisions(project, name) if r.number == revision)
         if watch:
-            progress = wait_for_rollout(client, project, name, revision, since, timeout=timeout, err=c.err)
+            progress = wait_for_rollout(client, project, name, revision, since,
+                                        timeout=max(deadline - time.monotonic(), 1.0), err=c.err)
         else:
             progress = rollout_progress(body.status, revision, since)
     c.out.print(progress.message)
