@@ -188,7 +188,10 @@ class GatewayProcess:
         """Restart the gateway if it died; True when it had to."""
         if self.pid is not None and _alive(self.pid):
             return False
-        log.warning("the gateway (pid %s) is gone; starting it again (log %s)", self.pid, self._log)
+        last = next((line for line in reversed(self.log_tail(5)) if line.strip()), "")
+        # Its last line says why (a port taken meanwhile, a crash): in pier up's own output, not only the log.
+        log.warning("the gateway (pid %s) is gone; starting it again (log %s, last line: %s)", self.pid, self._log,
+                    last.strip() or "-")
         self.restarts += 1
         self._start()
         return True
