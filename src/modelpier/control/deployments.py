@@ -257,7 +257,8 @@ class DeploymentService:
                                                     record.project)
         if not current:
             return None
-        # Only a rollback needs the older history (see history.alias_baseline).
+        # Only a revision that pinned versions (a rollback, a canary step) needs the older history
+        # (see history.alias_baseline).
         revisions = self.store.revisions(record.project, record.name) \
             if history.pins_versions(latest.cause) else [latest]
         moves = history.plan_alias_moves(latest, history.alias_baseline(revisions),

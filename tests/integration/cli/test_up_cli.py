@@ -60,7 +60,8 @@ def test_a_first_start_prints_no_alembic_lines(tmp_path: Path) -> None:
     try:
         wait_until(lambda: proc.poll() is not None or "modelpier is up" in out.read_text(), timeout=60,
                    what="pier up")
-        assert http_ok(f"http://127.0.0.1:{api}/healthz")(), out.read_text()
+        assert proc.poll() is None, out.read_text()
+        wait_until(http_ok(f"http://127.0.0.1:{api}/healthz"), timeout=30, what="the API answering")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
