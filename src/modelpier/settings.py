@@ -97,6 +97,42 @@ class PlatformSettings(BaseModel):
                                            "bounds how late a gateway sees a new or stopping replica.")
 
 
+class ServeSettings(BaseModel):
+    """Defaults of ``pier serve`` that its flags override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repository_api: bool = Field(
+        False, description="Serve the V2 model repository extension (POST /v2/repository/index, "
+                           "/v2/repository/models/{m}/load|unload; PIER_SERVE__REPOSITORY_API). Off by default: "
+                           "it lets any caller that reaches the port take models out of service.")
+
+
+class ClientSettings(BaseModel):
+    """Defaults of ``modelpier.Client`` and ``pier predict`` (docs/client.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, description="Base URL the client calls (PIER_CLIENT__URL): a gateway "
+                          "(http://host:8700, deployments under /{project}/{name}/) or one `pier serve` "
+                          "(http://host:8080). Unset: the local gateway, "
+                          "http://{platform.gateway_host}:{platform.gateway_port}.")
+    grpc_url: str | None = Field(
+        None, description="host:port of the V2 gRPC service the client calls with grpc=True "
+                          "(PIER_CLIENT__GRPC_URL). Unset: the local gateway's platform.gateway_grpc_port.")
+    timeout_s: float = Field(
+        30.0, gt=0, description="Default deadline of one call in seconds, sent to the server "
+                                "(x-pier-timeout-ms / the gRPC deadline) so it stops working on an answer nobody "
+                                "waits for; 30 s is the server's own default bound.")
+    retries: int = Field(
+        3, ge=0, le=20, description="Retries of a call that certainly did not reach the model (connection "
+                                    "refused, 503 with Retry-After), with exponential backoff.")
+    binary_threshold_bytes: int = Field(
+        64 * 1024, ge=0, description="Inputs at least this large (bytes of numeric data) go as binary tensors "
+                                     "instead of JSON; below it JSON is as fast and readable in logs.")
+
+
 class GatewaySettings(BaseModel):
     """The gateway's serving patterns: prediction cache and asynchronous jobs (docs/gateway-patterns.md)."""
 
@@ -207,6 +243,8 @@ class Settings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -94,6 +94,11 @@ def serve(
                               "close after). Default: PIER_LIMITS__BODY_TIMEOUT_S (300)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     access_log: bool = typer.Option(False, help="Log every HTTP request (costs throughput)."),
+    repository_api: bool = typer.Option(
+        None, "--repository-api/--no-repository-api",
+        help="Serve the V2 model repository extension: POST /v2/repository/index and "
+             "/v2/repository/models/NAME/load|unload over the models given here. Default: the setting "
+             "serve.repository_api (PIER_SERVE__REPOSITORY_API), off."),
 ) -> None:
     """Serve models over Open Inference Protocol V2 (REST and gRPC), KServe V1 and Seldon Core v1."""
     from modelpier.server.app import build_server
@@ -113,7 +118,8 @@ def serve(
         per_model=_per_model(defaults, model_option), log_level=log_level, access_log=access_log,
         max_request_elements=max_request_elements or limits.max_request_elements,
         max_headers=max_headers or limits.max_headers, head_timeout_s=head_timeout_s or limits.head_timeout_s,
-        body_timeout_s=body_timeout_s or limits.body_timeout_s)
+        body_timeout_s=body_timeout_s or limits.body_timeout_s,
+        repository_api=settings.serve.repository_api if repository_api is None else repository_api)
     code = run_workers(config, settings) if config.workers > 1 else build_server(config, settings).run()
     if code:
         raise typer.Exit(code)

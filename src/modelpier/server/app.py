@@ -56,7 +56,7 @@ class ModelServer:
         self.metrics = ServerMetrics()
         self._pool = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1), thread_name_prefix="predict")
         self.repository = ModelRepository(config, self.metrics, self._pool, loader)
-        self.dataplane = DataPlane(self.repository, self.metrics, config.request_timeout_s)
+        self.dataplane = DataPlane(self.repository, self.metrics, config.request_timeout_s, config.repository_api)
         self.grpc: GrpcServer | None = None
         if config.grpc_port is not None:
             self.grpc = GrpcServer(self.dataplane, self.metrics, config.host, config.grpc_port,

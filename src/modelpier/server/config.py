@@ -86,6 +86,9 @@ class ServerConfig:
     max_headers: int = 100
     head_timeout_s: float = 30.0
     body_timeout_s: float = 300.0
+    # The V2 model repository extension (index, load, unload over HTTP): off unless asked, since it
+    # lets any caller that reaches the port take models out of service.
+    repository_api: bool = False
 
     def __post_init__(self) -> None:
         if not self.models:

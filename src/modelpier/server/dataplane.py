@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import numpy as np
 
 from modelpier import __version__
 from modelpier._lib.ids import new_id
-from modelpier.errors import DeadlineExceeded, InvalidInput, PierError
+from modelpier.errors import DeadlineExceeded, InvalidInput, NotFound, PierError
+from modelpier.server.deadlines import effective_timeout_s, parameter_timeout_s
 from modelpier.server.execution import Tensors
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import ModelHandle, ModelRepository
@@ -34,9 +36,9 @@ from modelpier.spec.signature import v2_datatype
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "modelpier"
-EXTENSIONS = ("binary_tensor_data", "kserve_v1", "seldon_v1", "metrics")
+EXTENSIONS = ("binary_tensor_data", "statistics", "kserve_v1", "seldon_v1", "metrics")
 # Request parameters that steer the encoding of this request; they are not passed back.
-RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", "binary_data_size"})
+RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", "binary_data_size", "timeout"})
 
 
 class ModelFailed(PierError):
@@ -68,10 +70,12 @@ def _echo(parameters: Parameters | None) -> Parameters | None:
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, request_timeout_s: float) -> None:
+    def __init__(self, repository: ModelRepository, metrics: ServerMetrics, request_timeout_s: float,
+                 repository_api: bool = False) -> None:
         self._repository = repository
         self._metrics = metrics
         self._timeout_s = request_timeout_s
+        self._repository_api = repository_api
 
     @property
     def repository(self) -> ModelRepository:
@@ -87,7 +91,39 @@ class DataPlane:
         return self._repository.is_ready(name, version)
 
     def server_metadata(self) -> ServerMetadata:
-        return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=EXTENSIONS)
+        extensions = (*EXTENSIONS, "model_repository") if self._repository_api else EXTENSIONS
+        return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=extensions)
+
+    # -- the statistics and model repository extensions ----------------------------------------
+    def statistics(self, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """``$stats_model_response``: one model (404 if not served), or every loaded model."""
+        if name:
+            handle = self._repository.get(name, version)
+            return self._metrics.stats.model_stats([name], {name: handle.version})
+        versions: dict[str, str | None] = {}
+        for n in self._repository.names:
+            try:
+                versions[n] = self._repository.get(n).version
+            except PierError:  # loading or unloaded: Triton lists only the models it serves
+                continue
+        return self._metrics.stats.model_stats(list(versions), versions)
+
+    def _require_repository_api(self) -> None:
+        if not self._repository_api:
+            raise NotFound("the model repository extension is off on this server; start it with "
+                           "`pier serve --repository-api` (or PIER_SERVE__REPOSITORY_API=true)")
+
+    def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        self._require_repository_api()
+        return self._repository.index(ready_only)
+
+    async def load_model(self, name: str) -> None:
+        self._require_repository_api()
+        await self._repository.load(name)
+
+    def unload_model(self, name: str) -> None:
+        self._require_repository_api()
+        self._repository.unload(name)
 
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         return self._repository.get(name, version).metadata
@@ -95,14 +131,18 @@ class DataPlane:
     def model(self, name: str, version: str | None = None) -> ModelHandle:
         return self._repository.get(name, version)
 
-    def _expire(self, future: asyncio.Future[Tensors], name: str) -> None:
+    @staticmethod
+    def _expire(future: asyncio.Future[Tensors], name: str, timeout_s: float) -> None:
         if not future.done():
             future.set_exception(DeadlineExceeded(
-                f"model {name!r} did not answer within {self._timeout_s:g}s",
-                details={"model": name, "timeout_s": self._timeout_s}))
+                f"model {name!r} did not answer within {timeout_s:g}s",
+                details={"model": name, "timeout_s": timeout_s}))
 
-    async def infer(self, name: str, version: str | None, request: InferenceRequest) -> InferenceResponse:
+    async def infer(self, name: str, version: str | None, request: InferenceRequest,
+                    timeout_s: float | None = None) -> InferenceResponse:
+        """Predict; ``timeout_s`` is the caller's deadline (see ``deadlines.py``), capped by the server's."""
         handle = self._repository.get(name, version)
+        timeout = effective_timeout_s(self._timeout_s, timeout_s, parameter_timeout_s(request.parameters))
         inputs, rows = handle.validator.check(request.inputs)
         if request.outputs:
             for wanted in request.outputs:
@@ -116,7 +156,7 @@ class DataPlane:
             if not future.done():
                 # One timer per request that fails the future itself (cheaper than asyncio.timeout,
                 # and a queued request whose future is done is skipped by the batcher).
-                timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future, name)
+                timer = asyncio.get_running_loop().call_later(timeout, self._expire, future, name, timeout)
                 try:
                     await future
                 finally:
@@ -132,6 +172,9 @@ class DataPlane:
                                   details={"error_id": error_id}) from None
         finally:
             self._metrics.leave(name)
+        self._metrics.stats.inferred(name, rows)
+        if not handle.batched:
+            self._metrics.stats.execution(name, rows)
         if request.outputs:
             selected = [(o.name, o.parameters) for o in request.outputs if o.name in outputs]
         else:

@@ -117,7 +117,9 @@ class InferenceServicer:
             if message.model_name in self._dp.repository.names:
                 name = message.model_name
             request, raw = v2_grpc.decode_request(message, self._max_elements)
-            response = await self._dp.infer(message.model_name, message.model_version or None, request)
+            # The caller's gRPC deadline bounds the prediction, so the model's answer is not computed for nobody.
+            response = await self._dp.infer(message.model_name, message.model_version or None, request,
+                                            context.time_remaining())
             return v2_grpc.encode_response(response, raw)
         except Exception as exc:
             code, status, text = grpc_code(exc)

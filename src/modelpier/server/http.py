@@ -1,7 +1,8 @@
 """The HTTP transport: every protocol on one port, as a raw ASGI app (served by uvicorn).
 
 Routes: V2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2``, ``/v2/models/{name}[/versions/{v}]``
-with ``/ready`` and ``/infer``), KServe V1 (``/v1/models/{name}``, ``/v1/models/{name}:predict``),
+with ``/ready``, ``/infer`` and ``/stats``; ``/v2/models/stats``; the repository extension's
+``/v2/repository/index`` and ``/v2/repository/models/{name}/load|unload`` when enabled), KServe V1 (``/v1/models/{name}``, ``/v1/models/{name}:predict``),
 Seldon (``POST /api/v1.0/predictions``, alias ``/api/v0.1/predictions``), ``/metrics``, and the
 OpenAPI document with Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call
 the ``DataPlane``, encode, and map errors to the protocol's status and error shape.
@@ -33,6 +34,7 @@ from modelpier.errors import (
 from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_json
 from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS
 from modelpier.server.dataplane import DataPlane
+from modelpier.server.deadlines import TIMEOUT_HEADER, header_timeout_s
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelpier.server.metrics import ServerMetrics
@@ -129,6 +131,9 @@ class HttpApp:
         if path.startswith("/v2/models/"):
             await self._v2_model(scope, receive, send, path[11:].split("/"), method)
             return
+        if path.startswith("/v2/repository/"):
+            await self._repository_api(scope, receive, send, path[15:], method)
+            return
         handler = self._fixed.get((method, path))
         if handler is not None:
             await handler(scope, receive, send)
@@ -142,9 +147,10 @@ class HttpApp:
             await respond(send, 404, v2_json.encode_error(f"no route for {method} {path}"))
 
     # -- body -----------------------------------------------------------------------------------
-    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int | None]:
-        """The (decompressed) body and the binary extension's header length, if sent."""
+    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int | None, float | None]:
+        """The (decompressed) body, the binary extension's header length and the caller's timeout, if sent."""
         header_length: int | None = None
+        timeout_s: float | None = None
         encoding = b""
         for key, value in scope["headers"]:
             if key == b"content-length":
@@ -157,6 +163,8 @@ class HttpApp:
                     raise InvalidInput("Inference-Header-Content-Length must be an integer") from None
             elif key == b"content-encoding":
                 encoding = value.lower()
+            elif key == TIMEOUT_HEADER:
+                timeout_s = header_timeout_s(value)
         message = await receive()
         body: bytes = message.get("body", b"")
         if message.get("more_body"):
@@ -176,7 +184,7 @@ class HttpApp:
             raise ClientGone
         if encoding in (b"gzip", b"deflate"):
             body = self._inflate(body, encoding)
-        return body, header_length
+        return body, header_length, timeout_s
 
     def _inflate(self, body: bytes, encoding: bytes) -> bytes:
         inflater = zlib.decompressobj(31 if encoding == b"gzip" else 15)
@@ -193,6 +201,9 @@ class HttpApp:
 
     # -- V2 ---------------------------------------------------------------------------------------
     async def _v2_model(self, scope: Scope, receive: Receive, send: Send, parts: list[str], method: str) -> None:
+        if parts == ["stats"] and method == "GET":
+            await self._v2_json(send, lambda: v2_json.dumps(self._dp.statistics()))
+            return
         name, version, action = parts[0], None, ""
         rest = parts[1:]
         if len(rest) >= 2 and rest[0] == "versions":
@@ -207,7 +218,9 @@ class HttpApp:
             await self._v2_json(send, lambda: v2_json.encode_model_metadata(self._dp.model_metadata(name, version)))
         elif action == "ready" and method == "GET":
             await self._v2_model_ready(send, name, version)
-        elif action in ("infer", "ready", ""):
+        elif action == "stats" and method == "GET":
+            await self._v2_json(send, lambda: v2_json.dumps(self._dp.statistics(name, version)))
+        elif action in ("infer", "ready", "", "stats"):
             await respond(send, 405, v2_json.encode_error(f"method {method} not allowed on {scope['path']}"))
         else:
             await respond(send, 404, v2_json.encode_error(f"no route for {method} {scope['path']}"))
@@ -216,12 +229,12 @@ class HttpApp:
         started = time.perf_counter()
         status = "ok"
         try:
-            body, header_length = await self._read(scope, receive)
+            body, header_length, timeout_s = await self._read(scope, receive)
             if header_length is None:
                 request = v2_json.decode_request(body, self._max_elements)
             else:
                 request = v2_binary.decode_request(body, header_length, self._max_elements)
-            response = await self._dp.infer(name, version, request)
+            response = await self._dp.infer(name, version, request, timeout_s)
             binary = v2_binary.wants_binary(request)
             if binary is None:
                 await respond(send, 200, v2_json.encode_response(response))
@@ -289,9 +302,9 @@ class HttpApp:
         status = "ok"
         try:
             handle = self._dp.model(name)
-            body, _ = await self._read(scope, receive)
+            body, _, timeout_s = await self._read(scope, receive)
             request = kserve_v1.decode_request(body, [i.name for i in handle.signature.inputs], self._max_elements)
-            response = await self._dp.infer(name, None, request)
+            response = await self._dp.infer(name, None, request, timeout_s)
             await respond(send, 200, kserve_v1.encode_response(response))
         except ClientGone:
             status = "client_gone"
@@ -309,10 +322,10 @@ class HttpApp:
         try:
             name = self._seldon_model(scope)
             handle = self._dp.model(name)
-            body, _ = await self._read(scope, receive)
+            body, _, timeout_s = await self._read(scope, receive)
             request, kind, meta = seldon.decode_request(body, [i.name for i in handle.signature.inputs],
                                                           self._max_elements)
-            response = await self._dp.infer(name, None, request)
+            response = await self._dp.infer(name, None, request, timeout_s)
             await respond(send, 200, seldon.encode_response(response, kind, meta))
         except ClientGone:
             status = "client_gone"
@@ -332,6 +345,35 @@ class HttpApp:
         if len(names) == 1:
             return names[0]
         raise InvalidInput(f"this server hosts several models {names}; name one with ?model=NAME")
+
+    # -- the V2 model repository extension ----------------------------------------------------------
+    async def _repository_api(self, scope: Scope, receive: Receive, send: Send, rest: str, method: str) -> None:
+        """``index``, ``models/{name}/load``, ``models/{name}/unload``; all POST, bodies optional."""
+        parts = rest.split("/")
+        try:
+            if method != "POST":
+                await respond(send, 405, v2_json.encode_error(f"method {method} not allowed on {scope['path']}"))
+                return
+            body, _, _ = await self._read(scope, receive)
+            doc = v2_json.loads(body) if body.strip() else {}  # tritonclient sends an empty body
+            if type(doc) is not dict:
+                raise InvalidInput("the request body must be a JSON object")
+            if parts == ["index"]:
+                listing = self._dp.repository_index(bool(doc.get("ready")))
+                await respond(send, 200, v2_json.dumps(listing))
+            elif len(parts) == 3 and parts[0] == "models" and parts[2] == "load":
+                await self._dp.load_model(parts[1])
+                await respond(send, 200, b"")
+            elif len(parts) == 3 and parts[0] == "models" and parts[2] == "unload":
+                self._dp.unload_model(parts[1])
+                await respond(send, 200, b"")
+            else:
+                await respond(send, 404, v2_json.encode_error(f"no route for {method} {scope['path']}"))
+        except ClientGone:
+            return
+        except Exception as exc:
+            code, _, message, extra = error_status(exc)
+            await respond(send, code, v2_json.encode_error(message), extra=extra)
 
     # -- operations -----------------------------------------------------------------------------
     async def _metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:

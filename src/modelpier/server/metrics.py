@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelpier.server.stats import StatsBook
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -66,6 +68,7 @@ class ServerMetrics(Collector):
         self._in_flight: dict[str, int] = {}
         self._load_seconds: dict[str, float] = {}
         self._ready: dict[str, bool] = {}
+        self.stats = StatsBook()  # the V2 statistics extension reads the same events
         self.registry.register(self)
 
     # -- recording (event-loop thread only) ---------------------------------------------------
@@ -76,12 +79,14 @@ class ServerMetrics(Collector):
         if hist is None:
             hist = self._latency[(model, protocol)] = _Histogram(LATENCY_BUCKETS)
         hist.observe(seconds)
+        self.stats.request(model, status == "ok", seconds)
 
     def batch(self, model: str, rows: int) -> None:
         hist = self._batches.get(model)
         if hist is None:
             hist = self._batches[model] = _Histogram(BATCH_BUCKETS)
         hist.observe(rows)
+        self.stats.execution(model, rows)
 
     def enter(self, model: str) -> None:
         self._in_flight[model] = self._in_flight.get(model, 0) + 1
@@ -93,6 +98,10 @@ class ServerMetrics(Collector):
         self._load_seconds[model] = seconds
         self._queue_depth[model] = depth
         self._ready[model] = True
+
+    def model_unloaded(self, model: str) -> None:
+        self._queue_depth.pop(model, None)
+        self._ready[model] = False
 
     def model_declared(self, model: str) -> None:
         self._ready.setdefault(model, False)

@@ -5,6 +5,11 @@ Every name is known at start-up (from the sources), so a request for a model sti
 after another, while the HTTP server already answers liveness; the server is ready once every
 model is loaded and warmed up. A warm-up prediction on zeros (one row, then a few) primes caches
 and seeds the cost estimate that decides between inline and threaded predictions.
+
+With the V2 model repository extension on (``ServerConfig.repository_api``), ``index`` lists the
+configured models with their state, ``unload`` stops serving one (its queued requests still finish;
+new ones get 404 until it is loaded again) and ``load`` loads (or reloads) one of the configured
+sources, swapping the new handle in only once it is warm, so a reload never answers 503.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpier.errors import InvalidSpec, NotFound, ServiceUnavailable
+from modelpier.errors import Conflict, InvalidArtifact, InvalidSpec, NotFound, ServiceUnavailable
 from modelpier.server.batching.queue import BatchQueue
 from modelpier.server.config import ModelOptions, ModelSource, ServerConfig
 from modelpier.server.execution import PredictExecutor, Tensors, predict_merged
@@ -49,6 +54,7 @@ class ModelHandle:
     validator: InputValidator
     runner: ModelRunner
     output_names: frozenset[str]
+    batched: bool
 
 
 def _tensor_meta(specs: tuple[TensorSpec, ...]) -> tuple[TensorMetadata, ...]:
@@ -91,6 +97,9 @@ class ModelRepository:
         for name in self._sources:
             metrics.model_declared(name)
         self._handles: dict[str, ModelHandle] = {}
+        self._unloaded: set[str] = set()
+        self._failed: dict[str, str] = {}  # name -> why its last load through the repository API failed
+        self._loading: set[str] = set()
         self.ready = False
 
     @property
@@ -100,6 +109,10 @@ class ModelRepository:
     def get(self, name: str, version: str | None = None) -> ModelHandle:
         handle = self._handles.get(name)
         if handle is None:
+            if name in self._unloaded or name in self._failed:
+                why = self._failed.get(name) or "it was unloaded"
+                raise NotFound(f"model {name!r} is not loaded ({why}); load it with "
+                               f"POST /v2/repository/models/{name}/load", details={"model": name})
             if name in self._sources:
                 raise ServiceUnavailable(f"model {name!r} is still loading", details={"model": name})
             raise NotFound(f"model {name!r} is not served here; models: {self.names}",
@@ -119,19 +132,74 @@ class ModelRepository:
 
     async def load_all(self) -> None:
         """Load every model (in a thread), then mark the server ready. Raises the first failure."""
-        for name, source in self._sources.items():
-            started = time.perf_counter()
-            options = self._config.options_for(name)
-            loaded = await asyncio.to_thread(self._loader, source, options)
-            executor = PredictExecutor(loaded.runtime.predict, self._pool, self._config.inline_predict_us / 1e6)
-            await asyncio.to_thread(self._warm_up, loaded, executor)
-            handle = self._handle(name, loaded, executor)
-            self._handles[name] = handle
-            seconds = time.perf_counter() - started
-            self._metrics.model_loaded(name, seconds, _depth_of(handle.runner))
-            log.info("model %s loaded in %.2fs (%s, version %s, batching %s)", name, seconds, loaded.flavor,
-                     loaded.version or "-", "on" if options.batching.enabled else "off")
+        for name in self._sources:
+            await self._load_one(name)
         self.ready = True
+
+    async def _load_one(self, name: str) -> None:
+        source = self._sources[name]
+        started = time.perf_counter()
+        options = self._config.options_for(name)
+        loaded = await asyncio.to_thread(self._loader, source, options)
+        executor = PredictExecutor(loaded.runtime.predict, self._pool, self._config.inline_predict_us / 1e6)
+        await asyncio.to_thread(self._warm_up, loaded, executor)
+        handle = self._handle(name, loaded, executor)
+        self._handles[name] = handle
+        self._unloaded.discard(name)
+        self._failed.pop(name, None)
+        seconds = time.perf_counter() - started
+        self._metrics.model_loaded(name, seconds, _depth_of(handle.runner))
+        log.info("model %s loaded in %.2fs (%s, version %s, batching %s)", name, seconds, loaded.flavor,
+                 loaded.version or "-", "on" if options.batching.enabled else "off")
+
+    # -- the V2 model repository extension ------------------------------------------------------
+    def index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        """``$repository_index_response``: every configured model, its version and state."""
+        out: list[dict[str, str]] = []
+        for name in self._sources:
+            handle = self._handles.get(name)
+            if handle is not None:
+                entry = {"name": name, "version": handle.version or "", "state": "READY", "reason": ""}
+            elif ready_only:
+                continue
+            elif name in self._loading or (not self.ready and name not in self._unloaded):
+                entry = {"name": name, "version": "", "state": "LOADING", "reason": ""}
+            else:
+                entry = {"name": name, "version": "", "state": "UNAVAILABLE",
+                         "reason": self._failed.get(name, "unloaded")}
+            out.append(entry)
+        return out
+
+    def _configured(self, name: str) -> None:
+        if name not in self._sources:
+            raise NotFound(f"model {name!r} is not in this server's repository; models: {self.names}",
+                           details={"model": name, "models": self.names})
+
+    async def load(self, name: str) -> None:
+        """Load (or reload) a configured model; returns once it serves. Raises why it failed."""
+        self._configured(name)
+        if not self.ready or name in self._loading:
+            raise Conflict(f"model {name!r} is being loaded already; try again when it is ready",
+                           details={"model": name})
+        self._loading.add(name)
+        try:
+            await self._load_one(name)
+        except Exception as exc:
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            if name not in self._handles:
+                self._failed[name] = reason
+            log.error("loading model %s failed: %s", name, reason)
+            raise InvalidArtifact(f"failed to load model {name!r}: {reason}", details={"model": name}) from None
+        finally:
+            self._loading.discard(name)
+
+    def unload(self, name: str) -> None:
+        """Stop serving a configured model (idempotent)."""
+        self._configured(name)
+        if self._handles.pop(name, None) is not None:
+            self._metrics.model_unloaded(name)
+            log.info("model %s unloaded", name)
+        self._unloaded.add(name)
 
     def _handle(self, name: str, loaded: LoadedModel, executor: PredictExecutor) -> ModelHandle:
         options = self._config.options_for(name)
@@ -147,7 +215,8 @@ class ModelRepository:
             inputs=_tensor_meta(signature.inputs), outputs=_tensor_meta(signature.outputs))
         return ModelHandle(name=name, version=loaded.version, metadata=metadata, signature=signature,
                            validator=InputValidator(signature), runner=runner,
-                           output_names=frozenset(o.name for o in signature.outputs))
+                           output_names=frozenset(o.name for o in signature.outputs),
+                           batched=options.batching.enabled)
 
     @staticmethod
     def _warm_up(loaded: LoadedModel, executor: PredictExecutor) -> None:

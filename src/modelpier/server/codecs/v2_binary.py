@@ -4,8 +4,9 @@ A request may carry ``Inference-Header-Content-Length: N``: the first N bytes ar
 the rest is the tensors' raw bytes, in input order, each input's size in its
 ``parameters.binary_data_size``. Raw bytes are row-major elements in little-endian order; BYTES
 elements are each a 4-byte little-endian length followed by the bytes. A response sends outputs as
-raw bytes when the request asked (``parameters.binary_data_output`` for all, or an output's
-``parameters.binary_data``), with the JSON header's length in the same header.
+raw bytes when the request asked (``parameters.binary_data_output`` for all, an output's own
+``parameters.binary_data``, true or false, overriding it for that output), with the JSON header's
+length in the same header.
 """
 
 from __future__ import annotations
@@ -96,22 +97,27 @@ def decode_request(body: bytes, header_length: int, max_elements: int = DEFAULT_
     return request
 
 
-def wants_binary(request: InferenceRequest) -> set[str] | None:
-    """Names of outputs to send raw (every output: all names of the response); None for pure JSON."""
+def wants_binary(request: InferenceRequest) -> dict[str, bool] | None:
+    """Which outputs go as raw bytes; None for a pure JSON answer.
+
+    The extension's precedence: an output's own ``binary_data`` parameter decides for that output;
+    the request-wide ``binary_data_output`` decides for every other output (key ``*``).
+    """
     everything = bool(request.parameters and request.parameters.get("binary_data_output"))
-    named = {o.name for o in request.outputs or () if o.parameters and o.parameters.get("binary_data")}
-    if everything:
-        return {"*"}
-    return named or None
+    choice: dict[str, bool] = {"*": everything}
+    for o in request.outputs or ():
+        if o.parameters and "binary_data" in o.parameters:
+            choice[o.name] = bool(o.parameters["binary_data"])
+    return choice if any(choice.values()) else None
 
 
-def encode_response(response: InferenceResponse, binary: set[str]) -> tuple[bytes, int]:
-    """The body and its JSON header's length, for outputs named in ``binary`` (``*``: all)."""
+def encode_response(response: InferenceResponse, binary: dict[str, bool]) -> tuple[bytes, int]:
+    """The body and its JSON header's length; ``binary`` as ``wants_binary`` returns it."""
     doc = v2_json.response_doc(response)
     chunks: list[bytes] = []
-    everything = "*" in binary
+    everything = binary.get("*", False)
     for out_doc, out in zip(doc["outputs"], response.outputs, strict=True):
-        if everything or out.name in binary:
+        if binary.get(out.name, everything):
             raw = array_to_raw(out.data)
             del out_doc["data"]
             params: dict[str, Any] = dict(out.parameters or {})
