@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "Flavor",
     "ModelVersion",
     "Signature",
@@ -21,11 +23,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from modelpier.sdk.client import AsyncClient, Client
     from modelpier.registry.domain import Flavor, ModelVersion
     from modelpier.sdk.api import import_mlflow, load_model, save_model
     from modelpier.spec.signature import Signature, TensorSpec
 
 _LAZY = {
+    "AsyncClient": "modelpier.sdk.client",
+    "Client": "modelpier.sdk.client",
     "Flavor": "modelpier.registry.domain",
     "ModelVersion": "modelpier.registry.domain",
     "Signature": "modelpier.spec.signature",

@@ -5,7 +5,7 @@ import modelpier
 
 def test_public_api_is_exactly_what_all_lists() -> None:
     assert set(modelpier.__all__) == {
-        "Flavor", "ModelVersion", "Signature", "TensorSpec", "__version__",
+        "AsyncClient", "Client", "Flavor", "ModelVersion", "Signature", "TensorSpec", "__version__",
         "import_mlflow", "load_model", "save_model",
     }
     for name in modelpier.__all__:

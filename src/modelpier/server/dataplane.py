@@ -69,6 +69,14 @@ def _echo(parameters: Parameters | None) -> Parameters | None:
     return kept or None
 
 
+def _check_outputs(handle: ModelHandle, request: InferenceRequest) -> None:
+    for wanted in request.outputs or ():
+        if handle.output_names and wanted.name not in handle.output_names:
+            raise InvalidInput(
+                f"unknown output {wanted.name!r}; the model's outputs are {sorted(handle.output_names)}",
+                details={"output": wanted.name, "outputs": sorted(handle.output_names)})
+
+
 class DataPlane:
     def __init__(self, repository: ModelRepository, metrics: ServerMetrics, request_timeout_s: float,
                  repository_api: bool = False) -> None:
@@ -145,11 +153,7 @@ class DataPlane:
         timeout = effective_timeout_s(self._timeout_s, timeout_s, parameter_timeout_s(request.parameters))
         inputs, rows = handle.validator.check(request.inputs)
         if request.outputs:
-            for wanted in request.outputs:
-                if handle.output_names and wanted.name not in handle.output_names:
-                    raise InvalidInput(
-                        f"unknown output {wanted.name!r}; the model's outputs are {sorted(handle.output_names)}",
-                        details={"output": wanted.name, "outputs": sorted(handle.output_names)})
+            _check_outputs(handle, request)
         self._metrics.enter(name)
         try:
             future = handle.runner.submit(inputs, rows)

@@ -25,7 +25,7 @@ def header_timeout_s(value: bytes | None) -> float | None:
     except ValueError:
         raise InvalidInput(f"x-pier-timeout-ms must be a number of milliseconds, got {value.decode('latin-1')!r}",
                            details={"header": "x-pier-timeout-ms"}) from None
-    if not ms > 0 or ms != ms or ms == float("inf"):
+    if not 0 < ms < float("inf"):  # also refuses NaN
         raise InvalidInput(f"x-pier-timeout-ms must be > 0, got {value.decode('latin-1')!r}",
                            details={"header": "x-pier-timeout-ms"})
     return ms / 1000.0

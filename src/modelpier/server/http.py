@@ -2,9 +2,10 @@
 
 Routes: V2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2``, ``/v2/models/{name}[/versions/{v}]``
 with ``/ready``, ``/infer`` and ``/stats``; ``/v2/models/stats``; the repository extension's
-``/v2/repository/index`` and ``/v2/repository/models/{name}/load|unload`` when enabled), KServe V1 (``/v1/models/{name}``, ``/v1/models/{name}:predict``),
-Seldon (``POST /api/v1.0/predictions``, alias ``/api/v0.1/predictions``), ``/metrics``, and the
-OpenAPI document with Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call
+``/v2/repository/index`` and ``/v2/repository/models/{name}/load|unload`` when enabled), KServe V1
+(``/v1/models/{name}``, ``/v1/models/{name}:predict``), Seldon (``POST /api/v1.0/predictions``, alias
+``/api/v0.1/predictions``), ``/metrics``, and the OpenAPI document with Swagger UI (``/openapi.json``,
+``/docs``). Handlers decode with a codec, call
 the ``DataPlane``, encode, and map errors to the protocol's status and error shape.
 
 Why raw ASGI and not FastAPI routes: a FastAPI endpoint costs tens of microseconds of dependency
@@ -147,8 +148,8 @@ class HttpApp:
             await respond(send, 404, v2_json.encode_error(f"no route for {method} {path}"))
 
     # -- body -----------------------------------------------------------------------------------
-    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int | None, float | None]:
-        """The (decompressed) body, the binary extension's header length and the caller's timeout, if sent."""
+    def _headers(self, scope: Scope) -> tuple[int | None, bytes, float | None]:
+        """The binary extension's header length, the content encoding and the caller's timeout."""
         header_length: int | None = None
         timeout_s: float | None = None
         encoding = b""
@@ -165,6 +166,11 @@ class HttpApp:
                 encoding = value.lower()
             elif key == TIMEOUT_HEADER:
                 timeout_s = header_timeout_s(value)
+        return header_length, encoding, timeout_s
+
+    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int | None, float | None]:
+        """The (decompressed) body, the binary extension's header length and the caller's timeout, if sent."""
+        header_length, encoding, timeout_s = self._headers(scope)
         message = await receive()
         body: bytes = message.get("body", b"")
         if message.get("more_body"):
