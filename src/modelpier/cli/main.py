@@ -13,6 +13,7 @@ from modelpier.cli.bench import bench  # load testing (issue 5)
 from modelpier.cli.context import CliContext
 from modelpier.cli.gateway import gateway  # platform processes (issue 4)
 from modelpier.cli.operator import operator  # Kubernetes (issue 7)
+from modelpier.cli.predict import predict  # the Python client from the shell (issue 19)
 from modelpier.cli.render import render_cmd  # Kubernetes (issue 7)
 from modelpier.cli.serve import serve
 from modelpier.errors import PierError, exit_code
@@ -49,6 +50,7 @@ app.add_typer(get.create_app, name="create")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(predictions.logs_app, name="logs")  # `pier logs NAME` and `pier logs predictions NAME`
 app.command("bench")(bench)  # load testing (issue 5)
+app.command("predict")(predict)  # the Python client from the shell (issue 19)
 
 
 def _version(value: bool) -> None:
