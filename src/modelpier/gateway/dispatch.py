@@ -188,6 +188,7 @@ class Dispatcher:
                 "started without a gRPC port; restart them (a new revision) to add one"), retry_after=1), None
         tried = list(self.health.ejected(r.replica_id for r in replicas))
         failure = ""
+        delivered = False  # a replica may have received the request (and run the model)
         for attempt in range(_ATTEMPTS):
             replica = pick_replica(replicas, self.outstanding, self.rand(), exclude=tried)
             if replica is None:
@@ -204,6 +205,7 @@ class Dispatcher:
                 answer = await self._send(call, replica, headers, remaining)
             except Retryable as exc:
                 failure = f"replica {replica.replica_id} failed before answering ({exc})"
+                delivered = delivered or exc.delivered
                 if self.health.failed(replica.replica_id):
                     self.stats.ejections += 1
                     log.warning("replica %s of %s/%s ejected after repeated connection failures", replica.replica_id,
@@ -224,9 +226,10 @@ class Dispatcher:
         if self.clock() >= deadline:
             return error_answer(DeadlineExceeded(f"{route.project}/{route.deployment}: no answer within "
                                                  f"timeouts.requestSeconds={route.timeout_s:g}")), None
+        # Retry-After invites the caller to send the request again: only when no replica can have run it.
         return error_answer(ServiceUnavailable(
             f"no replica of {route.project}/{route.deployment} answered: {failure or 'none is ready'}"),
-            retry_after=1), None
+            retry_after=None if delivered else 1), None
 
     async def _wait_for_replicas(self, route: DeploymentRoute, predictor: PredictorRoute, stats: PredictorStats,
                                  deadline: float) -> PredictorRoute | Answer:

@@ -123,7 +123,7 @@ class GrpcReplicaProxy(ReplicaProxy):
         self._prune()
         address, slash, path = url.partition("/")
         if not slash or not address:
-            raise Retryable(f"cannot forward to {url!r}: not HOST:PORT/METHOD")
+            raise Retryable(f"cannot forward to {url!r}: not HOST:PORT/METHOD", delivered=False)
         timeout_s = max(timeout_s, 0.001)
         begun = time.monotonic()
         call = self.channels.get(address).unary_unary("/" + path)(body, metadata=to_metadata(headers),
@@ -134,7 +134,9 @@ class GrpcReplicaProxy(ReplicaProxy):
         except grpc.aio.AioRpcError as exc:
             code, details = exc.code(), exc.details() or ""
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise Retryable(f"{address}: UNAVAILABLE: {details}") from None
+                # "failed to connect": the call never left; anything else may have reached the replica.
+                raise Retryable(f"{address}: UNAVAILABLE: {details}",
+                                delivered="failed to connect" not in details.lower()) from None
             if code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - begun >= timeout_s * 0.99:
                 # Our deadline, not the replica's own timeout (whose message passes through).
                 raise UpstreamTimeout(f"no answer within {timeout_s:.3g}s") from None

@@ -27,7 +27,16 @@ _LENGTH = frozenset({b"host", b"content-length"})
 
 
 class Retryable(Exception):
-    """The replica failed before it answered; another replica may serve the request."""
+    """The replica failed before it answered; another replica may serve the request.
+
+    ``delivered`` is False only when the request certainly never reached the replica (no connection):
+    the gateway's final 503 then carries Retry-After, an invitation to send it again that a caller
+    may take without the model running the request twice.
+    """
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class UpstreamTimeout(Exception):

@@ -145,7 +145,7 @@ class FastReplicaProxy(ReplicaProxy):
         if known is None:
             parts = urlsplit(base)
             if parts.scheme != "http" or parts.hostname is None:
-                raise Retryable(f"cannot forward to {base!r}: only http:// replicas are supported")
+                raise Retryable(f"cannot forward to {base!r}: only http:// replicas are supported", delivered=False)
             known = (parts.hostname, parts.port or 80, b"", parts.netloc.encode("latin-1"))
             self._targets[base] = known
         host, port, _, netloc = known
@@ -158,7 +158,7 @@ class FastReplicaProxy(ReplicaProxy):
                 loop.create_connection(lambda: _Exchange(self.max_response_bytes), host, port),
                 min(self._connect_timeout, timeout_s))
         except (OSError, TimeoutError) as exc:
-            raise Retryable(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}") from exc
+            raise Retryable(f"cannot connect to {host}:{port}: {type(exc).__name__}: {exc}", delivered=False) from exc
         return protocol
 
     def _pooled(self, key: tuple[str, int]) -> _Exchange | None:
