@@ -137,10 +137,18 @@ def v2_response(body: bytes, header_length: int | None) -> tuple[dict[str, Array
     return outputs, doc
 
 
+def _plain(array: Array) -> Any:
+    """What orjson can write: numeric arrays as they are, text as nested lists of str."""
+    if array.dtype.kind in "biuf":
+        return np.ascontiguousarray(array)
+    return np.vectorize(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v),
+                        otypes=[object])(array).tolist()
+
+
 def _rows(tensors: list[Tensor]) -> Any:
     if len(tensors) == 1:
-        return tensors[0].array
-    columns = {t.name: t.array.tolist() for t in tensors}
+        return _plain(tensors[0].array)
+    columns = {t.name: t.array.tolist() if t.array.dtype.kind in "biuf" else _plain(t.array) for t in tensors}
     count = len(next(iter(columns.values())))
     return [{name: values[i] for name, values in columns.items()} for i in range(count)]
 
@@ -159,8 +167,8 @@ def kserve_v1_response(body: bytes, model: ModelInfo | None) -> dict[str, Array]
 
 def seldon_request(tensors: list[Tensor]) -> bytes:
     if len(tensors) == 1:
-        return orjson.dumps({"data": {"ndarray": tensors[0].array}}, option=_NUMPY)
-    return orjson.dumps({"jsonData": {t.name: t.array for t in tensors}}, option=_NUMPY)
+        return orjson.dumps({"data": {"ndarray": _plain(tensors[0].array)}}, option=_NUMPY)
+    return orjson.dumps({"jsonData": {t.name: _plain(t.array) for t in tensors}}, option=_NUMPY)
 
 
 def seldon_response(body: bytes) -> dict[str, Array]:
