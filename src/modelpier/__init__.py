@@ -23,9 +23,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from modelpier.sdk.client import AsyncClient, Client
     from modelpier.registry.domain import Flavor, ModelVersion
     from modelpier.sdk.api import import_mlflow, load_model, save_model
+    from modelpier.sdk.client import AsyncClient, Client
     from modelpier.spec.signature import Signature, TensorSpec
 
 _LAZY = {

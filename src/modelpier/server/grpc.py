@@ -28,6 +28,7 @@ from modelpier.errors import (
 )
 from modelpier.server.codecs import v2_grpc
 from modelpier.server.dataplane import DataPlane
+from modelpier.server.deadlines import header_timeout_s
 from modelpier.server.failures import describe_failure
 from modelpier.server.metrics import ServerMetrics
 from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
@@ -61,6 +62,15 @@ def _parse(message_type: Any, data: bytes) -> Any:
         return message_type.FromString(data)
     except DecodeError as exc:
         raise InvalidInput(f"malformed {message_type.DESCRIPTOR.name} protobuf: {exc}") from None
+
+
+def _caller_timeout_s(context: Any) -> float | None:
+    asked: float | None = context.time_remaining()
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-pier-timeout-ms":
+            header = header_timeout_s(value.encode("latin-1") if isinstance(value, str) else value)
+            asked = header if asked is None else min(asked, header or asked)
+    return asked
 
 
 class InferenceServicer:
@@ -117,9 +127,10 @@ class InferenceServicer:
             if message.model_name in self._dp.repository.names:
                 name = message.model_name
             request, raw = v2_grpc.decode_request(message, self._max_elements)
-            # The caller's gRPC deadline bounds the prediction, so the model's answer is not computed for nobody.
+            # The caller's gRPC deadline (or x-pier-timeout-ms metadata, or V2's timeout parameter) bounds
+            # the prediction, so the model's answer is not computed for nobody.
             response = await self._dp.infer(message.model_name, message.model_version or None, request,
-                                            context.time_remaining())
+                                            _caller_timeout_s(context))
             return v2_grpc.encode_response(response, raw)
         except Exception as exc:
             code, status, text = grpc_code(exc)

@@ -208,7 +208,8 @@ class AsyncClient:
             if remaining <= 0:
                 raise timed_out(self._core.grpc_target(), self._core.options.timeout_s, request_id)
             try:
-                body, trailing = await transport.infer(request, metadata, remaining)
+                body, trailing = await transport.infer(
+                    request, [*metadata, (TIMEOUT_HEADER, deadline_ms(remaining))], remaining + DEADLINE_GRACE_S)
                 break
             except g.RpcError as exc:
                 failure, retry_after = g.failure_kind(exc)
