@@ -37,7 +37,7 @@ class Table:
     def count(self) -> int:
         if self.rows is not None:
             return len(self.rows)
-        first = next(iter((self.inputs or {}).values()), [])
+        first: Any = next(iter((self.inputs or {}).values()), [])
         return len(first) if isinstance(first, list | np.ndarray) else 1
 
 

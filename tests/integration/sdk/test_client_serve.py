@@ -223,7 +223,8 @@ def test_a_full_queue_503_is_retried_after_its_retry_after(counting: tuple[Serve
         (log.parent / "gate-0").touch()
         first.join(30)
         worker.join(30)
-    assert second and second[0]["y"].tolist() == [[14.0]]
+    assert second
+    assert second[0]["y"].tolist() == [[14.0]]
     assert sorted(executions(log)) == [7, 200]  # refused, then run once
 
 

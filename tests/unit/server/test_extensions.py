@@ -58,7 +58,8 @@ def test_statistics_count_successes_failures_rows_and_executions() -> None:
     assert [r.status_code for r in responses[:3]] == [200, 200, 500]
     one, every, versioned, unknown = responses[3:]
     (stat,) = one.json()["model_stats"]
-    assert stat["name"] == "m" and stat["version"] == "1"
+    assert stat["name"] == "m"
+    assert stat["version"] == "1"
     assert stat["inference_count"] == 4  # two requests of two rows
     assert stat["execution_count"] == 2
     assert stat["inference_stats"]["success"]["count"] == 2

@@ -53,8 +53,10 @@ def test_a_dataframe_goes_one_input_per_column_when_the_signature_has_columns() 
     frame = pd.DataFrame({"city": ["Oslo", "Lima"], "age": [30, 41]}, index=[7, 9])
     encoded = encode_inputs(frame, COLUMNS)
     by_name = {t.name: t for t in encoded.tensors}
-    assert by_name["age"].array.tolist() == [30, 41] and by_name["age"].datatype == "INT64"
-    assert by_name["city"].array.shape == (2, 1) and by_name["city"].datatype == "BYTES"
+    assert by_name["age"].array.tolist() == [30, 41]
+    assert by_name["age"].datatype == "INT64"
+    assert by_name["city"].array.shape == (2, 1)
+    assert by_name["city"].datatype == "BYTES"
     with pytest.raises(InvalidInput, match=r"lacks the model's inputs \['city'\]"):
         encode_inputs(frame[["age"]], COLUMNS)
 
