@@ -181,16 +181,25 @@ class FastReplicaProxy(ReplicaProxy):
         payload = b"".join(lines)
         key = (host, port)
         deadline = time.monotonic() + timeout_s
+        maybe_delivered = False
         for _ in range(2):
             conn = self._pooled(key)
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(host, port, timeout_s)
+                try:
+                    conn = await self._connect(host, port, timeout_s)
+                except Retryable as exc:
+                    if maybe_delivered:  # the first try may have reached a replica that died with it
+                        raise Retryable(str(exc), delivered=True) from exc
+                    raise
             try:
                 answer = await self._exchange(conn, payload, method == "HEAD", deadline - time.monotonic())
             except _Lost as exc:
                 if reused and not exc.started:
-                    continue  # the replica closed an idle connection: not its failure, try a fresh one
+                    # The replica closed an idle connection: not its failure, try a fresh one. Or it died
+                    # with the request in it: the two look alike, so the request may have been delivered.
+                    maybe_delivered = True
+                    continue
                 if exc.started:
                     raise Retryable(f"the replica's answer broke off: {exc}") from exc
                 raise

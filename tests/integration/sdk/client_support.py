@@ -23,7 +23,7 @@ import numpy as np
 class Counting:
     def load(self, path):
         self.folder = Path(path)
-        self.log = Path(open(self.folder / "log-path").read().strip())
+        self.log = Path((self.folder / "log-path").read_text().strip())
 
     def predict(self, inputs):
         x = np.asarray(inputs["x"], dtype=float)
