@@ -58,7 +58,7 @@ class FakeProxy(ReplicaProxy):
 
 
 def refused() -> Retryable:
-    return Retryable("ClientConnectorError: connection refused")
+    return Retryable("ClientConnectorError: connection refused", delivered=False)
 
 
 async def request(app: GatewayApp, method: str, path: str, *, headers: dict[str, str] | None = None,
