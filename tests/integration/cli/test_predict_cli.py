@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tests.integration.server.conftest import Served, start_server
 from tests.support.procs import free_port, run_pier
 

@@ -85,3 +85,18 @@ def iris_rows() -> np.ndarray:
 
     x, _ = load_iris(return_X_y=True)
     return np.asarray(x[::30])  # five rows, every class
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "client.md"
+
+
+def doc_blocks(target: str) -> list[str]:
+    """The Python blocks of docs/client.md marked ``<!-- tested: {target} -->``, in order."""
+    blocks: list[str] = []
+    lines = DOC.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == f"<!-- tested: {target} -->":
+            assert lines[i + 1].strip() == "```python", f"docs/client.md:{i + 2}: a tested block must follow"
+            end = lines.index("```", i + 2)
+            blocks.append("\n".join(lines[i + 2:end]))
+    return blocks

@@ -5,6 +5,8 @@ and a replica killed mid-run (the client never sends again a request that reache
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
 import threading
@@ -22,7 +24,7 @@ from modelpier.settings import Settings, load_settings
 from tests.integration.platform_support import Platform, pier_down, replica_env, run_platform, save_models
 from tests.support.procs import ADMIN_TOKEN, wait_until
 
-from .client_support import executions, save_tabular, write_counting_model
+from .client_support import doc_blocks, executions, save_tabular, write_counting_model
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +187,21 @@ def test_a_request_inside_a_killed_replica_is_not_sent_again(settings: Settings,
     assert isinstance(outcome[0], PierError)
     assert not isinstance(outcome[0], ServiceUnavailable) or "retry" not in str(outcome[0]).lower()
     assert executions(calls_log) == [200, 3]  # 200 ran once; only the next call ran after the restart
+
+
+def test_the_gateway_examples_of_the_docs_run(platform: Platform, env: dict[str, str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a user's environment holds after `pier up` and `pier login`.
+    monkeypatch.setenv("PIER_HOME", str(platform.home))
+    monkeypatch.setenv("PIER_CLIENT__URL", platform.gateway)
+    monkeypatch.setenv("PIER_CLIENT__GRPC_URL", f"127.0.0.1:{env['PIER_PLATFORM__GATEWAY_GRPC_PORT']}")
+    monkeypatch.setenv("PIER_TOKEN", ADMIN_TOKEN)
+    namespace: dict[str, Any] = {}
+    out = io.StringIO()
+    blocks = doc_blocks("gateway")
+    assert len(blocks) >= 2
+    for block in blocks:
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "docs/client.md", "exec"), namespace)  # noqa: S102  # the doc's own examples
+    assert "iris:1 main" in out.getvalue()
+    assert "[0 2]" in out.getvalue()
