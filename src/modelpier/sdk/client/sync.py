@@ -17,6 +17,7 @@ import httpx
 
 from modelpier._lib.ids import fast_id
 from modelpier.errors import InvalidInput, PierError
+from modelpier.sdk.client import http1
 from modelpier.sdk.client.core import (
     DEADLINE_GRACE_S,
     TIMEOUT_HEADER,
@@ -29,6 +30,7 @@ from modelpier.sdk.client.core import (
     resolve_options,
 )
 from modelpier.sdk.client.failures import grpc_error, http_error, lost, retry_after_s, timed_out, unreachable
+from modelpier.sdk.client.http1 import Answer
 from modelpier.sdk.client.jobs import Job, job_state
 from modelpier.sdk.client.retry import Failure, decide_retry
 from modelpier.sdk.client.tensors import ModelInfo, Prediction, encode_inputs, frame_of
@@ -37,7 +39,7 @@ from modelpier.settings import Settings
 NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def refused(status: int, headers: httpx.Headers) -> bool:
+def refused(status: int, headers: dict[str, str]) -> bool:
     """A 503/429 with Retry-After: refused before any work (full queue, maxInFlight, loading)."""
     return status in (503, 429) and "retry-after" in headers
 
@@ -58,6 +60,7 @@ class Client:
         self._http = httpx.Client(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             verify=verify, timeout=options.timeout_s)
+        self._pool = http1.SyncPool()
         self._grpc: Any = None
         self._lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 -- jitter, not a secret
@@ -73,6 +76,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        self._pool.close()
         self._http.close()
         if self._grpc is not None:
             self._grpc.close()
@@ -97,8 +101,8 @@ class Client:
                                             headers=headers, version=version)
         plan = self._core.plan(route, data, info, protocol=protocol, binary=binary, outputs=outputs,
                                parameters=parameters, headers=headers, version=version)
-        response = self._send(plan.call, deadline)
-        return self._core.answer(plan, response.content, response.headers)
+        answer = self._send(plan.call, deadline)
+        return self._core.answer(plan, answer.body, answer.headers)
 
     def submit(self, name: str, data: Any, *, model: str | None = None, project: str | None = None,
                binary: bool | None = None, timeout: float | None = None, outputs: list[str] | None = None,
@@ -111,10 +115,10 @@ class Client:
         info = self._info(route, deadline)
         plan = self._core.plan(route, data, info, protocol="v2", binary=binary, outputs=outputs,
                                parameters=parameters, headers=headers, version=None, respond_async=True)
-        response = self._send(plan.call, deadline)
-        if response.status_code != 202:
-            raise InvalidInput(f"the gateway answered {response.status_code}, not 202 Accepted, to an async submit")
-        return Job(self._core, plan, job_state(response.content), self._fetch)
+        answer = self._send(plan.call, deadline)
+        if answer.status != 202:
+            raise InvalidInput(f"the gateway answered {answer.status}, not 202 Accepted, to an async submit")
+        return Job(self._core, plan, job_state(answer.body), self._fetch)
 
     def metadata(self, name: str, *, model: str | None = None, project: str | None = None,
                  timeout: float | None = None) -> ModelInfo:
@@ -139,8 +143,8 @@ class Client:
         url = f"{self._core.options.url}/v2"
         request_id = fast_id()
         call = Call("GET", url, {"x-request-id": request_id}, None, request_id)
-        response = self._send(call, deadline, accept_errors=True)
-        self._core.set_kind_from_probe(response.status_code, response.content)
+        answer = self._send(call, deadline, accept_errors=True)
+        self._core.set_kind_from_probe(answer.status, answer.body)
 
     def _info(self, route: Route, deadline: float) -> ModelInfo:
         url = f"{route.base}/v2/models/{route.model}"
@@ -152,13 +156,27 @@ class Client:
     def _get(self, url: str, deadline: float, *, gateway: bool) -> bytes:
         request_id = fast_id()
         call = Call("GET", url, self._core.headers(Route(url, "", gateway, ""), request_id), None, request_id)
-        return self._send(call, deadline).content
+        return self._send(call, deadline).body
 
     def _fetch(self, url: str) -> bytes:
         return self._get(url, time.monotonic() + self._core.options.timeout_s, gateway=True)
 
     # -- sending ------------------------------------------------------------------------------------
-    def _send(self, call: Call, deadline: float, *, accept_errors: bool = False) -> httpx.Response:
+    def _exchange(self, call: Call, timeout_s: float) -> Answer:
+        if http1.fast(call.url):
+            return self._pool.request(call.method, call.url, call.headers, call.body, timeout_s)
+        try:  # https: httpx (TLS, proxies)
+            r = self._http.request(call.method, call.url, headers=call.headers, content=call.body,
+                                        timeout=httpx.Timeout(timeout_s))
+        except NOT_CONNECTED as exc:
+            raise http1.NotConnected(f"{type(exc).__name__}: {exc}") from None
+        except httpx.TimeoutException:
+            raise http1.TimedOut(f"no answer within {timeout_s:.3g}s") from None
+        except httpx.TransportError as exc:
+            raise http1.Lost(f"{type(exc).__name__}: {exc}") from None
+        return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+
+    def _send(self, call: Call, deadline: float, *, accept_errors: bool = False) -> Answer:
         attempt = 0
         policy = self._core.options.retry
         while True:
@@ -169,22 +187,20 @@ class Client:
             retry_after: str | None = None
             error: PierError
             try:
-                response = self._http.request(
-                    call.method, call.url, headers=call.headers, content=call.body,
-                    timeout=httpx.Timeout(remaining + DEADLINE_GRACE_S, connect=remaining, pool=remaining))
-            except NOT_CONNECTED as exc:
+                answer = self._exchange(call, remaining + DEADLINE_GRACE_S)
+            except http1.NotConnected as exc:
                 failure, error = Failure.NOT_CONNECTED, unreachable(call.url, exc, call.request_id)
-            except httpx.TimeoutException:
+            except http1.TimedOut:
                 raise timed_out(call.url, remaining, call.request_id) from None
-            except httpx.TransportError as exc:
+            except http1.Lost as exc:
                 raise lost(call.url, exc, call.request_id) from None
             else:
-                status = response.status_code
+                status = answer.status
                 if status < 300 or accept_errors:
-                    return response
-                retry_after = response.headers.get("retry-after")
-                failure = Failure.REFUSED if refused(status, response.headers) else Failure.OTHER
-                error = http_error(status, response.content, response.headers.get("x-request-id") or call.request_id,
+                    return answer
+                retry_after = answer.headers.get("retry-after")
+                failure = Failure.REFUSED if refused(status, answer.headers) else Failure.OTHER
+                error = http_error(status, answer.body, answer.headers.get("x-request-id") or call.request_id,
                                    retry_after, call.url)
             wait = decide_retry(policy, failure, attempt, remaining_s=deadline - time.monotonic(),
                                 jitter=self._random.random(), retry_after_s=retry_after_s(retry_after))
