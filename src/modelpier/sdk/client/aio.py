@@ -53,6 +53,8 @@ class AsyncClient:
             verify=verify, timeout=options.timeout_s)
         self._pool = http1.AsyncPool()
         self._grpc: Any = None
+        self._g: Any = None  # the grpc module of the client, imported on first use (grpcio is heavy)
+        self._resolved: dict[tuple[str, str | None, str | None], tuple[Route, ModelInfo]] = {}
         self._random = random.Random()  # noqa: S311 -- jitter, not a secret
 
     @property
@@ -82,8 +84,11 @@ class AsyncClient:
         Returns a ``Prediction`` (outputs by name as numpy arrays), or a DataFrame for a DataFrame.
         """
         deadline = time.monotonic() + (timeout if timeout is not None else self._core.options.timeout_s)
-        route = await self._route(name, project, model, deadline)
-        info = await self._info(route, deadline)
+        resolved = self._resolved.get((name, project, model))
+        if resolved is None:  # first call for this name: find the route and the model's metadata once
+            route = await self._route(name, project, model, deadline)
+            resolved = self._resolved[(name, project, model)] = (route, await self._info(route, deadline))
+        route, info = resolved
         if grpc:
             if protocol != "v2":
                 raise InvalidInput(f"gRPC speaks V2 only; protocol={protocol!r} is HTTP")
@@ -202,17 +207,17 @@ class AsyncClient:
     # -- gRPC -----------------------------------------------------------------------------------------
     def _transport(self) -> Any:
         if self._grpc is None:
-            from modelpier.sdk.client.grpc import AsyncGrpcTransport
+            from modelpier.sdk.client import grpc
 
-            self._grpc = AsyncGrpcTransport(self._core.grpc_target())
+            self._g = grpc
+            self._grpc = grpc.AsyncGrpcTransport(self._core.grpc_target())
         return self._grpc
 
     async def _grpc_predict(self, route: Route, info: ModelInfo, data: Any, deadline: float, *,
                             outputs: list[str] | None, parameters: dict[str, Any] | None,
                             headers: dict[str, str] | None, version: str | None) -> Any:
-        from modelpier.sdk.client import grpc as g
-
-        transport = self._transport()
+        transport = self._grpc or self._transport()
+        g = self._g
         encoded = encode_inputs(data, info)
         request_id = fast_id()
         request = g.infer_request(route.model, version, encoded.tensors, outputs=outputs, request_id=request_id,
@@ -225,7 +230,8 @@ class AsyncClient:
                 raise timed_out(self._core.grpc_target(), self._core.options.timeout_s, request_id)
             try:
                 body, trailing = await transport.infer(
-                    request, [*metadata, (TIMEOUT_HEADER, deadline_ms(remaining))], remaining + DEADLINE_GRACE_S)
+                    request, [*metadata, (TIMEOUT_HEADER, deadline_ms(remaining))], remaining + DEADLINE_GRACE_S,
+                    trailing=route.gateway)
                 break
             except g.RpcError as exc:
                 failure, retry_after = g.failure_kind(exc)
@@ -241,5 +247,6 @@ class AsyncClient:
         prediction = Prediction(out, model_name=model_name or route.model,
                                 model_version=trailing.get("x-pier-model-version") or model_version or None,
                                 request_id=trailing.get("x-request-id") or request_id,
-                                headers={k: v for k, v in trailing.items() if k.startswith("x-pier-")})
+                                headers={k: v for k, v in trailing.items() if k.startswith("x-pier-")}
+                                if trailing else {})
         return frame_of(prediction, encoded) if encoded.is_frame else prediction

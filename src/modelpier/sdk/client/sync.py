@@ -62,6 +62,8 @@ class Client:
             verify=verify, timeout=options.timeout_s)
         self._pool = http1.SyncPool()
         self._grpc: Any = None
+        self._g: Any = None  # the grpc module of the client, imported on first use (grpcio is heavy)
+        self._resolved: dict[tuple[str, str | None, str | None], tuple[Route, ModelInfo]] = {}
         self._lock = threading.Lock()
         self._random = random.Random()  # noqa: S311 -- jitter, not a secret
 
@@ -92,8 +94,11 @@ class Client:
         Returns a ``Prediction`` (outputs by name as numpy arrays), or a DataFrame for a DataFrame.
         """
         deadline = time.monotonic() + (timeout if timeout is not None else self._core.options.timeout_s)
-        route = self._route(name, project, model, deadline)
-        info = self._info(route, deadline)
+        resolved = self._resolved.get((name, project, model))
+        if resolved is None:  # first call for this name: find the route and the model's metadata once
+            route = self._route(name, project, model, deadline)
+            resolved = self._resolved[(name, project, model)] = (route, self._info(route, deadline))
+        route, info = resolved
         if grpc:
             if protocol != "v2":
                 raise InvalidInput(f"gRPC speaks V2 only; protocol={protocol!r} is HTTP")
@@ -213,16 +218,16 @@ class Client:
     def _transport(self) -> Any:
         with self._lock:
             if self._grpc is None:
-                from modelpier.sdk.client.grpc import GrpcTransport
+                from modelpier.sdk.client import grpc
 
-                self._grpc = GrpcTransport(self._core.grpc_target())
+                self._g = grpc
+                self._grpc = grpc.GrpcTransport(self._core.grpc_target())
             return self._grpc
 
     def _grpc_predict(self, route: Route, info: ModelInfo, data: Any, deadline: float, *, outputs: list[str] | None,
                       parameters: dict[str, Any] | None, headers: dict[str, str] | None, version: str | None) -> Any:
-        from modelpier.sdk.client import grpc as g
-
-        transport = self._transport()
+        transport = self._grpc or self._transport()
+        g = self._g
         encoded = encode_inputs(data, info)
         request_id = fast_id()
         request = g.infer_request(route.model, version, encoded.tensors, outputs=outputs, request_id=request_id,
@@ -235,7 +240,7 @@ class Client:
                 raise timed_out(self._core.grpc_target(), self._core.options.timeout_s, request_id)
             try:
                 body, trailing = transport.infer(request, [*metadata, (TIMEOUT_HEADER, deadline_ms(remaining))],
-                                                 remaining + DEADLINE_GRACE_S)
+                                                 remaining + DEADLINE_GRACE_S, trailing=route.gateway)
                 break
             except g.RpcError as exc:
                 failure, retry_after = g.failure_kind(exc)
@@ -251,5 +256,6 @@ class Client:
         prediction = Prediction(out, model_name=model_name or route.model,
                                 model_version=trailing.get("x-pier-model-version") or model_version or None,
                                 request_id=trailing.get("x-request-id") or request_id,
-                                headers={k: v for k, v in trailing.items() if k.startswith("x-pier-")})
+                                headers={k: v for k, v in trailing.items() if k.startswith("x-pier-")}
+                                if trailing else {})
         return frame_of(prediction, encoded) if encoded.is_frame else prediction

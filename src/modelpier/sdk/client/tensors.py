@@ -22,6 +22,10 @@ from modelpier.errors import InvalidInput, RemoteError
 from modelpier.spec.signature import numpy_dtype, v2_datatype
 
 Array = np.ndarray[Any, Any]
+# V2 datatype -> numpy dtype, made once: this runs on every call.
+NUMPY: dict[str, np.dtype[Any]] = {
+    name: numpy_dtype(name) for name in ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                                         "INT64", "FP16", "FP32", "FP64", "BYTES")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,7 @@ def _cast(name: str, values: Any, datatype: str | None) -> Tensor:
                 flat[i] = str(v)
         return Tensor(name, "BYTES", array)
     try:
-        array = np.asarray(values, dtype=numpy_dtype(datatype) if datatype else None)
+        array = np.asarray(values, dtype=(NUMPY.get(datatype) or numpy_dtype(datatype)) if datatype else None)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"input {name!r}: cannot make {datatype or 'a numeric'} tensor of it: {exc}",
                            details={"input": name}) from None
@@ -217,7 +221,7 @@ def frame_of(prediction: Prediction, encoded: Encoded) -> Any:
 def decode_array(data: Any, datatype: str, shape: list[int], name: str) -> Array:
     """An output's JSON ``data`` as an array of its declared shape."""
     try:
-        array = np.asarray(data, dtype=object if datatype == "BYTES" else numpy_dtype(datatype))
+        array = np.asarray(data, dtype=NUMPY.get(datatype) or numpy_dtype(datatype))
         return array.reshape(shape)
     except (ValueError, TypeError) as exc:
         raise RemoteError(f"output {name!r}: the server sent data that is not {datatype} of shape {shape}: {exc}",

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import struct
+import sys
 from typing import Any
 
 import numpy as np
 import orjson
 
 from modelpier.errors import RemoteError
-from modelpier.sdk.client.tensors import Array, ModelInfo, Tensor, decode_array
+from modelpier.sdk.client.tensors import NUMPY, Array, ModelInfo, Tensor, decode_array
 from modelpier.spec.signature import numpy_dtype
 
 _LENGTH = struct.Struct("<I")
@@ -40,8 +41,16 @@ def _json_data(array: Array) -> Any:
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
 
 
+_LITTLE = sys.byteorder == "little"
+_RAW = {name: dtype.newbyteorder("<") for name, dtype in NUMPY.items() if name != "BYTES"}
+
+
 def raw_bytes(array: Array) -> bytes:
-    if array.dtype.kind in "OSU":
+    kind = array.dtype.kind
+    if kind in "biuf" and array.flags.c_contiguous and (array.dtype.byteorder == "<" or (
+            _LITTLE and array.dtype.byteorder in "=|")):
+        return array.tobytes()  # already row-major little-endian: no copy but the bytes
+    if kind in "OSU":
         parts = []
         for value in array.reshape(-1):
             data = value if isinstance(value, bytes) else str(value).encode("utf-8")
@@ -108,7 +117,7 @@ def raw_array(raw: bytes, datatype: str, shape: list[int], name: str) -> Array:
         count *= d
     if datatype == "BYTES":
         return _bytes_elements(raw, count, name).reshape(shape)
-    dtype = numpy_dtype(datatype).newbyteorder("<")
+    dtype = _RAW.get(datatype) or numpy_dtype(datatype).newbyteorder("<")
     if len(raw) != count * dtype.itemsize:
         raise RemoteError(f"output {name!r}: {len(raw)} bytes do not fit {datatype} of shape {shape}")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
