@@ -209,6 +209,12 @@ class _Connection(asyncio.Protocol):
         if self.parse.done and self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(self.parse.answer())
 
+    def eof_received(self) -> bool:
+        self.closed = True  # the server closed its side: never reuse this connection
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(Lost("the server closed the connection before answering"))
+        return False
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
@@ -268,7 +274,7 @@ class AsyncPool:
         idle = self._idle.get(key)
         while idle:
             candidate = idle.pop()
-            if not candidate.closed:
+            if not candidate.closed and candidate.transport is not None and not candidate.transport.is_closing():
                 return candidate
         return None
 
