@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from modelpier._lib.ids import fast_id
-from modelpier.errors import InvalidInput, PierError
+from modelpier.errors import InvalidInput, NotFound, PierError
 from modelpier.sdk.client import http1
 from modelpier.sdk.client.core import (
     DEADLINE_GRACE_S,
@@ -96,7 +96,13 @@ class AsyncClient:
                                             headers=headers, version=version)
         plan = self._core.plan(route, data, info, protocol=protocol, binary=binary, outputs=outputs,
                                parameters=parameters, headers=headers, version=version)
-        answer = await self._send(plan.call, deadline)
+        try:
+            answer = await self._send(plan.call, deadline)
+        except NotFound:
+            # The deployment may now serve another model: find it afresh on the next call.
+            self._resolved.pop((name, project, model), None)
+            self._core.forget(route, name)
+            raise
         return self._core.answer(plan, answer.body, answer.headers)
 
     async def submit(self, name: str, data: Any, *, model: str | None = None, project: str | None = None,

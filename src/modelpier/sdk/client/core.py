@@ -163,6 +163,11 @@ class ClientCore:
         self._models[(base, name)] = model
         return model
 
+    def forget(self, route: Route, name: str) -> None:
+        """Drop what was learnt about ``name`` (its model may have changed)."""
+        self._models.pop((route.base, name), None)
+        self._metadata.pop(f"{route.base}/v2/models/{route.model}", None)
+
     def cached_metadata(self, url: str) -> ModelInfo | None:
         return self._metadata.get(url)
 
