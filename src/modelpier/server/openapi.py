@@ -206,6 +206,17 @@ def _stub_routes() -> APIRouter:
         router.add_api_route(path, seldon, methods=["POST"], response_model=SeldonMessage,
                              tags=seldon_tag, summary="Seldon prediction (the only model, or ?model=)",
                              responses={400: {"model": SeldonError}, 404: {"model": SeldonError}})
+    extensions: list[str | Enum] = ["V2 extensions"]
+    for path, fn in (("/v2/models/{name}/stats", by_name), ("/v2/models/{name}/versions/{version}/stats", by_version),
+                     ("/v2/models/stats", stub)):
+        router.add_api_route(path, fn, methods=["GET"], tags=extensions, responses=_V2_ERRORS,
+                             summary="Statistics extension: inference and execution counts, durations")
+    router.add_api_route("/v2/repository/index", stub, methods=["POST"], tags=extensions,
+                         summary="Model repository extension (pier serve --repository-api): models and their state")
+    for verb in ("load", "unload"):
+        router.add_api_route(f"/v2/repository/models/{{name}}/{verb}", by_name, methods=["POST"], tags=extensions,
+                             summary=f"Model repository extension (--repository-api): {verb} a model",
+                             responses=_V2_ERRORS)
     router.add_api_route("/metrics", stub, methods=["GET"], tags=ops,
                          summary="Prometheus metrics (text exposition format)")
     return router
