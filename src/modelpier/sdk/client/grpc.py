@@ -46,19 +46,24 @@ def _field(number: int, data: bytes) -> bytes:
 
 
 def infer_request(model: str, version: str | None, tensors: list[Tensor], *, outputs: list[str] | None,
-                  request_id: str, parameters: dict[str, Any] | None = None) -> bytes:
-    """The serialized ``ModelInferRequest``.
+                  request_id: str, parameters: dict[str, Any] | None = None, timeout_us: int | None = None) -> bytes:
+    """The serialized ``ModelInferRequest``; ``timeout_us`` goes as V2's ``timeout`` parameter.
 
     Written by hand (the wire format of the few fields used: a fifth of the cost of building the
-    message through protobuf, on every call); with request parameters, through protobuf.
+    message through protobuf, on every call); with other request parameters, through protobuf. The
+    deadline travels in the message rather than as metadata: every metadata entry costs the
+    channel more CPU than the whole message.
     """
     if parameters:
+        merged = {**parameters, "timeout": timeout_us} if timeout_us is not None else parameters
         return _infer_request_message(model, version, tensors, outputs=outputs, request_id=request_id,
-                                      parameters=parameters)
+                                      parameters=merged)
     parts = [_field(1, model.encode())]
     if version:
         parts.append(_field(2, version.encode()))
     parts.append(_field(3, request_id.encode()))
+    if timeout_us is not None:  # parameters["timeout"] = InferParameter(int64_param=timeout_us)
+        parts.append(_field(4, _field(1, b"timeout") + _field(2, b"\x10" + _varint(timeout_us))))
     for t in tensors:
         shape = b"".join(_varint(int(d)) for d in t.array.shape)
         parts.append(_field(5, _field(1, t.name.encode()) + _field(2, t.datatype.encode()) + _field(3, shape)))

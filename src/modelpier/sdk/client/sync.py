@@ -8,6 +8,7 @@ only what ``retry.py`` allows, decode. Errors are modelpier errors (``failures.p
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -236,17 +237,17 @@ class Client:
         g = self._g
         encoded = encode_inputs(data, info)
         request_id = fast_id()
-        request = g.infer_request(route.model, version, encoded.tensors, outputs=outputs, request_id=request_id,
-                                    parameters=parameters)
         metadata = self._core.grpc_metadata(route, request_id, headers)
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise timed_out(self._core.grpc_target(), self._core.options.timeout_s, request_id)
+            request = g.infer_request(route.model, version, encoded.tensors, outputs=outputs, request_id=request_id,
+                                      parameters=parameters, timeout_us=math.ceil(remaining * 1e6))
             try:
-                body, trailing = transport.infer(request, [*metadata, (TIMEOUT_HEADER, deadline_ms(remaining))],
-                                                 remaining + DEADLINE_GRACE_S, trailing=route.gateway)
+                body, trailing = transport.infer(request, metadata, remaining + DEADLINE_GRACE_S,
+                                                 trailing=route.gateway)
                 break
             except g.RpcError as exc:
                 failure, retry_after = g.failure_kind(exc)

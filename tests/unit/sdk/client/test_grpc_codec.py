@@ -43,3 +43,14 @@ def test_responses_raw_and_typed() -> None:
         name="z", datatype="INT64", shape=[1, 2], contents=pb.InferTensorContents(int64_contents=[3, 4]))])
     outputs, _, _ = g.infer_response(typed.SerializeToString())
     assert outputs["z"].tolist() == [[3, 4]]
+
+
+def test_the_deadline_travels_as_the_v2_timeout_parameter() -> None:
+    tensors = encode_inputs(np.ones((1, 2)), None).tensors
+    mine = pb.ModelInferRequest.FromString(g.infer_request("m", None, tensors, outputs=None, request_id="r",
+                                                           timeout_us=1_500_000))
+    assert mine.parameters["timeout"].int64_param == 1_500_000
+    merged = pb.ModelInferRequest.FromString(g.infer_request("m", None, tensors, outputs=None, request_id="r",
+                                                             parameters={"tag": "x"}, timeout_us=7))
+    assert merged.parameters["timeout"].int64_param == 7
+    assert merged.parameters["tag"].string_param == "x"
