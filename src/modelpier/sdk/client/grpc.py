@@ -11,6 +11,7 @@ policy whether the call certainly never reached the server.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import grpc
@@ -19,6 +20,7 @@ import numpy as np
 from modelpier.sdk.client import wire
 from modelpier.sdk.client.retry import Failure
 from modelpier.sdk.client.tensors import Array, Tensor
+from modelpier.sdk.client.wire import RAW_DTYPES as _RAW
 from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 from modelpier.spec.signature import numpy_dtype
 
@@ -103,11 +105,17 @@ def infer_response(data: bytes) -> tuple[dict[str, Array], str, str]:
     for i, out in enumerate(message.outputs):
         shape = list(out.shape)
         if i < count:
-            outputs[out.name] = wire.raw_array(raw[i], out.datatype, shape, out.name)
+            datatype = out.datatype
+            dtype = _RAW.get(datatype)
+            data = raw[i]
+            if dtype is not None and len(data) == dtype.itemsize * math.prod(shape):
+                outputs[out.name] = np.frombuffer(data, dtype=dtype).reshape(shape)  # the usual case, short
+            else:
+                outputs[out.name] = wire.raw_array(data, datatype, shape, out.name)
         else:
             values = getattr(out.contents, _CONTENTS.get(out.datatype, "bytes_contents"))
-            dtype = object if out.datatype == "BYTES" else numpy_dtype(out.datatype)
-            outputs[out.name] = np.asarray(list(values), dtype=dtype).reshape(shape)
+            typed = np.dtype(object) if out.datatype == "BYTES" else numpy_dtype(out.datatype)
+            outputs[out.name] = np.asarray(list(values), dtype=typed).reshape(shape)
     return outputs, message.model_name, message.model_version
 
 

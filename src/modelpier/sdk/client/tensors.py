@@ -146,6 +146,13 @@ def _declared(model: ModelInfo | None, name: str) -> str | None:
 
 def encode_inputs(data: Any, model: ModelInfo | None) -> Encoded:
     """Named tensors for ``data`` (see the module docstring); ``InvalidInput`` naming what is wrong."""
+    if type(data) is np.ndarray and data.ndim and model is not None and len(model.inputs) == 1:
+        # The common case, kept short: one array for a one-input model of a numeric datatype.
+        spec = model.inputs[0]
+        dtype = NUMPY.get(spec.datatype)
+        if dtype is not None and dtype.kind in "biuf" and data.dtype.kind in "biuf":
+            return Encoded([Tensor(spec.name, spec.datatype, data.astype(dtype, copy=False))],
+                           rows=int(data.shape[0]))
     if _is_frame(data):
         return _encode_frame(data, model)
     if isinstance(data, Mapping):

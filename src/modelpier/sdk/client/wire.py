@@ -42,7 +42,7 @@ def _json_data(array: Array) -> Any:
 
 
 _LITTLE = sys.byteorder == "little"
-_RAW = {name: dtype.newbyteorder("<") for name, dtype in NUMPY.items() if name != "BYTES"}
+RAW_DTYPES = {name: dtype.newbyteorder("<") for name, dtype in NUMPY.items() if name != "BYTES"}
 
 
 def raw_bytes(array: Array) -> bytes:
@@ -117,7 +117,7 @@ def raw_array(raw: bytes, datatype: str, shape: list[int], name: str) -> Array:
         count *= d
     if datatype == "BYTES":
         return _bytes_elements(raw, count, name).reshape(shape)
-    dtype = _RAW.get(datatype) or numpy_dtype(datatype).newbyteorder("<")
+    dtype = RAW_DTYPES.get(datatype) or numpy_dtype(datatype).newbyteorder("<")
     if len(raw) != count * dtype.itemsize:
         raise RemoteError(f"output {name!r}: {len(raw)} bytes do not fit {datatype} of shape {shape}")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
