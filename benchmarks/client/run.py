@@ -64,7 +64,8 @@ def _caller(kind: str, url: str, grpc_url: str, shared: Any) -> Any:
     return lambda: client.infer("iris", [tensor]).as_numpy("predict")
 
 
-def run_threads(kind: str, concurrency: int, url: str, grpc_url: str, warmup: float, duration: float) -> dict[str, float]:
+def run_threads(kind: str, concurrency: int, url: str, grpc_url: str, *, warmup: float,
+                duration: float) -> dict[str, float]:
     import modelpier
 
     shared = modelpier.Client(url, grpc_url=grpc_url, kind="server") if kind.startswith("modelpier") else None
@@ -88,7 +89,7 @@ def run_threads(kind: str, concurrency: int, url: str, grpc_url: str, warmup: fl
     return _measure(lambda: sum(counts), stop, warmup, duration, failures)
 
 
-async def _async_cell(kind: str, concurrency: int, url: str, grpc_url: str, warmup: float,
+async def _async_cell(kind: str, concurrency: int, url: str, grpc_url: str, *, warmup: float,
                       duration: float) -> dict[str, float]:
     counts = [0] * concurrency
     stop = asyncio.Event()
@@ -154,10 +155,11 @@ def _measure(total: Any, stop: threading.Event, warmup: float, duration: float,
 
 def cell_main(args: argparse.Namespace) -> None:
     if args.kind in THREADED:
-        result = run_threads(args.kind, args.concurrency, args.url, args.grpc_url, args.warmup, args.duration)
+        result = run_threads(args.kind, args.concurrency, args.url, args.grpc_url, warmup=args.warmup,
+                             duration=args.duration)
     else:
-        result = asyncio.run(_async_cell(args.kind, args.concurrency, args.url, args.grpc_url, args.warmup,
-                                         args.duration))
+        result = asyncio.run(_async_cell(args.kind, args.concurrency, args.url, args.grpc_url, warmup=args.warmup,
+                                         duration=args.duration))
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # do not wait for tritonclient's and gRPC's background threads
@@ -243,8 +245,9 @@ def table(results: dict[tuple[str, int], list[dict[str, float]]], kinds: list[st
     load = os.getloadavg()
     lines = [f"Medians of {args.rounds} rounds x {args.duration:g} s per cell; load average at the end "
              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.", "",
-             "| client | " + " | ".join(f"{c} caller{'s' if c > 1 else ''}: req/s, CPU µs/req" for c in args.concurrency)
-             + " |", "|---|" + "---|" * len(args.concurrency)]
+             "| client | " + " | ".join(f"{c} caller{'s' if c > 1 else ''}: req/s, CPU µs/req"
+                                        for c in args.concurrency) + " |",
+             "|---|" + "---|" * len(args.concurrency)]
     for kind in kinds:
         cells = []
         for c in args.concurrency:
