@@ -31,6 +31,7 @@ class ReplicaSpec:
     batching: bool = False
     max_batch_size: int = 32
     max_latency_ms: float = 5.0
+    outputs: tuple[str, ...] = ()  # the model's default outputs (``--outputs``); () = every output
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,11 +65,14 @@ def serve(
                          "batcher waits less when the model is fast or traffic is sparse."),
     max_queue: int = typer.Option(1024, min=1, help="Requests waiting per model before answering 503 "
                                                     "with Retry-After."),
+    outputs: str = typer.Option(
+        "", metavar="NAME,...", help="Default outputs of every model: what a request that names no outputs "
+                                     "gets, and the only ones computed for it (e.g. predict: scikit-learn "
+                                     "skips predict_proba). Requests may still name any output. Default: all."),
     model_option: list[str] = typer.Option(
         [], "--model-option", metavar="NAME:KEY=VALUE",
         help="Per-model override, repeatable. Keys: batching (on/off), max_batch_size (rows), "
-             "max_latency_ms, max_queue (requests), outputs (comma-separated output names the runtime "
-             "computes, e.g. predict to skip predict_proba)."),
+             "max_latency_ms, max_queue (requests), outputs (comma-separated default outputs, as --outputs)."),
     max_body_bytes: int = typer.Option(16 * 1024 * 1024, min=1024,
                                        help="Largest request body in bytes (413 above; gRPC: "
                                             "RESOURCE_EXHAUSTED)."),
@@ -102,7 +105,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     defaults = ModelOptions(
         batching=BatchingConfig(enabled=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms),
-        max_queue=max_queue)
+        max_queue=max_queue, outputs=tuple(o for o in outputs.split(",") if o))
     settings = _settings(ctx)
     limits = settings.limits
     config = ServerConfig(

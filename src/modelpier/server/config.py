@@ -40,7 +40,8 @@ class ModelOptions:
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_queue: int = 1024
-    # Restrict the outputs the runtime computes (sklearn then skips predict_proba); () = all.
+    # The outputs a request that names none gets, and the only ones computed for it (sklearn then
+    # skips predict_proba); () = every output. A request may still ask for any output by name.
     outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

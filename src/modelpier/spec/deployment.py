@@ -22,6 +22,7 @@ API_VERSION: Final = "modelpier.io/v1alpha1"
 KIND: Final = "ModelDeployment"
 
 _CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+_OUTPUT = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
@@ -94,6 +95,11 @@ class PredictorSpec(_Spec):
     autoscaling: Autoscaling | None = None
     weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+    outputs: tuple[str, ...] | None = Field(
+        None, min_length=1, max_length=64,
+        description="Outputs a request that names none gets, and the only ones computed for it (e.g. "
+                    "[predict]: a scikit-learn classifier then skips predict_proba). A request may still "
+                    "name any output of the model. Absent: every output.")
 
     @field_validator("name")
     @classmethod
@@ -108,6 +114,18 @@ class PredictorSpec(_Spec):
                 ModelRef.parse(value)
             except PierError as exc:
                 raise ValueError(exc.message) from None  # pydantic attaches the field's location
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        for name in value:
+            if not _OUTPUT.match(name):
+                raise ValueError(f"output name {name!r} is not a tensor name (1-128 letters, digits, '_.:/-')")
+        if len(set(value)) != len(value):
+            raise ValueError(f"outputs {list(value)} name an output twice")
         return value
 
     @model_validator(mode="after")

@@ -41,7 +41,7 @@ def test_a_failing_request_fails_alone() -> None:
 
 
 def test_a_model_whose_outputs_cannot_be_split_is_run_per_request() -> None:
-    def summary(inputs: dict[str, Any]) -> dict[str, Any]:
+    def summary(inputs: dict[str, Any], outputs: frozenset[str] | None) -> dict[str, Any]:
         return {"total": np.array([inputs["x"].sum()])}  # one row whatever the batch
 
     result = predict_merged(summary, [rows(1), rows(2)], [1, 1])
@@ -176,7 +176,7 @@ def test_models_in_threads_are_probed_inline_once_a_second_unless_known_slow(mea
 
 
 def test_invalid_input_raised_by_a_runtime_is_a_client_error() -> None:
-    def picky(inputs: dict[str, Any]) -> dict[str, Any]:
+    def picky(inputs: dict[str, Any], outputs: frozenset[str] | None) -> dict[str, Any]:
         raise InvalidInput("input 'x': the model wants positive values")
 
     result = predict_merged(picky, [rows(1)], [1])

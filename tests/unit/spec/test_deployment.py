@@ -102,6 +102,11 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("wrong kind", _set(doc(), "kind", "Deployment"), "kind", "ModelDeployment"),
     ("bad timeout", doc(timeouts={"requestSeconds": 0}), "spec.timeouts.requestSeconds", "greater than 0"),
     ("bad auth", doc(auth={"mode": "oauth"}), "spec.auth.mode", "public"),
+    ("empty outputs", _set(doc(), "spec.predictors.0.outputs", []), "spec.predictors.0.outputs", "at least 1"),
+    ("bad output name", _set(doc(), "spec.predictors.0.outputs", ["pre dict"]), "spec.predictors.0.outputs",
+     "not a tensor name"),
+    ("output twice", _set(doc(), "spec.predictors.0.outputs", ["predict", "predict"]), "spec.predictors.0.outputs",
+     "name an output twice"),
 ]
 
 
@@ -124,3 +129,9 @@ def test_a_document_must_be_a_mapping() -> None:
 def test_a_bare_spec_is_validated_with_the_same_messages() -> None:
     with pytest.raises(InvalidSpec, match=r"predictors\.0\.weight"):
         parse_deployment_spec({"predictors": [{"model": "iris", "weight": 101}]})
+
+
+def test_default_outputs_are_optional_and_kept_in_order() -> None:
+    assert parse_deployment(doc()).spec.predictors[0].outputs is None
+    spec = parse_deployment(_set(doc(), "spec.predictors.0.outputs", ["predict_proba", "predict"])).spec
+    assert spec.predictors[0].outputs == ("predict_proba", "predict")

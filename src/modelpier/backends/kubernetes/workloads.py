@@ -47,6 +47,8 @@ def _server_args(predictor: PredictorSpec, spec: ModelDeploymentSpec, served: st
     args = ["serve", served, "--host", "0.0.0.0", "--http-port", str(HTTP_PORT),  # noqa: S104  # pods listen on every interface
             "--grpc-port", str(GRPC_PORT), "--workers", str(predictor.workers),
             "--timeout-s", f"{spec.timeouts.request_seconds:g}"]
+    if predictor.outputs:
+        args += ["--outputs", ",".join(predictor.outputs)]
     if predictor.batching is None or not predictor.batching.enabled:
         return [*args, "--no-batching"]
     return [*args, "--batching", "--max-batch-size", str(predictor.batching.max_batch_size),

@@ -83,6 +83,11 @@ def test_batching_becomes_server_flags(feature: str, flags: list[str]) -> None:
     assert args[-len(flags):] == flags
 
 
+def test_default_outputs_become_a_server_flag() -> None:
+    assert "--outputs predict" in " ".join(pod("outputs")["containers"][0]["args"])
+    assert "--outputs" not in pod("single")["containers"][0]["args"]
+
+
 def test_workers_and_timeouts_become_server_flags() -> None:
     assert "--workers 4" in " ".join(pod("batching")["containers"][0]["args"])
     assert "--timeout-s 2.5" in " ".join(pod("timeouts")["containers"][0]["args"])
