@@ -23,6 +23,7 @@ from modelpier.server.config import (
     apply_model_option,
 )
 from modelpier.settings import Settings, load_settings
+from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
 
 
 def _per_model(defaults: ModelOptions, items: list[str]) -> dict[str, ModelOptions]:
@@ -59,10 +60,11 @@ def serve(
                        "0 = one per CPU core. Metrics are per process."),
     batching: bool = typer.Option(True, "--batching/--no-batching",
                                   help="Adaptive batching for every model (per model: --model-option)."),
-    max_batch_size: int = typer.Option(64, min=1, help="Most rows merged into one model call."),
+    max_batch_size: int = typer.Option(DEFAULT_MAX_BATCH_SIZE, min=1, help="Most rows merged into one model call."),
     max_latency_ms: float = typer.Option(
-        5.0, min=0, help="Longest a request waits for others to join its batch, in milliseconds; the "
-                         "batcher waits less when the model is fast or traffic is sparse."),
+        DEFAULT_MAX_LATENCY_MS, min=0,
+        help="Longest a request waits for others to join its batch, in milliseconds; the batcher waits less "
+             "when the model is fast or traffic is sparse."),
     max_queue: int = typer.Option(1024, min=1, help="Requests waiting per model before answering 503 "
                                                     "with Retry-After."),
     outputs: str = typer.Option(

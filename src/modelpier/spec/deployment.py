@@ -57,10 +57,21 @@ class Resources(_Spec):
         return value
 
 
+# The one home of the batching defaults: deployments, ``pier serve`` and the replica's own config use
+# these. 64 rows: a 200-tree forest costs nearly the same for 1 and 64 rows, so the largest batch a
+# 64-connection load forms is the throughput; 5 ms bounds the wait, which the policy rarely uses.
+DEFAULT_MAX_BATCH_SIZE: Final = 64
+DEFAULT_MAX_LATENCY_MS: Final = 5.0
+
+
 class Batching(_Spec):
+    """Adaptive batching. On by default: a lone request is flushed at once (measured: no cost at one
+    connection, see docs/benchmarks.md), and concurrent ones share a model call. Turn it off for a model
+    whose answer for one row depends on the other rows of the call."""
+
     enabled: bool = Field(True, description="Merge concurrent requests into one predict call.")
-    max_batch_size: int = Field(32, ge=1, le=4096, description="Most rows in one merged batch.")
-    max_latency_ms: float = Field(5.0, ge=0, le=10_000,
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=4096, description="Most rows in one merged batch.")
+    max_latency_ms: float = Field(DEFAULT_MAX_LATENCY_MS, ge=0, le=10_000,
                                   description="Longest a request waits for others to join its batch (ms).")
 
 
@@ -91,7 +102,8 @@ class PredictorSpec(_Spec):
                     "it, the modelpier server image pulls `model` from the registry when the pod starts.")
     replicas: int = Field(1, ge=0, le=100, description="Replica count; ignored when autoscaling is set.")
     resources: Resources = Field(default_factory=Resources)
-    batching: Batching | None = Field(None, description="Adaptive batching; off when absent.")
+    batching: Batching = Field(default_factory=Batching,
+                               description="Adaptive batching; on unless `enabled: false`.")
     autoscaling: Autoscaling | None = None
     weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")

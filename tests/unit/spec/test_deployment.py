@@ -30,6 +30,7 @@ def test_minimal_document_gets_defaults() -> None:
     assert (d.metadata.name, d.metadata.project) == ("iris", None)
     assert (p.replicas, p.weight, p.resources.cpu, p.resources.memory, p.follow_alias) == (1, 100, "1", "1Gi", False)
     assert (d.spec.rollout.max_surge, d.spec.rollout.max_unavailable, d.spec.auth.mode) == (1, 0, "public")
+    assert (p.batching.enabled, p.batching.max_batch_size, p.batching.max_latency_ms) == (True, 64, 5.0)
 
 
 def test_the_architecture_example_validates_and_round_trips_by_wire_names() -> None:

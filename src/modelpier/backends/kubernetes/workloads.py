@@ -49,7 +49,7 @@ def _server_args(predictor: PredictorSpec, spec: ModelDeploymentSpec, served: st
             "--timeout-s", f"{spec.timeouts.request_seconds:g}"]
     if predictor.outputs:
         args += ["--outputs", ",".join(predictor.outputs)]
-    if predictor.batching is None or not predictor.batching.enabled:
+    if not predictor.batching.enabled:
         return [*args, "--no-batching"]
     return [*args, "--batching", "--max-batch-size", str(predictor.batching.max_batch_size),
             "--max-latency-ms", f"{predictor.batching.max_latency_ms:g}"]

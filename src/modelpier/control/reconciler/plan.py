@@ -89,9 +89,9 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     model = revision.resolved.get(predictor.name) or predictor.model
     if model is None:
         return None
-    batching = predictor.batching is not None and predictor.batching.enabled
-    size = predictor.batching.max_batch_size if predictor.batching else 32
-    latency = predictor.batching.max_latency_ms if predictor.batching else 5.0
+    batching = predictor.batching.enabled
+    size = predictor.batching.max_batch_size
+    latency = predictor.batching.max_latency_ms
     outputs = predictor.outputs or ()
     content = f"{predictor.name}|{model}|w{predictor.workers}|" + (f"b{size}:{latency}" if batching else "nob")
     if outputs:  # only when set, so templates of specs without it keep their key (no restart on upgrade)

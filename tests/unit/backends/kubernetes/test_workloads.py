@@ -74,7 +74,7 @@ def test_pods_run_as_non_root_with_a_read_only_root() -> None:
 
 
 @pytest.mark.parametrize(("feature", "flags"), [
-    ("single", ["--no-batching"]),
+    ("single", ["--batching", "--max-batch-size", "64", "--max-latency-ms", "5"]),  # on by default
     ("batching-disabled", ["--no-batching"]),
     ("batching", ["--batching", "--max-batch-size", "64", "--max-latency-ms", "2.5"]),
 ])
