@@ -181,3 +181,22 @@ def test_invalid_input_raised_by_a_runtime_is_a_client_error() -> None:
 
     result = predict_merged(picky, [rows(1)], [1])
     assert isinstance(result.outcomes[0], InvalidInput)
+
+
+def test_a_lone_request_to_an_idle_cheap_model_is_answered_within_submit() -> None:
+    model = Doubler()
+    executor = PredictExecutor(model.predict, ThreadPoolExecutor(1), inline_threshold_s=1.0)
+    executor.run_inline([rows(1)], [1])  # the warm-up: the model is known to be cheap
+    now = [0.0]
+    queue = BatchQueue(executor, BatchingConfig(max_batch_size=64, max_latency_ms=5), 100, clock=lambda: now[0])
+
+    async def go() -> tuple[bool, bool]:
+        first = queue.submit(rows(1), 1)  # no arrival rate yet: decided at the end of the iteration
+        first_done = first.done()
+        await first
+        now[0] += 1.0  # a second later: arrivals are sparse, nothing to wait for
+        second = queue.submit(rows(2), 1)
+        return first_done, second.done()
+
+    assert asyncio.run(go()) == (False, True)
+    assert model.calls == [1, 1, 1]  # warm-up, then each request alone

@@ -1,14 +1,16 @@
 """``BatchQueue``: one model's adaptive batcher on the event loop.
 
-Requests are appended with their row count and a future. A check runs at the end of the current
-loop iteration (so every request decoded in the same iteration joins), after each completed
-prediction, and when the policy asks to look again; ``decide_flush`` says whether to flush. A flush
-takes requests from the front whose non-batch shapes match, up to ``max_batch_size`` rows (a
-single larger request goes alone), predicts them once through the ``PredictExecutor`` (inline or
-in a thread) for the union of the outputs they ask for, and resolves each future with its own rows.
-Requests asking for different outputs still merge: for a classifier, ``predict`` and
-``predict_proba`` together cost one pass, and splitting the batch would cost a call. One batch per
-model is in flight at a time: what arrives meanwhile forms the next batch.
+Requests are appended with their row count and a future. A request that finds the model idle and
+the queue empty while arrivals are sparse (``decide_lone``) is flushed at once, so a lone request is
+not delayed by a loop iteration. Otherwise a check runs at the end of the current loop iteration
+(so every request decoded in the same iteration joins), after each completed prediction, and when
+the policy asks to look again; ``decide_flush`` says whether to flush. A flush takes requests from
+the front whose non-batch shapes match, up to ``max_batch_size`` rows (a single larger request goes
+alone), predicts them once through the ``PredictExecutor`` (inline or in a thread) for the union of
+the outputs they ask for, and resolves each future with its own rows. Requests asking for different
+outputs still merge: for a classifier, ``predict`` and ``predict_proba`` together cost one pass, and
+splitting the batch would cost a call. One batch per model is in flight at a time: what arrives
+meanwhile forms the next batch.
 
 Waits shorter than the event loop's timer resolution (1 ms under uvloop) are done by re-checking
 on the next loop iteration, after the loop has polled the sockets again.
@@ -22,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 
 from modelpier.errors import Overloaded
-from modelpier.server.batching.policy import QueueView, decide_flush, ewma
+from modelpier.server.batching.policy import QueueView, decide_flush, decide_lone, ewma
 from modelpier.server.config import BatchingConfig
 from modelpier.server.execution import BatchResult, Outputs, PredictExecutor, Tensors
 from modelpier.server.runners import finished, settle
@@ -95,9 +97,16 @@ class BatchQueue:
         future: asyncio.Future[Tensors] = loop.create_future()
         self._items.append(_Item(inputs, rows, outputs, future, now))
         self._queued_rows += rows
-        if not self._check_scheduled and not self._busy:
-            self._check_scheduled = True
-            loop.call_soon(self._check)
+        if self._check_scheduled or self._busy:
+            return future
+        if len(self._items) == 1 and self._timer is None and decide_lone(
+                self._max_latency_s, self._executor.cost.fixed_s, self._arrival_interval):
+            # A lone request at an idle model goes now, not a loop iteration later: inline for a cheap
+            # model, like an unbatched one, so batching costs it nothing.
+            self._flush()
+            return future
+        self._check_scheduled = True
+        loop.call_soon(self._check)
         return future
 
     def _check(self) -> None:
