@@ -49,6 +49,13 @@ class Resources(_Spec):
             raise ValueError(f"cpu {value!r} is not a quantity like '1', '0.5' or '500m'")
         return value
 
+    @property
+    def whole_cpus(self) -> int:
+        """Whole cores in ``cpu`` (``2.5`` -> 2, ``500m`` -> 0)."""
+        if self.cpu.endswith("m"):
+            return int(self.cpu[:-1]) // 1000
+        return int(float(self.cpu))
+
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str) -> str:
@@ -106,7 +113,10 @@ class PredictorSpec(_Spec):
                                description="Adaptive batching; on unless `enabled: false`.")
     autoscaling: Autoscaling | None = None
     weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+    workers: int | None = Field(
+        None, ge=1, le=64,
+        description="Server processes per replica, sharing its port. Absent: one per whole core of "
+                    "resources.cpu (at least 1), so a replica given 4 CPUs uses them.")
     outputs: tuple[str, ...] | None = Field(
         None, min_length=1, max_length=64,
         description="Outputs a request that names none gets, and the only ones computed for it (e.g. "
@@ -148,6 +158,14 @@ class PredictorSpec(_Spec):
             raise ValueError(f"predictor {self.name!r}: followAlias needs a model reference with an alias, "
                              f"like iris:production")
         return self
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or one process per whole core the replica is given (why this rather than more
+        replicas: docs/deployments.md, "More than one core")."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(64, self.resources.whole_cpus))
 
     @property
     def model_ref(self) -> ModelRef | None:

@@ -136,3 +136,19 @@ def test_default_outputs_are_optional_and_kept_in_order() -> None:
     assert parse_deployment(doc()).spec.predictors[0].outputs is None
     spec = parse_deployment(_set(doc(), "spec.predictors.0.outputs", ["predict_proba", "predict"])).spec
     assert spec.predictors[0].outputs == ("predict_proba", "predict")
+
+
+@pytest.mark.parametrize(("resources", "workers", "count"), [
+    ({}, None, 1),
+    ({"cpu": "4"}, None, 4),
+    ({"cpu": "2.5"}, None, 2),
+    ({"cpu": "500m"}, None, 1),
+    ({"cpu": "3000m"}, None, 3),
+    ({"cpu": "4"}, 1, 1),  # an explicit count wins
+])
+def test_worker_processes_follow_the_whole_cores_of_a_replica(resources: dict[str, str], workers: int | None,
+                                                             count: int) -> None:
+    predictor: dict[str, Any] = {"name": "main", "model": "iris:1", "resources": resources}
+    if workers is not None:
+        predictor["workers"] = workers
+    assert parse_deployment(doc(predictors=[predictor])).spec.predictors[0].worker_count == count

@@ -93,12 +93,12 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     size = predictor.batching.max_batch_size
     latency = predictor.batching.max_latency_ms
     outputs = predictor.outputs or ()
-    content = f"{predictor.name}|{model}|w{predictor.workers}|" + (f"b{size}:{latency}" if batching else "nob")
+    content = f"{predictor.name}|{model}|w{predictor.worker_count}|" + (f"b{size}:{latency}" if batching else "nob")
     if outputs:  # only when set, so templates of specs without it keep their key (no restart on upgrade)
         content += "|o" + ",".join(outputs)
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
-                       revision=revision.number, template=key, model=model, workers=predictor.workers,
+                       revision=revision.number, template=key, model=model, workers=predictor.worker_count,
                        batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs)
 
 

@@ -32,6 +32,7 @@ FEATURES: dict[str, ModelDeployment] = {
                            "workers": 4}]),
     "batching-disabled": document([{"model": "iris:1", "batching": {"enabled": False}}]),
     "outputs": document([{"model": "iris:1", "outputs": ["predict"]}]),
+    "cores": document([{"model": "iris:1", "resources": {"cpu": "2"}}]),
     "canary": document(CANARY),
     "header-route": document(CANARY, routes=[{"match": {"headers": {"x-segment": "beta", "x-tier": "gold"}},
                                               "predictor": "canary"}]),

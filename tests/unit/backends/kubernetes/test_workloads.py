@@ -90,6 +90,8 @@ def test_default_outputs_become_a_server_flag() -> None:
 
 def test_workers_and_timeouts_become_server_flags() -> None:
     assert "--workers 4" in " ".join(pod("batching")["containers"][0]["args"])
+    assert "--workers 2" in " ".join(pod("cores")["containers"][0]["args"])  # one per core of resources.cpu
+    assert "--workers 1" in " ".join(pod("single")["containers"][0]["args"])
     assert "--timeout-s 2.5" in " ".join(pod("timeouts")["containers"][0]["args"])
 
 
