@@ -131,6 +131,8 @@ def main() -> None:  # noqa: PLR0912, PLR0915  # one linear script: setup, round
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--mlserver-venv", type=Path, default=HERE.parent / ".venvs" / "mlserver")
     parser.add_argument("--no-mlserver", action="store_true", help="only the platform (gateway and direct)")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="a py-spy binary: after the rounds, profile the gateway and the replicas under load")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
@@ -198,6 +200,9 @@ def main() -> None:  # noqa: PLR0912, PLR0915  # one linear script: setup, round
                 finally:
                     stop(proc)
         print(report(results, shares, concurrency, args))
+        if args.py_spy is not None:
+            for m in MODELS:
+                print(profile(args.py_spy, home, url=urls[m], script=scripts[m], model=m, connections=max(concurrency)))
     finally:
         up.send_signal(signal.SIGTERM)
         try:
@@ -208,6 +213,56 @@ def main() -> None:  # noqa: PLR0912, PLR0915  # one linear script: setup, round
                        check=False)
         up_log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+# Where a sample's time goes: the innermost frame of ours or of a library we call, by file path.
+_PARTS = (
+    ("gateway/http1.py", "gateway: HTTP server (http1)"), ("gateway/upstream.py", "gateway: forwarding (upstream)"),
+    ("gateway/", "gateway: routing, dispatch, stats"), ("server/batching/", "replica: batcher"),
+    ("server/execution.py", "replica: executor"), ("server/codecs/", "replica: codecs"),
+    ("server/", "replica: data plane, HTTP app"), ("runtimes/", "replica: runtime"),
+    ("sklearn/", "model (scikit-learn)"), ("numpy/", "model (numpy)"), ("uvicorn/", "replica: uvicorn"),
+    ("httpx/", "control traffic (httpx)"),
+    # The innermost Python frame is the loop's entry point: uvloop's C code (sockets, callbacks) runs.
+    ("asyncio/runners.py", "event loop: uvloop C, system calls"), ("asyncio/", "asyncio (Python)"),
+)
+
+
+def profile(py_spy: Path, home: Path, *, url: str, script: Path, model: str, connections: int) -> str:
+    """py-spy samples of the gateway and of the model's replica under load, grouped by part."""
+    gateway_pid = json.loads((home / "gateway.json").read_text())["pid"]
+    state = json.loads((home / "replicas" / "state.json").read_text())
+    replica_pid = next(r["pid"] for r in state["replicas"] if r["spec"]["deployment"] == model)
+    load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-d14s", "-s", str(script), url],
+                            stdout=subprocess.DEVNULL)
+    time.sleep(2)
+    lines = [f"\npy-spy, {model} at c={connections} through the gateway (share of each process's samples):"]
+    spies = {name: subprocess.Popen([str(py_spy), "record", "-p", str(pid), "-d", "10", "-r", "250", "-f", "raw",
+                                     "--nonblocking", "-o", str(home / f"{name}.raw")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name, pid in (("gateway", gateway_pid), ("replica", replica_pid))}
+    for spy in spies.values():
+        spy.wait()
+    load.wait()
+    for name in spies:
+        counts: dict[str, int] = {}
+        total = 0
+        for raw in (home / f"{name}.raw").read_text().splitlines():
+            stack, _, n = raw.rpartition(" ")
+            if not n.isdigit():
+                continue
+            total += int(n)
+            part = "threads without a Python frame"
+            for frame in reversed(stack.split(";")):
+                found = next((label for key, label in _PARTS if key in frame), None)
+                if found is not None:
+                    part = found
+                    break
+            counts[part] = counts.get(part, 0) + int(n)
+        top = sorted(counts.items(), key=lambda kv: -kv[1])
+        shown = [f"{label} {n / max(total, 1):.0%}" for label, n in top if n / max(total, 1) >= 0.01]
+        lines.append(f"- {name}: " + "; ".join(shown))
+    return "\n".join(lines)
 
 
 def report(results: dict[Cell, list[dict[str, float]]], shares: list[dict[str, float]], concurrency: list[int],
