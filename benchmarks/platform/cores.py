@@ -31,7 +31,7 @@ VARIANTS = {"one": "{}", "workers": "{resources: {cpu: '2'}}", "replicas": "{rep
 
 def deploy(env: dict[str, str], api: str, work: Path, name: str, *, model: str, extra: str) -> None:
     spec = work / f"{name}.yaml"
-    fields = extra.strip("{}")
+    fields = extra[1:-1]  # the mapping's entries, without its outer braces
     spec.write_text(f"apiVersion: modelpier.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: {name}}}\n"
                     f"spec: {{predictors: [{{model: '{model}:1'{', ' + fields if fields else ''}}}]}}\n")
     done = subprocess.run([str(BIN / "pier"), "deploy", "-f", str(spec), "--wait", "--remote", api], env=env,
