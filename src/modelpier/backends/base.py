@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
+
 # starting: process up, not ready yet (loading); ready: readiness probe answers 200;
 # unready: was ready, probe now fails; exited: the process is gone (crashed or killed), its slot kept
 # until the reconciler restarts or stops it; stopping: draining after a stop, never routed to.
@@ -28,9 +30,10 @@ class ReplicaSpec:
     template: str
     model: str  # a resolved registry reference, "iris:3"
     workers: int = 1
-    batching: bool = False
-    max_batch_size: int = 32
-    max_latency_ms: float = 5.0
+    batching: bool = True
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+    outputs: tuple[str, ...] = ()  # the model's default outputs (``--outputs``); () = every output
 
 
 @dataclass(frozen=True, slots=True)

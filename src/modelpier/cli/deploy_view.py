@@ -73,7 +73,7 @@ def _predictor_lines(d: DeploymentBody) -> list[str]:
                                                     if seen else "")),
             ("Resources", f"cpu {res.cpu}, memory {res.memory}" + (f", gpu {res.gpu}" if res.gpu else "")),
             ("Batching", f"up to {p.batching.max_batch_size} rows, waits {p.batching.max_latency_ms:g} ms"
-             if p.batching and p.batching.enabled else "off"),
+             if p.batching.enabled else "off"),
             ("Autoscaling", f"{p.autoscaling.min_replicas}-{p.autoscaling.max_replicas} replicas, "
                             f"{p.autoscaling.target_in_flight:g} in flight each" if p.autoscaling else "off"),
         ], indent=4)

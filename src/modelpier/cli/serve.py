@@ -23,6 +23,7 @@ from modelpier.server.config import (
     apply_model_option,
 )
 from modelpier.settings import Settings, load_settings
+from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
 
 
 def _per_model(defaults: ModelOptions, items: list[str]) -> dict[str, ModelOptions]:
@@ -59,17 +60,21 @@ def serve(
                        "0 = one per CPU core. Metrics are per process."),
     batching: bool = typer.Option(True, "--batching/--no-batching",
                                   help="Adaptive batching for every model (per model: --model-option)."),
-    max_batch_size: int = typer.Option(64, min=1, help="Most rows merged into one model call."),
+    max_batch_size: int = typer.Option(DEFAULT_MAX_BATCH_SIZE, min=1, help="Most rows merged into one model call."),
     max_latency_ms: float = typer.Option(
-        5.0, min=0, help="Longest a request waits for others to join its batch, in milliseconds; the "
-                         "batcher waits less when the model is fast or traffic is sparse."),
+        DEFAULT_MAX_LATENCY_MS, min=0,
+        help="Longest a request waits for others to join its batch, in milliseconds; the batcher waits less "
+             "when the model is fast or traffic is sparse."),
     max_queue: int = typer.Option(1024, min=1, help="Requests waiting per model before answering 503 "
                                                     "with Retry-After."),
+    outputs: str = typer.Option(
+        "", metavar="NAME,...", help="Default outputs of every model: what a request that names no outputs "
+                                     "gets, and the only ones computed for it (e.g. predict: scikit-learn "
+                                     "skips predict_proba). Requests may still name any output. Default: all."),
     model_option: list[str] = typer.Option(
         [], "--model-option", metavar="NAME:KEY=VALUE",
         help="Per-model override, repeatable. Keys: batching (on/off), max_batch_size (rows), "
-             "max_latency_ms, max_queue (requests), outputs (comma-separated output names the runtime "
-             "computes, e.g. predict to skip predict_proba)."),
+             "max_latency_ms, max_queue (requests), outputs (comma-separated default outputs, as --outputs)."),
     max_body_bytes: int = typer.Option(16 * 1024 * 1024, min=1024,
                                        help="Largest request body in bytes (413 above; gRPC: "
                                             "RESOURCE_EXHAUSTED)."),
@@ -107,7 +112,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     defaults = ModelOptions(
         batching=BatchingConfig(enabled=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms),
-        max_queue=max_queue)
+        max_queue=max_queue, outputs=tuple(o for o in outputs.split(",") if o))
     settings = _settings(ctx)
     limits = settings.limits
     config = ServerConfig(

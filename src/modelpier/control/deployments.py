@@ -25,6 +25,7 @@ from modelpier.spec.deployment import (
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    PredictorSpec,
     parse_deployment,
 )
 from modelpier.spec.names import ModelRef, validate_name
@@ -137,7 +138,8 @@ class DeploymentService:
                                   details={"field": f"{field}.bundle", "predictor": predictor.name})
             ref = predictor.model_ref
             assert ref is not None  # the spec guarantees exactly one of model and bundle
-            resolved[predictor.name] = self._resolve_ref(ref, predictor.name, f"{field}.model", project).ref
+            version = self._resolve_ref(ref, predictor.name, f"{field}.model", project)
+            resolved[predictor.name] = _check_outputs(predictor, version, field).ref
         return resolved
 
     def _resolve_ref(self, ref: ModelRef, predictor: str, field: str, project: str | None = None) -> ModelVersion:
@@ -318,7 +320,8 @@ class DeploymentService:
             if ref is None:
                 raise InvalidSpec(f"spec.predictors.{i}.bundle: predictor {p.name!r} references a bundle, which "
                                   "cannot be deployed yet", details={"field": f"spec.predictors.{i}.bundle"})
-            resolved[p.name] = self._resolve_ref(ref, p.name, f"spec.predictors.{i}.model", project).ref
+            version = self._resolve_ref(ref, p.name, f"spec.predictors.{i}.model", project)
+            resolved[p.name] = _check_outputs(p, version, f"spec.predictors.{i}").ref
         return self._apply(project, name, spec, resolved, created_by=created_by, cause=cause)
 
     def record_event(self, project: str, name: str, type: EventType, reason: str, message: str, *,
@@ -330,3 +333,13 @@ class DeploymentService:
 def _versions(resolved: Mapping[str, str]) -> str:
     return ", ".join(f"{p}={ref}" for p, ref in sorted(resolved.items()))
 
+
+def _check_outputs(predictor: PredictorSpec, version: ModelVersion, field: str) -> ModelVersion:
+    """Refuse default ``outputs`` the model's recorded signature lacks (a replica could not load them)."""
+    known = [o.name for o in version.signature.outputs] if version.signature is not None else []
+    unknown = [o for o in predictor.outputs or () if known and o not in known]
+    if unknown:
+        raise InvalidSpec(f"{field}.outputs: model {version.ref} has no output {unknown[0]!r}; its outputs are "
+                          f"{known}", details={"field": f"{field}.outputs", "predictor": predictor.name,
+                                               "outputs": known})
+    return version

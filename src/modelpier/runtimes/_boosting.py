@@ -8,6 +8,7 @@ labels it was trained on; the sidecar (``xgboost.json`` / ``lightgbm.json``) rec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from modelpier.runtimes.tensors import Array
 from modelpier.spec.signature import TensorSpec, V2Datatype, v2_datatype
 
 Task = Literal["classifier", "regressor"]
+# A booster's raw output and the outputs asked for (None: the defaults) -> the named outputs.
+PostProcess = Callable[[Array, frozenset[str] | None], dict[str, Array]]
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,11 @@ def labels_of(classes: Any) -> list[Any] | None:
 
 
 class ClassifierOutputs:
-    """Turns probabilities (``(n,)`` positive class for binary, ``(n, k)`` else) into both outputs."""
+    """Turns probabilities (``(n,)`` positive class for binary, ``(n, k)`` else) into both outputs.
+
+    The booster computes probabilities once either way; ``predict`` is their argmax. Only the outputs
+    asked for are built (``outputs`` None: ``predict``, and ``predict_proba`` when ``with_proba``).
+    """
 
     __slots__ = ("_classes", "_with_proba")
 
@@ -80,11 +87,14 @@ class ClassifierOutputs:
         self._classes = np.asarray(classes) if classes is not None else None
         self._with_proba = with_proba
 
-    def __call__(self, raw: Array) -> dict[str, Array]:
+    def __call__(self, raw: Array, outputs: frozenset[str] | None = None) -> dict[str, Array]:
         proba = np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
-        index = proba.argmax(axis=1)
-        out = {"predict": self._classes[index] if self._classes is not None else index}
-        if self._with_proba:
+        with_proba = self._with_proba if outputs is None else "predict_proba" in outputs
+        out: dict[str, Array] = {}
+        if not with_proba or outputs is None or "predict" in outputs:
+            index = proba.argmax(axis=1)
+            out["predict"] = self._classes[index] if self._classes is not None else index
+        if with_proba:
             out["predict_proba"] = proba
         return out
 

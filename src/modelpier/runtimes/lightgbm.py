@@ -8,14 +8,14 @@ Classifiers answer ``predict`` (labels) and ``predict_proba``; other objectives 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modelpier.errors import InvalidArtifact
-from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, labels_of
+from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, PostProcess, labels_of
 from modelpier.runtimes.tensors import Array, TabularInput, tabular_input
 from modelpier.spec.signature import Signature, TensorSpec
 
@@ -83,12 +83,12 @@ class LightGBMRuntime:
             signature = Signature(inputs=signature.inputs, outputs=outputs)
         self._signature = signature
         self._input = TabularInput(signature)
-        self._post: Callable[[Array], dict[str, Array]]
+        self._post: PostProcess
         if info.task == "classifier":
             wanted = {o.name for o in signature.outputs}
             self._post = ClassifierOutputs(info.classes, with_proba="predict_proba" in wanted)
         else:
-            self._post = lambda raw: {"predict": raw}
+            self._post = lambda raw, outputs: {"predict": raw}
 
     @classmethod
     def load(
@@ -119,10 +119,10 @@ class LightGBMRuntime:
     def native(self) -> Any:
         return self._booster
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         x = self._input.take(inputs)
         try:
             raw = self._booster.predict(x)
         except self._errors as exc:
             raise self._input.rejected(exc) from None
-        return self._post(np.asarray(raw))
+        return self._post(np.asarray(raw), outputs)

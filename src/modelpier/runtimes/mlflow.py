@@ -56,8 +56,8 @@ class MlflowRuntime:
     def native(self) -> Any:
         return self._inner.native
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
-        return self._inner.predict(inputs)
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
+        return self._inner.predict(inputs, outputs)
 
 
 def load_native(mlmodel: MLmodel, signature: Signature | None, options: Mapping[str, Any]) -> ModelRuntime:
@@ -109,7 +109,7 @@ class _PyfuncModel:
         self._input = TabularInput(signature) if signature is not None and not self._columns else None
         self._output = signature.outputs[0].name if signature is not None and signature.outputs else "predict"
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         data: Any
         if self._columns:
             pd = importlib.import_module("pandas")  # a dependency of mlflow

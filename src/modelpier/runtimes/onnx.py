@@ -114,12 +114,14 @@ class OnnxRuntime:
     def native(self) -> Any:
         return self._session
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         arrays = pick_named(inputs, self._checks)
         feed = dict(zip(self._names, arrays, strict=True))
+        # onnxruntime evaluates only the nodes the named outputs need.
+        fetch = self._outputs if outputs is None else [n for n in self._outputs if n in outputs] or self._outputs
         try:
-            results = self._session.run(self._outputs, feed)
+            results = self._session.run(fetch, feed)
         except self._errors as exc:
             names = ", ".join(f"{c.name!r} of shape {shape_text(c.shape)}" for c in self._checks)
             raise InvalidInput(f"the model rejected the inputs (expected {names}): {exc}") from None
-        return {name: np.asarray(value) for name, value in zip(self._outputs, results, strict=True)}
+        return {name: np.asarray(value) for name, value in zip(fetch, results, strict=True)}

@@ -123,7 +123,7 @@ class PythonRuntime:
     def native(self) -> Any:
         return self._model
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         if self._checks:
             arrays = pick_named(inputs, self._checks)
             inputs = {c.name: a for c, a in zip(self._checks, arrays, strict=True)}

@@ -1,7 +1,11 @@
 """The scikit-learn runtime: a joblib-pickled estimator or pipeline in ``model.joblib``.
 
 Outputs ``predict`` and, for estimators with ``predict_proba``, ``predict_proba`` (MLServer's
-names). Everything a prediction needs is bound at load time: this sits on the serving hot path.
+names). Only the outputs a call asks for are computed. When both are wanted from a classifier
+whose ``predict`` is by definition the argmax of ``predict_proba`` (forests, trees, calibrated
+classifiers, and pipelines ending in one), ``predict`` is derived from the probabilities: one pass
+through the model instead of two (for a 200-tree forest, half the work). Everything a prediction
+needs is bound at load time: this sits on the serving hot path.
 """
 
 from __future__ import annotations
@@ -52,11 +56,13 @@ class SklearnRuntime:
             signature = Signature(inputs=signature.inputs, outputs=described.outputs)
         self._signature = signature
         self._input = TabularInput(signature)
-        wanted = {o.name for o in signature.outputs}
         self._predict: Callable[[Any], Array] = model.predict
-        # A signature that records only ``predict`` skips the second pass through the model.
         proba = getattr(model, PREDICT_PROBA, None)
-        self._proba: Callable[[Any], Array] | None = proba if PREDICT_PROBA in wanted else None
+        self._proba: Callable[[Any], Array] | None = proba if callable(proba) else None
+        # Without ``outputs``, a call computes what the signature records (only ``predict``: one pass).
+        recorded = frozenset(o.name for o in signature.outputs)
+        self._default = recorded if recorded & {PREDICT, PREDICT_PROBA} else frozenset({PREDICT})
+        self._classes = _argmax_classes(model) if self._proba is not None else None
         self._columns = _feature_names(model)
 
     @classmethod
@@ -73,17 +79,22 @@ class SklearnRuntime:
     def native(self) -> Any:
         return self._model
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
+        wanted = self._default if outputs is None else outputs
         x: Any = self._input.take(inputs)
         if self._columns is not None:
             x = self._columns(x)
         try:
-            out = {PREDICT: np.asarray(self._predict(x))}
-            if self._proba is not None:
-                out[PREDICT_PROBA] = np.asarray(self._proba(x))
+            if self._proba is None or PREDICT_PROBA not in wanted:
+                return {PREDICT: np.asarray(self._predict(x))}
+            proba = np.asarray(self._proba(x))
+            if PREDICT not in wanted:
+                return {PREDICT_PROBA: proba}
+            classes = self._classes
+            label = classes.take(proba.argmax(axis=1)) if classes is not None else np.asarray(self._predict(x))
         except ValueError as exc:
             raise self._input.rejected(exc) from None
-        return out
+        return {PREDICT: label, PREDICT_PROBA: proba}
 
 
 def save(model: Any, dest: Path) -> None:
@@ -106,6 +117,37 @@ def load_estimator(file: Path) -> Any:
         return joblib.load(file)
     except Exception as exc:  # unpickling can raise anything; report it as a bad artifact
         raise InvalidArtifact(f"cannot read {file} as a scikit-learn model: {exc}") from exc
+
+
+# Classifiers whose ``predict`` is ``classes_.take(predict_proba(x).argmax(axis=1))`` in scikit-learn's
+# own code, so deriving it gives the same labels. Not every classifier qualifies: SVC's Platt-scaled
+# probabilities can disagree with its decision function, and boosting's binary ``predict`` thresholds
+# the raw score, so those still run ``predict`` themselves.
+_ARGMAX_CLASSIFIERS = (
+    ("sklearn.ensemble", "RandomForestClassifier"),
+    ("sklearn.ensemble", "ExtraTreesClassifier"),
+    ("sklearn.tree", "DecisionTreeClassifier"),
+    ("sklearn.tree", "ExtraTreeClassifier"),
+    ("sklearn.calibration", "CalibratedClassifierCV"),
+)
+
+
+def _argmax_classes(model: Any) -> Array | None:
+    """The model's ``classes_`` when its ``predict`` is the argmax of ``predict_proba``, else None."""
+    final = model
+    steps = getattr(model, "steps", None)  # a Pipeline: its last step predicts
+    if isinstance(steps, list) and steps:
+        final = steps[-1][1]
+    kinds = []
+    for module, name in _ARGMAX_CLASSIFIERS:
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # an older or trimmed scikit-learn
+            continue
+    classes = getattr(final, "classes_", None)
+    if not isinstance(final, tuple(kinds)) or not isinstance(classes, np.ndarray) or classes.ndim != 1:
+        return None  # multi-output classifiers have a list of class arrays: predict stays as it is
+    return classes
 
 
 def _feature_names(model: Any) -> Callable[[Array], Any] | None:

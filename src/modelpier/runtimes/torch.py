@@ -106,7 +106,7 @@ class TorchRuntime:
     def native(self) -> Any:
         return self._module
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         arrays = pick_named(inputs, self._checks) if self._checks else [_default_cast(a) for a in inputs.values()]
         torch = self._torch
         tensors = [torch.from_numpy(_writable(a)).to(self._device) for a in arrays]

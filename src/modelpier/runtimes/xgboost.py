@@ -8,14 +8,14 @@ Predictions go through ``Booster.inplace_predict`` (no DMatrix per call). Classi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modelpier.errors import InvalidArtifact
-from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, labels_of
+from modelpier.runtimes._boosting import BoosterInfo, ClassifierOutputs, PostProcess, labels_of
 from modelpier.runtimes.tensors import Array, TabularInput, tabular_input
 from modelpier.spec.signature import Signature, TensorSpec
 
@@ -89,15 +89,15 @@ class XGBoostRuntime:
         self._post = self._postprocessor(info, {o.name for o in signature.outputs})
 
     @staticmethod
-    def _postprocessor(info: BoosterInfo, wanted: set[str]) -> Callable[[Array], dict[str, Array]]:
+    def _postprocessor(info: BoosterInfo, wanted: set[str]) -> PostProcess:
         if info.task == "classifier" and info.objective in _PROBA_OBJECTIVES:
             return ClassifierOutputs(info.classes, with_proba="predict_proba" in wanted)
         if info.task == "classifier":
             classes = np.asarray(info.classes) if info.classes is not None else None
             if classes is not None:
-                return lambda raw: {"predict": classes[raw.astype(np.int64)]}
-            return lambda raw: {"predict": raw.astype(np.int64)}
-        return lambda raw: {"predict": raw}
+                return lambda raw, outputs: {"predict": classes[raw.astype(np.int64)]}
+            return lambda raw, outputs: {"predict": raw.astype(np.int64)}
+        return lambda raw, outputs: {"predict": raw}
 
     @classmethod
     def load(
@@ -149,10 +149,10 @@ class XGBoostRuntime:
     def native(self) -> Any:
         return self._native
 
-    def predict(self, inputs: dict[str, Array]) -> dict[str, Array]:
+    def predict(self, inputs: dict[str, Array], outputs: frozenset[str] | None = None) -> dict[str, Array]:
         x = self._input.take(inputs)
         try:
             raw = self._booster.inplace_predict(x, iteration_range=self._range)
         except ValueError as exc:
             raise self._input.rejected(exc) from None
-        return self._post(np.asarray(raw))
+        return self._post(np.asarray(raw), outputs)

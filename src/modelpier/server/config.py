@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from modelpier.errors import InvalidSpec
+from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRPC_PORT = 8081
@@ -24,8 +25,8 @@ class BatchingConfig:
     """
 
     enabled: bool = True
-    max_batch_size: int = 64
-    max_latency_ms: float = 5.0
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -40,7 +41,8 @@ class ModelOptions:
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_queue: int = 1024
-    # Restrict the outputs the runtime computes (sklearn then skips predict_proba); () = all.
+    # The outputs a request that names none gets, and the only ones computed for it (sklearn then
+    # skips predict_proba); () = every output. A request may still ask for any output by name.
     outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

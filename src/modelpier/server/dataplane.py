@@ -3,8 +3,9 @@
 Transports decode their wire format into ``InferenceRequest`` (numpy tensors), call ``infer`` and
 encode the ``InferenceResponse``; they also map errors to their status codes. Here: find the model
 (404 unknown, 503 loading), check the inputs against its signature (400 naming the input), queue
-them for the model under the request timeout (503 full queue, 504 timeout), select the requested
-outputs, and turn an unexpected model failure into a logged 500 with an error id.
+them for the model with the outputs to compute (the request's ``outputs``, else the model's default
+outputs) under the request timeout (503 full queue, 504 timeout), select those outputs, and turn
+an unexpected model failure into a logged 500 with an error id.
 """
 
 from __future__ import annotations
@@ -69,12 +70,16 @@ def _echo(parameters: Parameters | None) -> Parameters | None:
     return kept or None
 
 
-def _check_outputs(handle: ModelHandle, request: InferenceRequest) -> None:
-    for wanted in request.outputs or ():
+def _asked(handle: ModelHandle, request: InferenceRequest) -> frozenset[str] | None:
+    """The outputs to compute for ``request``: those it names (checked), else the model's defaults."""
+    if not request.outputs:
+        return handle.default_outputs
+    for wanted in request.outputs:
         if handle.output_names and wanted.name not in handle.output_names:
             raise InvalidInput(
                 f"unknown output {wanted.name!r}; the model's outputs are {sorted(handle.output_names)}",
                 details={"output": wanted.name, "outputs": sorted(handle.output_names)})
+    return frozenset([o.name for o in request.outputs])
 
 
 class DataPlane:
@@ -152,11 +157,10 @@ class DataPlane:
         handle = self._repository.get(name, version)
         timeout = effective_timeout_s(self._timeout_s, timeout_s, parameter_timeout_s(request.parameters))
         inputs, rows = handle.validator.check(request.inputs)
-        if request.outputs:
-            _check_outputs(handle, request)
+        asked = _asked(handle, request)
         self._metrics.enter(name)
         try:
-            future = handle.runner.submit(inputs, rows)
+            future = handle.runner.submit(inputs, rows, asked)
             if not future.done():
                 # One timer per request that fails the future itself (cheaper than asyncio.timeout,
                 # and a queued request whose future is done is skipped by the batcher).
@@ -181,6 +185,9 @@ class DataPlane:
             self._metrics.stats.execution(name, rows)
         if request.outputs:
             selected = [(o.name, o.parameters) for o in request.outputs if o.name in outputs]
+        elif asked is not None:
+            # A batch computes what any of its requests asked for; answer with this request's share.
+            selected = [(n, None) for n in outputs if n in asked]
         else:
             selected = [(n, None) for n in outputs]
         for n, _ in selected:

@@ -1,7 +1,8 @@
 """Run a model on a batch of requests: merge, predict once, split back; on the loop or in a thread.
 
 ``predict_merged`` is the whole batching contract in one function: concatenate every request's
-inputs along axis 0, call the runtime once, slice each output back by row offsets. When the merged
+inputs along axis 0, call the runtime once for the union of the outputs they ask for, slice each
+output back by row offsets. When the merged
 call fails, or the model returns outputs whose first dimension is not the batch, each request is
 run alone, so one bad request fails only itself and a model that cannot batch still answers.
 
@@ -27,7 +28,9 @@ from modelpier.server.batching.policy import CostEstimate
 from modelpier.server.types import Array
 
 Tensors = dict[str, Array]
-Predict = Callable[[Tensors], Tensors]
+# The outputs a request asks for; None: the model's defaults.
+Outputs = frozenset[str] | None
+Predict = Callable[[Tensors, Outputs], Tensors]
 Outcome = Tensors | Exception
 
 
@@ -66,19 +69,22 @@ def _split(outputs: Tensors, rows: Sequence[int]) -> list[Outcome]:
 
 
 def predict_merged(predict: Predict, items: Sequence[Tensors], rows: Sequence[int],
-                   batchable: bool = True) -> BatchResult:
-    """Predict ``items`` in one call when possible; never raises, failures become outcomes."""
+                   batchable: bool = True, outputs: Outputs = None) -> BatchResult:
+    """Predict ``items`` in one call when possible; never raises, failures become outcomes.
+
+    ``outputs`` is what the whole batch asks for (the batcher passes the union of its requests').
+    """
     if len(items) == 1:
         started = time.perf_counter()
         try:
-            out = predict(items[0])
+            out = predict(items[0], outputs)
         except Exception as exc:
             return BatchResult([exc], 0, 0.0, batchable)
         return BatchResult([out], rows[0], time.perf_counter() - started, batchable)
     if batchable:
         started = time.perf_counter()
         try:
-            merged = predict(_merge(items))
+            merged = predict(_merge(items), outputs)
             seconds = time.perf_counter() - started
             return BatchResult(_split(merged, rows), sum(rows), seconds, True)
         except UnbatchableOutput:
@@ -88,7 +94,7 @@ def predict_merged(predict: Predict, items: Sequence[Tensors], rows: Sequence[in
     outcomes: list[Outcome] = []
     for item in items:
         try:
-            outcomes.append(predict(item))
+            outcomes.append(predict(item, outputs))
         except Exception as exc:
             outcomes.append(exc)
     return BatchResult(outcomes, 0, 0.0, batchable)
@@ -136,8 +142,8 @@ class PredictExecutor:
             return self._clock() - self._last_inline >= self.PROBE_INTERVAL_S
         return False
 
-    def run_inline(self, items: Sequence[Tensors], rows: Sequence[int]) -> BatchResult:
-        result = predict_merged(self._predict, items, rows, self.batchable)
+    def run_inline(self, items: Sequence[Tensors], rows: Sequence[int], outputs: Outputs = None) -> BatchResult:
+        result = predict_merged(self._predict, items, rows, self.batchable, outputs)
         self._last_inline = self._clock()
         if result.merged_rows:
             before = self.inline_cost.predict_s(result.merged_rows)
@@ -147,10 +153,11 @@ class PredictExecutor:
             self.inline_cost = self.inline_cost.observe(result.merged_rows, result.merged_seconds)
         return self.record(result)
 
-    def start_threaded(self, items: Sequence[Tensors], rows: Sequence[int]) -> asyncio.Future[BatchResult]:
+    def start_threaded(self, items: Sequence[Tensors], rows: Sequence[int],
+                       outputs: Outputs = None) -> asyncio.Future[BatchResult]:
         """Start the call in the pool; pass its result to ``record`` when it is done."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._pool, predict_merged, self._predict, items, rows, self.batchable)
+        return loop.run_in_executor(self._pool, predict_merged, self._predict, items, rows, self.batchable, outputs)
 
     def record(self, result: BatchResult) -> BatchResult:
         if result.merged_rows:

@@ -76,14 +76,4 @@ def load_model(source: ModelSource, options: ModelOptions,
         folder = reg.materialize(found)
         flavor, signature, version = found.flavor, found.signature, str(found.version)
     runtime = load_runtime(flavor, folder, signature)
-    if options.outputs:
-        runtime = load_runtime(flavor, folder, _restrict(runtime.signature, options.outputs, name))
     return LoadedModel(name=name, version=version, flavor=str(flavor), runtime=runtime)
-
-
-def _restrict(signature: Signature, outputs: tuple[str, ...], name: str) -> Signature:
-    known = [o.name for o in signature.outputs]
-    unknown = [o for o in outputs if o not in known]
-    if unknown:
-        raise InvalidSpec(f"model {name!r} has no output {unknown[0]!r}; its outputs are {known}")
-    return Signature(inputs=signature.inputs, outputs=tuple(o for o in signature.outputs if o.name in outputs))

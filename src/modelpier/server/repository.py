@@ -55,6 +55,8 @@ class ModelHandle:
     runner: ModelRunner
     output_names: frozenset[str]
     batched: bool
+    # What a request that names no outputs gets (``--outputs``, a deployment's ``outputs``); None: all.
+    default_outputs: frozenset[str] | None = None
 
 
 def _tensor_meta(specs: tuple[TensorSpec, ...]) -> tuple[TensorMetadata, ...]:
@@ -71,6 +73,18 @@ def _example(signature: Signature, rows: int) -> Tensors | None:
             return None
         example[spec.name] = np.zeros((rows, *spec.shape[1:]), dtype=numpy_dtype(spec.datatype))
     return example
+
+
+def _default_outputs(loaded: LoadedModel, options: ModelOptions) -> frozenset[str] | None:
+    """The configured default outputs, checked against the model's signature (when it lists any)."""
+    if not options.outputs:
+        return None
+    known = [o.name for o in loaded.runtime.signature.outputs]
+    unknown = [o for o in options.outputs if known and o not in known]
+    if unknown:
+        raise InvalidSpec(f"model {loaded.name!r} has no output {unknown[0]!r}; its outputs are {known}",
+                          details={"model": loaded.name, "output": unknown[0], "outputs": known})
+    return frozenset(options.outputs)
 
 
 def _depth_of(runner: ModelRunner) -> Callable[[], int]:
@@ -142,8 +156,9 @@ class ModelRepository:
         options = self._config.options_for(name)
         loaded = await asyncio.to_thread(self._loader, source, options)
         executor = PredictExecutor(loaded.runtime.predict, self._pool, self._config.inline_predict_us / 1e6)
-        await asyncio.to_thread(self._warm_up, loaded, executor)
-        handle = self._handle(name, loaded, executor)
+        defaults = _default_outputs(loaded, options)
+        await asyncio.to_thread(self._warm_up, loaded, executor, defaults)
+        handle = self._handle(name, loaded, executor, defaults)
         self._handles[name] = handle
         self._unloaded.discard(name)
         self._failed.pop(name, None)
@@ -201,7 +216,8 @@ class ModelRepository:
             log.info("model %s unloaded", name)
         self._unloaded.add(name)
 
-    def _handle(self, name: str, loaded: LoadedModel, executor: PredictExecutor) -> ModelHandle:
+    def _handle(self, name: str, loaded: LoadedModel, executor: PredictExecutor,
+                defaults: frozenset[str] | None) -> ModelHandle:
         options = self._config.options_for(name)
         signature = loaded.runtime.signature
         runner: ModelRunner
@@ -216,18 +232,18 @@ class ModelRepository:
         return ModelHandle(name=name, version=loaded.version, metadata=metadata, signature=signature,
                            validator=InputValidator(signature), runner=runner,
                            output_names=frozenset(o.name for o in signature.outputs),
-                           batched=options.batching.enabled)
+                           batched=options.batching.enabled, default_outputs=defaults)
 
     @staticmethod
-    def _warm_up(loaded: LoadedModel, executor: PredictExecutor) -> None:
+    def _warm_up(loaded: LoadedModel, executor: PredictExecutor, outputs: frozenset[str] | None) -> None:
         for i, rows in enumerate(WARMUP_ROWS):
             example = _example(loaded.runtime.signature, rows)
             if example is None:
                 return
             if i == 0:
-                result = predict_merged(loaded.runtime.predict, [example], [rows])
+                result = predict_merged(loaded.runtime.predict, [example], [rows], outputs=outputs)
             else:
-                result = executor.run_inline([example], [rows])
+                result = executor.run_inline([example], [rows], outputs)
             failure: Any = result.outcomes[0]
             if isinstance(failure, Exception):
                 log.debug("warm-up of %s skipped: %s", loaded.name, failure)

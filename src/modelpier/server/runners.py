@@ -12,12 +12,13 @@ import asyncio
 from typing import Protocol
 
 from modelpier.errors import Overloaded, ServiceUnavailable
-from modelpier.server.execution import BatchResult, PredictExecutor, Tensors
+from modelpier.server.execution import BatchResult, Outputs, PredictExecutor, Tensors
 
 
 class ModelRunner(Protocol):
-    def submit(self, inputs: Tensors, rows: int) -> asyncio.Future[Tensors]:
-        """Queue one request; raises ``Overloaded`` when the model's queue is full."""
+    def submit(self, inputs: Tensors, rows: int, outputs: Outputs = None) -> asyncio.Future[Tensors]:
+        """Queue one request asking for ``outputs`` (None: the model's defaults); raises ``Overloaded``
+        when the model's queue is full. The result may hold more outputs than asked for."""
 
     @property
     def depth(self) -> int:
@@ -54,7 +55,7 @@ class DirectRunner:
     def depth(self) -> int:
         return self._pending
 
-    def submit(self, inputs: Tensors, rows: int) -> asyncio.Future[Tensors]:
+    def submit(self, inputs: Tensors, rows: int, outputs: Outputs = None) -> asyncio.Future[Tensors]:
         if self._pending >= self._max_queue:
             raise Overloaded(
                 f"model queue is full ({self._pending} requests waiting)",
@@ -63,10 +64,10 @@ class DirectRunner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Tensors] = loop.create_future()
         if self._executor.inline(rows):
-            settle(future, self._executor.run_inline([inputs], [rows]).outcomes[0])
+            settle(future, self._executor.run_inline([inputs], [rows], outputs).outcomes[0])
             return future
         self._pending += 1
-        running = self._executor.start_threaded([inputs], [rows])
+        running = self._executor.start_threaded([inputs], [rows], outputs)
 
         def done(task: asyncio.Future[BatchResult]) -> None:
             self._pending -= 1

@@ -22,6 +22,7 @@ API_VERSION: Final = "modelpier.io/v1alpha1"
 KIND: Final = "ModelDeployment"
 
 _CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
+_OUTPUT = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
@@ -48,6 +49,13 @@ class Resources(_Spec):
             raise ValueError(f"cpu {value!r} is not a quantity like '1', '0.5' or '500m'")
         return value
 
+    @property
+    def whole_cpus(self) -> int:
+        """Whole cores in ``cpu`` (``2.5`` -> 2, ``500m`` -> 0)."""
+        if self.cpu.endswith("m"):
+            return int(self.cpu[:-1]) // 1000
+        return int(float(self.cpu))
+
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str) -> str:
@@ -56,10 +64,21 @@ class Resources(_Spec):
         return value
 
 
+# The one home of the batching defaults: deployments, ``pier serve`` and the replica's own config use
+# these. 64 rows: a 200-tree forest costs nearly the same for 1 and 64 rows, so the largest batch a
+# 64-connection load forms is the throughput; 5 ms bounds the wait, which the policy rarely uses.
+DEFAULT_MAX_BATCH_SIZE: Final = 64
+DEFAULT_MAX_LATENCY_MS: Final = 5.0
+
+
 class Batching(_Spec):
+    """Adaptive batching. On by default: a lone request is flushed at once (measured: no cost at one
+    connection, see docs/benchmarks.md), and concurrent ones share a model call. Turn it off for a model
+    whose answer for one row depends on the other rows of the call."""
+
     enabled: bool = Field(True, description="Merge concurrent requests into one predict call.")
-    max_batch_size: int = Field(32, ge=1, le=4096, description="Most rows in one merged batch.")
-    max_latency_ms: float = Field(5.0, ge=0, le=10_000,
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, le=4096, description="Most rows in one merged batch.")
+    max_latency_ms: float = Field(DEFAULT_MAX_LATENCY_MS, ge=0, le=10_000,
                                   description="Longest a request waits for others to join its batch (ms).")
 
 
@@ -90,10 +109,19 @@ class PredictorSpec(_Spec):
                     "it, the modelpier server image pulls `model` from the registry when the pod starts.")
     replicas: int = Field(1, ge=0, le=100, description="Replica count; ignored when autoscaling is set.")
     resources: Resources = Field(default_factory=Resources)
-    batching: Batching | None = Field(None, description="Adaptive batching; off when absent.")
+    batching: Batching = Field(default_factory=Batching,
+                               description="Adaptive batching; on unless `enabled: false`.")
     autoscaling: Autoscaling | None = None
     weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+    workers: int | None = Field(
+        None, ge=1, le=64,
+        description="Server processes per replica, sharing its port. Absent: one per whole core of "
+                    "resources.cpu (at least 1), so a replica given 4 CPUs uses them.")
+    outputs: tuple[str, ...] | None = Field(
+        None, min_length=1, max_length=64,
+        description="Outputs a request that names none gets, and the only ones computed for it (e.g. "
+                    "[predict]: a scikit-learn classifier then skips predict_proba). A request may still "
+                    "name any output of the model. Absent: every output.")
 
     @field_validator("name")
     @classmethod
@@ -110,6 +138,18 @@ class PredictorSpec(_Spec):
                 raise ValueError(exc.message) from None  # pydantic attaches the field's location
         return value
 
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        for name in value:
+            if not _OUTPUT.match(name):
+                raise ValueError(f"output name {name!r} is not a tensor name (1-128 letters, digits, '_.:/-')")
+        if len(set(value)) != len(value):
+            raise ValueError(f"outputs {list(value)} name an output twice")
+        return value
+
     @model_validator(mode="after")
     def _source(self) -> PredictorSpec:
         if (self.model is None) == (self.bundle is None):
@@ -118,6 +158,14 @@ class PredictorSpec(_Spec):
             raise ValueError(f"predictor {self.name!r}: followAlias needs a model reference with an alias, "
                              f"like iris:production")
         return self
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, or one process per whole core the replica is given (why this rather than more
+        replicas: docs/deployments.md, "More than one core")."""
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(64, self.resources.whole_cpus))
 
     @property
     def model_ref(self) -> ModelRef | None:

@@ -89,3 +89,21 @@ def test_deleting_deployments_are_not_refreshed(service: DeploymentService) -> N
     service.registry.set_alias("iris", "production", 2)
     assert service.refresh_aliases() == []
     assert reasons(service)[-1] == "DeletionRequested"
+
+
+def test_default_outputs_the_model_lacks_are_refused_on_apply(service: DeploymentService, tmp_path: Path) -> None:
+    from modelpier.errors import InvalidSpec
+    from modelpier.spec.signature import Signature, TensorSpec
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"weights")
+    signature = Signature(inputs=(TensorSpec(name="x", datatype="FP64", shape=(-1, 4)),),
+                          outputs=(TensorSpec(name="predict", datatype="INT64", shape=(-1,)),))
+    service.registry.register(NewVersion(model="labels", flavor=Flavor.PYTHON, signature=signature,
+                                         files=service.registry.store_files(folder)))
+    wanted = {"metadata": {"name": "labels"}, "spec": {"predictors": [{"model": "labels:1", "outputs": ["proba"]}]}}
+    with pytest.raises(InvalidSpec, match=r"spec\.predictors\.0\.outputs: model labels:1 has no output 'proba'"):
+        service.apply("default", wanted, "alice")
+    wanted["spec"]["predictors"][0]["outputs"] = ["predict"]  # type: ignore[index]
+    assert service.apply("default", wanted, "alice").revision.spec.predictors[0].outputs == ("predict",)

@@ -446,3 +446,18 @@ def test_liveness_leaves_starting_replicas_and_stops_hung_ones_of_an_old_revisio
     actions = sim.step()
     assert "RestartReplica" not in kinds(actions)
     assert StopReplica("default", "iris", replica, "replaced by revision 2") in actions
+
+
+def test_default_outputs_are_part_of_the_replica_template() -> None:
+    from datetime import UTC, datetime
+
+    from modelpier.control.reconciler.plan import replica_template
+    from modelpier.control.state import Revision
+
+    def template(s: ModelDeploymentSpec) -> Any:
+        revision = Revision("default", "iris", 1, s, {"main": "iris:1"}, datetime.now(UTC), "t", "applied")
+        return replica_template(revision, s.predictors[0])
+
+    plain, narrowed = template(spec()), template(spec(outputs=["predict"]))
+    assert (plain.outputs, narrowed.outputs) == ((), ("predict",))
+    assert plain.template != narrowed.template  # a changed default restarts the replicas

@@ -59,6 +59,10 @@ def test_a_plain_model_txt(iris: Data, tmp_path: Path) -> None:
     out = runtime.predict({"x": x[:4]})
     np.testing.assert_allclose(out["predict_proba"], booster.predict(x[:4]))
     np.testing.assert_array_equal(out["predict"], booster.predict(x[:4]).argmax(axis=1))
+    only = runtime.predict({"x": x[:4]}, frozenset({"predict"}))
+    assert list(only) == ["predict"]
+    np.testing.assert_array_equal(only["predict"], out["predict"])
+    assert list(runtime.predict({"x": x[:4]}, frozenset({"predict_proba"}))) == ["predict_proba"]
 
 
 def test_bad_inputs(iris: Data, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -130,3 +131,79 @@ def test_missing_and_unreadable_files_are_invalid_artifacts(tmp_path: Path) -> N
 def test_an_object_without_predict_is_refused() -> None:
     with pytest.raises(InvalidArtifact, match="no predict method"):
         SklearnRuntime(StandardScaler())
+
+
+class CountingForest(RandomForestClassifier):
+    """A forest that counts its passes: ``predict`` itself calls ``predict_proba`` once."""
+
+    proba_calls = 0
+    predict_calls = 0
+
+    def predict_proba(self, X: Any) -> Any:  # noqa: N803  # scikit-learn's own parameter name
+        type(self).proba_calls += 1
+        return super().predict_proba(X)
+
+    def predict(self, X: Any) -> Any:  # noqa: N803
+        type(self).predict_calls += 1
+        return super().predict(X)
+
+
+@pytest.fixture
+def forest(iris: Data) -> CountingForest:
+    x, y = iris
+    labels = np.array(["setosa", "versicolor", "virginica"])[y.astype(int)]
+    model = CountingForest(n_estimators=20, random_state=0).fit(x, labels)
+    CountingForest.proba_calls = CountingForest.predict_calls = 0
+    return model
+
+
+def test_a_forest_asked_for_both_outputs_runs_predict_proba_once_per_batch(forest: CountingForest,
+                                                                           iris: Data) -> None:
+    runtime = SklearnRuntime(forest)
+    out = runtime.predict({"input-0": iris[0]}, frozenset({"predict", "predict_proba"}))
+    assert (CountingForest.proba_calls, CountingForest.predict_calls) == (1, 0)
+    np.testing.assert_array_equal(out["predict"], RandomForestClassifier.predict(forest, iris[0]))
+    np.testing.assert_array_equal(out["predict_proba"], RandomForestClassifier.predict_proba(forest, iris[0]))
+    assert out["predict"].dtype == forest.classes_.dtype
+
+
+def test_without_outputs_a_call_computes_the_signature_outputs_in_one_pass(forest: CountingForest,
+                                                                          iris: Data) -> None:
+    out = SklearnRuntime(forest).predict({"input-0": iris[0][:5]})
+    assert list(out) == ["predict", "predict_proba"]
+    assert CountingForest.proba_calls == 1
+
+
+def test_a_pipeline_ending_in_a_forest_derives_predict_too(forest: CountingForest, iris: Data) -> None:
+    pipeline = make_pipeline(StandardScaler(), CountingForest(n_estimators=10, random_state=0)).fit(
+        iris[0], forest.classes_[iris[1].astype(int)])
+    CountingForest.proba_calls = 0
+    out = SklearnRuntime(pipeline).predict({"input-0": iris[0]}, frozenset({"predict", "predict_proba"}))
+    assert CountingForest.proba_calls == 1
+    np.testing.assert_array_equal(out["predict"], pipeline.predict(iris[0]))
+
+
+@pytest.mark.parametrize("asked", [frozenset({"predict"}), frozenset({"predict_proba"})])
+def test_only_the_outputs_asked_for_are_computed(classifier: LogisticRegression, iris: Data,
+                                                 asked: frozenset[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    model = LogisticRegression(max_iter=500).fit(*iris)
+    for method in ("predict", "predict_proba"):
+        original = getattr(model, method)
+        monkeypatch.setattr(model, method, lambda x, m=method, f=original: calls.append(m) or f(x))
+    out = SklearnRuntime(model).predict({"input-0": iris[0][:4]}, asked)
+    assert set(out) == asked
+    assert calls == sorted(asked)
+    np.testing.assert_allclose(out[next(iter(asked))], getattr(classifier, next(iter(asked)))(iris[0][:4]))
+
+
+def test_a_classifier_not_known_to_predict_the_probability_argmax_runs_both(iris: Data,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    model = LogisticRegression(max_iter=500).fit(*iris)  # predict: argmax of the decision function
+    for method in ("predict", "predict_proba"):
+        original = getattr(model, method)
+        monkeypatch.setattr(model, method, lambda x, m=method, f=original: calls.append(m) or f(x))
+    out = SklearnRuntime(model).predict({"input-0": iris[0]}, frozenset({"predict", "predict_proba"}))
+    assert sorted(calls) == ["predict", "predict_proba"]
+    np.testing.assert_array_equal(out["predict"], model.predict(iris[0]))

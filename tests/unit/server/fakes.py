@@ -32,7 +32,7 @@ class Doubler:
         self.gate.set()
         self.started = threading.Event()  # set when a prediction begins
 
-    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, inputs: dict[str, Any], outputs: frozenset[str] | None = None) -> dict[str, Any]:
         x = inputs["x"]
         self.calls.append(len(x))
         self.started.set()

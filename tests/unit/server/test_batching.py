@@ -41,7 +41,7 @@ def test_a_failing_request_fails_alone() -> None:
 
 
 def test_a_model_whose_outputs_cannot_be_split_is_run_per_request() -> None:
-    def summary(inputs: dict[str, Any]) -> dict[str, Any]:
+    def summary(inputs: dict[str, Any], outputs: frozenset[str] | None) -> dict[str, Any]:
         return {"total": np.array([inputs["x"].sum()])}  # one row whatever the batch
 
     result = predict_merged(summary, [rows(1), rows(2)], [1, 1])
@@ -176,8 +176,27 @@ def test_models_in_threads_are_probed_inline_once_a_second_unless_known_slow(mea
 
 
 def test_invalid_input_raised_by_a_runtime_is_a_client_error() -> None:
-    def picky(inputs: dict[str, Any]) -> dict[str, Any]:
+    def picky(inputs: dict[str, Any], outputs: frozenset[str] | None) -> dict[str, Any]:
         raise InvalidInput("input 'x': the model wants positive values")
 
     result = predict_merged(picky, [rows(1)], [1])
     assert isinstance(result.outcomes[0], InvalidInput)
+
+
+def test_a_lone_request_to_an_idle_cheap_model_is_answered_within_submit() -> None:
+    model = Doubler()
+    executor = PredictExecutor(model.predict, ThreadPoolExecutor(1), inline_threshold_s=1.0)
+    executor.run_inline([rows(1)], [1])  # the warm-up: the model is known to be cheap
+    now = [0.0]
+    queue = BatchQueue(executor, BatchingConfig(max_batch_size=64, max_latency_ms=5), 100, clock=lambda: now[0])
+
+    async def go() -> tuple[bool, bool]:
+        first = queue.submit(rows(1), 1)  # no arrival rate yet: decided at the end of the iteration
+        first_done = first.done()
+        await first
+        now[0] += 1.0  # a second later: arrivals are sparse, nothing to wait for
+        second = queue.submit(rows(2), 1)
+        return first_done, second.done()
+
+    assert asyncio.run(go()) == (False, True)
+    assert model.calls == [1, 1, 1]  # warm-up, then each request alone

@@ -6,7 +6,16 @@ from dataclasses import replace
 
 import pytest
 
-from modelpier.server.batching.policy import FLUSH, IDLE, CostEstimate, FlushDecision, QueueView, decide_flush, ewma
+from modelpier.server.batching.policy import (
+    FLUSH,
+    IDLE,
+    CostEstimate,
+    FlushDecision,
+    QueueView,
+    decide_flush,
+    decide_lone,
+    ewma,
+)
 
 BASE = QueueView(
     now=10.0, queued_rows=4, oldest_at=10.0, busy=False, max_batch_size=64, max_latency_s=0.005,
@@ -63,3 +72,15 @@ def test_cost_estimate_of_a_single_batch_size_is_its_mean_time() -> None:
         cost = cost.observe(1, 0.0002)
     assert cost.per_row_s == 0.0
     assert cost.fixed_s == pytest.approx(0.0002)
+
+
+@pytest.mark.parametrize(("cost", "interval", "at_once"), [
+    (None, 0.01, False),  # no cost estimate yet
+    (0.0001, None, False),  # no arrival rate yet: wait for the iteration's burst
+    (0.0001, 0.0004, True),  # one connection: a 100 us model, a request every 400 us
+    (0.0002, 0.00005, False),  # under load: four more arrivals expected within one call
+    (0.008, 0.005, False),  # a model slower than the latency bound: the bound decides (rule 2)
+])
+def test_decide_lone_sends_a_request_at_once_only_when_arrivals_are_sparse(
+        cost: float | None, interval: float | None, at_once: bool) -> None:
+    assert decide_lone(0.005, cost, interval) is at_once

@@ -30,6 +30,7 @@ def test_minimal_document_gets_defaults() -> None:
     assert (d.metadata.name, d.metadata.project) == ("iris", None)
     assert (p.replicas, p.weight, p.resources.cpu, p.resources.memory, p.follow_alias) == (1, 100, "1", "1Gi", False)
     assert (d.spec.rollout.max_surge, d.spec.rollout.max_unavailable, d.spec.auth.mode) == (1, 0, "public")
+    assert (p.batching.enabled, p.batching.max_batch_size, p.batching.max_latency_ms) == (True, 64, 5.0)
 
 
 def test_the_architecture_example_validates_and_round_trips_by_wire_names() -> None:
@@ -102,6 +103,11 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("wrong kind", _set(doc(), "kind", "Deployment"), "kind", "ModelDeployment"),
     ("bad timeout", doc(timeouts={"requestSeconds": 0}), "spec.timeouts.requestSeconds", "greater than 0"),
     ("bad auth", doc(auth={"mode": "oauth"}), "spec.auth.mode", "public"),
+    ("empty outputs", _set(doc(), "spec.predictors.0.outputs", []), "spec.predictors.0.outputs", "at least 1"),
+    ("bad output name", _set(doc(), "spec.predictors.0.outputs", ["pre dict"]), "spec.predictors.0.outputs",
+     "not a tensor name"),
+    ("output twice", _set(doc(), "spec.predictors.0.outputs", ["predict", "predict"]), "spec.predictors.0.outputs",
+     "name an output twice"),
 ]
 
 
@@ -124,3 +130,25 @@ def test_a_document_must_be_a_mapping() -> None:
 def test_a_bare_spec_is_validated_with_the_same_messages() -> None:
     with pytest.raises(InvalidSpec, match=r"predictors\.0\.weight"):
         parse_deployment_spec({"predictors": [{"model": "iris", "weight": 101}]})
+
+
+def test_default_outputs_are_optional_and_kept_in_order() -> None:
+    assert parse_deployment(doc()).spec.predictors[0].outputs is None
+    spec = parse_deployment(_set(doc(), "spec.predictors.0.outputs", ["predict_proba", "predict"])).spec
+    assert spec.predictors[0].outputs == ("predict_proba", "predict")
+
+
+@pytest.mark.parametrize(("resources", "workers", "count"), [
+    ({}, None, 1),
+    ({"cpu": "4"}, None, 4),
+    ({"cpu": "2.5"}, None, 2),
+    ({"cpu": "500m"}, None, 1),
+    ({"cpu": "3000m"}, None, 3),
+    ({"cpu": "4"}, 1, 1),  # an explicit count wins
+])
+def test_worker_processes_follow_the_whole_cores_of_a_replica(resources: dict[str, str], workers: int | None,
+                                                             count: int) -> None:
+    predictor: dict[str, Any] = {"name": "main", "model": "iris:1", "resources": resources}
+    if workers is not None:
+        predictor["workers"] = workers
+    assert parse_deployment(doc(predictors=[predictor])).spec.predictors[0].worker_count == count

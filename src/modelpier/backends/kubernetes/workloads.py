@@ -45,9 +45,11 @@ def min_replicas(predictor: PredictorSpec) -> int:
 
 def _server_args(predictor: PredictorSpec, spec: ModelDeploymentSpec, served: str) -> list[str]:
     args = ["serve", served, "--host", "0.0.0.0", "--http-port", str(HTTP_PORT),  # noqa: S104  # pods listen on every interface
-            "--grpc-port", str(GRPC_PORT), "--workers", str(predictor.workers),
+            "--grpc-port", str(GRPC_PORT), "--workers", str(predictor.worker_count),
             "--timeout-s", f"{spec.timeouts.request_seconds:g}"]
-    if predictor.batching is None or not predictor.batching.enabled:
+    if predictor.outputs:
+        args += ["--outputs", ",".join(predictor.outputs)]
+    if not predictor.batching.enabled:
         return [*args, "--no-batching"]
     return [*args, "--batching", "--max-batch-size", str(predictor.batching.max_batch_size),
             "--max-latency-ms", f"{predictor.batching.max_latency_ms:g}"]

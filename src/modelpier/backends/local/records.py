@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from modelpier.backends.base import ReplicaSpec
 
@@ -49,12 +50,18 @@ def save(path: Path, records: list[ReplicaRecord]) -> None:
         raise
 
 
+def _spec(body: dict[str, Any]) -> ReplicaSpec:
+    # JSON has no tuples; the spec is frozen and compared, so its sequences must be tuples again.
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
+    return ReplicaSpec(**fields)
+
+
 def load(path: Path) -> list[ReplicaRecord]:
     """The records in the file; an unreadable file is logged and treated as empty (replicas it
     named are then unknown: their ports stay taken until they are stopped by hand)."""
     try:
         body = json.loads(path.read_text())
-        return [ReplicaRecord(replica_id=r["replica_id"], spec=ReplicaSpec(**r["spec"]), pid=int(r["pid"]),
+        return [ReplicaRecord(replica_id=r["replica_id"], spec=_spec(r["spec"]), pid=int(r["pid"]),
                               port=int(r["port"]), argv=tuple(r["argv"]), started_at=float(r["started_at"]),
                               restarts=int(r["restarts"]),
                               grpc_port=None if r.get("grpc_port") is None else int(r["grpc_port"]))

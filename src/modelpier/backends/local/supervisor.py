@@ -97,8 +97,9 @@ def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int |
     batching = ("--batching", "--max-batch-size", str(spec.max_batch_size), "--max-latency-ms",
                 f"{spec.max_latency_ms:g}") if spec.batching else ("--no-batching",)
     grpc = ("--no-grpc",) if grpc_port is None else ("--grpc-port", str(grpc_port))
+    outputs = ("--outputs", ",".join(spec.outputs)) if spec.outputs else ()
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
-            *grpc, "--workers", str(spec.workers), *batching, "--shutdown-grace-s", f"{grace_s:g}")
+            *grpc, "--workers", str(spec.workers), *batching, *outputs, "--shutdown-grace-s", f"{grace_s:g}")
 
 
 class LocalBackend:

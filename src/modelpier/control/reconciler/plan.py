@@ -89,14 +89,17 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     model = revision.resolved.get(predictor.name) or predictor.model
     if model is None:
         return None
-    batching = predictor.batching is not None and predictor.batching.enabled
-    size = predictor.batching.max_batch_size if predictor.batching else 32
-    latency = predictor.batching.max_latency_ms if predictor.batching else 5.0
-    content = f"{predictor.name}|{model}|w{predictor.workers}|" + (f"b{size}:{latency}" if batching else "nob")
+    batching = predictor.batching.enabled
+    size = predictor.batching.max_batch_size
+    latency = predictor.batching.max_latency_ms
+    outputs = predictor.outputs or ()
+    content = f"{predictor.name}|{model}|w{predictor.worker_count}|" + (f"b{size}:{latency}" if batching else "nob")
+    if outputs:  # only when set, so templates of specs without it keep their key (no restart on upgrade)
+        content += "|o" + ",".join(outputs)
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
-                       revision=revision.number, template=key, model=model, workers=predictor.workers,
-                       batching=batching, max_batch_size=size, max_latency_ms=latency)
+                       revision=revision.number, template=key, model=model, workers=predictor.worker_count,
+                       batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs)
 
 
 def templates_of(revision: Revision) -> dict[str, ReplicaSpec | None]:

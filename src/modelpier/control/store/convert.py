@@ -23,6 +23,18 @@ def spec_json(spec: ModelDeploymentSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", by_alias=True)
 
 
+def spec_in(data: dict[str, Any]) -> ModelDeploymentSpec:
+    """A stored spec. Revisions written before batching was on by default recorded ``batching: null``
+    for "off": read it as ``enabled: false``, so an upgrade changes neither behaviour nor replicas."""
+    predictors = data.get("predictors")
+    if isinstance(predictors, list) and any(isinstance(p, dict) and "batching" in p and p["batching"] is None
+                                            for p in predictors):
+        data = {**data, "predictors": [
+            {**p, "batching": {"enabled": False}} if isinstance(p, dict) and "batching" in p and p["batching"] is None
+            else p for p in predictors]}
+    return ModelDeploymentSpec.model_validate(data)
+
+
 def status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True)
 
@@ -37,7 +49,7 @@ def record_out(project: str, row: DeploymentRow) -> DeploymentRecord:
 def revision_out(project: str, deployment: str, row: RevisionRow) -> Revision:
     return Revision(
         project=project, deployment=deployment, number=row.number,
-        spec=ModelDeploymentSpec.model_validate(row.spec), resolved={str(k): str(v) for k, v in row.resolved.items()},
+        spec=spec_in(row.spec), resolved={str(k): str(v) for k, v in row.resolved.items()},
         created_at=row.created_at, created_by=row.created_by, cause=row.cause)
 
 

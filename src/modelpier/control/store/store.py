@@ -165,7 +165,7 @@ class SqlDeploymentStore(SqlStore):
                   & (RevisionRow.number == DeploymentRow.latest_revision))
             .where(DeploymentRow.project_id == project.id, DeploymentRow.name != name,
                    DeploymentRow.deleting.is_(False)))
-        require_within_quota([ModelDeploymentSpec.model_validate(s) for s in others], current, new, limits)
+        require_within_quota([convert.spec_in(s) for s in others], current, new, limits)
 
     @guarded
     def get(self, project: str, name: str) -> DeploymentRecord:

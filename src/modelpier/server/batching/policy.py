@@ -68,6 +68,16 @@ def decide_flush(view: QueueView) -> FlushDecision:
     return FlushDecision(flush=False, recheck_at=horizon)
 
 
+def decide_lone(max_latency_s: float, call_cost_s: float | None, arrival_interval_s: float | None) -> bool:
+    """Should a request that finds the model idle and its queue empty go at once, without waiting for
+    the end of the loop iteration? Only when arrivals are known to be sparse: less than one more is
+    expected within the horizon (rule 6 at the moment of arrival). Under load it waits, so the other
+    requests of the iteration join it; before any arrival rate is known it waits for the same reason."""
+    if call_cost_s is None or arrival_interval_s is None:
+        return False
+    return min(max_latency_s, call_cost_s) < arrival_interval_s
+
+
 def ewma(previous: float | None, sample: float, alpha: float = EWMA_ALPHA) -> float:
     return sample if previous is None else previous + alpha * (sample - previous)
 

@@ -1,12 +1,16 @@
 """``BatchQueue``: one model's adaptive batcher on the event loop.
 
-Requests are appended with their row count and a future. A check runs at the end of the current
-loop iteration (so every request decoded in the same iteration joins), after each completed
-prediction, and when the policy asks to look again; ``decide_flush`` says whether to flush. A flush
-takes requests from the front whose non-batch shapes match, up to ``max_batch_size`` rows (a
-single larger request goes alone), predicts them once through the ``PredictExecutor`` (inline or
-in a thread) and resolves each future with its own rows. One batch per model is in flight at a
-time: what arrives meanwhile forms the next batch.
+Requests are appended with their row count and a future. A request that finds the model idle and
+the queue empty while arrivals are sparse (``decide_lone``) is flushed at once, so a lone request is
+not delayed by a loop iteration. Otherwise a check runs at the end of the current loop iteration
+(so every request decoded in the same iteration joins), after each completed prediction, and when
+the policy asks to look again; ``decide_flush`` says whether to flush. A flush takes requests from
+the front whose non-batch shapes match, up to ``max_batch_size`` rows (a single larger request goes
+alone), predicts them once through the ``PredictExecutor`` (inline or in a thread) for the union of
+the outputs they ask for, and resolves each future with its own rows. Requests asking for different
+outputs still merge: for a classifier, ``predict`` and ``predict_proba`` together cost one pass, and
+splitting the batch would cost a call. One batch per model is in flight at a time: what arrives
+meanwhile forms the next batch.
 
 Waits shorter than the event loop's timer resolution (1 ms under uvloop) are done by re-checking
 on the next loop iteration, after the loop has polled the sockets again.
@@ -20,20 +24,22 @@ from collections import deque
 from collections.abc import Callable
 
 from modelpier.errors import Overloaded
-from modelpier.server.batching.policy import QueueView, decide_flush, ewma
+from modelpier.server.batching.policy import QueueView, decide_flush, decide_lone, ewma
 from modelpier.server.config import BatchingConfig
-from modelpier.server.execution import BatchResult, PredictExecutor, Tensors
+from modelpier.server.execution import BatchResult, Outputs, PredictExecutor, Tensors
 from modelpier.server.runners import finished, settle
 
 _TIMER_RESOLUTION_S = 0.001
 
 
 class _Item:
-    __slots__ = ("enqueued_at", "future", "inputs", "key", "rows")
+    __slots__ = ("enqueued_at", "future", "inputs", "key", "outputs", "rows")
 
-    def __init__(self, inputs: Tensors, rows: int, future: asyncio.Future[Tensors], now: float) -> None:
+    def __init__(self, inputs: Tensors, rows: int, outputs: Outputs, future: asyncio.Future[Tensors],
+                 now: float) -> None:
         self.inputs = inputs
         self.rows = rows
+        self.outputs = outputs
         self.future = future
         self.enqueued_at = now
         # Requests merge only when every input has the same dtype and non-batch dimensions.
@@ -74,7 +80,7 @@ class BatchQueue:
     def queued(self) -> int:
         return len(self._items)
 
-    def submit(self, inputs: Tensors, rows: int) -> asyncio.Future[Tensors]:
+    def submit(self, inputs: Tensors, rows: int, outputs: Outputs = None) -> asyncio.Future[Tensors]:
         if len(self._items) >= self._max_queue:
             raise Overloaded(
                 f"model queue is full ({len(self._items)} requests waiting)",
@@ -89,11 +95,18 @@ class BatchQueue:
             self._arrival_interval = ewma(self._arrival_interval, gap)
         self._last_arrival = now
         future: asyncio.Future[Tensors] = loop.create_future()
-        self._items.append(_Item(inputs, rows, future, now))
+        self._items.append(_Item(inputs, rows, outputs, future, now))
         self._queued_rows += rows
-        if not self._check_scheduled and not self._busy:
-            self._check_scheduled = True
-            loop.call_soon(self._check)
+        if self._check_scheduled or self._busy:
+            return future
+        if len(self._items) == 1 and self._timer is None and decide_lone(
+                self._max_latency_s, self._executor.cost.fixed_s, self._arrival_interval):
+            # A lone request at an idle model goes now, not a loop iteration later: inline for a cheap
+            # model, like an unbatched one, so batching costs it nothing.
+            self._flush()
+            return future
+        self._check_scheduled = True
+        loop.call_soon(self._check)
         return future
 
     def _check(self) -> None:
@@ -152,6 +165,7 @@ class BatchQueue:
 
     def _flush(self) -> None:
         batch = self._take()
+        outputs = _union(batch)
         items = [it.inputs for it in batch]
         rows = [it.rows for it in batch]
         total = sum(rows)
@@ -159,9 +173,9 @@ class BatchQueue:
         self._busy = True
         self._in_flight = len(batch)
         if self._executor.inline(total):
-            self._complete(batch, self._executor.run_inline(items, rows), total)
+            self._complete(batch, self._executor.run_inline(items, rows, outputs), total)
             return
-        running = self._executor.start_threaded(items, rows)
+        running = self._executor.start_threaded(items, rows, outputs)
         running.add_done_callback(
             lambda task: self._complete(batch, self._executor.record(finished(task, len(batch))), total))
 
@@ -175,3 +189,16 @@ class BatchQueue:
         if self._items and not self._check_scheduled:
             self._check_scheduled = True
             asyncio.get_running_loop().call_soon(self._check)
+
+
+def _union(batch: list[_Item]) -> Outputs:
+    """Every output some request of the batch asks for; None (the defaults) when one asks for them."""
+    first = batch[0].outputs
+    if first is None or len(batch) == 1:
+        return first
+    wanted = set(first)
+    for item in batch:
+        if item.outputs is None:
+            return None
+        wanted.update(item.outputs)
+    return frozenset(wanted)

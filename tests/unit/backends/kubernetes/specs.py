@@ -31,6 +31,8 @@ FEATURES: dict[str, ModelDeployment] = {
     "batching": document([{"model": "iris:1", "batching": {"maxBatchSize": 64, "maxLatencyMs": 2.5},
                            "workers": 4}]),
     "batching-disabled": document([{"model": "iris:1", "batching": {"enabled": False}}]),
+    "outputs": document([{"model": "iris:1", "outputs": ["predict"]}]),
+    "cores": document([{"model": "iris:1", "resources": {"cpu": "2"}}]),
     "canary": document(CANARY),
     "header-route": document(CANARY, routes=[{"match": {"headers": {"x-segment": "beta", "x-tier": "gold"}},
                                               "predictor": "canary"}]),

@@ -74,7 +74,7 @@ def test_pods_run_as_non_root_with_a_read_only_root() -> None:
 
 
 @pytest.mark.parametrize(("feature", "flags"), [
-    ("single", ["--no-batching"]),
+    ("single", ["--batching", "--max-batch-size", "64", "--max-latency-ms", "5"]),  # on by default
     ("batching-disabled", ["--no-batching"]),
     ("batching", ["--batching", "--max-batch-size", "64", "--max-latency-ms", "2.5"]),
 ])
@@ -83,8 +83,15 @@ def test_batching_becomes_server_flags(feature: str, flags: list[str]) -> None:
     assert args[-len(flags):] == flags
 
 
+def test_default_outputs_become_a_server_flag() -> None:
+    assert "--outputs predict" in " ".join(pod("outputs")["containers"][0]["args"])
+    assert "--outputs" not in pod("single")["containers"][0]["args"]
+
+
 def test_workers_and_timeouts_become_server_flags() -> None:
     assert "--workers 4" in " ".join(pod("batching")["containers"][0]["args"])
+    assert "--workers 2" in " ".join(pod("cores")["containers"][0]["args"])  # one per core of resources.cpu
+    assert "--workers 1" in " ".join(pod("single")["containers"][0]["args"])
     assert "--timeout-s 2.5" in " ".join(pod("timeouts")["containers"][0]["args"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from modelpier.backends.base import ReplicaSpec
@@ -37,3 +38,14 @@ def test_serve_argv_asks_for_grpc_on_its_port_or_none() -> None:
     assert with_grpc[with_grpc.index("--grpc-port") + 1] == "30001"
     assert "--no-grpc" not in with_grpc
     assert "--no-grpc" in serve_argv(SPEC, 30000, grace_s=5, python="py")
+
+
+def test_default_outputs_reach_the_server_and_round_trip(tmp_path: Path) -> None:
+    spec = replace(SPEC, outputs=("predict",))
+    argv = serve_argv(spec, 30000, grace_s=5, python="py")
+    assert argv[argv.index("--outputs") + 1] == "predict"
+    assert "--outputs" not in serve_argv(SPEC, 30000, grace_s=5, python="py")
+    path = tmp_path / "state.json"
+    rec = records.ReplicaRecord("main-1", spec, 123, 30000, argv, 1.0, 0)
+    records.save(path, [rec])
+    assert records.load(path) == [rec]
