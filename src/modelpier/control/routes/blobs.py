@@ -19,6 +19,7 @@ from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
 from modelpier.registry.wire import BlobBody, UploadBody
+from modelpier.spec.bounds import MAX_INT64
 
 DIGEST_HEADER = "Pier-Content-Digest"
 
@@ -87,7 +88,7 @@ def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: 
                          "(streamed, chunked transfer encoding) or a piece of it.")
     async def append_chunk(
         upload_id: str, request: Request,
-        upload_offset: int = Header(..., alias="Upload-Offset", ge=0,
+        upload_offset: int = Header(..., alias="Upload-Offset", ge=0, le=MAX_INT64,
                                     description="Byte offset this chunk starts at."),
     ) -> UploadBody:
         offset = await _stream_into(stager, upload_id, upload_offset, request, max_request_bytes)
