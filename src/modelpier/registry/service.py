@@ -3,11 +3,15 @@
 Order of writes is what keeps the store consistent: blobs first (content-addressed, atomic), then
 the version row in one transaction. A crash between the two leaves only an unreferenced blob, never
 a version whose bytes are missing. Materialising a version for loading writes into a temporary
-folder and renames it into the cache, so a half-fetched version is never loaded.
+folder and renames it into the cache, so a half-fetched version is never loaded; a cached folder is
+re-hashed against the version's digests each time it is materialised (a bit flipped on disk would
+otherwise be served silently), and fetched again when it does not match.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -16,12 +20,16 @@ from pathlib import Path
 from modelpier._lib.ids import new_id
 from modelpier.errors import InvalidArtifact, InvalidInput, NotFound
 from modelpier.registry.blobs.base import BlobStore
+from modelpier.registry.blobs.verify import hash_stream, read_chunks
 from modelpier.registry.digests import hex_of
 from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
 from modelpier.registry.store import DEFAULT_PROJECT, Admission, MetadataStore
 from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
 
 _COMPLETE_MARKER = ".pier-complete"
+_HASH_CHUNK = 1024 * 1024
+
+log = logging.getLogger("modelpier.registry")
 
 
 class Registry:
@@ -165,11 +173,23 @@ class Registry:
         """A local folder holding the version's files, each verified against its digest.
 
         Cached under ``cache_dir/<name>/<version>-<digest prefix>``; a completed folder carries a
-        marker file, so a crash mid-fetch is redone rather than loaded.
+        marker file, so a crash mid-fetch is redone rather than loaded. A cached folder is verified
+        again (sizes, then sha256 of every file: about a second per GB): one that changed on disk
+        is logged, discarded and fetched again; if the blob store's copy is corrupt too, fetching
+        raises ``CorruptBlob`` rather than serve wrong bytes.
         """
         target = self.cache_dir / version.model / f"{version.version}-{hex_of(version.digest)[:16]}"
         if (target / _COMPLETE_MARKER).is_file():
-            return target
+            problem = cached_mismatch(target, version.files)
+            if problem is None:
+                return target
+            log.warning("the cached copy of %s:%d in %s is corrupt (%s); fetching it again from the blob store",
+                        version.model, version.version, target, problem)
+            discard = self.cache_dir / ".staging" / f"corrupt-{new_id()}"
+            discard.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # another process discarded it first
+                os.replace(target, discard)
+            shutil.rmtree(discard, ignore_errors=True)
         staging = self.cache_dir / ".staging" / new_id()
         try:
             for entry in version.files:
@@ -197,6 +217,23 @@ class Registry:
 
     def close(self) -> None:
         self.metadata.close()
+
+
+def cached_mismatch(folder: Path, files: Iterable[FileEntry]) -> str | None:
+    """Why the files under ``folder`` differ from ``files`` (missing, size, digest), or None."""
+    for entry in files:
+        path = folder / entry.path
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return f"{entry.path} is missing"
+        if size != entry.size:
+            return f"{entry.path} has {size} bytes, not {entry.size}"
+        with path.open("rb") as source:
+            actual, _ = hash_stream(read_chunks(source, _HASH_CHUNK))
+        if actual != entry.digest:
+            return f"{entry.path} hashes to {actual}, not {entry.digest}"
+    return None
 
 
 def check_file_entries(files: tuple[FileEntry, ...]) -> None:
