@@ -121,6 +121,13 @@ class GatewaySettings(BaseModel):
         7 * 86_400, gt=0,
         description="Seconds a finished job (and its result) stays available to GET before it is purged; "
                     "a week leaves room for callers that poll rarely.")
+    token_stale_limit_s: float = Field(
+        300.0, ge=0, le=86_400,
+        description="While the control plane cannot be reached, a token the gateway checked within this many "
+                    "seconds keeps its answer (valid tokens keep working through a control-plane restart); "
+                    "others get 503 with Retry-After. It is also how long a token revoked during an outage may "
+                    "still be admitted: 5 minutes covers a restart or a short failover. 0: only the usual "
+                    "10 s cache of answers (docs/security.md).")
     batch_scheduling: bool = Field(
         True, description="Run the gateway under Linux's SCHED_BATCH policy: when it wakes on a core where a replica "
                           "is predicting, it waits for the replica's time slice instead of preempting it, and then "
