@@ -35,6 +35,11 @@ class ControlPlaneSettings(BaseModel):
         64 * 1024**3, ge=1024,
         description="Largest body of one upload request in bytes (64 GiB). Bodies stream to disk, so "
                     "this guards the disk against a runaway client, not the memory.")
+    upload_ttl_s: float = Field(
+        3600.0, gt=0, le=30 * 86_400,
+        description="Seconds an unfinished blob upload may stay untouched (no chunk appended) before it is "
+                    "discarded, releasing the disk and the storage quota it holds. An hour lets a client resume "
+                    "after a dropped connection; checked every tenth of it (at most every 5 minutes).")
     alias_poll_seconds: float = Field(
         5.0, ge=0,
         description="Seconds between checks of the aliases that deployments follow (followAlias); a moved "

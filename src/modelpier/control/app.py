@@ -48,6 +48,7 @@ from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic import TrafficStore
+from modelpier.control.upload_sweeper import run_upload_sweeper
 from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
@@ -57,7 +58,6 @@ from modelpier.spec.deployment import ModelDeployment
 log = logging.getLogger("modelpier.control")
 
 # Abandoned uploads are purged after a day: long enough to resume a push across a night.
-_UPLOAD_MAX_AGE_S = 24 * 3600
 
 
 def _announce_admin_token(token: str) -> None:
@@ -111,7 +111,7 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stager.purge_older_than(_UPLOAD_MAX_AGE_S)
+        sweeper = asyncio.create_task(run_upload_sweeper(stager, settings.control.upload_ttl_s))
         interval = settings.control.alias_poll_seconds
         await canaries.resume()  # the canaries a previous control plane left running: before any alias pass
         # While a canary runs, a followed alias that moves waits for it to end (docs/canary.md).
@@ -120,10 +120,11 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            for task in (poller, sweeper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await canaries.close()  # closes canary_store too
             store.close()
             registry.close()
@@ -150,7 +151,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     app.include_router(model_router(registry, project_limits, require_project=deployments.get_project),
                        prefix="/api/v1/projects/{project}", dependencies=[Depends(_project_parameter)])
     app.include_router(
-        blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
+        blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes,
+                    limits=project_limits),
         prefix="/api/v1")
     app.include_router(project_router(deployments, auth), prefix="/api/v1")
     app.include_router(member_router(auth, deployments), prefix="/api/v1")
