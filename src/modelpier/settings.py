@@ -40,6 +40,16 @@ class ControlPlaneSettings(BaseModel):
         description="Seconds an unfinished blob upload may stay untouched (no chunk appended) before it is "
                     "discarded, releasing the disk and the storage quota it holds. An hour lets a client resume "
                     "after a dropped connection; checked every tenth of it (at most every 5 minutes).")
+    blob_gc_interval_s: float = Field(
+        3600.0, ge=0,
+        description="Seconds between passes of the blob collector, which deletes blobs no version references "
+                    "(abandoned pushes, deleted versions); 0 turns it off. Hourly keeps a pass's listing of the "
+                    "blob store rare.")
+    blob_gc_grace_s: float = Field(
+        3600.0, ge=0,
+        description="Blobs written less than this many seconds ago are never collected: a push uploads its blobs "
+                    "before it registers the version that references them, so this must outlast the slowest "
+                    "push (an hour).")
     alias_poll_seconds: float = Field(
         5.0, ge=0,
         description="Seconds between checks of the aliases that deployments follow (followAlias); a moved "

@@ -6,6 +6,15 @@ a version whose bytes are missing. Materialising a version for loading writes in
 folder and renames it into the cache, so a half-fetched version is never loaded; a cached folder is
 re-hashed against the version's digests each time it is materialised (a bit flipped on disk would
 otherwise be served silently), and fetched again when it does not match.
+
+Blobs no version references are collected (``collect_garbage``): uploads that were never pushed,
+versions deleted. A blob written less than a grace period ago is kept, since a push uploads its
+blobs before it registers the version that references them. The reference check and the delete
+run under the registry's blob lock, which ``register`` holds from its blob checks to its commit:
+in this process a push and the collector never interleave, so a collected blob is either gone
+before a push checks it (the push is refused with "not uploaded first" and uploads it again) or
+referenced by the time the collector looks. Control planes sharing one database each run their
+own collector; the grace period is what protects a push served by another one.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,6 +54,7 @@ class Registry:
         self.blobs = blobs
         self.cache_dir = cache_dir
         self.project = validate_name(project, what="project name")
+        self._blob_lock = threading.RLock()  # register's checks-to-commit vs. collecting blobs
 
     def _in(self, project: str | None) -> str:
         return self.project if project is None else validate_name(project, what="project name")
@@ -86,6 +98,10 @@ class Registry:
         returned without asking, since it adds nothing."""
         validate_name(new.model)
         check_file_entries(new.files)
+        with self._blob_lock:
+            return self._register(new, project, admit)
+
+    def _register(self, new: NewVersion, project: str | None, admit: Admission | None) -> tuple[ModelVersion, bool]:
         stored: dict[str, int] = {}
         missing = []
         for entry in new.files:
@@ -212,8 +228,25 @@ class Registry:
     def _collect_blobs(self, files: Iterable[FileEntry]) -> None:
         """Delete blobs no version references any more (blobs are shared across versions)."""
         for digest in {f.digest for f in files}:
-            if self.metadata.count_blob_references(digest) == 0:
-                self.blobs.delete(digest)
+            with self._blob_lock:
+                if self.metadata.count_blob_references(digest) == 0:
+                    self.blobs.delete(digest)
+
+    def collect_garbage(self, grace_s: float, *, now: float | None = None) -> list[str]:
+        """Delete every blob no version references that was written more than ``grace_s`` ago; the
+        digests deleted. Safe against pushes in this process (see the module docstring)."""
+        cutoff = (time.time() if now is None else now) - grace_s
+        deleted = []
+        for digest, written in list(self.blobs.list_blobs()):
+            if written > cutoff:
+                continue
+            with self._blob_lock:
+                if self.metadata.count_blob_references(digest) == 0:
+                    self.blobs.delete(digest)
+                    deleted.append(digest)
+        if deleted:
+            log.info("collected %d unreferenced blobs older than %gs", len(deleted), grace_s)
+        return deleted
 
     def close(self) -> None:
         self.metadata.close()

@@ -155,3 +155,7 @@ class UploadBody(BaseModel):
 class BlobBody(BaseModel):
     digest: str
     size: int
+
+
+class CollectedBody(BaseModel):
+    deleted: list[str] = Field(description="Digests of the blobs deleted.")

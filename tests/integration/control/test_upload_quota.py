@@ -6,6 +6,7 @@ uploads were charged only once a version referenced them. Against a real ``pier 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,3 +98,20 @@ def test_an_upload_into_a_project_the_caller_cannot_write_is_refused(api: tuple[
     url, editor = api
     r = httpx.post(f"{url}/api/v1/blobs/uploads", params={"project": "elsewhere"}, headers=editor, timeout=30)
     assert r.status_code == 404, r.text
+
+
+def test_the_blob_collector_is_exposed_to_admins_only(api: tuple[str, dict[str, str]]) -> None:
+    url, editor = api
+    data = b"never referenced by a version"
+    upload = _begin(url, editor)
+    assert _append(url, editor, upload, 0, data).status_code == 200
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert httpx.put(f"{url}/api/v1/blobs/uploads/{upload}", params={"digest": digest}, headers=editor,
+                     timeout=30).status_code == 201
+    assert httpx.post(f"{url}/api/v1/blobs/gc", headers=editor, timeout=30).status_code == 403
+    kept = httpx.post(f"{url}/api/v1/blobs/gc", headers=ADMIN_HEADERS, timeout=30)  # within the 1 h grace
+    assert kept.status_code == 200, kept.text
+    assert digest not in kept.json()["deleted"]
+    collected = httpx.post(f"{url}/api/v1/blobs/gc", params={"grace_s": 0}, headers=ADMIN_HEADERS, timeout=30)
+    assert digest in collected.json()["deleted"]
+    assert httpx.head(f"{url}/api/v1/blobs/{digest}", headers=editor, timeout=30).status_code == 404

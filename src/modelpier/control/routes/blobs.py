@@ -29,7 +29,7 @@ from modelpier.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
-from modelpier.registry.wire import BlobBody, UploadBody
+from modelpier.registry.wire import BlobBody, CollectedBody, UploadBody
 from modelpier.spec.bounds import MAX_INT64
 
 DIGEST_HEADER = "Pier-Content-Digest"
@@ -98,8 +98,15 @@ def _admit_and_append(stager: UploadStager, admit: Admit, upload_id: str, offset
 
 
 def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: int,
-                limits: LimitsSource | None = None) -> APIRouter:
+                limits: LimitsSource | None = None, gc_grace_s: float = 3600.0) -> APIRouter:
     r = APIRouter(tags=["blobs"])
+
+    @r.post("/blobs/gc", response_model=CollectedBody,
+            description="Delete the blobs no version references, written more than `grace_s` ago (admins; the "
+                        "control plane also runs this every `control.blob_gc_interval_s`).")
+    def collect_garbage(grace_s: float | None = Query(
+            None, ge=0, le=365 * 86_400, description="Default: `control.blob_gc_grace_s`.")) -> CollectedBody:
+        return CollectedBody(deleted=registry.collect_garbage(gc_grace_s if grace_s is None else grace_s))
 
     def admit(upload_id: str, added: int) -> None:
         project = stager.project_of(upload_id)
