@@ -21,8 +21,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from modelpier.control.openapi_errors import error_responses
 from modelpier.auth.access import Action, Allow, Principal, decide_access
+from modelpier.control.openapi_errors import error_responses
 from modelpier.control.quota import LimitsSource, require_storage_within_quota
 from modelpier.control.security import denial, principal_of
 from modelpier.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
