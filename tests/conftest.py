@@ -1,8 +1,9 @@
 """Shared fixtures: real PostgreSQL, S3 (moto) and Redis servers on loopback, one of each per session.
 
 Servers start on free ports, are waited for by polling (never by sleeping a fixed time), and are
-stopped by the PID we started. Each test gets its own database (``postgres_database``) or bucket
-(``s3_bucket``), so tests never see each other's data.
+stopped by the PID we started; a watchdog (tests/support/watchdog.py) stops them when the
+test process dies before it could (an interrupted or timed-out run). Each test gets its own
+database (``postgres_database``) or bucket (``s3_bucket``), so tests never see each other's data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import httpx
 import pytest
 
 from tests.support.procs import free_port, wait_until
+from tests.support.watchdog import Watchdog, watch
 
 INSTALL_HINT = "run scripts/install-system-deps.sh (as root) to install them"
 
@@ -73,6 +76,12 @@ def _pid_alive(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of the admin database of a throwaway PostgreSQL server."""
+    with postgres_server() as url:
+        yield url
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
     bindir = _postgres_bin_dir()
     if bindir is None:
         pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) were not found; {INSTALL_HINT}")
@@ -85,10 +94,12 @@ def postgres_url() -> Iterator[str]:
     options = (f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
                "-c synchronous_commit=off -c full_page_writes=off")
     pid: int | None = None
+    guard: Watchdog | None = None
     try:
         _run_as_postgres(f"{shlex.quote(str(bindir / 'initdb'))} -D {data} -A trust -U postgres >/dev/null")
         _run_as_postgres(f"{pg_ctl} -D {data} -o {shlex.quote(options)} -l {base}/log -w start")
         pid = int((data / "postmaster.pid").read_text().split()[0])
+        guard = watch(pid, sig=signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
         conninfo = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         wait_until(lambda: _can_connect(conninfo), timeout=30, what=f"PostgreSQL on port {port}")
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
@@ -97,6 +108,8 @@ def postgres_url() -> Iterator[str]:
             _run_as_postgres(f"{pg_ctl} -D {data} -m fast -w stop")
         if pid is not None and _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+        if guard is not None:
+            guard.release()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -140,6 +153,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.delenv("AWS_PROFILE", raising=False)
         proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log,
                                 stderr=subprocess.STDOUT)
+        guard = watch(proc.pid)
         try:
             wait_until(lambda: proc.poll() is not None or _answers(url), timeout=30, what=f"moto on {url}")
             if proc.poll() is not None:
@@ -152,6 +166,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            guard.release()
 
 
 def _answers(url: str) -> bool:
@@ -203,6 +218,7 @@ class RedisServer:
         self.binary, self.base, self.port = binary, base, free_port()
         self.pidfile, self.logfile = base / f"redis-{self.port}.pid", base / f"redis-{self.port}.log"
         self.pid: int | None = None
+        self._guard: Watchdog | None = None
 
     @property
     def url(self) -> str:
@@ -225,19 +241,22 @@ class RedisServer:
         wait_until(lambda: self.pidfile.is_file() and self.pidfile.read_text().strip().isdigit(), timeout=30,
                    what=f"redis-server's pid file {self.pidfile}")
         self.pid = int(self.pidfile.read_text().strip())
+        self._guard = watch(self.pid)
         wait_until(self.answers, timeout=30, what=f"redis-server on port {self.port} (log: {self.logfile})")
 
     def stop(self) -> None:
         pid, self.pid = self.pid, None
         if pid is None and self.pidfile.is_file() and self.pidfile.read_text().strip().isdigit():
             pid = int(self.pidfile.read_text().strip())  # it started but never answered
-        if pid is None or not _running(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not _running(pid), timeout=15, what=f"redis-server {pid} to stop")
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
+        if pid is not None and _running(pid):
+            os.kill(pid, signal.SIGTERM)
+            try:
+                wait_until(lambda: not _running(pid), timeout=15, what=f"redis-server {pid} to stop")
+            except AssertionError:
+                os.kill(pid, signal.SIGKILL)
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.release()
 
 
 def _running(pid: int) -> bool:

@@ -35,6 +35,21 @@ class ControlPlaneSettings(BaseModel):
         64 * 1024**3, ge=1024,
         description="Largest body of one upload request in bytes (64 GiB). Bodies stream to disk, so "
                     "this guards the disk against a runaway client, not the memory.")
+    upload_ttl_s: float = Field(
+        3600.0, gt=0, le=30 * 86_400,
+        description="Seconds an unfinished blob upload may stay untouched (no chunk appended) before it is "
+                    "discarded, releasing the disk and the storage quota it holds. An hour lets a client resume "
+                    "after a dropped connection; checked every tenth of it (at most every 5 minutes).")
+    blob_gc_interval_s: float = Field(
+        3600.0, ge=0,
+        description="Seconds between passes of the blob collector, which deletes blobs no version references "
+                    "(abandoned pushes, deleted versions); 0 turns it off. Hourly keeps a pass's listing of the "
+                    "blob store rare.")
+    blob_gc_grace_s: float = Field(
+        3600.0, ge=0,
+        description="Blobs written less than this many seconds ago are never collected: a push uploads its blobs "
+                    "before it registers the version that references them, so this must outlast the slowest "
+                    "push (an hour).")
     alias_poll_seconds: float = Field(
         5.0, ge=0,
         description="Seconds between checks of the aliases that deployments follow (followAlias); a moved "
@@ -157,6 +172,13 @@ class GatewaySettings(BaseModel):
         7 * 86_400, gt=0,
         description="Seconds a finished job (and its result) stays available to GET before it is purged; "
                     "a week leaves room for callers that poll rarely.")
+    token_stale_limit_s: float = Field(
+        300.0, ge=0, le=86_400,
+        description="While the control plane cannot be reached, a token the gateway checked within this many "
+                    "seconds keeps its answer (valid tokens keep working through a control-plane restart); "
+                    "others get 503 with Retry-After. It is also how long a token revoked during an outage may "
+                    "still be admitted: 5 minutes covers a restart or a short failover. 0: only the usual "
+                    "10 s cache of answers (docs/security.md).")
     batch_scheduling: bool = Field(
         True, description="Run the gateway under Linux's SCHED_BATCH policy: when it wakes on a core where a replica "
                           "is predicting, it waits for the replica's time slice instead of preempting it, and then "

@@ -131,6 +131,24 @@ def test_broken_revision_is_rolled_back_and_v1_keeps_serving(platform: Platform)
     httpx.delete(platform.deployment("guard"), headers=ADMIN_HEADERS)
 
 
+def test_deploy_wait_exits_8_when_the_rollout_is_rolled_back(platform: Platform, home: Path) -> None:
+    platform.apply("waited", iris(1, 1))
+    platform.wait_ready("waited", 1)
+    document = home / "waited.yaml"
+    document.write_text(
+        "apiVersion: modelpier.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: waited}\n"
+        "spec:\n  rollout: {readyTimeoutSeconds: 60}\n  predictors: [{name: main, model: 'broken:1', replicas: 1}]\n")
+    result = run_pier(["deploy", "-f", str(document), "--wait", "--timeout", "90", "--remote", platform.api], home,
+                      timeout=120, **platform.env)
+    # Revision 2 failed and was rolled back as revision 3, which is ready: the deploy failed all the same.
+    assert result.returncode == 8, result.stdout + result.stderr
+    assert "revision 2 failed" in result.stderr
+    assert "RolledBack" in result.stderr
+    assert "is ready" not in result.stdout
+    assert platform.status("waited")["desiredRevision"] == 3
+    httpx.delete(platform.deployment("waited"), headers=ADMIN_HEADERS)
+
+
 def test_restarting_the_control_plane_fails_no_request_through_the_gateway(platform: Platform, home: Path) -> None:
     platform.apply("keep", iris(1, 1))
     platform.wait_ready("keep", 1)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.watchdog import watch
+
 BIN = Path(sys.executable).parent
 # Every process a test starts knows this admin token: the control plane accepts it from its first start
 # (PIER_ADMIN_TOKEN) and the CLI sends it (PIER_TOKEN).
@@ -69,6 +71,7 @@ def control_plane(home: Path, **extra: str) -> Iterator[str]:
     log = (home / "server.log").open("w")
     proc = subprocess.Popen([str(BIN / "pier"), "server", "--host", "127.0.0.1", "--port", str(port)],
                             env=pier_env(home, **extra), stdout=log, stderr=subprocess.STDOUT)
+    guard = watch(proc.pid)  # stopped even when the test run is interrupted
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: proc.poll() is not None or http_ok(f"{url}/healthz")(), what=f"pier server on {url}")
@@ -82,4 +85,5 @@ def control_plane(home: Path, **extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        guard.release()
         log.close()

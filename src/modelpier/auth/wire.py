@@ -14,12 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelpier.auth.access import Role
 from modelpier.auth.domain import AuditEntry, Member, TokenInfo, User
 from modelpier.auth.quota import Limits
+from modelpier.spec.bounds import Count, LifetimeS
 
 RoleName = Literal["viewer", "editor", "owner"]
-
-
-# A date beyond this overflows the database's timestamps (a 500 before); no token needs to outlive it.
-MAX_LIFETIME_S = 100 * 365 * 86_400
 
 
 class NewTokenBody(BaseModel):
@@ -27,16 +24,16 @@ class NewTokenBody(BaseModel):
 
     name: str = Field(description="A label to tell tokens apart (DNS-1123 label).")
     user: str | None = Field(None, max_length=255, description="Owner; default the caller (others: admins only).")
-    expires_in_s: float | None = Field(None, gt=0, le=MAX_LIFETIME_S,
-                                       description="Lifetime in seconds (at most 100 years); default never expires.")
+    expires_in_s: LifetimeS | None = Field(None, description="Lifetime in seconds (at most 100 years); default "
+                                                             "never expires.")
 
 
 class NewKeyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="A label for the invocation key (DNS-1123 label).")
-    expires_in_s: float | None = Field(None, gt=0, le=MAX_LIFETIME_S,
-                                       description="Lifetime in seconds (at most 100 years); default never expires.")
+    expires_in_s: LifetimeS | None = Field(None, description="Lifetime in seconds (at most 100 years); default "
+                                                             "never expires.")
 
 
 class TokenBody(BaseModel):
@@ -103,12 +100,12 @@ class QuotaBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    replicas: int | None = Field(None, ge=0)
-    cpu_millis: int | None = Field(None, ge=0)
-    memory_bytes: int | None = Field(None, ge=0)
-    gpus: int | None = Field(None, ge=0)
-    storage_bytes: int | None = Field(None, ge=0)
-    deployments: int | None = Field(None, ge=0)
+    replicas: Count | None = None
+    cpu_millis: Count | None = None
+    memory_bytes: Count | None = None
+    gpus: Count | None = None
+    storage_bytes: Count | None = None
+    deployments: Count | None = None
 
     def to_limits(self) -> Limits:
         return Limits(**self.model_dump())

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.control.alias_poller import run_alias_poller
+from modelpier.control.blob_gc import run_blob_collector
 from modelpier.control.canary_driver import CanaryDriver
 from modelpier.control.canary_state import CanaryStore
 from modelpier.control.deployments import DeploymentService
@@ -48,6 +49,7 @@ from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic import TrafficStore
+from modelpier.control.upload_sweeper import run_upload_sweeper
 from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
@@ -57,7 +59,6 @@ from modelpier.spec.deployment import ModelDeployment
 log = logging.getLogger("modelpier.control")
 
 # Abandoned uploads are purged after a day: long enough to resume a push across a night.
-_UPLOAD_MAX_AGE_S = 24 * 3600
 
 
 def _announce_admin_token(token: str) -> None:
@@ -111,19 +112,16 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stager.purge_older_than(_UPLOAD_MAX_AGE_S)
-        interval = settings.control.alias_poll_seconds
         await canaries.resume()  # the canaries a previous control plane left running: before any alias pass
-        # While a canary runs, a followed alias that moves waits for it to end (docs/canary.md).
-        poller = asyncio.create_task(run_alias_poller(deployments, interval, canaries.running)) \
-            if interval > 0 else None
+        tasks = [asyncio.create_task(loop) for loop in _housekeeping(settings, stager, registry, deployments,
+                                                                     canaries.running)]
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                    await task
             await canaries.close()  # closes canary_store too
             store.close()
             registry.close()
@@ -150,7 +148,8 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     app.include_router(model_router(registry, project_limits, require_project=deployments.get_project),
                        prefix="/api/v1/projects/{project}", dependencies=[Depends(_project_parameter)])
     app.include_router(
-        blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes),
+        blob_router(registry, stager, max_request_bytes=settings.control.max_upload_request_bytes,
+                    limits=project_limits, gc_grace_s=settings.control.blob_gc_grace_s),
         prefix="/api/v1")
     app.include_router(project_router(deployments, auth), prefix="/api/v1")
     app.include_router(member_router(auth, deployments), prefix="/api/v1")
@@ -200,3 +199,17 @@ def _document_schema_in_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise
+
+
+def _housekeeping(settings: Settings, stager: UploadStager, registry: Registry, deployments: DeploymentService,
+                  canary_running: Callable[[str, str], bool]) -> list[Coroutine[Any, Any, None]]:
+    """The loops the control plane runs beside its API: expiring uploads, collecting blobs, following aliases
+    (while a canary runs, a followed alias that moves waits for it to end: docs/canary.md)."""
+    control = settings.control
+    loops = [run_upload_sweeper(stager, control.upload_ttl_s)]
+    if control.blob_gc_interval_s > 0:
+        loops.append(run_blob_collector(registry, grace_s=control.blob_gc_grace_s,
+                                        interval_s=control.blob_gc_interval_s))
+    if control.alias_poll_seconds > 0:
+        loops.append(run_alias_poller(deployments, control.alias_poll_seconds, canary_running))
+    return loops

@@ -30,6 +30,7 @@ class RoutePolicy:
 # (path pattern, action for reads, action for writes, project). First match wins.
 _RULES: tuple[tuple[str, Action, Action, str | None], ...] = (
     (r"/models(/.*)?", Action.read, Action.write, DEFAULT_PROJECT),  # the registry is the default project's
+    (r"/blobs/gc", Action.admin, Action.admin, None),                 # deletes what nobody references
     (r"/blobs(/.*)?", Action.read, Action.write, None),              # content-addressed, shared
     (r"/projects", Action.read, Action.admin, None),
     (r"/projects/\{project\}", Action.read, Action.manage, PATH_PROJECT),

@@ -43,13 +43,20 @@ def _after(cond: Condition | None, since: datetime) -> bool:
 def rollout_progress(status: ModelDeploymentStatus, revision: int, since: datetime) -> RolloutProgress:
     """Where the rollout of ``revision`` (made at ``since``) stands.
 
-    Ready once the backend serves this revision (or a newer one) with Ready=True. Failed when,
-    after ``since``, Degraded turned True or Progressing turned False with a failure reason;
-    conditions older than the revision describe an earlier rollout and are ignored.
+    Ready once the backend serves this revision (or a newer one) with Ready=True, unless the newer
+    one is the reconciler's rollback: a rollback revision is numbered after the one that failed, so
+    "serves a newer revision" alone would read a failed rollout as a success. Failed when, after
+    ``since``, Degraded turned True or Progressing turned False with a failure reason; conditions
+    older than the revision describe an earlier rollout and are ignored.
     """
     ready, degraded = status.condition("Ready"), status.condition("Degraded")
     progressing = status.condition("Progressing")
     served = status.observed_revision is not None and status.observed_revision >= revision
+    rolled_back = (progressing is not None and progressing.status == "False" and progressing.reason == "RolledBack"
+                   and status.observed_revision is not None and status.observed_revision > revision)
+    if rolled_back:
+        assert progressing is not None
+        return RolloutProgress("failed", f"RolledBack: {progressing.message}".rstrip(": "))
     if served and ready is not None and ready.status == "True":
         return RolloutProgress("ready", f"revision {status.observed_revision} is ready: "
                                         f"{status.ready_replicas}/{status.desired_replicas} replicas")

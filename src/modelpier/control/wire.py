@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from modelpier.control.deployments import ApplyResult, DeploymentView
 from modelpier.control.state import Event, EventType, Revision
+from modelpier.spec.bounds import Id
 from modelpier.spec.deployment import API_VERSION, KIND, ModelDeploymentSpec, ModelDeploymentStatus
 
 
@@ -33,7 +34,7 @@ class NewProjectBody(_Wire):
 class RollbackBody(_Wire):
     model_config = ConfigDict(extra="forbid")
 
-    revision: int | None = Field(None, ge=1, description="Revision to roll back to; default: the previous one.")
+    revision: Id | None = Field(None, description="Revision to roll back to; default: the previous one.")
 
 
 class DeploymentMetaBody(_Wire):

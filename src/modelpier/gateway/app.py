@@ -218,9 +218,12 @@ class GatewayApp:
         if route.auth_mode != "token":
             return None
         token = _bearer(named)
-        if token is not None and self.verifier is not None and await self.verifier.verify(
-                route.project, route.deployment, token, epoch=self.tables.get().auth_epoch):
-            return None
+        try:
+            if token is not None and self.verifier is not None and await self.verifier.verify(
+                    route.project, route.deployment, token, epoch=self.tables.get().auth_epoch):
+                return None
+        except ServiceUnavailable as exc:  # the control plane is away: 503 and when to retry, not a false 401
+            return error_answer(exc, retry_after=int(exc.details.get("retry_after_s", 1)))
         return error_answer(Unauthenticated(f"{route.project}/{route.deployment} needs a valid project token or "
                                             "invocation key: send `Authorization: Bearer ...`"))
 

@@ -65,7 +65,7 @@ def standard_parts(settings: Settings, control_url: str, token: str | None) -> G
         return AsyncJobs(open_job_store(settings.home, redis_url), dispatcher, tables,
                          concurrency=cfg.job_concurrency, lease_s=cfg.job_lease_s, retention_s=cfg.job_retention_s)
 
-    return GatewayParts(verifier=ControlPlaneVerifier(control_url, token),
+    return GatewayParts(verifier=ControlPlaneVerifier(control_url, token, stale_limit_s=cfg.token_stale_limit_s),
                         reporter=lambda stats: TrafficReporter(stats, control_url, token),
                         cache=CacheOnPath(cache), recorder=PredictionRecorder(logger), jobs=jobs,
                         services=[(_nothing, cache.aclose), (_nothing, logger.aclose)],

@@ -187,9 +187,12 @@ class _Forwarder:
         if route.auth_mode != "token":
             return
         token = bearer(lookup.get("authorization"))
-        if token is not None and self.verifier is not None and await self.verifier.verify(
-                route.project, route.deployment, token, epoch=table.auth_epoch):
-            return
+        try:
+            if token is not None and self.verifier is not None and await self.verifier.verify(
+                    route.project, route.deployment, token, epoch=table.auth_epoch):
+                return
+        except ServiceUnavailable as exc:  # the control plane is away: retry, not a false UNAUTHENTICATED
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, exc.message) from exc
         raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
                        f"{route.project}/{route.deployment} needs a valid project token or invocation key: "
                        "send metadata `authorization: Bearer ...`")

@@ -3,25 +3,44 @@
 Order of writes is what keeps the store consistent: blobs first (content-addressed, atomic), then
 the version row in one transaction. A crash between the two leaves only an unreferenced blob, never
 a version whose bytes are missing. Materialising a version for loading writes into a temporary
-folder and renames it into the cache, so a half-fetched version is never loaded.
+folder and renames it into the cache, so a half-fetched version is never loaded; a cached folder is
+re-hashed against the version's digests each time it is materialised (a bit flipped on disk would
+otherwise be served silently), and fetched again when it does not match.
+
+Blobs no version references are collected (``collect_garbage``): uploads that were never pushed,
+versions deleted. A blob written less than a grace period ago is kept, since a push uploads its
+blobs before it registers the version that references them. The reference check and the delete
+run under the registry's blob lock, which ``register`` holds from its blob checks to its commit:
+in this process a push and the collector never interleave, so a collected blob is either gone
+before a push checks it (the push is refused with "not uploaded first" and uploads it again) or
+referenced by the time the collector looks. Control planes sharing one database each run their
+own collector; the grace period is what protects a push served by another one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from modelpier._lib.ids import new_id
 from modelpier.errors import InvalidArtifact, InvalidInput, NotFound
 from modelpier.registry.blobs.base import BlobStore
+from modelpier.registry.blobs.verify import hash_stream, read_chunks
 from modelpier.registry.digests import hex_of
 from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
 from modelpier.registry.store import DEFAULT_PROJECT, Admission, MetadataStore
 from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
 
 _COMPLETE_MARKER = ".pier-complete"
+_HASH_CHUNK = 1024 * 1024
+
+log = logging.getLogger("modelpier.registry")
 
 
 class Registry:
@@ -35,6 +54,7 @@ class Registry:
         self.blobs = blobs
         self.cache_dir = cache_dir
         self.project = validate_name(project, what="project name")
+        self._blob_lock = threading.RLock()  # register's checks-to-commit vs. collecting blobs
 
     def _in(self, project: str | None) -> str:
         return self.project if project is None else validate_name(project, what="project name")
@@ -78,6 +98,10 @@ class Registry:
         returned without asking, since it adds nothing."""
         validate_name(new.model)
         check_file_entries(new.files)
+        with self._blob_lock:
+            return self._register(new, project, admit)
+
+    def _register(self, new: NewVersion, project: str | None, admit: Admission | None) -> tuple[ModelVersion, bool]:
         stored: dict[str, int] = {}
         missing = []
         for entry in new.files:
@@ -165,11 +189,23 @@ class Registry:
         """A local folder holding the version's files, each verified against its digest.
 
         Cached under ``cache_dir/<name>/<version>-<digest prefix>``; a completed folder carries a
-        marker file, so a crash mid-fetch is redone rather than loaded.
+        marker file, so a crash mid-fetch is redone rather than loaded. A cached folder is verified
+        again (sizes, then sha256 of every file: about a second per GB): one that changed on disk
+        is logged, discarded and fetched again; if the blob store's copy is corrupt too, fetching
+        raises ``CorruptBlob`` rather than serve wrong bytes.
         """
         target = self.cache_dir / version.model / f"{version.version}-{hex_of(version.digest)[:16]}"
         if (target / _COMPLETE_MARKER).is_file():
-            return target
+            problem = cached_mismatch(target, version.files)
+            if problem is None:
+                return target
+            log.warning("the cached copy of %s:%d in %s is corrupt (%s); fetching it again from the blob store",
+                        version.model, version.version, target, problem)
+            discard = self.cache_dir / ".staging" / f"corrupt-{new_id()}"
+            discard.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # another process discarded it first
+                os.replace(target, discard)
+            shutil.rmtree(discard, ignore_errors=True)
         staging = self.cache_dir / ".staging" / new_id()
         try:
             for entry in version.files:
@@ -192,11 +228,45 @@ class Registry:
     def _collect_blobs(self, files: Iterable[FileEntry]) -> None:
         """Delete blobs no version references any more (blobs are shared across versions)."""
         for digest in {f.digest for f in files}:
-            if self.metadata.count_blob_references(digest) == 0:
-                self.blobs.delete(digest)
+            with self._blob_lock:
+                if self.metadata.count_blob_references(digest) == 0:
+                    self.blobs.delete(digest)
+
+    def collect_garbage(self, grace_s: float, *, now: float | None = None) -> list[str]:
+        """Delete every blob no version references that was written more than ``grace_s`` ago; the
+        digests deleted. Safe against pushes in this process (see the module docstring)."""
+        cutoff = (time.time() if now is None else now) - grace_s
+        deleted = []
+        for digest, written in list(self.blobs.list_blobs()):
+            if written > cutoff:
+                continue
+            with self._blob_lock:
+                if self.metadata.count_blob_references(digest) == 0:
+                    self.blobs.delete(digest)
+                    deleted.append(digest)
+        if deleted:
+            log.info("collected %d unreferenced blobs older than %gs", len(deleted), grace_s)
+        return deleted
 
     def close(self) -> None:
         self.metadata.close()
+
+
+def cached_mismatch(folder: Path, files: Iterable[FileEntry]) -> str | None:
+    """Why the files under ``folder`` differ from ``files`` (missing, size, digest), or None."""
+    for entry in files:
+        path = folder / entry.path
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return f"{entry.path} is missing"
+        if size != entry.size:
+            return f"{entry.path} has {size} bytes, not {entry.size}"
+        with path.open("rb") as source:
+            actual, _ = hash_stream(read_chunks(source, _HASH_CHUNK))
+        if actual != entry.digest:
+            return f"{entry.path} hashes to {actual}, not {entry.digest}"
+    return None
 
 
 def check_file_entries(files: tuple[FileEntry, ...]) -> None:

@@ -5,6 +5,11 @@ connection resumes from ``offset``), then ``finish``es with the sha256 it expect
 bytes reach the ``BlobStore``. Each upload is a file ``root/<id>``, so uploads survive a restart.
 The sha256 is kept incrementally in memory while the process lives; after a restart the file is
 hashed again at ``finish``. Thread-safe: one lock per upload serialises its appends and finish.
+
+An upload may be charged to a project (``begin(project)``, kept beside it in ``root/<id>.project``
+so it survives a restart too): ``pending_bytes(project)`` is what that project's unfinished uploads
+hold on disk, which the control plane counts against the project's storage quota as bytes arrive.
+Aborting, finishing or expiring an upload (``purge_older_than``, on a timer) releases it.
 """
 
 from __future__ import annotations
@@ -45,12 +50,33 @@ class UploadStager:
         self._uploads: dict[str, _Upload] = {}
         self._registry_lock = threading.Lock()  # guards ``_uploads`` only, never held during I/O
 
-    def begin(self) -> str:
+    def begin(self, project: str | None = None) -> str:
+        """Open an upload, charged to ``project`` (None: to none) until it ends."""
         upload_id = new_id()
+        if project is not None:
+            self._project_path(upload_id).write_text(project)
         self._path(upload_id).touch(exist_ok=False)
         with self._registry_lock:
             self._uploads[upload_id] = _Upload(hasher=hashlib.sha256())
         return upload_id
+
+    def project_of(self, upload_id: str) -> str | None:
+        self._size(upload_id)  # NotFound for unknown ids
+        try:
+            return self._project_path(upload_id).read_text()
+        except FileNotFoundError:
+            return None
+
+    def pending_bytes(self, project: str) -> int:
+        """Bytes the unfinished uploads charged to ``project`` hold (a scan of ``root``: uploads are few)."""
+        total = 0
+        for marker in self.root.glob("*.project"):
+            try:
+                if marker.read_text() == project:
+                    total += (self.root / marker.stem).stat().st_size
+            except FileNotFoundError:
+                continue  # finished or aborted meanwhile
+        return total
 
     def offset(self, upload_id: str) -> int:
         return self._size(upload_id)
@@ -159,8 +185,12 @@ class UploadStager:
             # Known only on disk (the process restarted): no hasher, so finish rehashes the file.
             return self._uploads.setdefault(upload_id, _Upload())
 
+    def _project_path(self, upload_id: str) -> Path:
+        return self._path(upload_id).with_suffix(".project")
+
     def _discard(self, upload_id: str) -> None:
         self._path(upload_id).unlink(missing_ok=True)
+        self._project_path(upload_id).unlink(missing_ok=True)
         with self._registry_lock:
             self._uploads.pop(upload_id, None)
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelpier.registry.domain import FileEntry, Flavor, Model, ModelVersion, NewVersion
+from modelpier.spec.bounds import Count, Id
 from modelpier.spec.signature import Signature
 
 
@@ -20,7 +21,7 @@ class FileEntryBody(BaseModel):
 
     path: str = Field(min_length=1, max_length=1024)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
-    size: int = Field(ge=0)
+    size: Count
 
 
 class NewVersionBody(BaseModel):
@@ -137,7 +138,7 @@ class ModelUpdateBody(BaseModel):
 class AliasBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: Id
 
 
 class TagBody(BaseModel):
@@ -154,3 +155,7 @@ class UploadBody(BaseModel):
 class BlobBody(BaseModel):
     digest: str
     size: int
+
+
+class CollectedBody(BaseModel):
+    deleted: list[str] = Field(description="Digests of the blobs deleted.")

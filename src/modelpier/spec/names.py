@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from modelpier.errors import InvalidName, InvalidReference
+from modelpier.spec.bounds import MAX_INT32
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME_LENGTH = 63
@@ -76,10 +77,10 @@ class ModelRef:
             raise InvalidReference(f"model reference {text!r}: {exc.message}") from exc
         if not sep or selector == "latest":
             return cls(name=name)
-        if selector.isdigit():
+        if selector.isascii() and selector.isdigit():  # not isdigit() alone: it takes '²', which int() refuses
             version = int(selector)
-            if version < 1:
-                raise InvalidReference(f"model reference {text!r}: versions start at 1")
+            if not 1 <= version <= MAX_INT32:
+                raise InvalidReference(f"model reference {text!r}: versions go from 1 to {MAX_INT32}")
             return cls(name=name, version=version)
         try:
             validate_alias(selector)

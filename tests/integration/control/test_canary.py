@@ -15,7 +15,7 @@ from tests.integration.control.traffic_feed import Feeder, Load
 from tests.integration.platform_support import Platform, pier_down, replica_env, run_platform, save_models
 from tests.support.procs import ADMIN_HEADERS, run_pier, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # progressive canaries step on a timer
 
 CANARY_SPEC = {"canary": {"minRequests": 5, "maxErrorRateIncrease": 0.05, "maxLatencyRatio": 2}}
 

@@ -273,3 +273,23 @@ def test_a_redis_outage_refuses_submits_clearly_and_the_runner_carries_on(
         asyncio.run(scenario())
     assert sum("cannot claim async jobs" in r.getMessage() for r in caplog.records) == 1  # once per outage
     assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("round_", range(12))
+def test_stop_returns_whenever_it_comes(open_store: Callable[[], JobStore], round_: int) -> None:
+    """Stop lands in a different phase each round (claiming, waiting, running, storing, renewing,
+    calling back): it returns within a bound every time (it hung 2 runs in 16 on Redis, issue 13)."""
+    async def scenario() -> None:
+        store = open_store()
+        async with callback_receiver() as receiver:
+            runner = JobRunner(store, echo, concurrency=3, lease_s=0.3, poll_s=0.01, callback_backoff_s=0.01)
+            runner.start()
+            for _ in range(round_ % 4 + 1):
+                await store.submit("acme", "iris", REQUEST, callback_url=receiver.url)
+                runner.wake()
+            await asyncio.sleep(round_ * 0.004)  # the point of the stop, not a wait for a condition
+            async with asyncio.timeout(10):
+                await runner.stop()
+            assert not runner.running
+        await store.aclose()
+    asyncio.run(scenario())

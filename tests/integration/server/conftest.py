@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.procs import BIN, free_port, pier_env, wait_until
+from tests.support.watchdog import watch
 
 GATED_MODEL = '''
 import time
@@ -115,6 +116,7 @@ def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = T
             [*serve_command(), *models, "--http-port", str(http), "--grpc-port", str(grpc), *args],
             env=pier_env(home), stdout=out, stderr=subprocess.STDOUT)
     served = Served(url=f"http://127.0.0.1:{http}", grpc=f"127.0.0.1:{grpc}", proc=proc, log=log)
+    guard = watch(proc.pid)  # stopped even when the test run is interrupted
     try:
         wait_until(lambda: proc.poll() is not None or _answers(f"{served.url}/v2/health/live"),
                    timeout=60, what="the server to listen")
@@ -126,6 +128,7 @@ def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = T
         yield served
     finally:
         served.stop()
+        guard.release()
 
 
 def _answers(url: str) -> bool:

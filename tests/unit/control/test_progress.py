@@ -46,6 +46,16 @@ def test_summarize(st: ModelDeploymentStatus, deleting: bool, word: str) -> None
     (status(cond("Progressing", "False", "RolloutFailed", message="never ready"), observed_revision=1), "failed",
      "RolloutFailed: never ready"),
     (status(cond("Progressing", "True", "NewReplicasStarting")), "pending", "NewReplicasStarting"),
+    # Revision 2 failed and the reconciler rolled back as revision 3, which is ready: a failure, not "ready"
+    (status(cond("Ready", "True"), cond("Progressing", "False", "RolledBack", message="rolled back: revision 2 "
+                                        "never became ready"), observed_revision=3), "failed",
+     "RolledBack: rolled back: revision 2 never became ready"),
+    # ... even when Progressing was False before the deploy and only its reason changed (no transition)
+    (status(cond("Ready", "True"), cond("Progressing", "False", "RolledBack", when=BEFORE), observed_revision=3),
+     "failed", "RolledBack"),
+    # An older rollback (of revision 1, as revision 2) does not fail the rollout of revision 2 itself
+    (status(cond("Ready", "True"), cond("Progressing", "False", "RolledBack", when=BEFORE), observed_revision=2),
+     "ready", "revision 2"),
 ])
 def test_rollout_progress(st: ModelDeploymentStatus, phase: str, fragment: str) -> None:
     progress = rollout_progress(st, 2, APPLIED)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import httpx
+import pytest
 
+from modelpier.errors import ServiceUnavailable
 from modelpier.gateway.verifier import VERIFY_PATH, ControlPlaneVerifier
 
 ALICE = "pier_alice-token"
@@ -113,16 +116,83 @@ def test_an_answer_from_before_a_flush_is_not_cached() -> None:
     asyncio.run(run())
 
 
-def test_allows_expire_and_an_unreachable_control_plane_fails_closed() -> None:
+def test_allows_expire_and_the_control_plane_is_asked_again() -> None:
     async def run() -> None:
         plane, clock = FakeControlPlane(), Clock()
         verifier = _verifier(plane, clock)
         assert await verifier.verify("acme", "iris", ALICE)
-        plane.down = True
         assert await verifier.verify("acme", "iris", ALICE)  # cached allow, within its 10 s
+        plane.allowed.discard(ALICE)
         clock.t += 11
-        assert not await verifier.verify("acme", "iris", ALICE)  # expired, and nobody to ask: refused
+        assert not await verifier.verify("acme", "iris", ALICE)  # expired: asked again, and now refused
+        assert plane.asked == [ALICE, ALICE]
+        await verifier.aclose()
+
+    asyncio.run(run())
+
+
+def test_an_outage_keeps_recent_answers_refuses_unknown_tokens_with_503_and_logs_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> None:
+        plane, clock = FakeControlPlane(), Clock()
+        verifier = _verifier(plane, clock)
+        assert await verifier.verify("acme", "iris", ALICE)
+        plane.allowed.discard(BOB)
         assert not await verifier.verify("acme", "iris", BOB)
+        plane.down = True
+        clock.t += 11  # both answers are past their cache time
+        asked = len(plane.asked)
+        with caplog.at_level(logging.INFO, logger="modelpier.gateway"):
+            for _ in range(50):
+                assert await verifier.verify("acme", "iris", ALICE)  # checked 11 s ago: still admitted
+                assert not await verifier.verify("acme", "iris", BOB)  # and still refused
+                with pytest.raises(ServiceUnavailable) as unknown:
+                    await verifier.verify("acme", "iris", "pier_never-seen")
+                assert unknown.value.details["retry_after_s"] >= 1
+            assert len(plane.asked) == asked  # the breaker: one failed probe, then no dialling for a while
+            clock.t += 300  # past the staleness limit: no answer stands any more
+            with pytest.raises(ServiceUnavailable):
+                await verifier.verify("acme", "iris", ALICE)
+            plane.down = False
+            clock.t += 11  # past the longest backoff
+            assert await verifier.verify("acme", "iris", ALICE)
+        outage = [r for r in caplog.records if "cannot check tokens" in r.getMessage()]
+        recovery = [r for r in caplog.records if "answers token checks again" in r.getMessage()]
+        assert (len(outage), len(recovery)) == (1, 1)
+        await verifier.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_token_revoked_before_an_outage_is_not_admitted_from_stale_answers() -> None:
+    async def run() -> None:
+        plane, clock = FakeControlPlane(), Clock()
+        verifier = _verifier(plane, clock)
+        assert await verifier.verify("acme", "iris", ALICE, epoch=1)
+        plane.down = True
+        clock.t += 11
+        assert await verifier.verify("acme", "iris", ALICE, epoch=1)
+        with pytest.raises(ServiceUnavailable):  # the table says access shrank: what was known is dropped
+            await verifier.verify("acme", "iris", ALICE, epoch=2)
+        await verifier.aclose()
+
+    asyncio.run(run())
+
+
+def test_an_error_status_from_the_control_plane_is_an_outage_too() -> None:
+    async def run() -> None:
+        calls = []
+
+        async def broken(request: httpx.Request) -> httpx.Response:
+            calls.append(request)
+            return httpx.Response(502)
+
+        client = httpx.AsyncClient(transport=httpx.MockTransport(broken))
+        verifier = ControlPlaneVerifier("http://control", "pier_gateway", client=client, monotonic=Clock())
+        for _ in range(5):
+            with pytest.raises(ServiceUnavailable):
+                await verifier.verify("acme", "iris", ALICE)
+        assert len(calls) == 1
         await verifier.aclose()
 
     asyncio.run(run())

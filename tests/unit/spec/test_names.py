@@ -39,7 +39,10 @@ def test_parse_references(text: str, expected: ModelRef) -> None:
     ("", "must not be empty"),
     ("iris:", "ends with ':'"),
     ("Iris:3", "lowercase"),
-    ("iris:0", "versions start at 1"),
+    ("iris:0", "versions go from 1 to 2147483647"),
+    ("iris:2147483648", "versions go from 1 to 2147483647"),
+    ("iris:18446744073709551616", "versions go from 1 to"),
+    ("iris:\u00b2", "iris:"),  # a digit to str.isdigit(), not to int()
     ("iris:Prod", "alias 'Prod' is not valid"),
     ("iris:a:b", "not valid"),
 ])

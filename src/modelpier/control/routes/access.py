@@ -20,6 +20,7 @@ from modelpier.auth.wire import (
     WhoAmIBody,
 )
 from modelpier.control.deployments import DeploymentService
+from modelpier.control.routes.params import IdPath
 from modelpier.control.security import principal_of
 
 
@@ -45,7 +46,7 @@ def access_router(auth: AuthService, deployments: DeploymentService) -> APIRoute
         return CreatedTokenBody(**TokenBody.of(minted.info).model_dump(), token=minted.secret)
 
     @r.delete("/tokens/{token_id}", response_model=TokenBody, description="Revoke (idempotent).")
-    def revoke_token(request: Request, token_id: int) -> TokenBody:
+    def revoke_token(request: Request, token_id: IdPath) -> TokenBody:
         return TokenBody.of(auth.revoke(principal_of(request), token_id))
 
     @r.get("/users", response_model=list[UserBody], description="Every user and their project roles (admins).")

@@ -4,21 +4,33 @@ The upload flow follows the OCI distribution API's shape, which registry users a
 ``POST /blobs/uploads`` opens a session, ``PATCH`` appends its body at ``Upload-Offset`` (streamed to
 disk as it arrives, so one request may carry the whole blob), ``GET`` tells the current offset (so
 an interrupted push resumes), ``PUT ?digest=`` verifies and commits.
+
+Unfinished uploads count against a project's storage quota as their bytes arrive: ``POST
+/blobs/uploads?project=`` names the project (the caller must be an editor there; default: the
+``default`` project if the caller may write there, else the first project they edit), and each
+piece of a body is admitted only if the project's stored bytes, its pending uploads and the piece
+stay within its quota (403 ``forbidden`` naming the quota otherwise). Ending an upload releases it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from modelpier.auth.access import Action, Allow, Principal, decide_access
 from modelpier.control.openapi_errors import error_responses
-from modelpier.errors import Conflict, InvalidInput, PayloadTooLarge
+from modelpier.control.quota import LimitsSource, require_storage_within_quota
+from modelpier.control.security import denial, principal_of
+from modelpier.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
-from modelpier.registry.wire import BlobBody, UploadBody
+from modelpier.registry.wire import BlobBody, CollectedBody, UploadBody
+from modelpier.spec.bounds import MAX_INT64
 
 DIGEST_HEADER = "Pier-Content-Digest"
 
@@ -28,14 +40,36 @@ DIGEST_HEADER = "Pier-Content-Digest"
 _FLUSH_BYTES = 4 * 1024 * 1024
 
 
-async def _stream_into(stager: UploadStager, upload_id: str, offset: int, request: Request, limit: int) -> int:
+Admit = Callable[[str, int], None]  # (upload id, bytes about to be written): raises Forbidden past the quota
+
+
+def _upload_project(principal: Principal, named: str | None) -> str | None:
+    """The project an upload is charged to (None: an admin's upload into no project in particular)."""
+    if named is not None:
+        decision = decide_access(principal, Action.write, named)
+        if not isinstance(decision, Allow):
+            raise denial(decision)
+        return named
+    if principal.admin:
+        return None
+    editable = [p for p in principal.roles if isinstance(decide_access(principal, Action.write, p), Allow)]
+    if not editable:
+        raise Forbidden("uploading needs the editor role in at least one project")
+    return "default" if "default" in editable else sorted(editable)[0]
+
+
+async def _stream_into(stager: UploadStager, upload_id: str, offset: int, request: Request, *, limit: int,
+                       admit: Admit) -> int:
     """Write the request body to the upload as it arrives; return the new offset.
 
     If the client goes away mid-body, what arrived is kept, so the next PATCH resumes from it.
+    Each piece is admitted against the storage quota before it is written.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"upload request of {declared} bytes is over the limit of {limit} bytes")
+    if declared is not None and declared.isdigit():
+        await run_in_threadpool(admit, upload_id, int(declared))  # refuse at once what cannot fit
     current = await run_in_threadpool(stager.offset, upload_id)
     if current != offset:
         raise Conflict(f"upload {upload_id} is at offset {current}, not {offset}; resume from {current}",
@@ -49,17 +83,40 @@ async def _stream_into(stager: UploadStager, upload_id: str, offset: int, reques
                 raise PayloadTooLarge(f"upload request is over the limit of {limit} bytes")
             buffer += part
             if len(buffer) >= _FLUSH_BYTES:
-                offset = await run_in_threadpool(stager.append, upload_id, offset, [bytes(buffer)])
+                offset = await run_in_threadpool(_admit_and_append, stager, admit, upload_id, offset, bytes(buffer))
                 buffer = bytearray()
     except ClientDisconnect:
         pass  # keep what arrived; nobody reads this response
     if buffer:
-        offset = await run_in_threadpool(stager.append, upload_id, offset, [bytes(buffer)])
+        offset = await run_in_threadpool(_admit_and_append, stager, admit, upload_id, offset, bytes(buffer))
     return offset
 
 
-def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: int) -> APIRouter:
+def _admit_and_append(stager: UploadStager, admit: Admit, upload_id: str, offset: int, data: bytes) -> int:
+    admit(upload_id, len(data))
+    return stager.append(upload_id, offset, [data])
+
+
+def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: int,
+                limits: LimitsSource | None = None, gc_grace_s: float = 3600.0) -> APIRouter:
     r = APIRouter(tags=["blobs"])
+
+    @r.post("/blobs/gc", response_model=CollectedBody,
+            description="Delete the blobs no version references, written more than `grace_s` ago (admins; the "
+                        "control plane also runs this every `control.blob_gc_interval_s`).")
+    def collect_garbage(grace_s: float | None = Query(
+            None, ge=0, le=365 * 86_400, description="Default: `control.blob_gc_grace_s`.")) -> CollectedBody:
+        return CollectedBody(deleted=registry.collect_garbage(gc_grace_s if grace_s is None else grace_s))
+
+    def admit(upload_id: str, added: int) -> None:
+        project = stager.project_of(upload_id)
+        if project is None or limits is None:
+            return
+        quota = limits(project)
+        if quota.storage_bytes is None:
+            return
+        stored = registry.metadata.storage_bytes(project) + stager.pending_bytes(project)
+        require_storage_within_quota(stored, added, quota)
 
     @r.head("/blobs/{digest}")
     def head_blob(digest: str) -> Response:
@@ -75,8 +132,11 @@ def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: 
             headers={"Content-Length": str(size), DIGEST_HEADER: digest})
 
     @r.post("/blobs/uploads", response_model=UploadBody, status_code=201)
-    def begin_upload() -> UploadBody:
-        return UploadBody(upload_id=stager.begin(), offset=0)
+    def begin_upload(request: Request, project: str | None = Query(
+            None, description="The project whose storage quota the upload counts against until it ends "
+                              "(default: `default` if the caller may write there, else the first they edit).")
+                     ) -> UploadBody:
+        return UploadBody(upload_id=stager.begin(_upload_project(principal_of(request), project)), offset=0)
 
     @r.get("/blobs/uploads/{upload_id}", response_model=UploadBody)
     def upload_status(upload_id: str) -> UploadBody:
@@ -87,10 +147,10 @@ def blob_router(registry: Registry, stager: UploadStager, *, max_request_bytes: 
                          "(streamed, chunked transfer encoding) or a piece of it.")
     async def append_chunk(
         upload_id: str, request: Request,
-        upload_offset: int = Header(..., alias="Upload-Offset", ge=0,
+        upload_offset: int = Header(..., alias="Upload-Offset", ge=0, le=MAX_INT64,
                                     description="Byte offset this chunk starts at."),
     ) -> UploadBody:
-        offset = await _stream_into(stager, upload_id, upload_offset, request, max_request_bytes)
+        offset = await _stream_into(stager, upload_id, upload_offset, request, limit=max_request_bytes, admit=admit)
         return UploadBody(upload_id=upload_id, offset=offset)
     @r.put("/blobs/uploads/{upload_id}", response_model=BlobBody, status_code=201)
     def finish_upload(upload_id: str, digest: str = Query(..., description="sha256:<hex> of the whole blob")

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from modelpier.auth.access import visible_projects
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.logs import DEFAULT_TAIL
+from modelpier.control.routes.params import IdPath
 from modelpier.control.security import principal_of
 from modelpier.control.wire import (
     ApplyResultBody,
@@ -119,7 +120,7 @@ def deployment_router(service: DeploymentService) -> APIRouter:
         return [RevisionBody.of(rev) for rev in service.revisions(project, name)]
 
     @r.get(one + "/revisions/{number}", response_model=RevisionBody)
-    def revision(project: str, name: str, number: int) -> RevisionBody:
+    def revision(project: str, name: str, number: IdPath) -> RevisionBody:
         return RevisionBody.of(service.revision(project, name, number))
 
     @r.post(one + "/rollback", response_model=ApplyResultBody, status_code=201,

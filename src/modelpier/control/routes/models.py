@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelpier.control.quota import LimitsSource, require_storage_within_quota
+from modelpier.control.routes.params import IdPath
 from modelpier.control.security import principal_of
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import (
@@ -102,7 +103,7 @@ def model_router(registry: Registry, limits: LimitsSource | None = None, *,
         return VersionBody.of(registry.resolve(_ref(name, selector), project=project))
 
     @r.delete("/models/{name}/versions/{version}", status_code=204)
-    def delete_version(name: str, version: int, project: Project) -> Response:
+    def delete_version(name: str, version: IdPath, project: Project) -> Response:
         registry.delete_version(name, version, project=project)
         return Response(status_code=204)
 

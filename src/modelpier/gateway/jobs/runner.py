@@ -7,8 +7,13 @@ A worker with nothing to claim waits for ``wake()`` (called after a submit on th
 
 While a job runs its lease is renewed every third of ``lease_s``. ``stop()`` cancels the workers;
 the interrupted jobs keep their leases, which expire, and then any runner (this gateway after a
-restart, or another one) claims them again. A job claimed more than ``max_attempts`` times (its
-runner kept dying under it) fails instead of running again. Callbacks are best effort: a few tries
+restart, or another one) claims them again. ``stop()`` always returns: a cancellation can be lost
+(3.11's ``asyncio.wait_for`` returns the result of an awaitable that finished in the same loop turn
+as the cancel, and a client library may swallow one), so workers also check a stop flag at every
+turn, and ``stop()`` cancels again whatever is still running until it has ended.
+
+A job claimed more than ``max_attempts`` times (its runner kept dying under it) fails instead of
+running again. Callbacks are best effort: a few tries
 with backoff, each failure logged, never a reason to fail the job (its result stays readable).
 """
 
@@ -30,6 +35,8 @@ log = logging.getLogger("modelpier.gateway.jobs")
 
 Execute = Callable[[Job], Awaitable[JobResult]]
 
+_RECANCEL_S = 0.5  # how long stop() waits for a cancelled task before cancelling it again
+
 
 class JobRunner:
     def __init__(self, store: JobStore, execute: Execute, *, concurrency: int = 4, lease_s: float = 30.0,
@@ -48,6 +55,7 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._callbacks: set[asyncio.Task[None]] = set()
         self._store_error: str | None = None
+        self._stopping = False
         self.completed = 0  # jobs this runner finished (either way), for /healthz and metrics
         self.callbacks_failed = 0
 
@@ -59,6 +67,7 @@ class JobRunner:
         """Start the workers (and the purge loop when ``retention_s`` is set) on the running loop."""
         if self._tasks:
             return
+        self._stopping = False
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self.callback_timeout_s, trust_env=False)
         self._tasks = [asyncio.create_task(self._work(), name=f"job worker {i}") for i in range(self.concurrency)]
@@ -71,20 +80,17 @@ class JobRunner:
 
     async def stop(self) -> None:
         """Cancel workers and pending callbacks; interrupted jobs are taken over when their lease ends."""
-        tasks = [*self._tasks, *self._callbacks]
+        self._stopping = True
+        tasks = {*self._tasks, *self._callbacks}
         self._tasks = []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _end(tasks)
         if self._http is not None and self._own_http:
             await self._http.aclose()
             self._http = None
 
     # -- workers -------------------------------------------------------------------------------------
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()  # before claiming: a submit from now on sets it again, no wake-up is lost
             try:
                 job = await self.store.claim(self.lease_s)
@@ -93,9 +99,13 @@ class JobRunner:
                 await asyncio.sleep(self.poll_s)
                 continue
             self._store_ok()
+            if self._stopping:
+                return  # a job claimed as we stop keeps its lease, which expires: another runner takes it
             if job is None:
+                # asyncio.timeout, not wait_for: it never turns a cancel into a normal return.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wakeup.wait()
                 continue
             try:
                 await self._run(job)
@@ -118,9 +128,9 @@ class JobRunner:
             else:
                 finished = await self.store.complete(job.id, result)
             finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+                # Not `suppress(CancelledError): await heartbeat`: that would also swallow a cancel of this
+                # worker arriving meanwhile (stop() during the wait), and the worker would loop on.
+                await _end({heartbeat})
         if finished is None:
             log.info("job %s was finished by another runner first (its lease had expired); result kept", job.id)
             return
@@ -131,7 +141,7 @@ class JobRunner:
             task.add_done_callback(self._callbacks.discard)
 
     async def _renew(self, job_id: str) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.lease_s / 3)
             try:
                 if not await self.store.renew(job_id, self.lease_s):
@@ -166,7 +176,7 @@ class JobRunner:
 
     async def _purge_loop(self) -> None:
         assert self.retention_s is not None
-        while True:
+        while not self._stopping:
             try:
                 purged = await self.store.purge(self.retention_s)
             except Exception as exc:
@@ -186,3 +196,16 @@ class JobRunner:
         if self._store_error is not None:
             log.info("the job store answers again")
         self._store_error = None
+
+
+async def _end(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and return once every one has ended. A task that swallowed its cancel (a client
+    library can) is cancelled again every ``_RECANCEL_S``; a cancel of the caller still propagates."""
+    pending = tasks
+    while pending:
+        for task in pending:
+            task.cancel()
+        done, pending = await asyncio.wait(pending, timeout=_RECANCEL_S)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("job runner task %s failed", task.get_name(), exc_info=task.exception())

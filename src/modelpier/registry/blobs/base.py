@@ -49,5 +49,9 @@ class BlobStore(Protocol):
     def delete(self, digest: str) -> None:
         """Remove a blob; absent blobs are fine."""
 
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob as ``(digest, last written, epoch seconds)``, for garbage collection."""
+        ...
+
     def verify(self, digest: str) -> None:
         """Re-read and check a blob; ``CorruptBlob`` or ``NotFound``."""

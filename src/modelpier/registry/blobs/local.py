@@ -67,6 +67,10 @@ class LocalBlobStore:
         size = path.stat().st_size
         if final.is_file():
             path.unlink()
+            # Written again just now, as far as garbage collection's grace period is concerned: a push
+            # that re-uploads an unreferenced blob is about to reference it.
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(final)
             return digest, size
         with open(path, "rb+") as f:
             os.fsync(f.fileno())  # durable before it becomes visible under its address
@@ -125,6 +129,15 @@ class LocalBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        for path in (self.root / "sha256").glob("??/*"):
+            try:
+                written = path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            if len(path.name) == 64:
+                yield f"sha256:{path.name}", written
 
     def verify(self, digest: str) -> None:
         with self._open(digest) as source:

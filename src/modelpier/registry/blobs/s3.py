@@ -119,6 +119,16 @@ class S3BlobStore:
         if actual != digest:
             raise corrupt(digest, actual, self.url)
 
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        self._check_bucket()
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in self._call("list", self._key("sha256/"), lambda: list(
+                paginator.paginate(Bucket=self.bucket, Prefix=self._key("sha256/")))):
+            for obj in page.get("Contents", []):
+                name = obj["Key"].rsplit("/", 1)[-1]
+                if len(name) == 64:
+                    yield f"sha256:{name}", obj["LastModified"].timestamp()
+
     def delete(self, digest: str) -> None:
         self._call("delete", digest, self._client.delete_object, Bucket=self.bucket, Key=self.key_of(digest))
 
