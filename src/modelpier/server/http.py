@@ -272,7 +272,11 @@ class HttpApp:
             code, _, message, extra = error_status(exc)
             await respond(send, code, v2_json.encode_error(message), extra=extra)
             return
-        await respond(send, 200 if ready else 503, v2_json.dumps({"name": name, "ready": ready}))
+        body: dict[str, object] = {"name": name, "ready": ready}
+        reason = None if ready else self._dp.model_failure(name)
+        if reason is not None:
+            body["reason"] = reason
+        await respond(send, 200 if ready else 503, v2_json.dumps(body))
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 200, b'{"live":true}')
