@@ -78,7 +78,8 @@ def load_native(mlmodel: MLmodel, signature: Signature | None, options: Mapping[
     if not file.is_file():
         raise InvalidArtifact(f"MLmodel's {name} flavor names {file.name!r}, which is not in {mlmodel.folder}")
     add_code_paths(mlmodel, name)
-    if name == "sklearn" and conf.get("serialization_format") == "skops":
+    if conf.get("serialization_format") == "skops" or file.suffix == ".skops":
+        # sklearn models, and LightGBM's sklearn wrappers, in MLflow 3's default format.
         require_framework(Flavor.SKLEARN)
         from modelpier.runtimes.sklearn import SklearnRuntime
 
