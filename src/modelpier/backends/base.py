@@ -31,6 +31,7 @@ class ReplicaSpec:
     batching: bool = False
     max_batch_size: int = 32
     max_latency_ms: float = 5.0
+    isolated: bool = False  # run in a virtualenv built from the version's lock (pier serve --isolated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,40 +26,46 @@ _ALWAYS = ("numpy",)
 _SKIP_ROOTS = {Flavor.MLFLOW: ("mlflow", "mlflow-skinny")}
 
 
-def _dependencies(name: str) -> list[str]:
-    """Names of ``name``'s requirements that apply here (markers true, no extras asked)."""
+def _dependencies(name: str, extras: frozenset[str]) -> list[tuple[str, frozenset[str]]]:
+    """``name``'s requirements that apply here (markers true for no extra or one of ``extras``), each
+    with the extras it asks for."""
     try:
         requires = metadata.requires(name) or []
     except metadata.PackageNotFoundError:
         return []
-    names = []
+    found = []
     for line in requires:
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
             continue
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+        marker = requirement.marker
+        if marker is not None and not any(marker.evaluate({"extra": e}) for e in ("", *extras)):
             continue
-        names.append(requirement.name)
-    return names
+        found.append((requirement.name, frozenset(requirement.extras)))
+    return found
 
 
-def installed_closure(roots: Iterable[str]) -> dict[str, str]:
-    """``{normalised name: installed version}`` of ``roots`` and everything they require, transitively.
+def installed_closure(roots: Iterable[str | tuple[str, frozenset[str]]]) -> dict[str, str]:
+    """``{normalised name: installed version}`` of ``roots`` and everything they require, transitively
+    (a root may carry the extras it asks for, e.g. ``("uvicorn", frozenset({"standard"}))``).
 
     Roots that are not installed are left out (a flavor's framework may be absent)."""
     found: dict[str, str] = {}
-    pending = list(roots)
+    seen: set[tuple[str, frozenset[str]]] = set()
+    pending = [r if isinstance(r, tuple) else (r, frozenset[str]()) for r in roots]
     while pending:
-        name = normalise_name(pending.pop())
-        if name in found:
+        raw, extras = pending.pop()
+        name = normalise_name(raw)
+        if (name, extras) in seen:
             continue
+        seen.add((name, extras))
         try:
             version = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
         found[name] = version
-        pending.extend(_dependencies(name))
+        pending.extend(_dependencies(name, extras))
     return found
 
 

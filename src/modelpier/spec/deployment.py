@@ -94,6 +94,10 @@ class PredictorSpec(_Spec):
     autoscaling: Autoscaling | None = None
     weight: int = Field(100, ge=0, le=100, description="Share of traffic in percent.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes per replica.")
+    isolated: bool = Field(
+        False, description="Run replicas in a virtualenv built with uv from the model version's environment lock "
+                           "(cached by lock and shared by every replica needing it), instead of the platform's "
+                           "own environment. A lock that cannot be installed fails the rollout.")
 
     @field_validator("name")
     @classmethod

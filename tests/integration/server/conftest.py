@@ -106,14 +106,15 @@ class Served:
 
 
 @contextmanager
-def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = True) -> Iterator[Served]:
+def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = True,
+                 env: dict[str, str] | None = None) -> Iterator[Served]:
     http, grpc = free_port(), free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"serve-{http}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*serve_command(), *models, "--http-port", str(http), "--grpc-port", str(grpc), *args],
-            env=pier_env(home), stdout=out, stderr=subprocess.STDOUT)
+            env=pier_env(home, **(env or {})), stdout=out, stderr=subprocess.STDOUT)
     served = Served(url=f"http://127.0.0.1:{http}", grpc=f"127.0.0.1:{grpc}", proc=proc, log=log)
     try:
         wait_until(lambda: proc.poll() is not None or _answers(f"{served.url}/v2/health/live"),

@@ -85,6 +85,7 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     env["PIER_DATABASE_URL"] = settings.resolved_database_url
     env["PIER_BLOB_URL"] = settings.resolved_blob_url
     env["PIER_REGISTRY__CACHE_DIR"] = str(settings.resolved_cache_dir)
+    env["PIER_REGISTRY__ENVIRONMENTS_DIR"] = str(settings.resolved_environments_dir)
     if settings.s3_endpoint_url:
         env["PIER_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     return env
@@ -97,8 +98,9 @@ def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int |
     batching = ("--batching", "--max-batch-size", str(spec.max_batch_size), "--max-latency-ms",
                 f"{spec.max_latency_ms:g}") if spec.batching else ("--no-batching",)
     grpc = ("--no-grpc",) if grpc_port is None else ("--grpc-port", str(grpc_port))
+    isolated = ("--isolated",) if spec.isolated else ()
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
-            *grpc, "--workers", str(spec.workers), *batching, "--shutdown-grace-s", f"{grace_s:g}")
+            *grpc, "--workers", str(spec.workers), *batching, "--shutdown-grace-s", f"{grace_s:g}", *isolated)
 
 
 class LocalBackend:

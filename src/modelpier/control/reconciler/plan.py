@@ -92,11 +92,13 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     batching = predictor.batching is not None and predictor.batching.enabled
     size = predictor.batching.max_batch_size if predictor.batching else 32
     latency = predictor.batching.max_latency_ms if predictor.batching else 5.0
-    content = f"{predictor.name}|{model}|w{predictor.workers}|" + (f"b{size}:{latency}" if batching else "nob")
+    content = f"{predictor.name}|{model}|w{predictor.workers}|" + (f"b{size}:{latency}" if batching else "nob") \
+        + ("|isolated" if predictor.isolated else "")
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
                        revision=revision.number, template=key, model=model, workers=predictor.workers,
-                       batching=batching, max_batch_size=size, max_latency_ms=latency)
+                       batching=batching, max_batch_size=size, max_latency_ms=latency,
+                       isolated=predictor.isolated)
 
 
 def templates_of(revision: Revision) -> dict[str, ReplicaSpec | None]:
