@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.isolated_envs import build_old_sklearn_env, python_path
 from tests.support.procs import pier_env, run_pier
@@ -30,12 +29,8 @@ print(sklearn.__version__, v.ref)
 """
 
 
-@pytest.fixture(scope="session")
-def environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("environments")
-
-
-def test_two_scikit_learn_versions_side_by_side(environments: Path, iris_model: Path, tmp_path: Path) -> None:
+def test_two_scikit_learn_versions_side_by_side(environments_dir: Path, iris_model: Path, tmp_path: Path) -> None:
+    environments = environments_dir
     python, plan = build_old_sklearn_env(environments)
     home = tmp_path / "home"
     env = pier_env(home, PIER_REGISTRY__ENVIRONMENTS_DIR=str(environments))
