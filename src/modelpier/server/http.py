@@ -412,7 +412,8 @@ class HttpApp:
             handle = self._dp.model(name)
             body, _, timeout_s = await self._read(scope, receive)
             content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
-            request = mlflow_scoring.decode_request(body, content_type, [i.name for i in handle.signature.inputs])
+            request = mlflow_scoring.decode_request(body, content_type, [i.name for i in handle.signature.inputs],
+                                                    self._max_elements)
             response = await self._dp.infer(name, None, request, timeout_s)
             await respond(send, 200, mlflow_scoring.encode_response(response))
         except ClientGone:

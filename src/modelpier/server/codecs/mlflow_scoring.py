@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from modelpier.errors import InvalidInput
+from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_decoded
 from modelpier.server.codecs.tensors import to_list_data
 from modelpier.server.codecs.v2_json import dumps, loads
 from modelpier.server.types import Array, InferenceRequest, InferenceResponse
@@ -25,27 +26,30 @@ from modelpier.server.types import Array, InferenceRequest, InferenceResponse
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def _array(values: Any, name: str) -> Array:
+def _array(values: Any, name: str, budget: ElementBudget) -> Array:
+    # No declared shape: the array is as large as the values sent (the body limit bounds them).
     try:
         array = np.array(values)
-    except ValueError:
-        raise InvalidInput(f"input {name!r}: rows are ragged; every row needs the same shape",
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInput(f"input {name!r}: rows are ragged or of mixed types; every row needs the same shape",
                            details={"input": name}) from None
+    check_decoded(name, array.shape, budget)
     if array.dtype.kind in "UO":
         array = array.astype(object)
     return array
 
 
-def _frame(columns: list[str], rows: list[list[Any]], input_names: list[str]) -> dict[str, Array]:
+def _frame(columns: list[str], rows: list[list[Any]], input_names: list[str],
+           budget: ElementBudget) -> dict[str, Array]:
     """A frame as tensors: per column when the model's inputs are columns, else one matrix."""
     if any(len(r) != len(columns) for r in rows):
         raise InvalidInput(f"every row needs {len(columns)} values, one per column {columns}")
     if len(input_names) == 1 and not (len(columns) == 1 and columns[0] == input_names[0]):
-        return {input_names[0]: _array(rows, input_names[0])}
-    return {c: _array([r[i] for r in rows], c) for i, c in enumerate(columns)}
+        return {input_names[0]: _array(rows, input_names[0], budget)}
+    return {c: _array([r[i] for r in rows], c, budget) for i, c in enumerate(columns)}
 
 
-def _split(frame: Any, input_names: list[str]) -> dict[str, Array]:
+def _split(frame: Any, input_names: list[str], budget: ElementBudget) -> dict[str, Array]:
     if type(frame) is not dict or type(frame.get("data")) is not list:
         raise InvalidInput('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
     rows = frame["data"]
@@ -58,44 +62,44 @@ def _split(frame: Any, input_names: list[str]) -> dict[str, Array]:
             columns = input_names  # unnamed columns: the signature's, in order
         else:
             name = input_names[0] if input_names else "input-0"
-            return {name: _array(rows, name)}
+            return {name: _array(rows, name, budget)}
     if type(columns) is not list:
         raise InvalidInput("dataframe_split.columns must be a list of column names")
-    return _frame([str(c) for c in columns], rows, input_names)
+    return _frame([str(c) for c in columns], rows, input_names, budget)
 
 
-def _records(records: Any, input_names: list[str]) -> dict[str, Array]:
+def _records(records: Any, input_names: list[str], budget: ElementBudget) -> dict[str, Array]:
     if type(records) is not list or not records or not all(type(r) is dict for r in records):
         raise InvalidInput("dataframe_records must be a non-empty list of objects, one per row")
     columns = list(records[0])
     missing = [(i, c) for i, r in enumerate(records) for c in columns if c not in r]
     if missing:
         raise InvalidInput(f"dataframe_records row {missing[0][0]} lacks column {missing[0][1]!r}")
-    return _frame(columns, [[r[c] for c in columns] for r in records], input_names)
+    return _frame(columns, [[r[c] for c in columns] for r in records], input_names, budget)
 
 
-def _instances(rows: Any, input_names: list[str]) -> dict[str, Array]:
+def _instances(rows: Any, input_names: list[str], budget: ElementBudget) -> dict[str, Array]:
     if type(rows) is not list or not rows:
         raise InvalidInput("instances must be a non-empty list of rows")
     if all(type(r) is dict for r in rows):
         names = list(rows[0])
-        return {n: _array([r.get(n) for r in rows], n) for n in names}
+        return {n: _array([r.get(n) for r in rows], n, budget) for n in names}
     name = input_names[0] if len(input_names) == 1 else "input-0"
-    return {name: _array(rows, name)}
+    return {name: _array(rows, name, budget)}
 
 
-def _inputs(value: Any, input_names: list[str]) -> dict[str, Array]:
+def _inputs(value: Any, input_names: list[str], budget: ElementBudget) -> dict[str, Array]:
     if type(value) is dict:
         if not value:
             raise InvalidInput("inputs is an empty object")
-        return {str(k): _array(v, str(k)) for k, v in value.items()}
+        return {str(k): _array(v, str(k), budget) for k, v in value.items()}
     if type(value) is not list or not value:
         raise InvalidInput("inputs must be a non-empty list (a tensor) or an object of named tensors")
     name = input_names[0] if len(input_names) == 1 else "input-0"
-    return {name: _array(value, name)}
+    return {name: _array(value, name, budget)}
 
 
-def _csv(body: bytes, input_names: list[str]) -> dict[str, Array]:
+def _csv(body: bytes, input_names: list[str], budget: ElementBudget) -> dict[str, Array]:
     try:
         reader = csv.reader(io.StringIO(body.decode("utf-8")))
         header, *lines = [row for row in reader if row]
@@ -103,7 +107,7 @@ def _csv(body: bytes, input_names: list[str]) -> dict[str, Array]:
         raise InvalidInput(f"the CSV body cannot be read: {exc}") from None
     if not lines:
         raise InvalidInput("the CSV body needs a header row and at least one data row")
-    return _frame(header, [[_number(v) for v in line] for line in lines], input_names)
+    return _frame(header, [[_number(v) for v in line] for line in lines], input_names, budget)
 
 
 def _number(text: str) -> Any:
@@ -115,10 +119,13 @@ def _number(text: str) -> Any:
     return text
 
 
-def decode_request(body: bytes, content_type: str, input_names: list[str]) -> InferenceRequest:
-    """An ``/invocations`` body as an inference request for a model taking ``input_names``."""
+def decode_request(body: bytes, content_type: str, input_names: list[str],
+                   max_elements: int = DEFAULT_MAX_ELEMENTS) -> InferenceRequest:
+    """An ``/invocations`` body as an inference request for a model taking ``input_names``; its
+    tensors together hold at most ``max_elements`` elements."""
+    budget = ElementBudget(max_elements)
     if content_type.split(";", maxsplit=1)[0].strip().lower() == "text/csv":
-        return InferenceRequest(inputs=_csv(body, input_names))
+        return InferenceRequest(inputs=_csv(body, input_names, budget))
     doc = loads(body)
     given = [k for k in FORMATS if type(doc) is dict and k in doc]
     if len(given) != 1:
@@ -131,7 +138,7 @@ def decode_request(body: bytes, content_type: str, input_names: list[str]) -> In
     params = doc.get("params")
     if params is not None and type(params) is not dict:
         raise InvalidInput("params must be an object")
-    return InferenceRequest(inputs=decoders[kind](doc[kind], input_names), parameters=params)
+    return InferenceRequest(inputs=decoders[kind](doc[kind], input_names, budget), parameters=params)
 
 
 def _jsonable(data: Array) -> Any:
