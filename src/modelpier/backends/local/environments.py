@@ -101,6 +101,9 @@ class EnvironmentCache:
     def python(self, plan: EnvironmentPlan) -> Path:
         return self.path(plan) / "bin" / "python"
 
+    def is_built(self, plan: EnvironmentPlan) -> bool:
+        return (self.path(plan) / _READY).is_file()
+
     def ensure(self, plan: EnvironmentPlan) -> Path:
         """The environment's folder, built first when missing (blocks while another process builds it)."""
         target = self.path(plan)
@@ -125,7 +128,9 @@ class EnvironmentCache:
             self._run([uv, "venv", "--relocatable", "--python", python, str(staging)], plan)
             requirements = staging / "pier-requirements.txt"
             requirements.write_text(plan.requirements)
-            self._run([uv, "pip", "install", "--python", str(staging / "bin" / "python"),
+            # --compile-bytecode: replicas start from .pyc files instead of compiling every module of the
+            # environment on each start (with PYTHONDONTWRITEBYTECODE they would never be written).
+            self._run([uv, "pip", "install", "--compile-bytecode", "--python", str(staging / "bin" / "python"),
                        "-r", str(requirements)], plan)
             (staging / _READY).write_text(plan.lock_digest + "\n")
             if target.exists():  # a leftover without its marker (a crash mid-rename): replace it
