@@ -107,7 +107,7 @@ class Served:
 
 @contextmanager
 def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = True,
-                 env: dict[str, str] | None = None) -> Iterator[Served]:
+                 env: dict[str, str] | None = None, ready_timeout: float = 60) -> Iterator[Served]:
     http, grpc = free_port(), free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"serve-{http}.log"
@@ -121,7 +121,7 @@ def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = T
                    timeout=60, what="the server to listen")
         if wait_ready:
             wait_until(lambda: proc.poll() is not None or _answers(f"{served.url}/v2/health/ready"),
-                       timeout=60, what="the server to be ready")
+                       timeout=ready_timeout, what="the server to be ready")
         if proc.poll() is not None:
             raise AssertionError(f"the server exited with {proc.returncode}:\n{log.read_text()}")
         yield served

@@ -34,7 +34,8 @@ def served(mlflow_models: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     home = tmp_path_factory.mktemp("mlflow-home")
     for kind in KINDS:
         run_pier(["models", "import-mlflow", str(mlflow_models[kind]), "--name", kind], home, check=True)
-    with start_server(list(KINDS), home, "--no-grpc") as server:
+    # Seven models, two through mlflow.pyfunc (importing MLflow takes seconds, more on a loaded machine).
+    with start_server(list(KINDS), home, "--no-grpc", ready_timeout=240) as server:
         yield server
 
 
