@@ -130,3 +130,21 @@ def test_pyfunc_is_used_when_mlflow_is_installed(model: LogisticRegression, iris
     runtime = load_runtime("mlflow", folder)
     assert loaded == [str(folder)]
     np.testing.assert_array_equal(runtime.predict({"x": iris[0][:3]})["predict"], model.predict(iris[0][:3]))
+
+
+class Doubler(LogisticRegression):
+    """A type skops does not trust by default (it is not scikit-learn's)."""
+
+
+def test_skops_trusts_only_the_types_mlmodel_records(iris: Data, tmp_path: Path) -> None:
+    import skops.io
+
+    from modelpier.runtimes.mlflow import load_skops
+
+    file = tmp_path / "model.skops"
+    skops.io.dump(Doubler(max_iter=300).fit(*iris), file)
+    name = f"{Doubler.__module__}.Doubler"
+    with pytest.raises(InvalidArtifact, match=f"types MLmodel does not trust: {name}.*skops_trusted_types") as refused:
+        load_skops(file, None)
+    assert refused.value.details["untrusted"] == [name]
+    assert isinstance(load_skops(file, [name]), Doubler)
