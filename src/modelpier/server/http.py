@@ -6,7 +6,8 @@ with ``/ready``, ``/infer`` and ``/stats``; ``/v2/models/stats``; the repository
 (``/v1/models/{name}``, ``/v1/models/{name}:predict``), Seldon (``POST /api/v1.0/predictions``, alias
 ``/api/v0.1/predictions``), MLflow scoring (``POST /invocations`` with one model,
 ``POST /models/{name}/invocations``, ``GET /ping``), ``/metrics``, and the OpenAPI document with
-Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call the ``DataPlane``, encode, and map errors to the protocol's status and error shape.
+Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call the ``DataPlane``,
+encode, and map errors to the protocol's status and error shape.
 
 Why raw ASGI and not FastAPI routes: a FastAPI endpoint costs tens of microseconds of dependency
 resolution and response validation per request, more than a small model's prediction; here a
