@@ -290,3 +290,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+# -- isolated environments ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def environments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of isolated environments for the session (PIER_REGISTRY__ENVIRONMENTS_DIR): uv builds
+    each environment once, whichever test needs it first."""
+    return tmp_path_factory.mktemp("environments")

@@ -66,6 +66,9 @@ class RegistrySettings(BaseModel):
                     "overhead while keeping memory flat.")
     cache_dir: Path | None = Field(
         None, description="Where pulled versions are unpacked for loading; default $PIER_HOME/cache.")
+    environments_dir: Path | None = Field(
+        None, description="Where isolated replicas' virtualenvs are cached, one per lock "
+                          "(PIER_REGISTRY__ENVIRONMENTS_DIR); default $PIER_HOME/envs. Several homes may share one.")
 
 
 class PlatformSettings(BaseModel):
@@ -284,6 +287,10 @@ class Settings(BaseSettings):
     @property
     def resolved_cache_dir(self) -> Path:
         return self.registry.cache_dir or self.home / "cache"
+
+    @property
+    def resolved_environments_dir(self) -> Path:
+        return self.registry.environments_dir or self.home / "envs"
 
     @classmethod
     def settings_customise_sources(

@@ -34,6 +34,7 @@ class ReplicaSpec:
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
     outputs: tuple[str, ...] = ()  # the model's default outputs (``--outputs``); () = every output
+    isolated: bool = False  # run in a virtualenv built from the version's lock (pier serve --isolated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from modelpier.registry.lock import EnvironmentLock
 from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
-from modelpier.registry.wire import ModelBody, VersionBody
+from modelpier.registry.wire import LockBody, ModelBody, VersionBody
 from modelpier.spec.names import ModelRef
 
 
@@ -31,6 +32,7 @@ class RegistryAccess(Protocol):
     def set_tag(self, ref: ModelRef, key: str, value: str) -> None: ...
     def delete_tag(self, ref: ModelRef, key: str) -> None: ...
     def delete(self, ref: ModelRef) -> None: ...
+    def set_lock(self, ref: ModelRef, lock: EnvironmentLock) -> VersionBody: ...
 
 
 class LocalAccess:
@@ -62,6 +64,9 @@ class LocalAccess:
 
     def delete_tag(self, ref: ModelRef, key: str) -> None:
         self.registry.delete_tag(str(ref), key)
+
+    def set_lock(self, ref: ModelRef, lock: EnvironmentLock) -> VersionBody:
+        return VersionBody.of(self.registry.set_lock(ref, lock, project=self.registry.project))
 
     def delete(self, ref: ModelRef) -> None:
         if ref.version is None and ref.alias is None:
@@ -105,6 +110,9 @@ class RemoteAccess:
             self.client.delete_model_tag(ref.name, key)
         else:
             self.client.delete_version_tag(ref.name, _selector(ref), key)
+
+    def set_lock(self, ref: ModelRef, lock: EnvironmentLock) -> VersionBody:
+        return self.client.set_lock(ref.name, _selector(ref), LockBody.of(lock))
 
     def delete(self, ref: ModelRef) -> None:
         if ref.version is None and ref.alias is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,9 +85,18 @@ def _version_table(v: VersionBody) -> Table:
             f"{k}={val}" for k, val in env.items() if k != "requirements" and not isinstance(val, dict | list))))
         reqs = env.get("requirements") or []
         rows.append(("requirements", " ".join(str(r) for r in reqs) or "-"))
+    lock = v.to_domain().lock
+    rows.append(("lock", f"{lock.digest[:19]}… python {lock.python}, {len(lock.packages)} pins from "
+                 f"{lock.source.value}{', hashed' if lock.hashed else ''}: {' '.join(lock.pins)}"
+                 if lock else "- (pier models lock REF --requirements FILE)"))
     for k, val in rows:
         t.add_row(k, val)
     return t
+
+
+RequirementsOpt = typer.Option(
+    None, "--requirements", "-r",
+    help="Requirements file of exact pins (name==version, optional --hash=sha256:...) to lock the version to.")
 
 
 @app.command("list")
@@ -142,9 +152,13 @@ def save(
     tag: list[str] = typer.Option(None, "--tag", "-t", help="key=value; repeatable."),
     metric: list[str] = typer.Option(None, "--metric", "-m", help="key=number; repeatable."),
     description: str = typer.Option("", "--description", "-d"),
+    requirements: Path = RequirementsOpt,
     output: OutputFormat = OutputOpt,
 ) -> None:
-    """Register a model file or folder from disk as the next version of NAME (local store)."""
+    """Register a model file or folder from disk as the next version of NAME (local store).
+
+    The version's environment lock pins what this environment has installed of the flavor's
+    framework and its dependencies, unless --requirements gives the pins."""
     from modelpier.sdk.api import save_model
 
     c = get_context(ctx)
@@ -154,7 +168,7 @@ def save(
         name, path, flavor=flavor, signature=_read_structured(signature, "signature"),
         input_example=_read_structured(input_example, "input example"),
         tags=_key_values(tag, "tag"), metrics=_key_values(metric, "metric", float),
-        description=description, settings=c.settings)
+        description=description, requirements=requirements, settings=c.settings)
     body = VersionBody.of(version)
     emit(c.out, body, output, lambda: f"saved [bold]{version.ref}[/] ({version.flavor}, "
                                       f"{human_bytes(version.size)}, {version.digest[:19]}…)")
@@ -166,15 +180,57 @@ def import_mlflow_cmd(
     path: str = typer.Argument(..., help="An MLflow model folder (with an MLmodel file) or file:// URI."),
     name: str = typer.Option(..., "--name", "-n", help="Model name to register it under."),
     description: str = typer.Option("", "--description", "-d"),
+    requirements: Path = RequirementsOpt,
     output: OutputFormat = OutputOpt,
 ) -> None:
-    """Register an MLflow model (flavors, signature, input example); mlflow need not be installed."""
+    """Register an MLflow model (flavors, signature, input example); mlflow need not be installed.
+
+    The version's environment lock comes from the model's requirements.txt and python_env.yaml
+    (or --requirements)."""
     from modelpier.sdk.api import import_mlflow
 
     c = get_context(ctx)
-    version = import_mlflow(path, name, description=description, settings=c.settings)
+    version = import_mlflow(path, name, description=description, requirements=requirements, settings=c.settings)
     emit(c.out, VersionBody.of(version), output,
          lambda: f"imported [bold]{version.ref}[/] from {path} ({human_bytes(version.size)})")
+
+
+@app.command("lock")
+def lock(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="name (latest), name:3 or name:alias."),
+    requirements: Path = RequirementsOpt,
+    python: str = typer.Option(None, "--python", help="Python version the pins are for (default: this one's)."),
+    remote: str = RemoteOpt,
+    output: OutputFormat = OutputOpt,
+) -> None:
+    """Re-lock a version: record the exact pins its environment is built from.
+
+    With --requirements, the file's pins (name==version, with --hash=sha256:... where given; e.g.
+    from `uv pip compile --generate-hashes`). Without, what this environment has installed of the
+    version's framework and its dependencies (an MLflow model: its requirements.txt, pinned)."""
+    from modelpier.registry.lock import LockSource, parse_requirements
+    from modelpier.runtimes.locking import lock_saving_environment
+    from modelpier.sdk.mlflow_import import lock_mlflow_requirements
+
+    c = get_context(ctx)
+    parsed = ModelRef.parse(ref)
+    with c.registry_access(remote) as reg:
+        if requirements is not None:
+            if not requirements.is_file():
+                raise InvalidInput(f"requirements file {requirements} does not exist")
+            new_lock = parse_requirements(requirements.read_text(), python=python or platform.python_version(),
+                                          source=LockSource.USER)
+        else:
+            current = reg.get_version(parsed)
+            if current.flavor.value == "mlflow":
+                new_lock = lock_mlflow_requirements([str(r) for r in current.environment.get("requirements") or ()],
+                                                    python or platform.python_version())
+            else:
+                new_lock = lock_saving_environment(current.flavor)
+        version = reg.set_lock(parsed, new_lock)
+    emit(c.out, version, output, lambda: f"locked [bold]{version.ref}[/]: {new_lock.digest[:19]}… "
+                                         f"({len(new_lock.packages)} pins, python {new_lock.python_minor})")
 
 
 @app.command("alias")

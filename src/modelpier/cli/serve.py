@@ -2,7 +2,9 @@
 
 Registered in ``cli/main.py`` as ``app.command("serve")(serve)``; also runnable without the CLI
 as ``python -m modelpier.server``. Builds a ``ServerConfig`` from the options and hands it to the
-server's composition root (one process) or to the worker supervisor (several).
+server's composition root (one process) or to the worker supervisor (several). With ``--isolated``
+it first replaces itself with the same command run in the models' locked environment
+(``cli/isolation.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 
 import typer
 
+from modelpier.backends.local.environments import ISOLATED_ENV_VAR
 from modelpier.errors import InvalidSpec
 from modelpier.server.config import (
     DEFAULT_GRPC_PORT,
@@ -104,12 +107,21 @@ def serve(
         help="Serve the V2 model repository extension: POST /v2/repository/index and "
              "/v2/repository/models/NAME/load|unload over the models given here. Default: the setting "
              "serve.repository_api (PIER_SERVE__REPOSITORY_API), off."),
+    isolated: bool = typer.Option(
+        False, "--isolated",
+        help="Run in a virtualenv built with uv from the models' environment lock (cached under "
+             "PIER_HOME/envs by lock; every model served together must share one lock)."),
 ) -> None:
-    """Serve models over Open Inference Protocol V2 (REST and gRPC), KServe V1 and Seldon Core v1."""
+    """Serve models over Open Inference Protocol V2 (REST and gRPC), KServe V1, Seldon Core v1 and
+    MLflow's scoring protocol (/invocations)."""
     from modelpier.server.app import build_server
     from modelpier.server.workers import run_workers
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if isolated and ISOLATED_ENV_VAR not in os.environ:
+        from modelpier.cli.isolation import exec_isolated
+
+        exec_isolated(_settings(ctx), [ModelSource.parse(r).ref for r in refs])
     defaults = ModelOptions(
         batching=BatchingConfig(enabled=batching, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms),
         max_queue=max_queue, outputs=tuple(o for o in outputs.split(",") if o))

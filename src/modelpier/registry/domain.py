@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from modelpier.registry.lock import EnvironmentLock, lock_of
 from modelpier.spec.signature import Signature
 
 
@@ -80,6 +81,11 @@ class ModelVersion:
     @property
     def ref(self) -> str:
         return f"{self.model}:{self.version}"
+
+    @property
+    def lock(self) -> EnvironmentLock | None:
+        """The locked environment of this version (``environment["lock"]``), if one was recorded."""
+        return lock_of(self.environment)
 
 
 @dataclass(frozen=True, slots=True)

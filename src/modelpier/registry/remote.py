@@ -19,6 +19,7 @@ from modelpier.errors import RemoteUnreachable, from_envelope
 from modelpier.registry.wire import (
     BlobBody,
     CreatedVersionBody,
+    LockBody,
     ModelBody,
     NewVersionBody,
     UploadBody,
@@ -103,6 +104,12 @@ class RegistryClient:
 
     def delete_version_tag(self, name: str, selector: str, key: str) -> None:
         self._send("DELETE", f"{self._models}/{name}/versions/{selector}/tags/{key}")
+
+    def set_lock(self, name: str, selector: str, lock: LockBody) -> VersionBody:
+        response = self._send("PUT", f"{self._models}/{name}/versions/{selector}/lock",
+                              content=lock.model_dump_json(exclude={"digest"}),
+                              headers={"Content-Type": "application/json"})
+        return VersionBody.model_validate(response.json())
 
     # -- blobs --------------------------------------------------------------------------------
     def blob_exists(self, digest: str) -> bool:

@@ -34,6 +34,7 @@ from modelpier.registry.blobs.base import BlobStore
 from modelpier.registry.blobs.verify import hash_stream, read_chunks
 from modelpier.registry.digests import hex_of
 from modelpier.registry.domain import FileEntry, Model, ModelVersion, NewVersion
+from modelpier.registry.lock import EnvironmentLock, with_lock
 from modelpier.registry.store import DEFAULT_PROJECT, Admission, MetadataStore
 from modelpier.spec.names import ModelRef, validate_alias, validate_name, validate_tag_key
 
@@ -156,6 +157,21 @@ class Registry:
         deleted = self.metadata.delete_version(validate_name(name), version, project=self._in(project))
         self._collect_blobs(deleted.files)
         return deleted
+
+    # -- environment locks --------------------------------------------------------------------
+    def get_lock(self, ref: str | ModelRef, *, project: str | None = None) -> EnvironmentLock | None:
+        """The locked environment of the version ``ref`` points at (None: it records none).
+
+        What isolated replicas and OCI images build their environment from."""
+        return self.resolve(ref, project=project).lock
+
+    def set_lock(self, ref: str | ModelRef, lock: EnvironmentLock, *, project: str | None = None) -> ModelVersion:
+        """Re-lock a version: record ``lock`` as its environment lock (the artifact is unchanged)."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        where = self._in(project)
+        version = self.metadata.resolve(parsed, project=where)
+        return self.metadata.set_version_environment(version.model, version.version,
+                                                     with_lock(version.environment, lock), project=where)
 
     # -- aliases and tags ---------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int, *, project: str | None = None) -> ModelVersion:

@@ -12,7 +12,7 @@ missing one. Blobs are shared by every project (content-addressed).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from modelpier.registry.domain import Model, ModelVersion, NewVersion
 from modelpier.spec.names import ModelRef
@@ -74,6 +74,10 @@ class MetadataStore(Protocol):
 
     def delete_version_tag(self, name: str, version: int, key: str, *,
                            project: str = DEFAULT_PROJECT) -> ModelVersion: ...
+
+    def set_version_environment(self, name: str, version: int, environment: dict[str, Any], *,
+                                project: str = DEFAULT_PROJECT) -> ModelVersion:
+        """Replace a version's environment record (re-locking it); its artifact stays as it is."""
 
     def storage_bytes(self, project: str) -> int:
         """What the project's storage quota counts: the size of every distinct blob its versions

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelpier.registry.domain import FileEntry, Flavor, Model, ModelVersion, NewVersion
+from modelpier.registry.lock import EnvironmentLock, LockedPackage, LockSource
 from modelpier.spec.bounds import Count, Id
 from modelpier.spec.signature import Signature
 
@@ -159,3 +160,33 @@ class BlobBody(BaseModel):
 
 class CollectedBody(BaseModel):
     deleted: list[str] = Field(description="Digests of the blobs deleted.")
+
+
+class LockedPackageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=100)
+    hashes: list[str] = Field(default_factory=list)
+
+
+class LockBody(BaseModel):
+    """A version's locked environment (``PUT``/``GET .../versions/{selector}/lock``); ``digest`` is
+    computed by the server, never taken from a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    python: str = Field(min_length=1, max_length=20)
+    packages: list[LockedPackageBody] = Field(default_factory=list)
+    source: LockSource = LockSource.USER
+    digest: str | None = None
+
+    @classmethod
+    def of(cls, lock: EnvironmentLock) -> LockBody:
+        return cls(python=lock.python, source=lock.source, digest=lock.digest,
+                   packages=[LockedPackageBody(name=p.name, version=p.version, hashes=list(p.hashes))
+                             for p in lock.packages])
+
+    def to_domain(self) -> EnvironmentLock:
+        return EnvironmentLock.of(self.python, (LockedPackage(p.name, p.version, tuple(p.hashes))
+                                                for p in self.packages), self.source)

@@ -33,7 +33,7 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _VERSION = re.compile(r"^(\d+)(?:\.(\d+))?")
 _EXTRA = re.compile(r"\bextra\s*==")
 # MLflow folders are served natively when mlflow is absent, so its absence is no skew.
-_OPTIONAL: dict[Flavor, tuple[str, ...]] = {Flavor.MLFLOW: ("mlflow", "mlflow-skinny")}
+OPTIONAL_PACKAGES: dict[Flavor, tuple[str, ...]] = {Flavor.MLFLOW: ("mlflow", "mlflow-skinny")}
 
 
 class EnvironmentSkewWarning(UserWarning):
@@ -146,7 +146,7 @@ def warn_on_skew(recorded: Mapping[str, Any] | None, flavor: Flavor | str) -> li
         return []
     flavor = Flavor(flavor)
     current = current_environment(flavor, recorded_packages(recorded))
-    messages = compare_environment(recorded, current, optional=_OPTIONAL.get(flavor, ()))
+    messages = compare_environment(recorded, current, optional=OPTIONAL_PACKAGES.get(flavor, ()))
     for message in messages:
         warnings.warn(message, EnvironmentSkewWarning, stacklevel=2)
     return messages

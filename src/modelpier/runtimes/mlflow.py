@@ -1,15 +1,19 @@
 """The MLflow runtime: an MLflow model folder (``MLmodel`` plus the flavor's files).
 
-With ``mlflow`` installed the folder is loaded by ``mlflow.pyfunc.load_model``, which honours every
-MLflow flavor. Without it, the native flavor inside the folder is served by modelpier's own
-runtime: sklearn's pickled model, or the XGBoost / LightGBM file named in ``MLmodel``. Either way
-the signature is the registry's, else the one in ``MLmodel`` converted to V2 tensors.
+A folder with a native flavor modelpier serves is served by modelpier's own runtime, with or without
+MLflow installed: sklearn (``skops`` with the trusted types ``MLmodel`` records, ``pickle``,
+``cloudpickle``), or the XGBoost / LightGBM file named in ``MLmodel``. Any other folder
+(``python_function`` with a ``loader_module`` or a ``PythonModel``, its ``code`` paths and
+``artifacts``) is loaded by ``mlflow.pyfunc.load_model``, which needs ``mlflow-skinny``. Either way
+the signature is the registry's, else the one in ``MLmodel`` converted to V2 tensors (one input per
+column for a column signature).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,11 +46,12 @@ class MlflowRuntime:
     ) -> MlflowRuntime:
         mlmodel = read_mlmodel(path)
         signature = signature or mlmodel.signature
-        if importlib.util.find_spec("mlflow") is not None:
-            pyfunc = _PyfuncModel(path, mlmodel, signature)
-            return cls(pyfunc, signature or Signature())
-        inner = load_native(mlmodel, signature, options or {})
-        return cls(inner, inner.signature)
+        if any(f in mlmodel.flavors for f in NATIVE_FLAVORS) or importlib.util.find_spec("mlflow") is None:
+            # The framework's own runtime: no MLflow import (seconds of start-up), same predictions.
+            inner = load_native(mlmodel, signature, options or {})
+            return cls(inner, inner.signature)
+        pyfunc = _PyfuncModel(path, mlmodel, signature)
+        return cls(pyfunc, signature or Signature())
 
     @property
     def signature(self) -> Signature:
@@ -72,6 +77,13 @@ def load_native(mlmodel: MLmodel, signature: Signature | None, options: Mapping[
     file = mlmodel.folder / str(conf.get("pickled_model") or conf.get("data") or "")
     if not file.is_file():
         raise InvalidArtifact(f"MLmodel's {name} flavor names {file.name!r}, which is not in {mlmodel.folder}")
+    add_code_paths(mlmodel, name)
+    if conf.get("serialization_format") == "skops" or file.suffix == ".skops":
+        # sklearn models, and LightGBM's sklearn wrappers, in MLflow 3's default format.
+        require_framework(Flavor.SKLEARN)
+        from modelpier.runtimes.sklearn import SklearnRuntime
+
+        return SklearnRuntime(load_skops(file, conf.get("skops_trusted_types")), signature)
     if name == "sklearn" or file.suffix == ".pkl":
         # MLflow pickles sklearn models, and the sklearn API wrappers of LightGBM too.
         require_framework(Flavor.SKLEARN)
@@ -87,6 +99,47 @@ def load_native(mlmodel: MLmodel, signature: Signature | None, options: Mapping[
     from modelpier.runtimes.lightgbm import LightGBMRuntime
 
     return LightGBMRuntime.from_file(file, None, signature, options)
+
+
+def add_code_paths(mlmodel: MLmodel, flavor: str) -> None:
+    """Put the model's ``code`` folders on ``sys.path``, as MLflow does before loading (custom
+    transformers and pyfunc classes live there)."""
+    for conf in (mlmodel.flavors.get(flavor, {}), mlmodel.flavors.get("python_function", {})):
+        code = conf.get("code")
+        if code:
+            folder = mlmodel.folder / str(code)
+            entries = [folder, *(p for p in folder.iterdir() if p.is_dir())] if folder.is_dir() else []
+            for entry in entries:
+                if str(entry) not in sys.path:
+                    sys.path.insert(0, str(entry))
+
+
+def load_skops(file: Path, trusted: Any) -> Any:
+    """An estimator from MLflow 3's default ``skops`` format, trusting skops's defaults plus the types
+    ``MLmodel`` records (``skops_trusted_types``), never more: skops refuses anything else."""
+    try:
+        import skops.io
+    except ImportError:
+        raise InvalidArtifact(f"{file.name} is in the skops format: pip install skops") from None
+    types = [str(t) for t in trusted] if isinstance(trusted, list) else None
+    try:
+        return skops.io.load(file, trusted=types)
+    except Exception as exc:  # skops raises its own types and pickle errors
+        untrusted = _untrusted(skops.io, file, types)
+        if untrusted:
+            raise InvalidArtifact(
+                f"{file.name} holds types MLmodel does not trust: {', '.join(untrusted)}; save the model with "
+                "mlflow.sklearn.save_model(..., skops_trusted_types=[...]) naming them",
+                details={"untrusted": untrusted}) from exc
+        raise InvalidArtifact(f"cannot read {file} as a skops model: {exc}") from exc
+
+
+def _untrusted(skops_io: Any, file: Path, trusted: list[str] | None) -> list[str]:
+    try:
+        found = skops_io.get_untrusted_types(file=file)
+    except Exception:  # a file skops cannot even list is reported by the caller as unreadable
+        return []
+    return [str(t) for t in found if t not in (trusted or [])]
 
 
 def _wrapper_class(conf: Mapping[str, Any]) -> str | None:

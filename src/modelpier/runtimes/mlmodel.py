@@ -3,8 +3,9 @@ signature converted to V2 tensors.
 
 MLflow writes ``signature.inputs``/``outputs`` as JSON strings, either column-based
 (``[{"type": "double", "name": "x"}, ...]``) or tensor-based
-(``[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]``). Columns sharing
-one type become one ``input-0`` of shape ``[-1, ncols]``; mixed types one ``[-1]`` input per column.
+(``[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]``). Input columns
+become one ``[-1]`` input per column, named for it; output columns sharing one type become one
+``predict`` tensor.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ def _convert(
         return specs, ()
     types = [_column_type(e, where) for e in entries]
     names = tuple(str(e.get("name") or f"{prefix}-{i}") for i, e in enumerate(entries))
-    if len(set(types)) == 1:
-        shape = (-1,) if len(entries) == 1 and where == "outputs" else (-1, len(entries))
+    if where == "outputs" and len(set(types)) == 1:
+        shape = (-1,) if len(entries) == 1 else (-1, len(entries))
         return (TensorSpec(name=single, datatype=types[0], shape=shape),), names
+    # Inputs: one per column, as MLServer's and KServe's MLflow runtimes take them. (The server also
+    # accepts one [rows, columns] tensor when every column has the same datatype.)
     return tuple(TensorSpec(name=n, datatype=t, shape=(-1,)) for n, t in zip(names, types, strict=True)), names
 
 

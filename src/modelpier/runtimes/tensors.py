@@ -161,5 +161,11 @@ class TabularInput:
     def take(self, inputs: Mapping[str, Any]) -> Array:
         if self._single is not None:
             return pick_single(inputs, self._single)
+        if len(inputs) == 1:
+            (sent, value), = inputs.items()
+            matrix = np.asarray(value)
+            if sent not in {c.name for c in self._checks} and matrix.ndim == 2 \
+                    and matrix.shape[1] == len(self._checks):
+                return matrix  # the columns as one [rows, columns] tensor, in signature order
         columns = pick_named(inputs, self._checks)
         return np.column_stack(columns)

@@ -8,6 +8,7 @@ the same write order as every other path into the registry, so a failure leaves 
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -15,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modelpier.errors import InvalidInput
 from modelpier.registry.domain import Flavor, ModelVersion, NewVersion
 from modelpier.registry.factory import build_registry
+from modelpier.registry.lock import EnvironmentLock, LockSource, parse_requirements, with_lock
 from modelpier.registry.service import Registry
 from modelpier.runtimes.environment import warn_on_skew
 from modelpier.runtimes.loader import load_runtime
@@ -45,16 +48,29 @@ def _caller_source() -> str | None:
     return os.path.abspath(script) if script and os.path.exists(script) else None
 
 
+def read_lock(requirements: str | Path, *, python: str | None = None) -> EnvironmentLock:
+    """The lock a requirements file of exact pins gives (``pip freeze``, ``uv pip compile
+    --generate-hashes``), for ``python`` (default: this interpreter's version)."""
+    path = Path(requirements)
+    if not path.is_file():
+        raise InvalidInput(f"requirements file {path} does not exist")
+    return parse_requirements(path.read_text(), python=python or platform.python_version(), source=LockSource.USER)
+
+
 def _register(reg: Registry, settings: Settings, name: str, packaged: PackagedModel, *,
               tags: Mapping[str, str] | None, metrics: Mapping[str, float] | None,
-              params: Mapping[str, Any] | None, description: str, source: str | None) -> ModelVersion:
+              params: Mapping[str, Any] | None, description: str, source: str | None,
+              requirements: str | Path | None = None) -> ModelVersion:
+    environment = packaged.environment
+    if requirements is not None:
+        environment = with_lock(environment, read_lock(requirements))
     files = reg.store_files(packaged.directory)
     merged_params = {**packaged.params, **{k: str(v) for k, v in (params or {}).items()}}
     version, _created = reg.register(NewVersion(
         model=name, flavor=packaged.flavor, files=files, signature=packaged.signature,
         input_example=packaged.input_example, metrics={k: float(v) for k, v in (metrics or {}).items()},
         params=merged_params, tags=dict(tags or {}), description=description,
-        environment=packaged.environment, created_by=settings.user, source=source))
+        environment=environment, created_by=settings.user, source=source))
     return version
 
 
@@ -70,6 +86,7 @@ def save_model(
     params: Mapping[str, Any] | None = None,
     description: str = "",
     source: str | None = None,
+    requirements: str | Path | None = None,
     registry: Registry | None = None,
     settings: Settings | None = None,
 ) -> ModelVersion:
@@ -77,6 +94,8 @@ def save_model(
 
     The flavor and signature are inferred from the object and ``input_example`` when not given.
     Saving an artifact identical to an existing version returns that version instead of a copy.
+    The version's environment lock is taken from this process (the installed framework and what it
+    needs, exactly pinned), or from ``requirements``, a file of exact pins.
     """
     validate_name(name)
     with _registry(registry, settings) as (reg, cfg), tempfile.TemporaryDirectory(prefix="pier-save-") as tmp:
@@ -86,7 +105,7 @@ def save_model(
             source = str(Path(model_or_path).resolve()) if isinstance(model_or_path, str | Path) \
                 else _caller_source()
         return _register(reg, cfg, name, packaged, tags=tags, metrics=metrics, params=params,
-                         description=description, source=source)
+                         description=description, source=source, requirements=requirements)
 
 
 def load_model(ref: str, *, registry: Registry | None = None, settings: Settings | None = None) -> Any:
@@ -108,15 +127,17 @@ def import_mlflow(
     *,
     tags: Mapping[str, str] | None = None,
     description: str = "",
+    requirements: str | Path | None = None,
     registry: Registry | None = None,
     settings: Settings | None = None,
 ) -> ModelVersion:
     """Register an MLflow model directory (its MLmodel, flavors, signature, input example) as ``name``.
 
-    Needs no mlflow installation for local paths and ``file://`` URIs.
+    Needs no mlflow installation for local paths and ``file://`` URIs. The environment lock comes
+    from the model's ``requirements.txt`` and ``python_env.yaml``, or from ``requirements``.
     """
     validate_name(name)
     packaged = read_mlflow_model(path_or_uri)
     with _registry(registry, settings) as (reg, cfg):
         return _register(reg, cfg, name, packaged, tags=tags, metrics=None, params=None,
-                         description=description, source=str(path_or_uri))
+                         description=description, source=str(path_or_uri), requirements=requirements)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
+import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -18,6 +21,7 @@ import yaml
 
 from modelpier.errors import InvalidArtifact, InvalidInput
 from modelpier.registry.domain import Flavor
+from modelpier.registry.lock import EnvironmentLock, LockSource, normalise_name, parse_requirements, with_lock
 from modelpier.runtimes.mlmodel import MLmodel, read_mlmodel
 from modelpier.sdk.packaging import PackagedModel
 from modelpier.sdk.signature_inference import MAX_EXAMPLE_ROWS
@@ -29,6 +33,9 @@ _FRAMEWORK_KEYS = {  # MLflow flavor -> (distribution, version key in its flavor
     "onnx": ("onnx", "onnx_version"),
     "pytorch": ("torch", "pytorch_version"),
 }
+
+# ``name==1.2`` (group 2: the version), or a name with a range/marker/nothing (no group 2).
+_PIN_OR_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:==\s*([^\s;,]+)\s*$)?")
 
 
 def resolve_mlflow_uri(uri: str | Path) -> Path:
@@ -122,11 +129,40 @@ def mlflow_environment(mlmodel: MLmodel) -> dict[str, Any]:
         if name in mlmodel.flavors and mlmodel.flavors[name].get(key):
             framework = {"name": dist, "version": str(mlmodel.flavors[name][key])}
             break
-    return {
+    python = _python_version(mlmodel)
+    requirements = _requirements(mlmodel.folder)
+    environment = {
         "flavor": Flavor.MLFLOW.value,
-        "python": _python_version(mlmodel),
+        "python": python,
         "mlflow": mlmodel.mlflow_version,
         "mlflow_flavors": sorted(mlmodel.flavors),
         "framework": framework,
-        "requirements": _requirements(mlmodel.folder),
+        "requirements": requirements,
     }
+    return with_lock(environment, lock_mlflow_requirements(requirements, python or platform.python_version()))
+
+
+def lock_mlflow_requirements(requirements: list[str], python: str) -> EnvironmentLock:
+    """The lock of an MLflow model's ``requirements.txt`` lines.
+
+    MLflow pins what it inferred (``scikit-learn==1.5.2``); a line it could not pin (a range, a bare
+    name) is pinned to the version installed here, or left out when none is, since an unpinned
+    requirement cannot be reproduced. ``mlflow`` becomes ``mlflow-skinny`` at the same version: the
+    model needs MLflow's loader, not its tracking server and UI.
+    """
+    lines = []
+    for line in requirements:
+        match = _PIN_OR_NAME.match(line)
+        if match is None:
+            continue
+        name, pinned = match.group(1), match.group(2)
+        if normalise_name(name) == "mlflow":
+            name = "mlflow-skinny"
+        if pinned:
+            lines.append(f"{name}=={pinned}")
+            continue
+        try:
+            lines.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return parse_requirements("\n".join(lines), python=python, source=LockSource.MLFLOW)

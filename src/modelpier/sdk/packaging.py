@@ -20,6 +20,7 @@ import numpy as np
 
 from modelpier.errors import InvalidArtifact, InvalidInput
 from modelpier.registry.domain import Flavor
+from modelpier.registry.lock import with_lock
 from modelpier.runtimes.environment import capture_environment
 from modelpier.runtimes.loader import (
     canonical_name,
@@ -28,6 +29,7 @@ from modelpier.runtimes.loader import (
     load_runtime,
     parse_flavor,
 )
+from modelpier.runtimes.locking import lock_saving_environment
 from modelpier.sdk.signature_inference import (
     describe_inputs,
     example_inputs,
@@ -216,7 +218,7 @@ def package_model(
         directory=dest,
         signature=_signature(resolved, dest, user_signature, inputs),
         input_example=stored_example(inputs),
-        environment=capture_environment(resolved),
+        environment=with_lock(capture_environment(resolved), lock_saving_environment(resolved)),
         params=params,
     )
 

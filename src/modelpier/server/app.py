@@ -3,7 +3,8 @@
 Wires metrics, the thread pool for predictions, the model repository, the data plane and both
 transports, then runs them on one uvloop event loop under uvicorn (httptools parser). Start-up:
 the HTTP and gRPC ports open at once (liveness answers), models load in a worker thread, readiness
-flips when all are loaded; a model that fails to load stops the server with exit code 1. SIGTERM
+flips when all are loaded; a model that fails to load stays unready with its reason while the others
+serve (when every model fails, the server stops with exit code 1). SIGTERM
 or SIGINT: stop accepting, let in-flight requests finish (up to ``shutdown_grace_s``), stop gRPC
 with the same grace, exit 0.
 """
@@ -93,7 +94,9 @@ class ModelServer:
         # collector's sight, so full collections stop scanning it (they took milliseconds, a p99 spike).
         gc.collect()
         gc.freeze()
-        log.info("ready: %s", ", ".join(self.repository.names))
+        failed = self.repository.failures
+        log.info("ready: %s%s", ", ".join(n for n in self.repository.names if n not in failed),
+                 f" (not serving, failed to load: {', '.join(failed)})" if failed else "")
         if self._on_ready is not None:
             self._on_ready()
 

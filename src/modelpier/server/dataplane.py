@@ -103,6 +103,10 @@ class DataPlane:
     def model_ready(self, name: str, version: str | None = None) -> bool:
         return self._repository.is_ready(name, version)
 
+    def model_failure(self, name: str) -> str | None:
+        """Why ``name`` failed to load (None: it did not fail)."""
+        return self._repository.failures.get(name)
+
     def server_metadata(self) -> ServerMetadata:
         extensions = (*EXTENSIONS, "model_repository") if self._repository_api else EXTENSIONS
         return ServerMetadata(name=SERVER_NAME, version=__version__, extensions=extensions)
@@ -139,7 +143,7 @@ class DataPlane:
         self._repository.unload(name)
 
     def model_metadata(self, name: str, version: str | None = None) -> ModelMetadata:
-        return self._repository.get(name, version).metadata
+        return self._repository.metadata(name, version)
 
     def model(self, name: str, version: str | None = None) -> ModelHandle:
         return self._repository.get(name, version)

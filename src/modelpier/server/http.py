@@ -4,9 +4,10 @@ Routes: V2 (``/v2/health/live``, ``/v2/health/ready``, ``/v2``, ``/v2/models/{na
 with ``/ready``, ``/infer`` and ``/stats``; ``/v2/models/stats``; the repository extension's
 ``/v2/repository/index`` and ``/v2/repository/models/{name}/load|unload`` when enabled), KServe V1
 (``/v1/models/{name}``, ``/v1/models/{name}:predict``), Seldon (``POST /api/v1.0/predictions``, alias
-``/api/v0.1/predictions``), ``/metrics``, and the OpenAPI document with Swagger UI (``/openapi.json``,
-``/docs``). Handlers decode with a codec, call
-the ``DataPlane``, encode, and map errors to the protocol's status and error shape.
+``/api/v0.1/predictions``), MLflow scoring (``POST /invocations`` with one model,
+``POST /models/{name}/invocations``, ``GET /ping``), ``/metrics``, and the OpenAPI document with
+Swagger UI (``/openapi.json``, ``/docs``). Handlers decode with a codec, call the ``DataPlane``,
+encode, and map errors to the protocol's status and error shape.
 
 Why raw ASGI and not FastAPI routes: a FastAPI endpoint costs tens of microseconds of dependency
 resolution and response validation per request, more than a small model's prediction; here a
@@ -32,7 +33,7 @@ from modelpier.errors import (
     ServiceUnavailable,
     http_status,
 )
-from modelpier.server.codecs import kserve_v1, seldon, v2_binary, v2_json
+from modelpier.server.codecs import kserve_v1, mlflow_scoring, seldon, v2_binary, v2_json
 from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.deadlines import TIMEOUT_HEADER, header_timeout_s
@@ -114,6 +115,9 @@ class HttpApp:
             ("GET", "/v1/models"): self._v1_list,
             ("POST", "/api/v1.0/predictions"): self._seldon,
             ("POST", "/api/v0.1/predictions"): self._seldon,
+            ("POST", "/invocations"): self._invocations,
+            ("GET", "/ping"): self._ping,
+            ("GET", "/health"): self._ping,
             ("GET", "/metrics"): self._metrics_page,
             ("GET", "/openapi.json"): self._openapi,
             ("GET", "/docs"): self._swagger,
@@ -140,6 +144,8 @@ class HttpApp:
             await handler(scope, receive, send)
         elif path.startswith("/v1/models/"):
             await self._v1_model(scope, receive, send, path[11:], method)
+        elif path.startswith("/models/") and path.endswith("/invocations") and method == "POST":
+            await self._score(scope, receive, send, path[8:-12])
         elif method == "GET" and path.startswith("/docs/static/"):
             await self._static(send, path[13:])
         elif any(p == path for _, p in self._fixed):
@@ -272,7 +278,11 @@ class HttpApp:
             code, _, message, extra = error_status(exc)
             await respond(send, code, v2_json.encode_error(message), extra=extra)
             return
-        await respond(send, 200 if ready else 503, v2_json.dumps({"name": name, "ready": ready}))
+        body: dict[str, object] = {"name": name, "ready": ready}
+        reason = None if ready else self._dp.model_failure(name)
+        if reason is not None:
+            body["reason"] = reason
+        await respond(send, 200 if ready else 503, v2_json.dumps(body))
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 200, b'{"live":true}')
@@ -380,6 +390,40 @@ class HttpApp:
         except Exception as exc:
             code, _, message, extra = error_status(exc)
             await respond(send, code, v2_json.encode_error(message), extra=extra)
+
+    # -- MLflow scoring -------------------------------------------------------------------------
+    async def _ping(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # MLflow's /ping: 200 once the model can answer (here: once the server is ready).
+        ready = self._dp.ready()
+        await respond(send, 200 if ready else 503, b"\n" if ready else b'{"ready":false}')
+
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        names = self._dp.repository.names
+        if len(names) != 1:
+            message = (f"this server hosts several models {names}; "
+                       "post to /models/NAME/invocations instead")
+            await respond(send, 400, mlflow_scoring.encode_error(400, message))
+            return
+        await self._score(scope, receive, send, names[0])
+
+    async def _score(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        started = time.perf_counter()
+        status = "ok"
+        try:
+            handle = self._dp.model(name)
+            body, _, timeout_s = await self._read(scope, receive)
+            content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
+            request = mlflow_scoring.decode_request(body, content_type, [i.name for i in handle.signature.inputs],
+                                                    self._max_elements)
+            response = await self._dp.infer(name, None, request, timeout_s)
+            await respond(send, 200, mlflow_scoring.encode_response(response))
+        except ClientGone:
+            status = "client_gone"
+        except Exception as exc:
+            code, status, message, extra = error_status(exc)
+            await respond(send, code, mlflow_scoring.encode_error(code, message), extra=extra)
+        finally:
+            self._metrics.request(self._label(name), "mlflow", status, time.perf_counter() - started)
 
     # -- operations -----------------------------------------------------------------------------
     async def _metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:

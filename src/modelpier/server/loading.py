@@ -8,10 +8,13 @@ worker thread at start-up: loading reads files and unpickles.
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelpier.errors import InvalidSpec
 from modelpier.registry.service import Registry
@@ -19,6 +22,8 @@ from modelpier.runtimes.base import ModelRuntime
 from modelpier.server.config import ModelOptions, ModelSource
 from modelpier.spec.names import ModelRef
 from modelpier.spec.signature import Signature
+
+log = logging.getLogger("modelpier.server")
 
 _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -29,6 +34,9 @@ class LoadedModel:
     version: str | None  # None for a plain path: it has no version
     flavor: str
     runtime: ModelRuntime
+    # How this process differs from the environment the version was saved in (major/minor versions
+    # of its framework, numpy or Python): shown in the model's metadata; empty when it does not.
+    environment_warnings: tuple[str, ...] = ()
 
 
 def is_plain_path(ref: str) -> bool:
@@ -68,6 +76,7 @@ def load_model(source: ModelSource, options: ModelOptions,
         flavor, folder = prepare_plain_path(_path_of(source.ref))
         signature: Signature | None = None
         version: str | None = None
+        skew: tuple[str, ...] = ()
     else:
         if registry is None:
             raise InvalidSpec(f"{source.ref!r} is not a file, and no registry is configured to resolve it")
@@ -75,5 +84,19 @@ def load_model(source: ModelSource, options: ModelOptions,
         found = reg.resolve(source.ref)
         folder = reg.materialize(found)
         flavor, signature, version = found.flavor, found.signature, str(found.version)
+        skew = _skew(found.environment, flavor, name)
     runtime = load_runtime(flavor, folder, signature)
-    return LoadedModel(name=name, version=version, flavor=str(flavor), runtime=runtime)
+    return LoadedModel(name=name, version=version, flavor=str(flavor), runtime=runtime, environment_warnings=skew)
+
+
+def _skew(environment: dict[str, Any], flavor: str, name: str) -> tuple[str, ...]:
+    """Differences between the saving environment and this one, each logged as a warning."""
+    from modelpier.runtimes.environment import EnvironmentSkewWarning, warn_on_skew
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnvironmentSkewWarning)  # logged below, once, with the model's name
+        messages = tuple(warn_on_skew(environment, flavor))
+    for message in messages:
+        log.warning("model %s: %s (serve it isolated to run it in its own locked environment)", name, message)
+    return messages
+

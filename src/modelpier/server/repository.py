@@ -114,6 +114,7 @@ class ModelRepository:
         self._unloaded: set[str] = set()
         self._failed: dict[str, str] = {}  # name -> why its last load through the repository API failed
         self._loading: set[str] = set()
+        self._failures: dict[str, str] = {}  # failed at start-up: the reason (kept unready; the others serve)
         self.ready = False
 
     @property
@@ -123,6 +124,9 @@ class ModelRepository:
     def get(self, name: str, version: str | None = None) -> ModelHandle:
         handle = self._handles.get(name)
         if handle is None:
+            if name in self._failures:
+                raise ServiceUnavailable(f"model {name!r} failed to load: {self._failures[name]}",
+                                         details={"model": name, "state": "failed", "reason": self._failures[name]})
             if name in self._unloaded or name in self._failed:
                 why = self._failed.get(name) or "it was unloaded"
                 raise NotFound(f"model {name!r} is not loaded ({why}); load it with "
@@ -137,6 +141,20 @@ class ModelRepository:
                            details={"model": name, "version": version})
         return handle
 
+    @property
+    def failures(self) -> dict[str, str]:
+        """The models that failed to load at start-up, with the reason (unready; the others serve)."""
+        return dict(self._failures)
+
+    def metadata(self, name: str, version: str | None = None) -> ModelMetadata:
+        """A model's V2 metadata; a model that failed to load answers with its state and reason
+        (no tensors: they were never known)."""
+        reason = self._failures.get(name)
+        if reason is not None and name not in self._handles:
+            return ModelMetadata(name=name, versions=(), platform="", inputs=(), outputs=(),
+                                 parameters={"state": "failed", "reason": reason})
+        return self.get(name, version).metadata
+
     def is_ready(self, name: str, version: str | None = None) -> bool:
         try:
             self.get(name, version)
@@ -145,9 +163,23 @@ class ModelRepository:
         return True
 
     async def load_all(self) -> None:
-        """Load every model (in a thread), then mark the server ready. Raises the first failure."""
+        """Load every model (in a thread), then mark the server ready.
+
+        A model that fails to load is logged and kept unready with its reason, and the others serve:
+        one bad artifact never takes its neighbours down (the repository API may load it again).
+        Only when every model failed is the first failure raised (a server with nothing to serve
+        stops, and its supervisor reports why)."""
+        first: Exception | None = None
         for name in self._sources:
-            await self._load_one(name)
+            try:
+                await self._load_one(name)
+            except Exception as exc:  # any loader failure: frameworks raise every kind of error
+                reason = str(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+                self._failures[name] = self._failed[name] = reason
+                log.error("model %s failed to load: %s", name, reason, exc_info=not hasattr(exc, "message"))
+                first = first or exc
+        if first is not None and not self._handles:
+            raise first
         self.ready = True
 
     async def _load_one(self, name: str) -> None:
@@ -162,6 +194,7 @@ class ModelRepository:
         self._handles[name] = handle
         self._unloaded.discard(name)
         self._failed.pop(name, None)
+        self._failures.pop(name, None)
         seconds = time.perf_counter() - started
         self._metrics.model_loaded(name, seconds, _depth_of(handle.runner))
         log.info("model %s loaded in %.2fs (%s, version %s, batching %s)", name, seconds, loaded.flavor,
@@ -228,7 +261,9 @@ class ModelRepository:
             runner = DirectRunner(executor, options.max_queue)
         metadata = ModelMetadata(
             name=name, versions=(loaded.version,) if loaded.version else (), platform=loaded.flavor,
-            inputs=_tensor_meta(signature.inputs), outputs=_tensor_meta(signature.outputs))
+            inputs=_tensor_meta(signature.inputs), outputs=_tensor_meta(signature.outputs),
+            parameters={"environment_warnings": list(loaded.environment_warnings)}
+            if loaded.environment_warnings else {})
         return ModelHandle(name=name, version=loaded.version, metadata=metadata, signature=signature,
                            validator=InputValidator(signature), runner=runner,
                            output_names=frozenset(o.name for o in signature.outputs),

@@ -3,7 +3,9 @@
 ``InputValidator`` is built once per model at load time, so checking a request costs a dict lookup,
 a dtype comparison and a few integer comparisons per input. Every rejection is an ``InvalidInput``
 naming the input, what the signature expects and what was sent. A model with one input accepts a
-lone tensor under any name (MLServer and KServe clients often send ``input-0`` or ``input_1``).
+lone tensor under any name (MLServer and KServe clients often send ``input-0`` or ``input_1``); a model
+whose inputs are columns of one datatype takes them one per input (``[rows]`` or ``[rows, 1]``) or as
+one ``[rows, columns]`` tensor.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class InputValidator:
         self._checks = {spec.name: _InputCheck(spec) for spec in signature.inputs}
         self._single = next(iter(self._checks.values())) if len(self._checks) == 1 else None
         self._names = list(self._checks)
+        # Column inputs (one [-1] input per column, an MLflow column signature) of one datatype also
+        # come as a single [rows, columns] tensor, in the signature's column order.
+        checks = list(self._checks.values())
+        self._columns = len(checks) > 1 and all(c.ndim == 1 for c in checks) \
+            and len({c.datatype for c in checks}) == 1
 
     def check(self, inputs: dict[str, Array]) -> tuple[dict[str, Array], int]:
         """The checked inputs and their batch size (the shared first dimension)."""
@@ -83,6 +90,10 @@ class InputValidator:
             single = self._single
             array = single.check(array, sent)
             return {single.name: array}, (array.shape[0] if array.ndim else 1)
+        if self._columns and len(inputs) == 1 and next(iter(inputs)) not in self._checks:
+            inputs = self._split_columns(*next(iter(inputs.items())))
+        elif self._columns:
+            inputs = {k: v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v for k, v in inputs.items()}
         missing = [n for n in self._names if n not in inputs]
         if missing:
             want = ", ".join(f"{n!r} ({self._checks[n].expectation()})" for n in missing)
@@ -98,6 +109,14 @@ class InputValidator:
             )
         checked = {name: self._checks[name].check(inputs[name], name) for name in self._names}
         return checked, _rows(checked)
+
+    def _split_columns(self, sent: str, array: Array) -> dict[str, Array]:
+        if array.ndim != 2 or array.shape[1] != len(self._names):
+            raise InvalidInput(
+                f"input {sent!r}: the model takes columns {self._names}: send one input per column, or one "
+                f"tensor of shape [rows, {len(self._names)}]; got {shape_text(array.shape)}",
+                details={"input": sent, "expected_inputs": self._names, "shape": list(array.shape)})
+        return {name: array[:, i] for i, name in enumerate(self._names)}
 
 
 def _rows(inputs: dict[str, Array]) -> int:

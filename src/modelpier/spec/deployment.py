@@ -122,6 +122,10 @@ class PredictorSpec(_Spec):
         description="Outputs a request that names none gets, and the only ones computed for it (e.g. "
                     "[predict]: a scikit-learn classifier then skips predict_proba). A request may still "
                     "name any output of the model. Absent: every output.")
+    isolated: bool = Field(
+        False, description="Run replicas in a virtualenv built with uv from the model version's environment lock "
+                           "(cached by lock and shared by every replica needing it), instead of the platform's "
+                           "own environment. A lock that cannot be installed fails the rollout.")
 
     @field_validator("name")
     @classmethod

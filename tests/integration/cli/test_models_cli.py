@@ -111,3 +111,35 @@ def test_help_explains_every_command(tmp_path: Path) -> None:
         assert command in out
     push_help = run_pier(["models", "push", "--help"], tmp_path, check=True).stdout
     assert "resumable" in push_help
+
+
+def test_a_saved_version_is_locked_and_can_be_relocked(model_file: Path, tmp_path: Path) -> None:
+    import sklearn
+
+    saved = pier_json(["models", "save", str(model_file), "--name", "iris"], tmp_path)
+    lock = saved["environment"]["lock"]  # type: ignore[index]
+    pins = {p["name"]: p["version"] for p in lock["packages"]}
+    # The saving environment, transitively: the framework and what it needs, exactly pinned.
+    assert pins["scikit-learn"] == sklearn.__version__
+    assert {"numpy", "scipy", "joblib", "threadpoolctl"} <= set(pins)
+    assert lock["source"] == "saved"
+    assert lock["digest"].startswith("sha256:")
+    assert "lock" in run_pier(["models", "get", "iris"], tmp_path, check=True).stdout
+
+    hashed = "sha256:" + "0" * 64
+    req = tmp_path / "req.txt"
+    req.write_text(f"scikit-learn==1.5.2 --hash={hashed}\nnumpy==1.26.4\n")
+    relocked = pier_json(["models", "lock", "iris:1", "--requirements", str(req), "--python", "3.11"], tmp_path)
+    got = pier_json(["models", "get", "iris:1"], tmp_path)
+    assert got == relocked
+    assert [(p["name"], p["version"], p["hashes"]) for p in got["environment"]["lock"]["packages"]] == [  # type: ignore[index]
+        ("numpy", "1.26.4", []), ("scikit-learn", "1.5.2", [hashed])]
+    assert got["digest"] == saved["digest"]  # type: ignore[index]  # the artifact is unchanged
+
+    req.write_text("scikit-learn>=1.5\n")
+    bad = run_pier(["models", "lock", "iris:1", "--requirements", str(req)], tmp_path)
+    assert bad.returncode == 3
+    assert "not an exact pin" in bad.stderr
+    # Without a file: re-locked from this environment again.
+    again = pier_json(["models", "lock", "iris"], tmp_path)
+    assert again["environment"]["lock"]["digest"] == lock["digest"]  # type: ignore[index]

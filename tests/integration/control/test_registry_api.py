@@ -243,3 +243,23 @@ def test_the_api_docs_page_needs_no_internet_and_no_token(api: httpx.Client) -> 
     assert httpx.get(f"{root}/docs/static/swagger-ui.css", timeout=10).headers["content-type"].startswith("text/css")
     assert httpx.get(f"{root}/docs/static/nope.js", timeout=10).status_code == 404
     assert httpx.get(f"{root}/redoc", timeout=10).status_code in {401, 404}  # no second, CDN-loaded page
+
+
+def test_a_version_is_relocked_over_http(api: httpx.Client) -> None:
+    data = os.urandom(1200)
+    digest = upload(api, data)
+    assert api.post("/models/api-lock/versions", json=version_body(digest, len(data))).status_code == 201
+    missing = api.get("/models/api-lock/versions/1/lock")
+    assert missing.status_code == 404
+    assert "pier models lock" in error_of(missing)["message"]
+    hashed = "sha256:" + "1" * 64
+    body = {"python": "3.11.4", "packages": [{"name": "Scikit_Learn", "version": "1.5.2", "hashes": [hashed]}]}
+    r = api.put("/models/api-lock/versions/latest/lock", json=body)
+    assert r.status_code == 200, r.text
+    lock = api.get("/models/api-lock/versions/1/lock").json()
+    assert lock["packages"] == [{"name": "scikit-learn", "version": "1.5.2", "hashes": [hashed]}]
+    assert lock["digest"] == r.json()["environment"]["lock"]["digest"]
+    bad = api.put("/models/api-lock/versions/1/lock",
+                  json={"python": "3.11", "packages": [{"name": "numpy", "version": "1", "hashes": ["md5:x"]}]})
+    assert bad.status_code == 400
+    assert "sha256" in error_of(bad)["message"]

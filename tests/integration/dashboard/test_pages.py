@@ -39,8 +39,14 @@ def _register_models(home: Path) -> None:
             folder = home / f"artifact-{version}"
             folder.mkdir(parents=True)
             (folder / "model.bin").write_bytes(f"weights {version}".encode())
+            # Version 2 was saved with a scikit-learn this platform does not have, and locked to it.
+            environment = {"python": "3.11.2", "packages": {"scikit-learn": "1.5.2"},
+                           "lock": {"python": "3.11.2", "source": "user",
+                                    "packages": [{"name": "scikit-learn", "version": "1.5.2"}]}} \
+                if version == 2 else {}
             registry.register(NewVersion(model="iris", flavor=Flavor.PYTHON, files=registry.store_files(folder),
-                                         tags={"team": "ml"}, metrics={"acc": 0.9}, source="tests"))
+                                         tags={"team": "ml"}, metrics={"acc": 0.9}, source="tests",
+                                         environment=environment))
         registry.set_alias("iris", "production", 1)
     finally:
         registry.close()
@@ -129,7 +135,8 @@ def test_pages_render_the_registry(server: Server) -> None:
         assert "0 of 1 model match the filters" in none.text
         model = client.get("/ui/projects/default/models/iris", params={"version": "2"})
         assert model.status_code == 200
-        for shown in ("Version 2", "sha256:", "acc", "tests", "team=ml"):
+        for shown in ("Version 2", "sha256:", "acc", "tests", "team=ml", "scikit-learn==1.5.2",
+                      "Environment skew", "scikit-learn: the model was saved with 1.5.2, this environment has 1.9"):
             assert shown in model.text
         assert client.get("/ui/projects").status_code == 200
         project = client.get("/ui/projects/default")

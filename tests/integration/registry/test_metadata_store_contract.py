@@ -586,3 +586,14 @@ def test_an_unreachable_postgres_is_service_unavailable_without_the_password() -
         SqlMetadataStore.open(url)
     assert "pier@127.0.0.1" in info.value.message
     assert "s3cret" not in info.value.message
+
+
+def test_a_version_can_be_relocked_keeping_its_artifact(metadata_store: SqlMetadataStore) -> None:
+    v1 = push(metadata_store, "iris", b"w", environment={"python": "3.11.2"})
+    relocked = metadata_store.set_version_environment("iris", 1, {"python": "3.11.2", "lock": {"python": "3.11"}})
+    assert (relocked.digest, relocked.files) == (v1.digest, v1.files)
+    assert metadata_store.get_version("iris", 1).environment == {"python": "3.11.2", "lock": {"python": "3.11"}}
+    with pytest.raises(NotFound):
+        metadata_store.set_version_environment("iris", 2, {})
+    with pytest.raises(InvalidInput):
+        metadata_store.set_version_environment("iris", 1, {"x": float("nan")})

@@ -107,14 +107,15 @@ class Served:
 
 
 @contextmanager
-def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = True) -> Iterator[Served]:
+def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = True,
+                 env: dict[str, str] | None = None, ready_timeout: float = 60) -> Iterator[Served]:
     http, grpc = free_port(), free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / f"serve-{http}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*serve_command(), *models, "--http-port", str(http), "--grpc-port", str(grpc), *args],
-            env=pier_env(home), stdout=out, stderr=subprocess.STDOUT)
+            env=pier_env(home, **(env or {})), stdout=out, stderr=subprocess.STDOUT)
     served = Served(url=f"http://127.0.0.1:{http}", grpc=f"127.0.0.1:{grpc}", proc=proc, log=log)
     guard = watch(proc.pid)  # stopped even when the test run is interrupted
     try:
@@ -122,7 +123,7 @@ def start_server(models: list[str], home: Path, *args: str, wait_ready: bool = T
                    timeout=60, what="the server to listen")
         if wait_ready:
             wait_until(lambda: proc.poll() is not None or _answers(f"{served.url}/v2/health/ready"),
-                       timeout=60, what="the server to be ready")
+                       timeout=ready_timeout, what="the server to be ready")
         if proc.poll() is not None:
             raise AssertionError(f"the server exited with {proc.returncode}:\n{log.read_text()}")
         yield served

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,11 @@ def test_read_a_column_based_model(model: LogisticRegression, iris: Data, tmp_pa
     info = read_mlflow_model(folder)
     assert info.flavor is Flavor.MLFLOW
     assert info.directory == folder
-    assert info.signature == Signature(
-        inputs=(TensorSpec(name="input-0", datatype="FP64", shape=(-1, 4)),),
+    assert info.signature == Signature(  # one input per column, as MLServer's and KServe's runtimes take them
+        inputs=tuple(TensorSpec(name=c, datatype="FP64", shape=(-1,)) for c in COLUMNS),
         outputs=(TensorSpec(name="predict", datatype="INT64", shape=(-1,)),),
     )
-    assert info.input_example == rows[:5]
+    assert info.input_example == {c: [row[i] for row in rows[:5]] for i, c in enumerate(COLUMNS)}
     assert info.params == {"team": "iris", "stage": "2"}
     assert info.environment["requirements"] == [
         "mlflow==2.10.2", "cloudpickle==3.0.0", "numpy==1.26.4", "scikit-learn==1.9.1"]
@@ -64,7 +65,11 @@ def test_tensor_signature_and_inputs_example(model: LogisticRegression, iris: Da
     assert info.input_example == iris[0][:5].tolist()
 
 
-def test_file_uris_work_and_mlflow_uris_need_mlflow(model: LogisticRegression, tmp_path: Path) -> None:
+def test_file_uris_work_and_mlflow_uris_need_mlflow(model: LogisticRegression, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # as on a machine without mlflow
+                        lambda name, package=None: None if name == "mlflow" else find_spec(name, package))
     folder = write_sklearn_mlflow_model(tmp_path / "m", model, [[1.0, 2.0, 3.0, 4.0]])
     assert read_mlflow_model(folder.as_uri()).directory == folder
     assert resolve_mlflow_uri(str(folder)) == folder
@@ -81,7 +86,7 @@ def test_package_model_copies_an_mlflow_folder(model: LogisticRegression, tmp_pa
     assert packaged.flavor is Flavor.MLFLOW
     assert (packaged.directory / "MLmodel").is_file()
     assert (packaged.directory / "model.pkl").is_file()
-    assert packaged.input_example == [[1.0, 2.0, 3.0, 4.0]]
+    assert packaged.input_example == {c: [v] for c, v in zip(COLUMNS, [1.0, 2.0, 3.0, 4.0], strict=True)}
 
 
 @pytest.mark.parametrize(("mlmodel", "message"), [

@@ -61,3 +61,26 @@ def test_a_signature_without_inputs_passes_everything_through() -> None:
     checked, rows = InputValidator(Signature()).check(inputs)
     assert checked is inputs
     assert rows == 5
+
+
+COLUMNS = Signature(inputs=tuple(TensorSpec(name=c, datatype="FP64", shape=(-1,)) for c in ("sl", "sw", "pl")))
+
+
+def test_columns_of_one_datatype_come_as_one_matrix_or_one_input_each() -> None:
+    validator = InputValidator(COLUMNS)
+    matrix = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    checked, rows = validator.check({"input-0": matrix})
+    assert rows == 2
+    assert {k: v.tolist() for k, v in checked.items()} == {"sl": [1.0, 4.0], "sw": [2.0, 5.0], "pl": [3.0, 6.0]}
+    # One input per column, as MLServer's and KServe's MLflow runtimes send them ([rows] or [rows, 1]).
+    per_column, _ = validator.check({"sl": matrix[:, :1], "sw": matrix[:, 1], "pl": matrix[:, 2:]})
+    assert {k: v.shape for k, v in per_column.items()} == {"sl": (2,), "sw": (2,), "pl": (2,)}
+    with pytest.raises(InvalidInput, match=r"takes columns \['sl', 'sw', 'pl'\].*\[rows, 3\]; got \[2, 2\]"):
+        validator.check({"input-0": matrix[:, :2]})
+
+
+def test_columns_of_mixed_datatypes_need_one_input_each() -> None:
+    mixed = Signature(inputs=(TensorSpec(name="a", datatype="FP64", shape=(-1,)),
+                              TensorSpec(name="b", datatype="BYTES", shape=(-1,))))
+    with pytest.raises(InvalidInput, match="missing input"):
+        InputValidator(mixed).check({"input-0": np.zeros((2, 2))})

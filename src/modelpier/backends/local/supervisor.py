@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from modelpier._lib.clock import Clock, SystemClock
 from modelpier._lib.ids import new_id
 from modelpier.backends.base import ReplicaObservation, ReplicaPhase, ReplicaSpec
 from modelpier.backends.local import process, records
+from modelpier.backends.local.isolation import WarmEnvironments
 from modelpier.backends.local.ports import PortAllocator
 from modelpier.errors import NotFound
 from modelpier.settings import Settings
@@ -85,6 +86,7 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     env["PIER_DATABASE_URL"] = settings.resolved_database_url
     env["PIER_BLOB_URL"] = settings.resolved_blob_url
     env["PIER_REGISTRY__CACHE_DIR"] = str(settings.resolved_cache_dir)
+    env["PIER_REGISTRY__ENVIRONMENTS_DIR"] = str(settings.resolved_environments_dir)
     if settings.s3_endpoint_url:
         env["PIER_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     return env
@@ -98,8 +100,10 @@ def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int |
                 f"{spec.max_latency_ms:g}") if spec.batching else ("--no-batching",)
     grpc = ("--no-grpc",) if grpc_port is None else ("--grpc-port", str(grpc_port))
     outputs = ("--outputs", ",".join(spec.outputs)) if spec.outputs else ()
+    isolated = ("--isolated",) if spec.isolated else ()
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
-            *grpc, "--workers", str(spec.workers), *batching, *outputs, "--shutdown-grace-s", f"{grace_s:g}")
+            *grpc, "--workers", str(spec.workers), *batching, *outputs, "--shutdown-grace-s", f"{grace_s:g}",
+            *isolated)
 
 
 class LocalBackend:
@@ -121,6 +125,7 @@ class LocalBackend:
         # Probes must not queue behind each other or behind proxied traffic: a client of our own.
         self._client = client or httpx.AsyncClient(timeout=cfg.probe_timeout_s, trust_env=False)
         self._replicas: dict[str, _Replica] = {}
+        self._isolation = WarmEnvironments(settings)
         self._adopt()
 
     # -- adoption and the state file --------------------------------------------------------------
@@ -219,7 +224,15 @@ class LocalBackend:
         return port, self._ports.allocate(in_use | {port}, prefer=prefer[1])
 
     def _spawn(self, replica_id: str, spec: ReplicaSpec, port: int, grpc_port: int, *, restarts: int) -> _Replica:
-        argv = serve_argv(spec, port, grace_s=self._grace, grpc_port=grpc_port)
+        env = self._env
+        warm = self._isolation.find(spec) if spec.isolated else None
+        if warm is not None:
+            # Its environment is built: start the server in it directly (one interpreter start, not two).
+            python, env = warm[0], warm[1](self._env)
+            argv = serve_argv(replace(spec, isolated=False), port, grace_s=self._grace, grpc_port=grpc_port,
+                              python=python)
+        else:
+            argv = serve_argv(spec, port, grace_s=self._grace, grpc_port=grpc_port)
         path = self._log_path(spec, replica_id)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         header = (f"--- {stamp} starting replica {replica_id} of {spec.project}/{spec.deployment} "
@@ -228,7 +241,7 @@ class LocalBackend:
                   + (f", restart {restarts}" if restarts else "") + " ---")
         # PIER_PROJECT: the replica resolves its model in its deployment's project (then the shared
         # default catalog), as the control plane did; model names are unique per project only.
-        pid = process.spawn(argv, {**self._env, "PIER_PROJECT": spec.project}, path, header)
+        pid = process.spawn(argv, {**env, "PIER_PROJECT": spec.project}, path, header)
         log.info("started replica %s (pid %d, port %d, gRPC port %d, %s)", replica_id, pid, port, grpc_port,
                  spec.model)
         return _Replica(replica_id, spec, port, pid, argv, self._clock.now().timestamp(), path, grpc_port=grpc_port,

@@ -96,10 +96,13 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     content = f"{predictor.name}|{model}|w{predictor.worker_count}|" + (f"b{size}:{latency}" if batching else "nob")
     if outputs:  # only when set, so templates of specs without it keep their key (no restart on upgrade)
         content += "|o" + ",".join(outputs)
+    if predictor.isolated:  # likewise only when set
+        content += "|isolated"
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
                        revision=revision.number, template=key, model=model, workers=predictor.worker_count,
-                       batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs)
+                       batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs,
+                       isolated=predictor.isolated)
 
 
 def templates_of(revision: Revision) -> dict[str, ReplicaSpec | None]:

@@ -19,10 +19,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from modelpier.control.quota import LimitsSource, require_storage_within_quota
 from modelpier.control.routes.params import IdPath
 from modelpier.control.security import principal_of
+from modelpier.errors import NotFound
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import (
     AliasBody,
     CreatedVersionBody,
+    LockBody,
     ModelBody,
     ModelUpdateBody,
     NewVersionBody,
@@ -130,6 +132,20 @@ def model_router(registry: Registry, limits: LimitsSource | None = None, *,
     def set_version_tag(name: str, selector: str, key: str, body: TagBody, project: Project) -> VersionBody:
         registry.set_tag(str(_ref(name, selector)), key, body.value, project=project)
         return VersionBody.of(registry.resolve(_ref(name, selector), project=project))
+
+    @r.get("/models/{name}/versions/{selector}/lock", response_model=LockBody,
+           description="The version's locked environment (404 when it records none).")
+    def get_lock(name: str, selector: str, project: Project) -> LockBody:
+        lock = registry.get_lock(_ref(name, selector), project=project)
+        if lock is None:
+            raise NotFound(f"{name}:{selector} records no environment lock; set one with "
+                           "`pier models lock`", details={"model": name})
+        return LockBody.of(lock)
+
+    @r.put("/models/{name}/versions/{selector}/lock", response_model=VersionBody,
+           description="Re-lock a version: record exact pins (and hashes) for its environment.")
+    def set_lock(name: str, selector: str, body: LockBody, project: Project) -> VersionBody:
+        return VersionBody.of(registry.set_lock(_ref(name, selector), body.to_domain(), project=project))
 
     @r.delete("/models/{name}/versions/{selector}/tags/{key}", status_code=204)
     def delete_version_tag(name: str, selector: str, key: str, project: Project) -> Response:

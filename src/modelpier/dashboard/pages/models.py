@@ -5,6 +5,7 @@ size, digest), moving an alias, and deploying a version. Reads and writes go thr
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -17,7 +18,14 @@ from modelpier.dashboard.session import Session
 from modelpier.dashboard.status import model_name_of, summarize_status
 from modelpier.dashboard.web import Dashboard, quoted, redirect, text_field
 from modelpier.errors import Forbidden, InvalidInput, NotFound
+from modelpier.registry.domain import Flavor
 from modelpier.registry.wire import ModelBody, VersionBody
+from modelpier.runtimes.environment import (
+    OPTIONAL_PACKAGES,
+    compare_environment,
+    current_environment,
+    recorded_packages,
+)
 from modelpier.spec.deployment import API_VERSION, KIND
 
 SHARED_CATALOG = "default"  # its models may be deployed in any project (docs/security.md)
@@ -52,6 +60,15 @@ def _int(form: FormData, name: str, what: str, *, low: int, high: int) -> int:
     return value
 
 
+def platform_skew(environment: dict[str, Any], flavor: str) -> list[str]:
+    """How this platform's environment differs from the one a version was saved in: what a replica
+    run without isolation would meet (the same comparison the model server logs at load)."""
+    if not environment:
+        return []
+    current = current_environment(flavor, recorded_packages(environment))
+    return compare_environment(environment, current, optional=OPTIONAL_PACKAGES.get(Flavor(flavor), ()))
+
+
 def model_routes(dash: Dashboard) -> list[BaseRoute]:
     async def models(request: Request, session: Session) -> Response:
         wanted = ModelFilter.of(request.query_params)
@@ -82,9 +99,12 @@ def model_routes(dash: Dashboard) -> list[BaseRoute]:
         preferred = f"{name}:{selected.aliases[0]}" if selected and selected.aliases else \
             f"{name}:{selected.version}" if selected else ""
         targets = projects if project == SHARED_CATALOG else [project]
+        domain = selected.to_domain() if selected else None
         return dash.render(request, "model.html", session=session, title=f"Model {name}", nav="models",
                            project=project, model=found, versions=versions, selected=selected, used_by=used_by,
-                           references=references, preferred=preferred, targets=targets)
+                           references=references, preferred=preferred, targets=targets,
+                           lock=domain.lock if domain else None,
+                           skew=platform_skew(domain.environment, domain.flavor) if domain else [])
 
     async def set_alias(request: Request, session: Session, form: FormData) -> Response:
         project, name = request.path_params["project"], request.path_params["name"]

@@ -116,6 +116,11 @@ def _validate_path(path: str) -> None:
             f"(at most {MAX_PATH_LEN} characters)")
 
 
+def check_json(what: str, value: Any) -> None:
+    """Refuse a value the JSON columns cannot hold, naming it (``InvalidInput``)."""
+    _require_json(what, value)
+
+
 def _require_json(what: str, value: Any) -> None:
     try:
         json.dumps(value, allow_nan=False)

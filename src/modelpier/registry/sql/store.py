@@ -328,6 +328,20 @@ class SqlMetadataStore(SqlStore):
             session.expire(target, ["tags"])
             return convert.version_out(name, target)
 
+    @guarded
+    def set_version_environment(self, name: str, version: int, environment: dict[str, Any], *,
+                                project: str = DEFAULT_PROJECT) -> ModelVersion:
+        validate_name(name)
+        convert.check_json("environment", environment)
+
+        def work(session: Session) -> ModelVersion:
+            target = queries.version_row(session, queries.model_row(session, project, name), version)
+            target.environment = dict(environment)
+            session.flush()
+            return convert.version_out(name, target)
+
+        return self._write_retrying(work, f"re-locking {name}:{version}")
+
     # -- blobs ------------------------------------------------------------------------------------
 
     @guarded

@@ -129,5 +129,8 @@ def encode_model_metadata(meta: ModelMetadata) -> bytes:
     def tensors(items: Any) -> list[dict[str, Any]]:
         return [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in items]
 
-    return dumps({"name": meta.name, "versions": list(meta.versions), "platform": meta.platform,
-                  "inputs": tensors(meta.inputs), "outputs": tensors(meta.outputs)})
+    body: dict[str, Any] = {"name": meta.name, "versions": list(meta.versions), "platform": meta.platform,
+                            "inputs": tensors(meta.inputs), "outputs": tensors(meta.outputs)}
+    if meta.parameters:  # environment warnings, or a failed model's state and reason
+        body["parameters"] = meta.parameters
+    return dumps(body)
