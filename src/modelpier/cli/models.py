@@ -78,6 +78,7 @@ def _version_table(v: VersionBody) -> Table:
         ("metrics", ", ".join(f"{k}={val:g}" for k, val in v.metrics.items()) or "-"),
         ("params", ", ".join(f"{k}={val}" for k, val in v.params.items()) or "-"),
         ("files", ", ".join(f"{f.path} ({human_bytes(f.size)})" for f in v.files)),
+        ("image", v.image or "-"),
     ]
     env = v.environment
     if env:

@@ -77,6 +77,9 @@ class ModelVersion:
     created_at: datetime
     source: str | None
     aliases: tuple[str, ...] = ()
+    # The last OCI image `pier build image` pushed of this version, by digest:
+    # "ghcr.io/acme/iris@sha256:…" (docs/images.md).
+    image: str | None = None
 
     @property
     def ref(self) -> str:

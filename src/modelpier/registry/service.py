@@ -173,6 +173,10 @@ class Registry:
         return self.metadata.set_version_environment(version.model, version.version,
                                                      with_lock(version.environment, lock), project=where)
 
+    def set_image(self, name: str, version: int, image: str | None, *, project: str | None = None) -> ModelVersion:
+        """Record the image built from a version (``pier build image``), by digest."""
+        return self.metadata.set_version_image(validate_name(name), version, image, project=self._in(project))
+
     # -- aliases and tags ---------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int, *, project: str | None = None) -> ModelVersion:
         return self.metadata.set_alias(validate_name(name), validate_alias(alias), version,

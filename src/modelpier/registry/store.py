@@ -72,6 +72,10 @@ class MetadataStore(Protocol):
     def set_version_tag(self, name: str, version: int, key: str, value: str, *,
                         project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 
+    def set_version_image(self, name: str, version: int, image: str | None, *,
+                          project: str = DEFAULT_PROJECT) -> ModelVersion:
+        """Record the OCI image built from a version (``REGISTRY/REPO@sha256:…``; None forgets it)."""
+
     def delete_version_tag(self, name: str, version: int, key: str, *,
                            project: str = DEFAULT_PROJECT) -> ModelVersion: ...
 

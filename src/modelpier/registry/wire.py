@@ -81,6 +81,8 @@ class VersionBody(BaseModel):
     created_at: datetime
     source: str | None
     aliases: list[str]
+    image: str | None = Field(None, description="The last OCI image `pier build image` pushed of this version, "
+                                                "by digest.")
 
     @classmethod
     def of(cls, v: ModelVersion) -> VersionBody:
@@ -89,7 +91,7 @@ class VersionBody(BaseModel):
             files=[FileEntryBody(path=f.path, digest=f.digest, size=f.size) for f in v.files],
             signature=v.signature, input_example=v.input_example, metrics=v.metrics, params=v.params,
             tags=v.tags, description=v.description, environment=v.environment, created_by=v.created_by,
-            created_at=v.created_at, source=v.source, aliases=list(v.aliases))
+            created_at=v.created_at, source=v.source, aliases=list(v.aliases), image=v.image)
 
     def to_domain(self) -> ModelVersion:
         return ModelVersion(
@@ -99,7 +101,7 @@ class VersionBody(BaseModel):
             signature=self.signature, input_example=self.input_example, metrics=self.metrics,
             params=self.params, tags=self.tags, description=self.description,
             environment=self.environment, created_by=self.created_by, created_at=self.created_at,
-            source=self.source, aliases=tuple(self.aliases))
+            source=self.source, aliases=tuple(self.aliases), image=self.image)
 
 
 class CreatedVersionBody(VersionBody):

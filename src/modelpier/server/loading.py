@@ -1,6 +1,8 @@
 """Turn a ``ModelSource`` into a runtime: a plain file/folder, or a registry reference.
 
-A source is a plain path when it contains a path separator, starts with ``~``/``.``/``file://``,
+A folder written by ``pier build image`` (a version folder: ``pier-version.json`` and ``files/``)
+is served as the registry version it records: its name, version, flavor and signature, its files
+verified against their digests. Otherwise a source is a plain path when it contains a path separator, starts with ``~``/``.``/``file://``,
 or names something that exists; anything else is a registry reference (``iris``, ``iris:3``,
 ``iris:production``), resolved and materialised (digest-verified) through the registry. Runs in a
 worker thread at start-up: loading reads files and unpickles.
@@ -18,6 +20,7 @@ from typing import Any
 
 from modelpier.errors import InvalidSpec
 from modelpier.registry.service import Registry
+from modelpier.registry.version_folder import is_version_folder, read_version_folder
 from modelpier.runtimes.base import ModelRuntime
 from modelpier.server.config import ModelOptions, ModelSource
 from modelpier.spec.names import ModelRef
@@ -53,6 +56,8 @@ def served_name(source: ModelSource) -> str:
     """The name clients use in URLs, known before loading (so early requests get 503, not 404)."""
     if source.name is not None:
         name = source.name
+    elif is_plain_path(source.ref) and is_version_folder(_path_of(source.ref)):
+        name = read_version_folder(_path_of(source.ref), verify=False).model
     elif is_plain_path(source.ref):
         path = _path_of(source.ref)
         name = path.name if path.is_dir() else path.stem
@@ -72,11 +77,14 @@ def load_model(source: ModelSource, options: ModelOptions,
     from modelpier.runtimes.loader import load_runtime, prepare_plain_path
 
     name = served_name(source)
-    if is_plain_path(source.ref):
+    signature: Signature | None = None
+    version: str | None = None
+    skew: tuple[str, ...] = ()
+    if is_plain_path(source.ref) and is_version_folder(_path_of(source.ref)):
+        recorded = read_version_folder(_path_of(source.ref))
+        flavor, folder, signature, version = recorded.flavor, recorded.files, recorded.signature, str(recorded.version)
+    elif is_plain_path(source.ref):
         flavor, folder = prepare_plain_path(_path_of(source.ref))
-        signature: Signature | None = None
-        version: str | None = None
-        skew: tuple[str, ...] = ()
     else:
         if registry is None:
             raise InvalidSpec(f"{source.ref!r} is not a file, and no registry is configured to resolve it")

@@ -298,7 +298,7 @@ def test_racing_applies_cannot_overrun_a_quota(store: SqlDeploymentStore, databa
 
 
 def test_schema_is_at_head_and_matches_both_mappings(store: SqlDeploymentStore, database_url: str) -> None:
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:

@@ -340,6 +340,19 @@ def test_version_tags_set_overwrite_delete(metadata_store: SqlMetadataStore) -> 
         metadata_store.delete_version_tag("iris", 1, "origin")
 
 
+
+def test_the_image_built_from_a_version_is_recorded_and_replaced(metadata_store: SqlMetadataStore) -> None:
+    push(metadata_store, "iris", b"1")
+    assert metadata_store.get_version("iris", 1).image is None
+    first = "127.0.0.1:5000/iris@sha256:" + "a" * 64
+    assert metadata_store.set_version_image("iris", 1, first).image == first
+    second = "ghcr.io/acme/iris@sha256:" + "b" * 64
+    metadata_store.set_version_image("iris", 1, second)
+    assert metadata_store.get_version("iris", 1).image == second
+    assert metadata_store.set_version_image("iris", 1, None).image is None
+    with pytest.raises(NotFound):
+        metadata_store.set_version_image("iris", 2, first)
+
 # -- deletes and blob references ---------------------------------------------------------------------
 
 
@@ -511,7 +524,7 @@ def test_migrating_twice_is_a_no_op_and_the_schema_matches_the_mappings(
     push(metadata_store, "iris", b"1")
     upgrade_to_head(database_url)
     command.upgrade(alembic_config(database_url), "head")  # Alembic's own path, through env.py
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     assert metadata_store.get_version("iris", 1).version == 1
     engine = open_engine(database_url)
     try:

@@ -55,6 +55,7 @@ def version_out(model: str, row: VersionRow, *, aliases: tuple[str, ...] | None 
         created_at=row.created_at,
         source=row.source,
         aliases=aliases if aliases is not None else tuple(sorted(a.alias for a in row.aliases)),
+        image=row.image,
     )
 
 

@@ -313,6 +313,19 @@ class SqlMetadataStore(SqlStore):
         return self._write_retrying(work, f"tagging {name}:{version}")
 
     @guarded
+    def set_version_image(self, name: str, version: int, image: str | None, *,
+                          project: str = DEFAULT_PROJECT) -> ModelVersion:
+        validate_name(name)
+
+        def work(session: Session) -> ModelVersion:
+            target = queries.version_row(session, queries.model_row(session, project, name), version)
+            target.image = image
+            session.flush()
+            return convert.version_out(name, target)
+
+        return self._write_retrying(work, f"recording the image of {name}:{version}")
+
+    @guarded
     def delete_version_tag(self, name: str, version: int, key: str, *,
                            project: str = DEFAULT_PROJECT) -> ModelVersion:
         validate_name(name)

@@ -123,6 +123,7 @@ class VersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime]
     source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    image: Mapped[str | None] = mapped_column(Text, nullable=True)  # migration 0006
 
     files: Mapped[list[VersionFileRow]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,

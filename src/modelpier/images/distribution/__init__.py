@@ -1,0 +1,1 @@
+"""The OCI distribution API: image references, registry authentication, and the HTTP client."""

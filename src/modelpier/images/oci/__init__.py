@@ -1,0 +1,1 @@
+"""The OCI image format: reproducible tar layers (``tar``), descriptors, manifests and layouts (``layout``)."""
