@@ -8,6 +8,7 @@ import typer
 
 from modelpier import __version__
 from modelpier.cli import auth, config, deploy, get, models, predictions, rollout
+from modelpier.cli import build as build_cmds  # OCI images (issue 17)
 from modelpier.cli import server as server_cmds
 from modelpier.cli.bench import bench  # load testing (issue 5)
 from modelpier.cli.context import CliContext
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
+app.add_typer(build_cmds.app, name="build")  # OCI images (issue 17)
 app.command("serve")(serve)
 app.command("server")(server_cmds.server)
 app.command("up")(server_cmds.up)

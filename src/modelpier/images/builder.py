@@ -41,10 +41,12 @@ from modelpier.images.oci.layout import (
     OCI_MANIFEST,
     ImageConfig,
     Manifest,
+    blob_path,
     init_layout,
     parse_index,
     put_blob_bytes,
     put_blob_file,
+    read_layout,
     select_platform,
     write_index,
 )
@@ -262,3 +264,12 @@ def _key(text: str) -> str:
 
 def _base_name(ref: ImageRef) -> str:
     return f"{ref.registry}/{ref.repository}:{ref.tag}" if ref.tag else f"{ref.registry}/{ref.repository}"
+
+
+def push_layout(client: DistributionClient, layout: Path, tag: str, target: ImageRef, say: Say = lambda _: None
+                ) -> ImageRef:
+    """Push the image ``tag`` of an OCI layout (e.g. from ``rootfs.layout_from_rootfs``) to ``target``."""
+    descriptor, manifest = read_layout(layout, tag)
+    plan = ImagePlan(config=blob_path(layout, manifest.config.digest).read_bytes(),
+                     manifest=blob_path(layout, descriptor.digest).read_bytes(), layers=manifest.layers)
+    return push_blobs(client, target, plan, lambda digest: blob_path(layout, digest), say=say)

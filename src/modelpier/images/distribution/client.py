@@ -76,10 +76,9 @@ class DistributionClient:
         return path_or_url if path_or_url.startswith(("http://", "https://")) else self.base + path_or_url
 
     def _send(self, method: str, url: str, scope: str, *, content: bytes | None = None,
-              headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
-              stream: bool = False) -> httpx.Response:
+              headers: dict[str, str] | None = None, stream: bool = False) -> httpx.Response:
         for attempt in range(2):
-            request = self._http.build_request(method, self._url(url), content=content, params=params,
+            request = self._http.build_request(method, self._url(url), content=content,
                                                headers={**(headers or {}), **self._auth_header(scope)})
             try:
                 response = self._http.send(request, stream=stream)
@@ -205,8 +204,9 @@ class DistributionClient:
     def mount_blob(self, repo: str, digest: str, source_repo: str) -> str | None:
         """Link a blob from ``source_repo`` of the same registry. ``None`` when mounted; else the
         upload location the registry opened instead (it may not allow the mount)."""
-        response = self._send("POST", f"/v2/{repo}/blobs/uploads/", f"{_push(repo)} {_pull(source_repo)}",
-                              params={"mount": digest, "from": source_repo})
+        url = str(httpx.URL(self._url(f"/v2/{repo}/blobs/uploads/")).copy_merge_params(
+            {"mount": digest, "from": source_repo}))
+        response = self._send("POST", url, f"{_push(repo)} {_pull(source_repo)}")
         if response.status_code == 201:
             return None
         if response.status_code == 202:
@@ -249,8 +249,9 @@ class DistributionClient:
                     offset = self._uploaded(repo, location)
                     continue
                 raise self._fail(response, f"upload of {digest}")
-        done = self._send("PUT", location, _push(repo), content=b"", params={"digest": digest},
-                          headers={"Content-Length": "0"})
+        # The location carries the registry's own query (its upload state): add to it, never replace it.
+        finish = str(httpx.URL(self._url(location)).copy_merge_params({"digest": digest}))
+        done = self._send("PUT", finish, _push(repo), content=b"", headers={"Content-Length": "0"})
         if done.status_code != 201:
             raise self._fail(done, f"finishing the upload of {digest}")
 
