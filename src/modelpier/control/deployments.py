@@ -154,6 +154,7 @@ class DeploymentService:
 
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
                created_by: str, cause: str) -> ApplyResult:
+        refuse_images(spec)
         if self._limits is not None:
             # An early refusal with the same message; the SQL store checks again inside its write
             # transaction, where two applies racing for the last of a quota cannot both pass.
@@ -343,3 +344,16 @@ def _check_outputs(predictor: PredictorSpec, version: ModelVersion, field: str) 
                           f"{known}", details={"field": f"{field}.outputs", "predictor": predictor.name,
                                                "outputs": known})
     return version
+
+
+def refuse_images(spec: ModelDeploymentSpec) -> None:
+    """The control plane runs replicas as local processes from the registry: a predictor that names
+    an ``image`` (model-in-image) runs only on Kubernetes, so it is refused here rather than served
+    from something other than the image it names."""
+    for i, predictor in enumerate(spec.predictors):
+        if predictor.image is not None:
+            raise InvalidSpec(
+                f"spec.predictors.{i}.image: predictor {predictor.name!r} names image {predictor.image!r}, which "
+                f"only Kubernetes runs (the operator, or `pier render`); the local backend serves `model` from "
+                f"the registry: remove `image` to deploy here",
+                details={"field": f"spec.predictors.{i}.image", "predictor": predictor.name})

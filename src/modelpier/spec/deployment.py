@@ -104,8 +104,9 @@ class PredictorSpec(_Spec):
                                                   "moves to another version.")
     image: str | None = Field(
         None, min_length=1, max_length=512, pattern=r"^[^\s]+$",
-        description="Kubernetes only: a container image that already holds the model or bundle (model-in-image, "
-                    "e.g. one built by `pier containerize`); its own entrypoint serves V2 on port 8080. Without "
+        description="Kubernetes only: a container image that already holds the model or bundle (model-in-image), "
+                    "best by digest as `pier build image` prints it (REGISTRY/REPO@sha256:...); its entrypoint "
+                    "serves V2 on port 8080 and, for a model, takes `pier serve` options as arguments. Without "
                     "it, the modelpier server image pulls `model` from the registry when the pod starts.")
     replicas: int = Field(1, ge=0, le=100, description="Replica count; ignored when autoscaling is set.")
     resources: Resources = Field(default_factory=Resources)

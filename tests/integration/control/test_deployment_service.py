@@ -107,3 +107,14 @@ def test_default_outputs_the_model_lacks_are_refused_on_apply(service: Deploymen
         service.apply("default", wanted, "alice")
     wanted["spec"]["predictors"][0]["outputs"] = ["predict"]  # type: ignore[index]
     assert service.apply("default", wanted, "alice").revision.spec.predictors[0].outputs == ("predict",)
+
+
+def test_a_predictor_image_is_refused_by_the_local_backend_naming_the_field(service: DeploymentService) -> None:
+    from modelpier.errors import InvalidSpec
+
+    document = {"metadata": {"name": "iris"}, "spec": {"predictors": [
+        {"model": "iris:1", "image": "127.0.0.1:5000/iris@sha256:" + "a" * 64}]}}
+    with pytest.raises(InvalidSpec, match=r"spec\.predictors\.0\.image: .* only Kubernetes runs") as refused:
+        service.apply("default", document, "alice")
+    assert refused.value.details["field"] == "spec.predictors.0.image"
+    assert service.list_deployments("default") == []

@@ -6,7 +6,10 @@ into the pod:
 - model-load (default): an init container runs ``pier models pull REF --remote URL`` into an
   emptyDir that becomes the server's ``PIER_HOME`` (blobs verified against their sha256 digests
   as they arrive), then ``pier serve NAME`` serves the only, hence latest, version there;
-- model-in-image: the predictor names an ``image`` whose own entrypoint serves on the same ports.
+- model-in-image: the predictor names an ``image`` that holds its model (``pier build image``):
+  nothing is pulled; the image's entrypoint is ``pier serve`` on the model inside, so a model
+  predictor's server options (workers, batching, timeout, ports) go to it as ``args``. A bundle's
+  image runs as it is.
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ def min_replicas(predictor: PredictorSpec) -> int:
 
 
 def _server_args(predictor: PredictorSpec, spec: ModelDeploymentSpec, served: str) -> list[str]:
-    args = ["serve", served, "--host", "0.0.0.0", "--http-port", str(HTTP_PORT),  # noqa: S104  # pods listen on every interface
+    return ["serve", served, *_server_options(predictor, spec)]
+
+
+def _server_options(predictor: PredictorSpec, spec: ModelDeploymentSpec) -> list[str]:
+    args = ["--host", "0.0.0.0", "--http-port", str(HTTP_PORT),  # noqa: S104  # pods listen on every interface
             "--grpc-port", str(GRPC_PORT), "--workers", str(predictor.worker_count),
             "--timeout-s", f"{spec.timeouts.request_seconds:g}"]
     if predictor.outputs:
@@ -112,6 +119,10 @@ def _server_container(predictor: PredictorSpec, spec: ModelDeploymentSpec, optio
         assert ref is not None  # checked by render_predictor: bundles need an image
         container["command"] = ["pier"]
         container["args"] = _server_args(predictor, spec, ref.name)
+    elif predictor.model is not None:
+        # The image's entrypoint is `pier serve NAME=/opt/pier/model`; these replace its default
+        # arguments (the image config's Cmd), so the spec's tuning applies in the image too.
+        container["args"] = _server_options(predictor, spec)
     return container
 
 
@@ -201,7 +212,7 @@ def render_predictor(predictor: PredictorSpec, spec: ModelDeploymentSpec, deploy
     """The objects of one predictor, each with ``metadata.name`` only (``render`` adds the rest)."""
     if predictor.bundle is not None and predictor.image is None:
         raise InvalidSpec(f"predictor {predictor.name!r}: a bundle runs on Kubernetes from its image; set "
-                          f"spec.predictors[*].image (built by `pier containerize`)",
+                          f"spec.predictors[*].image",
                           details={"field": "spec.predictors.image", "predictor": predictor.name})
     name = object_name(deployment, predictor.name)
     objects = [render_deployment(predictor, spec, name, labels, options), render_service(predictor, deployment),

@@ -45,7 +45,18 @@ def test_an_image_holds_the_model_so_nothing_is_pulled(feature: str, name: str, 
     (server,) = spec["containers"]
     assert server["image"] == image
     assert "command" not in server
-    assert "args" not in server
+
+
+def test_a_bundle_image_runs_as_it_is() -> None:
+    assert "args" not in pod("bundle-image", "iris-svc")["containers"][0]
+
+
+def test_a_model_image_gets_the_server_options_as_arguments_to_its_pier_serve() -> None:
+    # `pier build image` sets the entrypoint to `pier serve NAME=/opt/pier/model`; args replace its Cmd.
+    server = pod("model-image")["containers"][0]
+    args = server["args"]
+    assert args[:6] == ["--host", "0.0.0.0", "--http-port", "8080", "--grpc-port", "8081"]
+    assert "serve" not in args and "--workers" in args and "--timeout-s" in args
 
 
 def test_probes_use_the_v2_health_endpoints() -> None:
