@@ -2,7 +2,9 @@
 # Install the system packages modelpier's tests and benchmarks need, only those that are missing:
 #   postgresql (initdb/pg_ctl for the registry's PostgreSQL tests), wrk (load benchmarks),
 #   redis-server (the gateway's Redis cache and job queue tests), chromium (the dashboard's browser
-#   tests and `make screenshots`, driven by Playwright with Debian's build, not a downloaded one).
+#   tests and `make screenshots`, driven by Playwright with Debian's build, not a downloaded one),
+#   docker-registry, skopeo, umoci and debootstrap (the OCI image tests: a real registry on loopback,
+#   tools that read what `pier build image` pushed, and a Debian base made without Docker Hub).
 # Idempotent: exits 0 without touching anything when all are present. Needs root to install.
 set -eu
 
@@ -21,6 +23,10 @@ if have_initdb; then echo "ok: postgresql (initdb)"; else missing="$missing post
 if have wrk; then echo "ok: wrk"; else missing="$missing wrk"; fi
 if have redis-server; then echo "ok: redis-server"; else missing="$missing redis-server"; fi
 if [ -x /usr/bin/chromium ]; then echo "ok: chromium"; else missing="$missing chromium"; fi
+for tool in docker-registry skopeo umoci; do
+    if have "$tool"; then echo "ok: $tool"; else missing="$missing $tool"; fi
+done
+if have debootstrap || [ -x /usr/sbin/debootstrap ]; then echo "ok: debootstrap"; else missing="$missing debootstrap"; fi
 
 if [ -z "$missing" ]; then
     echo "all system dependencies are present"
