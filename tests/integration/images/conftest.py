@@ -86,8 +86,8 @@ def start_registry(base: Path) -> tuple[subprocess.Popen[bytes], LoopbackRegistr
     config.write_text(f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {base / 'data'}}}\n"
                       f"  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n  relativeurls: true\n"
                       f"  secret: test-secret\nlog:\n  level: warn\n")
-    log = (base / "registry.log").open("wb")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    with (base / "registry.log").open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v2/"
     wait_until(lambda: proc.poll() is not None or http_ok(url)(), timeout=30, what=f"docker-registry on {url}")
     if proc.poll() is not None:

@@ -99,8 +99,8 @@ def serving(built: dict[str, Any], unpacked: Path, tmp_path: Path) -> Iterator[s
     port = free_port()
     argv = ["chroot", f"--userspec={config['User']}", str(unpacked), "/usr/bin/env", "-i", *config["Env"],
             *config["Entrypoint"], "--host", "127.0.0.1", "--http-port", str(port), "--no-grpc"]
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: proc.poll() is not None or http_ok(f"{url}/v2/health/ready")(), timeout=180,
