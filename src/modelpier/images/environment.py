@@ -77,8 +77,7 @@ def host_constraints(pinned: Iterable[str]) -> tuple[str, ...]:
 def environment_key(requirements: Iterable[str], constraints: Iterable[str], python_version: str) -> str:
     """The cache key of an environment layer: everything that decides its content."""
     body = {"requirements": list(requirements), "constraints": list(constraints), "python": python_version,
-            "platforms": list(PLATFORMS), "stripped": list(STRIPPED_DIRS), "strip": shutil.which("strip") is not None,
-            "format": 2}
+            "platforms": list(PLATFORMS), "stripped": list(STRIPPED_DIRS), "format": 3}
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -102,20 +101,13 @@ def install(requirements: Iterable[str], constraints: Iterable[str], python_vers
 
 
 def strip(site_packages: Path) -> None:
-    """Leave out test suites and byte code pip left, and the symbol tables of shared libraries
-    (``strip --strip-unneeded`` keeps what the dynamic linker needs; a quarter of numpy's and
-    scipy's libraries) when binutils' ``strip`` is there."""
+    """Leave out test suites and the byte code pip left. Shared libraries are kept as they are:
+    binutils' ``strip`` breaks the libraries auditwheel patched (numpy's OpenBLAS then fails to
+    load: "ELF load command address/offset not page-aligned")."""
     for name in STRIPPED_DIRS:
         for found in sorted(site_packages.rglob(name), reverse=True):
             if found.is_dir() and not found.is_symlink():
                 shutil.rmtree(found, ignore_errors=True)
-    tool = shutil.which("strip")
-    if tool is None:
-        return
-    libraries = sorted(str(p) for p in site_packages.rglob("*.so*") if p.is_file() and not p.is_symlink())
-    for start in range(0, len(libraries), 200):
-        # A file strip does not understand is left as it is.
-        subprocess.run([tool, "--strip-unneeded", *libraries[start:start + 200]], capture_output=True, check=False)
 
 
 def compile_bytecode(folder: Path, python_version: str, installed_at: str) -> None:
