@@ -77,13 +77,12 @@ def image(
     registry = build_registry(c.settings)
     try:
         started = time.monotonic()
+        version = None if platform else registry.resolve(ref)  # a typo fails before any download
         base_image = builder.pull_base(base)
-        if platform:
+        if version is None:
             built = builder.build_platform(base_image, extra)
-            version = None
             layout_tag = target.tag if target and target.tag else "platform"
         else:
-            version = registry.resolve(ref)
             built = builder.build_model(base_image, version, registry.materialize(version))
             layout_tag = target.tag if target and target.tag else f"{version.model}-{version.version}"
         built_s = time.monotonic() - started

@@ -160,8 +160,10 @@ def test_a_registry_with_token_auth_like_docker_hub(built: dict[str, Any], iris_
         target = f"{proxy.host}/acme/iris:1"
         refused = run_pier(["build", "image", "iris:1", "--base", base, "--push", target, "--insecure"], iris_home,
                            timeout=BUILD_TIMEOUT)
+        # As Docker Hub does, the token service gives an anonymous client a token without push.
         assert refused.returncode == 7, refused.stderr
-        assert f"the token service of {proxy.host} refused an anonymous request" in refused.stderr
+        assert f"the image registry {proxy.host} answered HTTP 401" in refused.stderr
+        assert "an anonymous client may not do this" in refused.stderr
         pushed = _build(iris_home, "iris:1", "--base", base, "--push", target, "--creds", "alice:s3cret")
         assert pushed["digest"] == built["digest"]
         scopes = [s for issued in proxy.issued for s in issued]
@@ -171,3 +173,43 @@ def test_a_registry_with_token_auth_like_docker_hub(built: dict[str, Any], iris_
                                 f"docker://{oci_registry.host}/acme/iris:1"],
                                capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(inspected.stdout)["Digest"] == built["digest"]
+
+
+def test_the_platform_image_runs_pier(debian_base: str, tmp_path: Path) -> None:
+    """`--platform`: modelpier and its dependencies on the base, entrypoint `pier`, no model layer."""
+    home = tmp_path / "home"
+    layout = tmp_path / "oci"
+    result = _build(home, "--platform", "--base", debian_base, "--oci-layout", str(layout))
+    assert len(result["layers"]) == 3  # base, environment, modelpier
+    _, manifest = read_layout(layout, "platform")
+    config = json.loads(blob_path(layout, manifest.config.digest).read_bytes())["config"]
+    assert config["Entrypoint"] == ["/opt/pier/venv/bin/pier"]
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:platform", str(bundle)],
+                   capture_output=True, timeout=300, check=True)
+    done = subprocess.run(["chroot", f"--userspec={config['User']}", str(bundle / "rootfs"), "/usr/bin/env", "-i",
+                           *config["Env"], *config["Entrypoint"], "--version"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("modelpier ")
+
+
+def test_bad_input_is_a_clear_error_not_a_traceback(iris_home: Path) -> None:
+    nowhere = run_pier(["build", "image", "iris:1"], iris_home)
+    assert nowhere.returncode == 3
+    assert "--push REGISTRY/REPO[:TAG] and/or --oci-layout DIR" in nowhere.stderr
+    both = run_pier(["build", "image", "iris:1", "--platform", "--oci-layout", "x"], iris_home)
+    assert both.returncode == 3
+    assert "not both" in both.stderr
+    bad = run_pier(["build", "image", "iris:1", "--push", "ghcr.io/Acme/iris"], iris_home)
+    assert bad.returncode == 3
+    assert "lowercase" in bad.stderr
+    missing = run_pier(["build", "image", "nope:1", "--oci-layout", "x", "--base", "127.0.0.1:9/b:1", "--insecure"],
+                       iris_home)
+    assert missing.returncode == 4  # the model is looked up before anything is downloaded
+    assert "nope" in missing.stderr
+    unreachable = run_pier(["build", "image", "iris:1", "--oci-layout", "x", "--base", "127.0.0.1:9/b:1",
+                            "--insecure"], iris_home)
+    assert unreachable.returncode == 9
+    assert "cannot reach the image registry 127.0.0.1:9" in unreachable.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr + both.stderr + nowhere.stderr + unreachable.stderr

@@ -138,7 +138,9 @@ class DistributionClient:
         if response.status_code == 404:
             return NotFound(text)
         if response.status_code in (401, 403):
-            return Unauthenticated(text)
+            who = f"user {self.credentials.username!r}" if self.credentials else "an anonymous client"
+            return Unauthenticated(f"{text}: {who} may not do this; log in (docker/skopeo/podman login) or "
+                                   f"pass --creds USER:PASSWORD")
         return RemoteError(text, status=response.status_code)
 
     # -- reading ------------------------------------------------------------------------------
