@@ -1,8 +1,10 @@
 """The environment layer's content: what to install, and installing it for the base's Python.
 
-``locked_requirements`` is the one place that reads a version's pins; today they come from the
-``environment`` record taken when the version was saved (``requirements``: ``name==version``
-lines), and it switches to the version's lock when the registry records one. ``install`` runs pip
+``locked_requirements`` is the one place that reads a version's pins: its lock
+(``ModelVersion.lock``: the exact pins of the saving environment, of MLflow's ``requirements.txt``
+or of a user's file), else, for versions stored before locks, the ``requirements`` pins of its
+environment record. Hashes of a lock are not passed on: modelpier's own dependencies are installed
+in the same run, and pip's hash checking is all or nothing. ``install`` runs pip
 for the image's platform (manylinux x86_64, the base's Python version, wheels only) into a
 ``--target`` folder, never running the base's interpreter, so building needs no container. The
 modelpier layer's package files come from the installed ``modelpier`` itself.
@@ -40,6 +42,9 @@ def normalise(name: str) -> str:
 def locked_requirements(version: ModelVersion) -> tuple[str, ...]:
     """The exact pins a version's image installs, sorted. Unpinned lines are refused: an image must
     not depend on what an index serves on the day it is built."""
+    lock = version.lock
+    if lock is not None:
+        return tuple(sorted(lock.pins, key=normalise))
     lines = [str(line).strip() for line in version.environment.get("requirements") or () if str(line).strip()]
     loose = [line for line in lines if not _PIN.match(line)]
     if loose:
@@ -153,7 +158,8 @@ def stage_modelpier(source: Path, python_version: str, staging: Path, installed_
 
 def check_python(version: ModelVersion, python_version: str) -> str | None:
     """A warning when the model was saved with another Python minor version than the base has."""
-    saved = str(version.environment.get("python") or "")
+    lock = version.lock
+    saved = lock.python if lock is not None else str(version.environment.get("python") or "")
     if saved and ".".join(saved.split(".")[:2]) != python_version:
         return (f"model {version.ref} was saved with Python {saved}; the base image has {python_version}: "
                 f"its pins must have wheels for {python_version}")

@@ -112,3 +112,14 @@ def test_locked_requirements_are_exact_pins_sorted_by_name() -> None:
 def test_an_unpinned_requirement_is_refused_naming_it() -> None:
     with pytest.raises(InvalidArtifact, match=r"without an exact pin \(scikit-learn>=1\.3\)"):
         locked_requirements(_version(["numpy==2.1.0", "scikit-learn>=1.3"]))
+
+
+def test_the_versions_lock_wins_over_the_older_requirements_record() -> None:
+    from modelpier.registry.lock import EnvironmentLock, LockedPackage, with_lock
+
+    lock = EnvironmentLock.of("3.11.2", [LockedPackage("scipy", "1.17.1", ("sha256:" + "a" * 64,)),
+                                         LockedPackage("Scikit_Learn", "1.9.1")])
+    version = _version(["scikit-learn>=1"])  # an unpinned record, ignored once a lock is there
+    locked = ModelVersion(**{**{f: getattr(version, f) for f in version.__slots__},  # type: ignore[arg-type]
+                             "environment": with_lock(version.environment, lock)})
+    assert locked_requirements(locked) == ("scikit-learn==1.9.1", "scipy==1.17.1")
