@@ -18,12 +18,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-from modelpier.errors import InvalidArtifact
+from modelpier.errors import InvalidArtifact, InvalidInput
 from modelpier.registry.domain import ModelVersion
 
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)\s*(;.*)?$")
@@ -54,15 +55,46 @@ def locked_requirements(version: ModelVersion) -> tuple[str, ...]:
     return tuple(sorted(lines, key=normalise))
 
 
-def modelpier_requirements(extras: Iterable[str] = ()) -> tuple[str, ...]:
-    """modelpier's own dependencies as it declares them (ranges), plus those of ``extras``."""
-    wanted = set(extras)
-    found = []
+def declared_requirements() -> dict[str, list[str]]:
+    """modelpier's requirements by extra (``""``: the core): from ``pyproject.toml`` when modelpier
+    runs from a source checkout (the installed metadata of an editable install goes stale), else
+    from the installed distribution's metadata."""
+    import modelpier
+
+    pyproject = Path(modelpier.__file__).resolve().parents[2] / "pyproject.toml"
+    if pyproject.is_file():
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+        if project.get("name") == "modelpier":
+            return {"": list(project.get("dependencies", [])), **project.get("optional-dependencies", {})}
+    by_extra: dict[str, list[str]] = {}
     for requirement in metadata.requires("modelpier") or []:
         spec, _, marker = requirement.partition(";")
         extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
-        if extra is None or extra.group(1) in wanted:
-            found.append(spec.strip() if extra else requirement.strip())
+        by_extra.setdefault(extra.group(1) if extra else "", []).append(spec.strip() if extra else requirement.strip())
+    return by_extra
+
+
+def modelpier_requirements(extras: Iterable[str] = ()) -> tuple[str, ...]:
+    """modelpier's own dependencies as it declares them (ranges), plus those of ``extras``
+    (``modelpier[a,b]`` inside an extra is expanded)."""
+    declared = declared_requirements()
+    unknown = sorted(set(extras) - set(declared) - {""})
+    if unknown:
+        known = ", ".join(sorted(k for k in declared if k))
+        raise InvalidInput(f"modelpier has no extra {unknown[0]!r}; it has {known}")
+    found: dict[str, None] = {}
+    pending, seen = ["", *extras], set()
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in declared.get(extra, []):
+            own = re.match(r"^modelpier\[([^\]]*)\]", requirement.strip())
+            if own:
+                pending.extend(e.strip() for e in own.group(1).split(","))
+            else:
+                found[requirement.strip()] = None
     return tuple(sorted(found, key=normalise))
 
 
@@ -134,7 +166,7 @@ def modelpier_source() -> tuple[Path, str]:
     import modelpier
 
     source = Path(modelpier.__file__).parent
-    sha = hashlib.sha256(metadata.version("modelpier").encode())
+    sha = hashlib.sha256(metadata.version("modelpier").encode() + "\n".join(modelpier_requirements()).encode())
     for file in sorted(source.rglob("*")):
         if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
             sha.update(f"\0{file.relative_to(source).as_posix()}\0{file.stat().st_mode & 0o111}\0".encode())
@@ -149,7 +181,7 @@ def stage_modelpier(source: Path, python_version: str, staging: Path, installed_
     version = metadata.version("modelpier")
     info = staging / f"modelpier-{version}.dist-info"
     info.mkdir()
-    requires = "".join(f"Requires-Dist: {r}\n" for r in metadata.requires("modelpier") or [])
+    requires = "".join(f"Requires-Dist: {r}\n" for r in modelpier_requirements())
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: modelpier\nVersion: {version}\n{requires}")
     (info / "entry_points.txt").write_text("[console_scripts]\npier = modelpier.cli.main:main\n")
     (info / "INSTALLER").write_text("pier-build-image\n")
