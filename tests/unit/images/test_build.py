@@ -123,3 +123,17 @@ def test_the_versions_lock_wins_over_the_older_requirements_record() -> None:
     locked = ModelVersion(**{**{f: getattr(version, f) for f in version.__slots__},  # type: ignore[arg-type]
                              "environment": with_lock(version.environment, lock)})
     assert locked_requirements(locked) == ("scikit-learn==1.9.1", "scipy==1.17.1")
+
+
+def test_modelpiers_requirements_expand_its_own_extras_and_refuse_unknown_ones() -> None:
+    from modelpier.errors import InvalidInput
+    from modelpier.images.environment import modelpier_requirements
+
+    core = modelpier_requirements()
+    assert any(r.startswith("fastapi") for r in core)
+    assert not any(r.startswith("scikit-learn") for r in core)
+    with_all = modelpier_requirements(["all"])  # "all" is modelpier[sklearn,xgboost,...]
+    assert any(r.startswith("scikit-learn") for r in with_all)
+    assert not any(r.startswith("modelpier") for r in with_all)
+    with pytest.raises(InvalidInput, match="no extra 'nope'"):
+        modelpier_requirements(["nope"])
