@@ -117,10 +117,10 @@ class _Sevens(Doubler):
         super().__init__()
         self.release = threading.Event()
 
-    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, inputs: dict[str, Any], outputs: frozenset[str] | None = None) -> dict[str, Any]:
         if (inputs["x"] == 7).any():
             self.release.wait(10)
-        return super().predict(inputs)
+        return super().predict(inputs, outputs)
 
 
 @pytest.mark.parametrize("how", ["header", "parameter"])

@@ -233,7 +233,7 @@ def test_fuzz_seldon(shape: Any, values: Any, kind: str) -> None:
 class Steady(Doubler):
     """Doubler without its deliberate bug (negative inputs): any 5xx left is the server's."""
 
-    def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def predict(self, inputs: dict[str, Any], outputs: frozenset[str] | None = None) -> dict[str, Any]:
         x = inputs["x"]
         return {"y": x * 2, "label": (x.sum(axis=1) > 3).astype(np.int64)}
 

@@ -104,9 +104,12 @@ def model_router(registry: Registry, limits: LimitsSource | None = None, *,
     def get_version(name: str, selector: str, project: Project) -> VersionBody:
         return VersionBody.of(registry.resolve(_ref(name, selector), project=project))
 
-    @r.delete("/models/{name}/versions/{version}", status_code=204)
-    def delete_version(name: str, version: IdPath, project: Project) -> Response:
-        registry.delete_version(name, version, project=project)
+    # One path template with the GET above (``selector``), so the OpenAPI document has one path for
+    # the URL and a client's DELETE is this operation, not "undeclared"; deleting takes a number only.
+    @r.delete("/models/{name}/versions/{selector}", status_code=204,
+              description="`selector` must be a version number here: an alias is never deleted by accident.")
+    def delete_version(name: str, selector: IdPath, project: Project) -> Response:
+        registry.delete_version(name, selector, project=project)
         return Response(status_code=204)
 
     @r.put("/models/{name}/aliases/{alias}", response_model=VersionBody)
