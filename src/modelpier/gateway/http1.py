@@ -48,6 +48,7 @@ _MAX_QUEUED = 16  # pipelined requests held before the connection stops reading
 _INLINE_BODY = 64 * 1024  # answers up to this size are joined with their head into one write
 _DISCARD_LIMIT = 1024 * 1024  # body bytes read and dropped after an answer at admission, before closing
 _STALLED_BODY_S = 60.0  # a request whose body stops arriving for this long is dropped
+_LINGER_S = 2.0  # how long a refused connection keeps reading (and dropping) before it closes
 
 
 class _Clock:
@@ -128,6 +129,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False  # reading is paused (see _flow)
         self._held = False  # the caller of the request being read is being checked
         self._done = False  # nothing more is read: the last request is in (or the connection is gone)
+        self._linger = False  # the last answer refuses a request that may still be arriving
         self._task: asyncio.Future[None] | None = None  # the answer being made (held: the loop keeps weak refs)
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class _Connection(asyncio.Protocol):
         """Queue ``answer`` after the requests already in, as the connection's last."""
         self._reading = None
         self._done = True
+        self._linger = True  # the client may still be sending: see _close_lingering
         self._ready.append(_Request(answer))
         self._next()
 
@@ -315,7 +318,10 @@ class _Connection(asyncio.Protocol):
         if last:
             self._done = True
             self._ready.clear()
-            transport.close()
+            if self._linger:
+                _close_lingering(transport)
+            else:
+                transport.close()
 
     # -- for the server ---------------------------------------------------------------------------
     def stale(self, now: float, keep_alive_s: float) -> bool:
@@ -351,6 +357,17 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _close_lingering(transport: asyncio.Transport) -> None:
+    """Half-close, drop what the client still sends for a moment, then close. Closing a socket with
+    unread bytes makes the kernel answer RST, which can destroy the refusal (408, 400, 413, 431) before
+    the client has read it; nginx's lingering_close exists for the same reason."""
+    if transport.can_write_eof():
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(_LINGER_S, transport.close)
+    else:
+        transport.close()
 
 
 class GatewayHttpServer:

@@ -88,7 +88,9 @@ def test_a_canary_killed_mid_way_resumes_after_a_restart_and_is_promoted(platfor
     with Feeder(p.api, "default", "good") as gateway:
         gateway.set("main", Load(requests=10, latency_s=0.008))
         gateway.set("canary", Load(requests=10, latency_s=0.009))
-        start(p, "good", [25, 50, 100], 3)
+        # 10 s a step: the resumed canary must still be at 50% when `pier describe` (a process start,
+        # seconds on a loaded machine) reads it; a resume gives the step a fresh interval.
+        start(p, "good", [25, 50, 100], 10)
         wait_until(lambda: canary(p, "good")["weight"] == 50, timeout=120, what="the canary at its second step")
         platform.crash_and_restart()
         # Resumed from the database (a kill right after the step's revision was made, before its number was
