@@ -7,6 +7,7 @@ stores it, runtimes describe themselves with it, the model server validates requ
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +35,20 @@ def v2_datatype(dtype: Any) -> V2Datatype:
         return _NUMPY_TO_V2[dt.name]
     except KeyError:
         raise ValueError(f"numpy dtype {dt} has no Open Inference Protocol datatype") from None
+
+
+BYTES_LENGTH = struct.Struct("<I")  # the binary tensor extension's length prefix of one BYTES element
+
+
+def pack_bytes_elements(array: np.ndarray[Any, Any]) -> bytes:
+    """A BYTES tensor in the V2 binary tensor extension's layout: each element as its 4-byte
+    little-endian length, then its bytes (``str`` elements as UTF-8). Clients and servers write it."""
+    parts = []
+    for value in array.reshape(-1):
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        parts.append(BYTES_LENGTH.pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)
 
 
 def numpy_dtype(datatype: str) -> np.dtype[Any]:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 from typing import Any
 
@@ -21,9 +20,8 @@ import orjson
 
 from modelpier.errors import RemoteError
 from modelpier.sdk.client.tensors import NUMPY, Array, ModelInfo, Tensor, decode_array
-from modelpier.spec.signature import numpy_dtype
+from modelpier.spec.signature import BYTES_LENGTH, numpy_dtype, pack_bytes_elements
 
-_LENGTH = struct.Struct("<I")
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -51,12 +49,7 @@ def raw_bytes(array: Array) -> bytes:
             _LITTLE and array.dtype.byteorder in "=|")):
         return array.tobytes()  # already row-major little-endian: no copy but the bytes
     if kind in "OSU":
-        parts = []
-        for value in array.reshape(-1):
-            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-            parts.append(_LENGTH.pack(len(data)))
-            parts.append(data)
-        return b"".join(parts)
+        return pack_bytes_elements(array)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
@@ -105,7 +98,7 @@ def _bytes_elements(raw: bytes, count: int, name: str) -> Array:
     for i in range(count):
         if offset + 4 > len(raw):
             raise RemoteError(f"output {name!r}: BYTES data ends after {i} of {count} elements")
-        (size,) = _LENGTH.unpack_from(raw, offset)
+        (size,) = BYTES_LENGTH.unpack_from(raw, offset)
         out[i] = raw[offset + 4:offset + 4 + size]
         offset += 4 + size
     return out

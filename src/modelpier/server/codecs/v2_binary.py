@@ -11,7 +11,6 @@ length in the same header.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
@@ -21,9 +20,9 @@ from modelpier.server.codecs import v2_json
 from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS, ElementBudget, check_raw_size, check_shape
 from modelpier.server.codecs.tensors import dtype_of
 from modelpier.server.types import Array, InferenceRequest, InferenceResponse
+from modelpier.spec.signature import BYTES_LENGTH, pack_bytes_elements
 
 HEADER = "inference-header-content-length"
-_LENGTH = struct.Struct("<I")
 
 
 def raw_to_array(raw: bytes | memoryview, datatype: str, shape: tuple[int, ...], count: int, name: str) -> Array:
@@ -42,7 +41,7 @@ def _bytes_elements(raw: bytes, count: int, name: str) -> Array:
     for i in range(count):
         if offset + 4 > len(raw):
             raise InvalidInput(f"input {name!r}: raw BYTES data ends after {i} of {count} elements")
-        (size,) = _LENGTH.unpack_from(raw, offset)
+        (size,) = BYTES_LENGTH.unpack_from(raw, offset)
         offset += 4
         if offset + size > len(raw):
             raise InvalidInput(f"input {name!r}: raw BYTES element {i} runs past the end of the data")
@@ -55,12 +54,7 @@ def _bytes_elements(raw: bytes, count: int, name: str) -> Array:
 
 def array_to_raw(array: Array) -> bytes:
     if array.dtype.kind in "OSU":
-        parts = []
-        for value in array.reshape(-1):
-            data = value if isinstance(value, bytes) else str(value).encode("utf-8")
-            parts.append(_LENGTH.pack(len(data)))
-            parts.append(data)
-        return b"".join(parts)
+        return pack_bytes_elements(array)
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
 
 
