@@ -1,5 +1,8 @@
 """HTTP mapping of the one error tree for the platform API: the envelope and its handlers.
 
+The status and ``Retry-After`` of each error come from the tree's one map (``errors.py``); this
+module only answers with them.
+
 Every response the control plane sends on failure is ``{"error": {"code", "message", "details"}}``.
 Unexpected exceptions become a 500 with an error id that is also logged, never a traceback.
 
@@ -21,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import PierError, http_status
+from modelpier.errors import PierError, http_status, retry_after_s
 
 log = logging.getLogger("modelpier.control")
 
@@ -38,10 +41,10 @@ def envelope(status: int, code: str, message: str, details: dict[str, object] | 
 
 async def _pier_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PierError)
-    status = http_status(exc)
-    response = JSONResponse(exc.to_dict(), status_code=status)
-    if status in (423, 503):
-        response.headers["Retry-After"] = "1"
+    response = JSONResponse(exc.to_dict(), status_code=http_status(exc))
+    hint = retry_after_s(exc)  # a locked store (423) or a service not ready (503): when to come back
+    if hint is not None:
+        response.headers["Retry-After"] = str(hint)
     return response
 
 

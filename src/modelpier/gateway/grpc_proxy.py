@@ -35,7 +35,15 @@ from typing import Any
 import grpc
 
 from modelpier._lib.ids import new_id
-from modelpier.errors import InvalidInput, ServiceUnavailable
+from modelpier.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PierError,
+    ServiceUnavailable,
+    Unauthenticated,
+    grpc_code,
+)
 from modelpier.gateway.dispatch import Call, Dispatcher, Served
 from modelpier.gateway.grpc_status import answer_error
 from modelpier.gateway.proxy import Headers
@@ -133,6 +141,11 @@ class _Refusal(Exception):
         super().__init__(message)
         self.code, self.message, self.trailing = code, message, tuple(trailing)
 
+    @classmethod
+    def of(cls, error: PierError) -> _Refusal:
+        """The gateway's own refusal: the code the error tree maps ``error`` to, as over HTTP its status."""
+        return cls(grpc.StatusCode[grpc_code(error)], error.message)
+
 
 class _Forwarder:
     """The generic handler: answers every unary method of the V2 service through the dispatcher.
@@ -173,14 +186,14 @@ class _Forwarder:
         try:
             project, deployment = match_target(lookup)
         except InvalidInput as exc:
-            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, exc.message) from None
+            raise _Refusal.of(exc) from None
         table = self.table_source()
         if table is None:
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE,
-                           "the gateway has not loaded the routing table from the control plane yet")
+            raise _Refusal.of(ServiceUnavailable(
+                "the gateway has not loaded the routing table from the control plane yet"))
         route = table.get(project, deployment)
         if route is None:
-            raise _Refusal(grpc.StatusCode.NOT_FOUND, f"no deployment {project}/{deployment}")
+            raise _Refusal.of(NotFound(f"no deployment {project}/{deployment}"))
         return table, route
 
     async def _check_token(self, table: RoutingTable, route: DeploymentRoute, lookup: Mapping[str, str]) -> None:
@@ -192,10 +205,10 @@ class _Forwarder:
                     route.project, route.deployment, token, epoch=table.auth_epoch):
                 return
         except ServiceUnavailable as exc:  # the control plane is away: retry, not a false UNAUTHENTICATED
-            raise _Refusal(grpc.StatusCode.UNAVAILABLE, exc.message) from exc
-        raise _Refusal(grpc.StatusCode.UNAUTHENTICATED,
-                       f"{route.project}/{route.deployment} needs a valid project token or invocation key: "
-                       "send metadata `authorization: Bearer ...`")
+            raise _Refusal.of(exc) from exc
+        raise _Refusal.of(Unauthenticated(
+            f"{route.project}/{route.deployment} needs a valid project token or invocation key: "
+            "send metadata `authorization: Bearer ...`"))
 
     async def _forward(self, method: str, request: bytes, context: Any, *,
                        metadata: Sequence[tuple[str, str | bytes]], lookup: Mapping[str, str],
@@ -203,13 +216,13 @@ class _Forwarder:
         table, route = self._route(lookup)
         if len(lookup) < len(metadata) and sum(k.lower() == "authorization" for k, _ in metadata) > 1:
             # As over HTTP (heads.py): one call, one identity.
-            raise _Refusal(grpc.StatusCode.INVALID_ARGUMENT, "the call has several authorization metadata "
-                           "entries; send exactly one")
+            raise _Refusal.of(InvalidInput("the call has several authorization metadata entries; send exactly one"))
         await self._check_token(table, route, lookup)
         limit = route.policy.max_body_bytes
         if len(request) > limit:  # the spec's limits.maxBodyBytes, as HTTP's 413
-            raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(request)} bytes is over "
-                           f"the {limit} bytes {route.project}/{route.deployment} accepts (limits.maxBodyBytes)")
+            raise _Refusal.of(PayloadTooLarge(
+                f"request message of {len(request)} bytes is over the {limit} bytes "
+                f"{route.project}/{route.deployment} accepts (limits.maxBodyBytes)"))
         # The caller's own deadline, when sooner than the deployment's timeout, cancels this coroutine
         # (and with it the replica call): gRPC ends the call with DEADLINE_EXCEEDED itself.
         call = Call("POST", method, forwarded_headers(metadata, drop_auth=route.auth_mode == "token"), request,

@@ -2,10 +2,11 @@
 
 Methods are registered by hand with an identity deserializer, so a malformed protobuf reaches our
 code and becomes INVALID_ARGUMENT with a message (gRPC's own deserialization failure would be an
-opaque INTERNAL). Errors map to status codes: invalid input → INVALID_ARGUMENT, unknown model →
-NOT_FOUND, full queue or over max_request_elements → RESOURCE_EXHAUSTED, timeout →
-DEADLINE_EXCEEDED, loading → UNAVAILABLE, anything else → INTERNAL with an error id. Runs on the same
-event loop as the HTTP server.
+opaque INTERNAL). Errors map to status codes by the error tree's one map (``errors.py``): invalid
+input → INVALID_ARGUMENT, unknown model → NOT_FOUND, full queue or over max_request_elements →
+RESOURCE_EXHAUSTED, timeout → DEADLINE_EXCEEDED, loading → UNAVAILABLE, a model being loaded already
+→ ABORTED, anything outside the tree → INTERNAL with an error id. Runs on the same event loop as the
+HTTP server.
 """
 
 from __future__ import annotations
@@ -18,18 +19,11 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from modelpier.errors import (
-    DeadlineExceeded,
-    InvalidInput,
-    NotFound,
-    Overloaded,
-    PayloadTooLarge,
-    ServiceUnavailable,
-)
+from modelpier.errors import InvalidInput, grpc_code
 from modelpier.server.codecs import v2_grpc
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.deadlines import header_timeout_s
-from modelpier.server.failures import describe_failure
+from modelpier.server.failures import as_pier_error
 from modelpier.server.metrics import ServerMetrics
 from modelpier.spec.proto import grpc_predict_v2_pb2 as pb
 
@@ -37,24 +31,12 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_MODEL = "_unknown"
 SERVICE = "inference.GRPCInferenceService"
-# Most specific first: Overloaded is a ServiceUnavailable too.
-_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),  # over max_request_elements, as gRPC's own size limit
-    (ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
-)
 
 
-def grpc_code(exc: Exception) -> tuple[grpc.StatusCode, str, str]:
-    """Status code, metrics status and message for an error."""
-    status, message = describe_failure(exc)  # logs unexpected errors with their id
-    for kind, code in _CODES:
-        if isinstance(exc, kind):
-            return code, status, message
-    return grpc.StatusCode.INTERNAL, status, message
+def abort_status(exc: Exception) -> tuple[grpc.StatusCode, str, str]:
+    """Status code (the error tree's, ``errors.grpc_code``), metrics status and message for an error."""
+    error = as_pier_error(exc)  # logs unexpected errors with their id
+    return grpc.StatusCode[grpc_code(error)], error.code, error.message
 
 
 def _parse(message_type: Any, data: bytes) -> Any:
@@ -94,7 +76,7 @@ class InferenceServicer:
         try:
             return answer(_parse(message_type, data))
         except Exception as exc:
-            code, _, message = grpc_code(exc)
+            code, _, message = abort_status(exc)
         await context.abort(code, message)  # raises: the RPC ends here
         return None
 
@@ -133,7 +115,7 @@ class InferenceServicer:
                                             _caller_timeout_s(context))
             return v2_grpc.encode_response(response, raw)
         except Exception as exc:
-            code, status, text = grpc_code(exc)
+            code, status, text = abort_status(exc)
         finally:
             self._metrics.request(name, "v2-grpc", status, time.perf_counter() - started)
         await context.abort(code, text)

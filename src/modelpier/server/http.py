@@ -24,20 +24,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from modelpier.errors import (
-    DeadlineExceeded,
-    InvalidInput,
-    Overloaded,
-    PayloadTooLarge,
-    PierError,
-    ServiceUnavailable,
-    http_status,
-)
+from modelpier.errors import InvalidInput, PayloadTooLarge, PierError, inference_http_status, retry_after_s
 from modelpier.server.codecs import kserve_v1, mlflow_scoring, seldon, v2_binary, v2_json
 from modelpier.server.codecs.limits import DEFAULT_MAX_ELEMENTS
 from modelpier.server.dataplane import DataPlane
 from modelpier.server.deadlines import TIMEOUT_HEADER, header_timeout_s
-from modelpier.server.failures import describe_failure
+from modelpier.server.failures import as_pier_error
 from modelpier.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from modelpier.server.metrics import ServerMetrics
 
@@ -69,24 +61,12 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes = JS
 
 
 def error_status(exc: Exception) -> tuple[int, str, str, Headers]:
-    """HTTP status, error code, message and extra headers; logs unexpected errors with an id."""
-    code, message = describe_failure(exc)
-    extra: Headers = []
-    if isinstance(exc, DeadlineExceeded):
-        status = 504
-    elif isinstance(exc, Overloaded):
-        status = 503
-        extra.append((b"retry-after", str(exc.retry_after_s).encode()))
-    elif isinstance(exc, ServiceUnavailable):
-        status = 503
-        extra.append((b"retry-after", b"1"))
-    elif isinstance(exc, InvalidInput):
-        status = 400  # the data plane's input errors are all the caller's to fix
-    elif isinstance(exc, PierError):
-        status = http_status(exc)
-    else:
-        status = 500
-    return status, code, message, extra
+    """HTTP status, error code, message and extra headers, by the error tree's map for the inference
+    protocols (every input error is 400); logs unexpected errors with an id."""
+    error = as_pier_error(exc)
+    hint = retry_after_s(error)
+    extra: Headers = [] if hint is None else [(b"retry-after", str(hint).encode())]
+    return inference_http_status(error), error.code, error.message, extra
 
 
 class HttpApp:
@@ -346,9 +326,9 @@ class HttpApp:
         except ClientGone:
             status = "client_gone"
         except Exception as exc:
-            code, status, message, extra = error_status(exc)
-            reason = "MICROSERVICE_BAD_DATA" if code == 400 else status.upper()
-            await respond(send, code, seldon.encode_error(code, reason, message), extra=extra)
+            error = as_pier_error(exc)  # logged here if unexpected; error_status gets one of the tree
+            code, status, _, extra = error_status(error)
+            await respond(send, code, seldon.encode_error(error), extra=extra)
         finally:
             self._metrics.request(self._label(name), "seldon", status, time.perf_counter() - started)
 

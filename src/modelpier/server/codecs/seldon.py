@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpier.errors import InvalidInput
+from modelpier.errors import InvalidInput, PierError, seldon_error
 from modelpier.server.codecs.limits import (
     DEFAULT_MAX_ELEMENTS,
     ElementBudget,
@@ -99,5 +99,6 @@ def encode_response(response: InferenceResponse, kind: str, meta: dict[str, Any]
     return dumps({"data": {"names": _names(first.name, data), "ndarray": ndarray}, "meta": out_meta})
 
 
-def encode_error(status: int, reason: str, message: str) -> bytes:
-    return dumps({"status": {"code": status, "info": message, "reason": reason, "status": "FAILURE"}})
+def encode_error(error: PierError) -> bytes:
+    """Seldon's ``status`` object, as the error tree maps ``error`` (``errors.seldon_error``)."""
+    return dumps(seldon_error(error))
