@@ -21,6 +21,7 @@ from modelpier._lib.ids import new_id
 from modelpier.errors import DeadlineExceeded, InvalidInput, NotFound, PierError
 from modelpier.server.deadlines import effective_timeout_s, parameter_timeout_s
 from modelpier.server.execution import Tensors
+from modelpier.server.failures import Unexpected
 from modelpier.server.metrics import ServerMetrics
 from modelpier.server.repository import ModelHandle, ModelRepository
 from modelpier.server.types import (
@@ -42,10 +43,8 @@ EXTENSIONS = ("binary_tensor_data", "statistics", "kserve_v1", "seldon_v1", "met
 RESERVED_PARAMETERS = frozenset({"binary_data_output", "binary_data", "binary_data_size", "timeout"})
 
 
-class ModelFailed(PierError):
+class ModelFailed(Unexpected):
     """The model raised something that is not a modelpier error: a bug to look up by error id."""
-
-    code = "internal"
 
 
 _DATATYPES: dict[object, str] = {}

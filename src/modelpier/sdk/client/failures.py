@@ -17,6 +17,7 @@ import orjson
 
 from modelpier.errors import (
     ERROR_HTTP_STATUS,
+    AlreadyExists,
     Conflict,
     DeadlineExceeded,
     Forbidden,
@@ -41,7 +42,8 @@ _BY_CODE = {cls.code: cls for cls in ERROR_HTTP_STATUS}
 # needs no grpc import.
 _BY_GRPC: dict[str, type[PierError]] = {
     "INVALID_ARGUMENT": InvalidInput, "NOT_FOUND": NotFound, "UNAUTHENTICATED": Unauthenticated,
-    "PERMISSION_DENIED": Forbidden, "ALREADY_EXISTS": Conflict, "FAILED_PRECONDITION": Conflict,
+    "PERMISSION_DENIED": Forbidden, "ALREADY_EXISTS": AlreadyExists, "FAILED_PRECONDITION": Conflict,
+    "ABORTED": Conflict,  # what a server answers for a Conflict (errors.Conflict.wire)
     "RESOURCE_EXHAUSTED": Overloaded, "UNAVAILABLE": ServiceUnavailable, "DEADLINE_EXCEEDED": DeadlineExceeded,
     "OUT_OF_RANGE": InvalidInput,
 }
