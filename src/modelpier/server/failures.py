@@ -30,4 +30,3 @@ def as_pier_error(exc: Exception) -> PierError:
     error_id = new_id(8)
     log.error("unexpected error (error id %s)", error_id, exc_info=exc)
     return Unexpected(f"internal server error; error id {error_id}")
-
