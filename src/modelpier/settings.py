@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelpier.errors import InvalidSpec
 
@@ -115,15 +118,93 @@ class PlatformSettings(BaseModel):
                                            "bounds how late a gateway sees a new or stopping replica.")
 
 
+# Adaptive batching's defaults, in one place for both of their users: a bare `pier serve`
+# (serve.max_batch_size, serve.max_latency_ms) and a deployment's predictors (spec/deployment.py's
+# `batching`, which imports them), so a replica and a local server batch alike. 64 rows: a 200-tree
+# forest costs nearly the same for 1 and 64 rows, so the largest batch a 64-connection load forms is
+# the throughput; 5 ms bounds the wait, which the policy rarely uses (docs/serving.md).
+DEFAULT_MAX_BATCH_SIZE: Final = 64
+DEFAULT_MAX_LATENCY_MS: Final = 5.0
+
+
 class ServeSettings(BaseModel):
-    """Defaults of ``pier serve`` that its flags override."""
+    """Defaults of the model server, ``pier serve`` (docs/serving.md); each has a flag of the same name
+    that overrides it for one run. Replicas of a deployment get their ports, workers, batching and
+    outputs from the spec as flags; the rest (queue, timeouts, body size, ...) from these settings."""
 
     model_config = ConfigDict(extra="forbid")
 
+    host: str = Field("127.0.0.1", description="Interface both ports bind (--host); loopback by default so a "
+                      "model is not reachable from the network until asked (0.0.0.0 for every interface).")
+    http_port: int = Field(8080, ge=0, le=65535, description="TCP port of HTTP (--http-port): V2 REST, KServe V1, "
+                           "Seldon, /invocations, /metrics, /docs. 8080 is KServe's and MLServer's port; 0 picks "
+                           "a free one.")
+    grpc_port: int = Field(8081, ge=0, le=65535, description="TCP port of the V2 gRPC service (--grpc-port), next "
+                           "to http_port; 0 picks a free one.")
+    grpc: bool = Field(True, description="Start the V2 gRPC service (--grpc/--no-grpc); off saves a thread pool "
+                       "and a port when only HTTP is used.")
+    workers: int = Field(1, ge=0, description="Server processes sharing the ports with SO_REUSEPORT "
+                         "(--workers), each loading every model; 0 = one per CPU core. One by default, so a "
+                         "replica's CPU request maps to one process and a model is held in memory once.")
+    batching: bool = Field(True, description="Adaptive batching of every model (--batching/--no-batching); a lone "
+                           "request is flushed at once, so it costs nothing at one connection (docs/serving.md).")
+    max_batch_size: int = Field(DEFAULT_MAX_BATCH_SIZE, ge=1, description="Most rows merged into one model call "
+                                "(--max-batch-size); a deployment's batching.maxBatchSize defaults to the same 64.")
+    max_latency_ms: float = Field(DEFAULT_MAX_LATENCY_MS, ge=0, description="Longest a request waits for others to "
+                                  "join its batch, in milliseconds (--max-latency-ms); the batcher waits less when "
+                                  "the model is fast or traffic sparse. A deployment's default is the same 5 ms.")
+    max_queue: int = Field(1024, ge=1, description="Requests waiting per model before the next gets 503 with "
+                           "Retry-After (--max-queue): absorbs a burst while bounding the memory a backlog "
+                           "holds; past it a client does better to retry later or elsewhere.")
+    outputs: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Default outputs of every model, comma-separated (--outputs): what a request that names "
+                        "none gets, and the only ones computed for it (scikit-learn then skips predict_proba). "
+                        "Empty: every output.")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body in bytes "
+                                "(--max-body-bytes; 413 above, gRPC RESOURCE_EXHAUSTED): checked before the body is "
+                                "read, so a runaway client cannot fill the memory. 16 MiB is far above tabular and "
+                                "single-image requests; raise it for large batches of images.")
+    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds, queueing "
+                             "included (--timeout-s; 504 after); the same 30 s as a deployment's "
+                             "timeouts.requestSeconds and the client's default deadline.")
+    inline_predict_us: float = Field(1000.0, ge=0, description="Predictions estimated to take less than this "
+                                     "many microseconds run on the event loop, longer ones in a thread "
+                                     "(--inline-predict-us): a thread hop costs more than such a call. 0: always a "
+                                     "thread.")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, seconds in-flight requests may "
+                                    "take to finish before the server closes (--shutdown-grace-s); the platform's "
+                                    "platform.stop_grace_s gives replicas the same 30 s.")
+    access_log: bool = Field(False, description="Log every HTTP request (--access-log); off because it costs "
+                             "throughput, and the gateway's metrics and prediction log cover most needs.")
     repository_api: bool = Field(
         False, description="Serve the V2 model repository extension (POST /v2/repository/index, "
-                           "/v2/repository/models/{m}/load|unload; PIER_SERVE__REPOSITORY_API). Off by default: "
+                           "/v2/repository/models/{m}/load|unload; --repository-api). Off by default: "
                            "it lets any caller that reaches the port take models out of service.")
+    isolated: bool = Field(False, description="Run in a virtualenv built with uv from the models' environment "
+                           "lock (--isolated), cached under registry.environments_dir; every model served "
+                           "together must share one lock. Off: the models run in pier's own environment.")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _split_outputs(cls, value: Any) -> Any:
+        # PIER_SERVE__OUTPUTS=predict,predict_proba reads as the flag does; a config file may give a list.
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
+
+
+class BenchSettings(BaseModel):
+    """Defaults of ``pier bench`` (docs/bench.md); each has a flag that overrides it for one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(8, ge=1, le=10_000, description="Workers, each with one keep-alive connection and one "
+                             "request in flight (--concurrency); 8 loads a small deployment without needing a "
+                             "large machine to generate the load.")
+    duration_s: float = Field(10.0, ge=0.1, description="Seconds measured when --requests is not given "
+                              "(--duration): long enough for stable percentiles at a few thousand req/s.")
+    warmup_s: float = Field(0.0, ge=0, description="Seconds of load before measuring starts (--warmup), to fill "
+                            "connection pools, caches and batchers; none by default, so a cold start shows.")
+    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds (--timeout-s); a request over "
+                             "it counts as an error. 30 s: the server's own default bound.")
 
 
 class ClientSettings(BaseModel):
@@ -248,11 +329,12 @@ class Settings(BaseSettings):
         None, description="Where artifacts live: a folder path/file:// URL (default $PIER_HOME/blobs) or "
                           "s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(
-        None, description="Endpoint of an S3-compatible server (MinIO, moto); None means AWS.")
+        None, description="Endpoint of an S3-compatible server (MinIO, moto); unset: AWS's own.")
     remote: str | None = Field(None, description="Default remote control-plane URL for push/pull.")
     user: str = Field(default_factory=lambda: os.environ.get("USER", "unknown"),
                       description="Who is recorded in lineage when saving a model.")
-    log_level: str = Field("info", description="Log level of every process.")
+    log_level: str = Field("info", description="Log level of every process (debug, info, warning or error); "
+                           "info logs start-ups, rollouts and failures, not every request.")
     token: SecretStr | None = Field(
         None, description="API token the CLI sends to the control plane (PIER_TOKEN); `pier login` and "
                           "`pier up` store it in the config file.")
@@ -269,6 +351,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    bench: BenchSettings = Field(default_factory=BenchSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
     @field_validator("home", mode="after")
@@ -302,6 +385,27 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """One leaf of the settings tree: ``serve.workers``, read from ``PIER_SERVE__WORKERS``."""
+
+    path: str
+    env_var: str
+    info: FieldInfo
+
+
+def setting_fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[SettingField]:
+    """Every leaf setting, depth first in declaration order: what `pier config show` lists and
+    docs/configuration.md tabulates (``make generate``)."""
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            yield from setting_fields(section, f"{path}.")
+        else:
+            yield SettingField(path, "PIER_" + path.upper().replace(".", "__"), info)
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):

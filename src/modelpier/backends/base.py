@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
+from modelpier.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
 
 # starting: process up, not ready yet (loading); ready: readiness probe answers 200;
 # unready: was ready, probe now fails; exited: the process is gone (crashed or killed), its slot kept

@@ -33,8 +33,6 @@ from modelpier.registry.remote import RegistryClient
 from modelpier.registry.wire import VersionBody
 from modelpier.spec.names import ModelRef
 
-DEFAULT_DURATION_S = 10.0
-
 
 @dataclass(frozen=True, slots=True)
 class _Target:
@@ -160,11 +158,13 @@ def bench(
                                          "name in the default --path)."),
     project: str = ProjectOpt,
     remote: str = RemoteOpt,
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, max=10_000,
-                                    help="Workers, each with one keep-alive connection and one request in flight."),
-    duration: float = typer.Option(None, "--duration", "-d", min=0.1,
-                                   help=f"Seconds to measure (default {DEFAULT_DURATION_S:g} unless --requests is "
-                                        "given; with both, whichever ends first)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, max=10_000,
+                                           help="Workers, each with one keep-alive connection and one request in "
+                                                "flight (default: bench.concurrency, PIER_BENCH__CONCURRENCY, 8)."),
+    duration: float | None = typer.Option(None, "--duration", "-d", min=0.1,
+                                          help="Seconds to measure (default: bench.duration_s, "
+                                               "PIER_BENCH__DURATION_S, 10, unless --requests is given; with both, "
+                                               "whichever ends first)."),
     requests: int = typer.Option(None, "--requests", "-n", min=1, help="Stop after this many measured requests."),
     data: Path = typer.Option(None, "--data", help="JSON file sent as every request's body (default: a V2 request "
                                                    "built from the deployed model's input example)."),
@@ -176,10 +176,12 @@ def bench(
     header: list[str] = typer.Option([], "--header", "-H", metavar="NAME:VALUE",
                                      help="Extra request header, repeatable (e.g. -H 'x-segment: beta')."),
     json_out: Path = typer.Option(None, "--json-out", help="Also save the report as JSON to this file."),
-    warmup: float = typer.Option(0.0, "--warmup", min=0, help="Seconds of load before measuring starts (fills "
-                                                              "connection pools, caches, batchers)."),
-    timeout_s: float = typer.Option(30.0, "--timeout-s", min=0.001, help="Per-request timeout in seconds; a "
-                                                                         "request over it counts as an error."),
+    warmup: float | None = typer.Option(None, "--warmup", min=0,
+                                        help="Seconds of load before measuring starts (fills connection pools, "
+                                             "caches, batchers; default: bench.warmup_s, PIER_BENCH__WARMUP_S, 0)."),
+    timeout_s: float | None = typer.Option(None, "--timeout-s", min=0.001,
+                                           help="Per-request timeout in seconds; a request over it counts as an "
+                                                "error (default: bench.timeout_s, PIER_BENCH__TIMEOUT_S, 30)."),
 ) -> None:
     """Load-test a deployment through the gateway: throughput, latency percentiles, status codes, errors.
 
@@ -187,13 +189,17 @@ def bench(
     Exits non-zero when no request succeeded.
     """
     c = get_context(ctx)
+    defaults = c.settings.bench
+    concurrency = defaults.concurrency if concurrency is None else concurrency
+    warmup = defaults.warmup_s if warmup is None else warmup
+    timeout_s = defaults.timeout_s if timeout_s is None else timeout_s
     headers = _headers(header)
     target = _resolve(c, name, project, remote=remote, url=url, path=path, data=data, headers=headers)
     sent = target.headers
     if not any(k.lower() == "content-type" for k, _ in sent):
         sent = (*sent, ("Content-Type", "application/json"))
     if duration is None and requests is None:
-        duration = DEFAULT_DURATION_S
+        duration = defaults.duration_s
     plan = LoadPlan(url=target.url, body=target.body, headers=sent, concurrency=concurrency, duration_s=duration,
                     requests=requests, warmup_s=warmup, timeout_s=timeout_s)
     result = _run(plan, c.err)

@@ -1,18 +1,24 @@
-"""``ServerConfig``: everything one ``pier serve`` process needs, built from CLI options.
+"""``ServerConfig``: everything one ``pier serve`` process needs, built from its settings.
 
-Plain frozen dataclasses (no I/O, no environment): the CLI builds one, ``build_server`` consumes it,
-tests construct it directly. Per-model options override the server-wide defaults by model name.
+Plain frozen dataclasses (no I/O, no environment): the CLI resolves its flags over the settings
+(``serve.*``, ``limits.*``) and builds one with ``server_config``, ``build_server`` consumes it, tests
+construct it directly. Every default is the setting's default (``settings.ServeSettings``,
+``settings.LimitSettings``), never a second copy. Per-model options override the server-wide defaults
+by model name.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from modelpier.errors import InvalidSpec
-from modelpier.spec.deployment import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
+from modelpier.settings import LimitSettings, ServeSettings, Settings
 
-DEFAULT_HTTP_PORT = 8080
-DEFAULT_GRPC_PORT = 8081
+# The defaults of the settings (pydantic models, no environment read): the dataclasses' defaults.
+_SERVE = ServeSettings()
+_LIMITS = LimitSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +30,9 @@ class BatchingConfig:
     the requests' first dimensions), not requests.
     """
 
-    enabled: bool = True
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
-    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+    enabled: bool = _SERVE.batching
+    max_batch_size: int = _SERVE.max_batch_size
+    max_latency_ms: float = _SERVE.max_latency_ms
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -40,7 +46,7 @@ class ModelOptions:
     """Serving options of one model (the server's defaults where not overridden)."""
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
-    max_queue: int = 1024
+    max_queue: int = _SERVE.max_queue
     # The outputs a request that names none gets, and the only ones computed for it (sklearn then
     # skips predict_proba); () = every output. A request may still ask for any output by name.
     outputs: tuple[str, ...] = ()
@@ -69,28 +75,28 @@ class ModelSource:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     models: tuple[ModelSource, ...]
-    host: str = "127.0.0.1"
-    http_port: int = DEFAULT_HTTP_PORT
-    grpc_port: int | None = DEFAULT_GRPC_PORT  # None: no gRPC server
-    workers: int = 1
-    max_body_bytes: int = 16 * 1024 * 1024
-    request_timeout_s: float = 30.0
-    shutdown_grace_s: float = 30.0
+    host: str = _SERVE.host
+    http_port: int = _SERVE.http_port
+    grpc_port: int | None = _SERVE.grpc_port  # None: no gRPC server
+    workers: int = _SERVE.workers or 1
+    max_body_bytes: int = _SERVE.max_body_bytes
+    request_timeout_s: float = _SERVE.timeout_s
+    shutdown_grace_s: float = _SERVE.shutdown_grace_s
     # A batch whose predicted cost is below this runs on the event loop: a thread hop costs more
     # than a microsecond-scale model call. Above it, predictions run in a worker thread.
-    inline_predict_us: float = 1000.0
+    inline_predict_us: float = _SERVE.inline_predict_us
     defaults: ModelOptions = field(default_factory=ModelOptions)
     per_model: dict[str, ModelOptions] = field(default_factory=dict)
-    log_level: str = "info"
-    access_log: bool = False
+    log_level: str = Settings.model_fields["log_level"].default
+    access_log: bool = _SERVE.access_log
     # The limits that bound a single request (settings.LimitSettings, docs/security.md).
-    max_request_elements: int = 16 * 1024 * 1024
-    max_headers: int = 100
-    head_timeout_s: float = 30.0
-    body_timeout_s: float = 300.0
+    max_request_elements: int = _LIMITS.max_request_elements
+    max_headers: int = _LIMITS.max_headers
+    head_timeout_s: float = _LIMITS.head_timeout_s
+    body_timeout_s: float = _LIMITS.body_timeout_s
     # The V2 model repository extension (index, load, unload over HTTP): off unless asked, since it
     # lets any caller that reaches the port take models out of service.
-    repository_api: bool = False
+    repository_api: bool = _SERVE.repository_api
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -135,3 +141,27 @@ def apply_model_option(options: ModelOptions, key: str, value: str) -> ModelOpti
         raise InvalidSpec(f"model option {key}={value!r}: not a valid value") from None
     raise InvalidSpec(
         f"unknown model option {key!r}; use batching, max_batch_size, max_latency_ms, max_queue or outputs")
+
+
+def server_config(models: tuple[ModelSource, ...], serve: ServeSettings, limits: LimitSettings, *,
+                  log_level: str, model_options: Mapping[str, list[tuple[str, str]]] | None = None) -> ServerConfig:
+    """The server ``serve`` and ``limits`` describe; ``model_options`` maps a model's name to its
+    ``KEY=VALUE`` overrides (``--model-option``), applied in order over the server-wide defaults."""
+    defaults = ModelOptions(
+        batching=BatchingConfig(enabled=serve.batching, max_batch_size=serve.max_batch_size,
+                                max_latency_ms=serve.max_latency_ms),
+        max_queue=serve.max_queue, outputs=serve.outputs)
+    per_model: dict[str, ModelOptions] = {}
+    for name, assignments in (model_options or {}).items():
+        options = defaults
+        for key, value in assignments:
+            options = apply_model_option(options, key, value)
+        per_model[name] = options
+    return ServerConfig(
+        models=models, host=serve.host, http_port=serve.http_port, grpc_port=serve.grpc_port if serve.grpc else None,
+        workers=serve.workers or os.cpu_count() or 1, max_body_bytes=serve.max_body_bytes,
+        request_timeout_s=serve.timeout_s, shutdown_grace_s=serve.shutdown_grace_s,
+        inline_predict_us=serve.inline_predict_us, defaults=defaults, per_model=per_model, log_level=log_level,
+        access_log=serve.access_log, max_request_elements=limits.max_request_elements,
+        max_headers=limits.max_headers, head_timeout_s=limits.head_timeout_s, body_timeout_s=limits.body_timeout_s,
+        repository_api=serve.repository_api)

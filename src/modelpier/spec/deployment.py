@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from modelpier.errors import InvalidSpec, PierError
+from modelpier.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
 from modelpier.spec.names import ModelRef, validate_name
 
 API_VERSION: Final = "modelpier.io/v1alpha1"
@@ -64,13 +65,7 @@ class Resources(_Spec):
         return value
 
 
-# The one home of the batching defaults: deployments, ``pier serve`` and the replica's own config use
-# these. 64 rows: a 200-tree forest costs nearly the same for 1 and 64 rows, so the largest batch a
-# 64-connection load forms is the throughput; 5 ms bounds the wait, which the policy rarely uses.
-DEFAULT_MAX_BATCH_SIZE: Final = 64
-DEFAULT_MAX_LATENCY_MS: Final = 5.0
-
-
+# Its defaults are a bare `pier serve`'s (settings.py says why those values), so replicas batch alike.
 class Batching(_Spec):
     """Adaptive batching. On by default: a lone request is flushed at once (measured: no cost at one
     connection, see docs/benchmarks.md), and concurrent ones share a model call. Turn it off for a model

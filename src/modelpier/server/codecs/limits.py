@@ -23,12 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from modelpier.errors import InvalidInput, PayloadTooLarge
+from modelpier.settings import LimitSettings
 
 # numpy's own limit is 64 dimensions (32 before numpy 2); no model takes more than a handful, and a
 # bound well below numpy's keeps its errors (500s) out of reach.
 MAX_DIMS = 32
-# 16 Mi elements: a batch of 64 images of 3x224x224 is 9.6 Mi; as FP64 the largest tensor costs 128 MiB.
-DEFAULT_MAX_ELEMENTS = 16 * 1024 * 1024
+# The setting's default (16 Mi elements, why: limits.max_request_elements), for decoders called alone.
+DEFAULT_MAX_ELEMENTS = LimitSettings().max_request_elements
 _SETTING = "PIER_LIMITS__MAX_REQUEST_ELEMENTS or pier serve --max-request-elements"
 _BYTES_LENGTH = 4  # each raw BYTES element starts with its 4-byte little-endian length
 
