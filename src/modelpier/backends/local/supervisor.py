@@ -95,12 +95,14 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
 def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int | None = None,
                python: str = sys.executable) -> tuple[str, ...]:
     """``pier serve`` as ``python -m modelpier.server`` (the same command): an absolute, stable argv
-    that adoption can compare with ``/proc/<pid>/cmdline``. ``grpc_port`` None: HTTP only."""
+    that adoption can compare with ``/proc/<pid>/cmdline``. ``grpc_port`` None: HTTP only. What the
+    spec decides is always a flag, so ``serve.*`` settings (the config file in PIER_HOME, which the
+    replica reads too) tune a replica but never contradict its spec."""
     batching = ("--batching", "--max-batch-size", str(spec.max_batch_size), "--max-latency-ms",
                 f"{spec.max_latency_ms:g}") if spec.batching else ("--no-batching",)
-    grpc = ("--no-grpc",) if grpc_port is None else ("--grpc-port", str(grpc_port))
-    outputs = ("--outputs", ",".join(spec.outputs)) if spec.outputs else ()
-    isolated = ("--isolated",) if spec.isolated else ()
+    grpc = ("--no-grpc",) if grpc_port is None else ("--grpc", "--grpc-port", str(grpc_port))
+    outputs = ("--outputs", ",".join(spec.outputs))  # "": every output, whatever serve.outputs says
+    isolated = ("--isolated",) if spec.isolated else ("--no-isolated",)
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
             *grpc, "--workers", str(spec.workers), *batching, *outputs, "--shutdown-grace-s", f"{grace_s:g}",
             *isolated)

@@ -37,6 +37,7 @@ def test_serve_argv_asks_for_grpc_on_its_port_or_none() -> None:
     assert with_grpc[:4] == ("py", "-m", "modelpier.server", "iris:1")
     assert with_grpc[with_grpc.index("--grpc-port") + 1] == "30001"
     assert "--no-grpc" not in with_grpc
+    assert "--grpc" in with_grpc  # not left to serve.grpc
     assert "--no-grpc" in serve_argv(SPEC, 30000, grace_s=5, python="py")
 
 
@@ -44,7 +45,9 @@ def test_default_outputs_reach_the_server_and_round_trip(tmp_path: Path) -> None
     spec = replace(SPEC, outputs=("predict",))
     argv = serve_argv(spec, 30000, grace_s=5, python="py")
     assert argv[argv.index("--outputs") + 1] == "predict"
-    assert "--outputs" not in serve_argv(SPEC, 30000, grace_s=5, python="py")
+    every = serve_argv(SPEC, 30000, grace_s=5, python="py")
+    assert every[every.index("--outputs") + 1] == ""  # every output, not serve.outputs
+    assert "--no-isolated" in every
     path = tmp_path / "state.json"
     rec = records.ReplicaRecord("main-1", spec, 123, 30000, argv, 1.0, 0)
     records.save(path, [rec])
