@@ -57,7 +57,10 @@ def cmdline(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    if not raw:
+        return []  # a zombie or kernel thread
+    # Each argument ends with a NUL; an empty argument (`--outputs ""`) is two NULs in a row, kept.
+    return [part.decode(errors="replace") for part in raw.removesuffix(b"\0").split(b"\0")]
 
 
 def send(pid: int, sig: signal.Signals, *, group: bool = False) -> None:
