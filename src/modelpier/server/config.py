@@ -49,7 +49,7 @@ class ModelOptions:
     max_queue: int = _SERVE.max_queue
     # The outputs a request that names none gets, and the only ones computed for it (sklearn then
     # skips predict_proba); () = every output. A request may still ask for any output by name.
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = _SERVE.outputs
 
     def __post_init__(self) -> None:
         if self.max_queue < 1:
