@@ -19,15 +19,15 @@ from modelpier.errors import InvalidInput, NotFound
 from modelpier.sdk.client import wire
 from modelpier.sdk.client.retry import RetryPolicy
 from modelpier.sdk.client.tensors import Encoded, ModelInfo, Prediction, encode_inputs, frame_of
-from modelpier.settings import Settings, load_settings
+from modelpier.settings import ServeSettings, Settings, load_settings
 
 Kind = Literal["auto", "gateway", "server"]
 Protocol = Literal["v2", "kserve-v1", "seldon"]
 PROTOCOLS = ("v2", "kserve-v1", "seldon")
 DEFAULT_PROJECT = "default"
 TIMEOUT_HEADER = "x-pier-timeout-ms"
-# A model server's gRPC port when only its HTTP URL is known (``pier serve``'s default).
-SERVER_GRPC_PORT = 8081
+# A model server's gRPC port when only its HTTP URL is known: ``pier serve``'s default (serve.grpc_port).
+SERVER_GRPC_PORT = ServeSettings().grpc_port
 # Extra seconds the client waits past the deadline it sent, so the server's own 504 (with its
 # message) arrives before the client gives up on its own.
 DEADLINE_GRACE_S = 0.5
