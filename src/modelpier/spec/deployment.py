@@ -289,6 +289,25 @@ class ObjectMeta(_Spec):
     project: str | None = Field(
         None, description="The project (tenant) the deployment belongs to. When absent, the project it is "
                           "applied to (the URL, `pier deploy --project`, else `default`).")
+    namespace: str | None = Field(
+        None, description="The Kubernetes spelling of `project` (on Kubernetes the namespace is the project), so "
+                          "one file serves `kubectl apply` and `pier deploy`. Read into `project`: always None "
+                          "after parsing.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _namespace_is_project(cls, data: Any) -> Any:
+        """``namespace`` and ``project`` are one thing: both may be given only when they agree."""
+        if not isinstance(data, dict) or data.get("namespace") is None:
+            return data
+        data = dict(data)
+        namespace = data.pop("namespace")
+        project = data.get("project")
+        if project is not None and project != namespace:
+            raise ValueError(f"metadata.namespace {namespace!r} and metadata.project {project!r} differ; they are "
+                             "the same thing (the namespace is the project): give one, or the same value")
+        data["project"] = namespace
+        return data
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,80 @@
+"""Leader election against a real API server: one of two electors leads; the other takes over when it
+stops (released at once) or stops renewing (after the lease duration)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from modelpier.backends.kubernetes.kubeapi import KubeApi
+from modelpier.backends.kubernetes.lease import LeaderElector
+from tests.integration.kubernetes.cluster.conftest import Cluster
+
+FAST = {"lease_duration_s": 3.0, "renew_deadline_s": 2.0, "retry_period_s": 0.3}
+
+
+async def _until(condition: object, timeout: float) -> float:
+    """Seconds until ``condition()`` holds."""
+    start = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, namespace: str) -> None:
+    async def scenario() -> None:
+        api = KubeApi.connect(str(cluster.kubeconfig))
+        a = LeaderElector(api, namespace=namespace, name="control", identity="a", **FAST)
+        b = LeaderElector(api, namespace=namespace, name="control", identity="b", **FAST)
+        lost: list[str] = []
+
+        async def a_lost() -> None:
+            lost.append("a")
+
+        task_a = asyncio.create_task(a.run(on_lost=a_lost))
+        await _until(a.is_leader.is_set, 10)
+        task_b = asyncio.create_task(b.run())
+        await asyncio.sleep(FAST["lease_duration_s"] + 1)  # longer than a lease: a renews, b must not take over
+        assert a.is_leader.is_set() and not b.is_leader.is_set()
+        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 3
+
+        task_a.cancel()  # a rolling update: a releases the lease on its way out
+        await asyncio.gather(task_a, return_exceptions=True)
+        assert lost == ["a"]
+        handover = await _until(b.is_leader.is_set, 10)
+        assert handover < FAST["lease_duration_s"]  # released, not expired: b need not wait a lease out
+        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
+        task_b.cancel()
+        await asyncio.gather(task_b, return_exceptions=True)
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluster: Cluster, namespace: str) -> None:
+    async def scenario() -> None:
+        crashed = KubeApi.connect(str(cluster.kubeconfig))
+        a = LeaderElector(crashed, namespace=namespace, name="control", identity="a", **FAST)
+        task_a = asyncio.create_task(a.run())
+        await _until(a.is_leader.is_set, 10)
+        await crashed.close()  # a's process hangs: its requests fail, it cannot renew (and cannot release)
+
+        api = KubeApi.connect(str(cluster.kubeconfig))
+        b = LeaderElector(api, namespace=namespace, name="control", identity="b", **FAST)
+        task_b = asyncio.create_task(b.run())
+        await _until(lambda: not a.is_leader.is_set(), FAST["renew_deadline_s"] + 2)
+        assert not b.is_leader.is_set()  # a gave up at its renew deadline, before b may take over
+        waited = await _until(b.is_leader.is_set, 10)
+        assert waited > 0.3
+        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        assert lease["spec"]["holderIdentity"] == "b"
+        for task in (task_a, task_b):
+            task.cancel()
+        await asyncio.gather(task_a, task_b, return_exceptions=True)
+        await api.close()
+
+    asyncio.run(scenario())
