@@ -152,3 +152,17 @@ def test_worker_processes_follow_the_whole_cores_of_a_replica(resources: dict[st
     if workers is not None:
         predictor["workers"] = workers
     assert parse_deployment(doc(predictors=[predictor])).spec.predictors[0].worker_count == count
+
+
+@pytest.mark.parametrize("metadata", [{"name": "iris", "namespace": "team"}, {"name": "iris", "project": "team"},
+                                      {"name": "iris", "namespace": "team", "project": "team"}])
+def test_namespace_and_project_are_one_thing(metadata: dict[str, str]) -> None:
+    """The same file serves `kubectl apply` (metadata.namespace) and `pier deploy` (either)."""
+    parsed = parse_deployment({"metadata": metadata, "spec": {"predictors": [{"model": "iris"}]}})
+    assert (parsed.metadata.project, parsed.metadata.namespace) == ("team", None)
+
+
+def test_namespace_and_project_that_differ_are_refused() -> None:
+    with pytest.raises(InvalidSpec, match="metadata.namespace 'a' and metadata.project 'b' differ"):
+        parse_deployment({"metadata": {"name": "iris", "namespace": "a", "project": "b"},
+                          "spec": {"predictors": [{"model": "iris"}]}})
