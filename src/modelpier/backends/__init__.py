@@ -1,1 +1,1 @@
-"""Backends run replicas: ``local`` as child processes, ``kubernetes`` through the operator."""
+"""Backends run replicas: ``local`` as child processes, ``kubernetes`` as pods, driven by the same reconciler."""

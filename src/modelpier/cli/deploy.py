@@ -69,7 +69,7 @@ def _apply_to_kubernetes(c: CliContext, document: ModelDeployment, namespace: st
     meta = stored.get("metadata", {})
     emit(c.out, stored, output, lambda: (
         f"modeldeployment.modelpier.io/{meta.get('name')} applied in namespace {meta.get('namespace')} "
-        f"(generation {meta.get('generation')}); the operator rolls it out"))
+        f"(generation {meta.get('generation')}); the control plane in the cluster rolls it out"))
 
 
 def deploy(

@@ -35,7 +35,9 @@ app.command("server")(server_cmds.server)
 app.command("up")(server_cmds.up)
 app.command("down")(server_cmds.down)  # platform processes (issue 4)
 app.command("gateway")(gateway)  # platform processes (issue 4)
-app.command("operator")(operator)  # Kubernetes (issue 7)
+# Removed (issue 16); says so and where its work went, whatever options an old manifest passes.
+app.command("operator", hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
+    operator)
 app.command("render")(render_cmd)  # Kubernetes (issue 7)
 # Deployments, kubectl-style: verbs first, the API underneath.
 app.command("login")(auth.login)  # access (issue 6)

@@ -15,11 +15,11 @@ from datetime import datetime
 
 from modelpier.backends.kubernetes.crplan import Applied, ControlView
 from modelpier.control.deployments import DeploymentService, DeploymentView
-from modelpier.control.store.store import MAX_EVENTS
 from modelpier.errors import AlreadyExists, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
 
 BOUND_REASON = "CustomResourceBound"
+EVENT_LOOKBACK = 500  # as many events as the SQL store keeps per deployment (control/store/store.py)
 CR_USER_PREFIX = "kubernetes/"  # revisions a CR applied are created by "kubernetes/<field manager>"
 
 
@@ -64,7 +64,7 @@ class DeploymentPort:
         if key in self._bound:
             return True
         store = self._deployments.store
-        bound = any(e.reason == BOUND_REASON for e in store.events(record.project, record.name, limit=MAX_EVENTS)) \
+        bound = any(e.reason == BOUND_REASON for e in store.events(record.project, record.name, limit=EVENT_LOOKBACK)) \
             or any(r.created_by.startswith(CR_USER_PREFIX) for r in store.revisions(record.project, record.name))
         if bound:
             self._bound.add(key)

@@ -1,5 +1,5 @@
 """The platform install: `kubectl kustomize` of the base and each overlay, validated against the
-schemas, with RBAC that covers exactly what the operator touches and containers whose commands
+schemas, with RBAC that covers exactly what the control plane touches and containers whose commands
 are real `pier` commands."""
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import yaml
 
 from modelpier.backends.kubernetes.crd import custom_resource_definition
 from modelpier.backends.kubernetes.options import RenderOptions
-from modelpier.backends.kubernetes.reconcile import MANAGED_KINDS
 from modelpier.backends.kubernetes.render import render
 from tests.integration.kubernetes.conftest import pier_args_ok
-from tests.support.procs import run_pier
 from tests.unit.backends.kubernetes.specs import FEATURES
 from tests.unit.backends.kubernetes.validation import VERSIONS, validate
 
@@ -53,10 +51,10 @@ def test_the_platform_parts_are_there(path: str) -> None:
     objects = build(path)
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("Deployment", "modelpier-control"), ("Service", "modelpier-control"), ("Deployment", "modelpier-gateway"),
-            ("Service", "modelpier-gateway"), ("Deployment", "modelpier-operator"),
-            ("ServiceAccount", "modelpier-operator"), ("ClusterRole", "modelpier-operator"),
-            ("ClusterRoleBinding", "modelpier-operator"), ("ConfigMap", "modelpier-config"),
-            ("ConfigMap", "modelpier-operator"), ("ConfigMap", "modelpier-grafana-dashboard"),
+            ("Service", "modelpier-gateway"), ("ServiceAccount", "modelpier-control"),
+            ("ClusterRole", "modelpier-control"), ("ClusterRoleBinding", "modelpier-control"),
+            ("Role", "modelpier-control-leader"), ("ConfigMap", "modelpier-config"),
+            ("ConfigMap", "modelpier-grafana-dashboard"),
             ("CustomResourceDefinition", "modeldeployments.modelpier.io")} <= names
     assert find(objects, "CustomResourceDefinition", "modeldeployments.modelpier.io") == custom_resource_definition()
     for obj in objects:
@@ -69,20 +67,26 @@ def _verbs(role: dict[str, Any], group: str, resource: str) -> set[str]:
             for verb in rule["verbs"]}
 
 
-def test_rbac_covers_exactly_the_kinds_the_operator_manages() -> None:
-    role = find(build("base"), "ClusterRole", "modelpier-operator")
-    plural = {"Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-              "PodDisruptionBudget": "poddisruptionbudgets", "HTTPRoute": "httproutes",
-              "VirtualService": "virtualservices"}
-    for api_version, kind in MANAGED_KINDS:
-        group = api_version.rpartition("/")[0]
-        assert _verbs(role, group, plural[kind]) == {"get", "list", "watch", "create", "patch", "delete"}, kind
-    assert _verbs(role, "modelpier.io", "modeldeployments") == {"get", "list", "watch", "patch"}
+def test_the_control_planes_rbac_is_least_privilege() -> None:
+    """Each rule is one the control plane uses (crsync, lease, the backend's pods); no wildcards."""
+    objects = build("base")
+    role = find(objects, "ClusterRole", "modelpier-control")
+    assert _verbs(role, "modelpier.io", "modeldeployments") == {"get", "list", "watch", "create", "update", "delete"}
     assert _verbs(role, "modelpier.io", "modeldeployments/status") == {"get", "patch"}
-    assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in role["rules"])
-    managed = {plural[kind] for _, kind in MANAGED_KINDS}
-    extra = {"modeldeployments", "modeldeployments/status", "events", "customresourcedefinitions", "namespaces"}
-    assert {r for rule in role["rules"] for r in rule["resources"]} == managed | extra
+    assert _verbs(role, "", "pods/log") == {"get"}
+    assert _verbs(role, "", "secrets") == {"get"}  # by name only: never list or watch every secret
+    assert _verbs(role, "", "events") == {"create", "patch"}
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {
+        "modeldeployments", "modeldeployments/status", "pods", "pods/log", "events", "secrets"}
+    leader = find(objects, "Role", "modelpier-control-leader")  # its Lease: its own namespace, by name
+    assert _verbs(leader, "coordination.k8s.io", "leases") == {"create", "get", "update"}
+    for obj in objects:
+        if obj["kind"] in {"ClusterRole", "Role"}:
+            assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in obj["rules"])
+    edit = find(objects, "ClusterRole", "modelpier-modeldeployments-edit")
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert find(objects, "ClusterRole", "modelpier-modeldeployments-view")["metadata"]["labels"][
+        "rbac.authorization.k8s.io/aggregate-to-view"] == "true"
 
 
 def test_the_service_monitor_selects_the_services_the_operator_renders() -> None:
@@ -99,7 +103,7 @@ def test_dev_needs_no_prometheus_operator_and_production_runs_two_of_each() -> N
     for name in ("modelpier-control", "modelpier-gateway"):
         assert find(production, "Deployment", name)["spec"]["replicas"] == 2
         assert find(production, "PodDisruptionBudget", name)["spec"]["maxUnavailable"] == 1
-    assert find(production, "Deployment", "modelpier-operator")["spec"]["replicas"] == 1
+    assert not any(o["metadata"]["name"] == "modelpier-operator" for o in production)  # gone (issue 16)
     settings = find(production, "ConfigMap", "modelpier-config")["data"]
     assert settings["PIER_BLOB_URL"].startswith("s3://")
     control = find(production, "Deployment", "modelpier-control")["spec"]["template"]["spec"]["containers"][0]
@@ -117,14 +121,6 @@ def test_containers_run_non_root_and_real_pier_commands(path: str, tmp_path: Pat
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["image"].startswith("ghcr.io/modelpier/modelpier:")
             assert pier_args_ok(container["args"], tmp_path) is None, container["args"]
-
-
-def test_operator_settings_are_options_of_pier_operator(tmp_path: Path) -> None:
-    for path in KUSTOMIZATIONS:
-        data = find(build(path), "ConfigMap", "modelpier-operator")["data"]
-        result = run_pier(["operator", "--help"], tmp_path, check=True, COLUMNS="400")
-        for key in data:
-            assert key in result.stdout, f"{key} is not an environment variable of `pier operator`"
 
 
 def test_rendered_model_server_commands_are_real_pier_commands(tmp_path: Path) -> None:

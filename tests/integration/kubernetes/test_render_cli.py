@@ -1,4 +1,4 @@
-"""`pier render`: the operator's manifests on stdout, byte-identical run to run, for GitOps."""
+"""`pier render`: the ModelDeployment custom resource of a file, byte-identical run to run, for GitOps."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelpier.backends.kubernetes.options import RenderOptions
-from modelpier.backends.kubernetes.render import render, to_yaml
-from modelpier.spec.deployment import parse_deployment
 from tests.support.procs import run_pier
-from tests.unit.backends.kubernetes.validation import validate
 
 SPEC = """
 apiVersion: modelpier.io/v1alpha1
@@ -23,6 +19,7 @@ spec:
     - {name: canary, model: "iris:7", weight: 10}
   routes:
     - {match: {headers: {x-segment: beta}}, predictor: canary}
+  auth: {mode: token}
 """
 
 
@@ -33,38 +30,29 @@ def spec_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_render_prints_the_same_manifests_as_the_library(spec_file: Path, tmp_path: Path) -> None:
+def test_render_prints_the_custom_resource(spec_file: Path, tmp_path: Path) -> None:
     first = run_pier(["render", "-f", str(spec_file)], tmp_path, check=True).stdout
-    second = run_pier(["render", "-f", str(spec_file)], tmp_path, check=True).stdout
-    assert first == second
-    expected = render(parse_deployment(yaml.safe_load(SPEC)), RenderOptions(managed_by="pier-render"))
-    assert first == to_yaml(expected)
-    for obj in yaml.safe_load_all(first):
-        validate(obj, "1.30")
+    assert first == run_pier(["render", "-f", str(spec_file)], tmp_path, check=True).stdout
+    [cr] = yaml.safe_load_all(first)
+    assert cr["metadata"] == {"name": "iris", "namespace": "acme"}  # the project is the namespace
+    assert cr["spec"] == yaml.safe_load(SPEC)["spec"]  # every field, as written (auth too)
+    # The output is a pier file as well: metadata.namespace reads as the project.
+    again = tmp_path / "cr.yaml"
+    again.write_text(first)
+    assert run_pier(["render", "-f", str(again)], tmp_path, check=True).stdout == first
 
 
-@pytest.mark.parametrize(("flags", "kind", "namespace"), [
-    (["--routing", "istio"], "VirtualService", "acme"),
-    (["--namespace", "team-a", "--kubernetes-version", "1.25"], "HTTPRoute", "team-a"),
-    (["--custom-resource"], "ModelDeployment", "acme"),
-])
-def test_render_options(spec_file: Path, tmp_path: Path, flags: list[str], kind: str, namespace: str) -> None:
+@pytest.mark.parametrize(("flags", "namespace"), [
+    ([], "acme"), (["--namespace", "acme"], "acme"), (["--custom-resource"], "acme")])
+def test_render_namespace(spec_file: Path, tmp_path: Path, flags: list[str], namespace: str) -> None:
     out = run_pier(["render", "-f", str(spec_file), *flags], tmp_path, check=True).stdout
-    objects = list(yaml.safe_load_all(out))
-    assert objects[-1]["kind"] == kind
-    assert {o["metadata"]["namespace"] for o in objects} == {namespace}
-    for obj in objects:
-        validate(obj, "1.30")
+    assert yaml.safe_load(out)["metadata"]["namespace"] == namespace
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--routing", "nginx"], "choose one of gateway-api, istio"),
-    (["--kubernetes-version", "1.20"], "1.23 or newer"),
-])
-def test_render_refuses_bad_options(spec_file: Path, tmp_path: Path, flags: list[str], message: str) -> None:
-    result = run_pier(["render", "-f", str(spec_file), *flags], tmp_path)
+def test_render_refuses_a_namespace_that_is_not_the_project(spec_file: Path, tmp_path: Path) -> None:
+    result = run_pier(["render", "-f", str(spec_file), "--namespace", "team-a"], tmp_path)
     assert result.returncode != 0
-    assert message in result.stderr
+    assert "does not match metadata.namespace/project 'acme'" in result.stderr
 
 
 def test_render_names_the_bad_field(tmp_path: Path) -> None:
@@ -73,3 +61,9 @@ def test_render_names_the_bad_field(tmp_path: Path) -> None:
     result = run_pier(["render", "-f", str(path)], tmp_path)
     assert result.returncode != 0
     assert "weight must add up to 100" in result.stderr
+
+
+def test_pier_operator_says_where_its_work_went(tmp_path: Path) -> None:
+    result = run_pier(["operator", "--namespace", "x"], tmp_path)
+    assert result.returncode == 2
+    assert "pier server --backend kubernetes" in result.stderr

@@ -163,6 +163,6 @@ def test_namespace_and_project_are_one_thing(metadata: dict[str, str]) -> None:
 
 
 def test_namespace_and_project_that_differ_are_refused() -> None:
-    with pytest.raises(InvalidSpec, match="metadata.namespace 'a' and metadata.project 'b' differ"):
+    with pytest.raises(InvalidSpec, match=r"metadata\.namespace 'a' and metadata\.project 'b' differ"):
         parse_deployment({"metadata": {"name": "iris", "namespace": "a", "project": "b"},
                           "spec": {"predictors": [{"model": "iris"}]}})

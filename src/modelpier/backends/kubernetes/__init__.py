@@ -1,8 +1,11 @@
-"""The Kubernetes backend: the ``ModelDeployment`` CRD, manifest rendering and the kopf operator.
+"""The Kubernetes backend: the ``ModelDeployment`` CRD, its synchroniser, leader election, and the backend.
 
-Pure parts (no cluster, no kopf): ``crd`` and ``structural`` (the CRD generated from the spec),
-``render`` with ``workloads`` and ``routing`` (spec → manifests), ``status`` and ``reconcile`` (the
-operator's decisions). I/O parts: ``cluster`` (the Kubernetes API), ``operator`` (kopf handlers)
-and ``apply`` (``apply_deployment`` for the CLI). Only this package imports kopf and the
-``kubernetes`` client (checked by import-linter); ``pier render`` needs neither.
+Pure parts (no cluster): ``crd`` and ``structural`` (the CRD generated from the spec), ``crplan``
+(what the CR synchroniser does about a deployment: the last writer wins), and the manifest helpers
+``render``, ``workloads``, ``routing``. I/O parts: ``kubeapi`` (a small async REST client),
+``crsync`` (ModelDeployment CRs <-> the control plane by LIST+WATCH, status and events written back),
+``lease`` (a ``coordination.k8s.io`` Lease so one control-plane replica reconciles), ``events``, and
+``cluster``/``apply`` (``pier deploy --backend kubernetes`` writes the CR). The control plane runs in
+the cluster and reconciles with the same engine as on a laptop; there is no separate operator. Only
+this package imports the ``kubernetes`` client (checked by import-linter); ``pier render`` needs none.
 """

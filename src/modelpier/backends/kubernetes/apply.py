@@ -1,8 +1,9 @@
 """``apply_deployment``: create or update a ModelDeployment CR with the user's kubeconfig.
 
 What ``pier deploy --backend kubernetes`` calls: the document becomes a CR in its project's
-namespace (``metadata.project``, else ``default``) and is written with server-side apply; the
-operator in the cluster does the rest. Needs the ``kubernetes`` extra and the installed CRD.
+namespace (``metadata.namespace``/``metadata.project``, else ``default``) and is written
+with server-side apply; the control plane in the cluster applies it like ``pier deploy``
+(crsync.py). Needs the ``kubernetes`` extra and the installed CRD.
 Failures of the client become errors of the one tree, each saying what to do about it.
 """
 

@@ -1,10 +1,10 @@
-"""``KubernetesCluster``: the ``ClusterApi`` over the official client's dynamic API (I/O only).
+"""``KubernetesCluster``: server-side apply over the official client's dynamic API (I/O only).
 
-Objects are written with server-side apply under one field manager and ``force`` (the operator
-owns these objects; a hand edit of a field it manages is reverted, as with any controller).
-A kind the cluster does not serve (no Gateway API or Istio CRDs) is a ``ServiceUnavailable``
-that says what to install. Connects with a kubeconfig file when given, else the in-cluster service account, else the
-default kubeconfig (``~/.kube/config`` or ``KUBECONFIG``).
+What ``pier deploy --backend kubernetes`` writes its ModelDeployment CR with: server-side apply under
+one field manager and ``force`` (the CLI's copy of the document wins over an older one).
+A kind the cluster does not serve (no CRD installed) is a ``ServiceUnavailable``. Connects
+with a kubeconfig file when given, else the in-cluster service account, else the default
+kubeconfig (``~/.kube/config`` or ``KUBECONFIG``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client, config, dynamic
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from modelpier.backends.kubernetes.names import LABEL_DEPLOYMENT, MANAGED_BY
-from modelpier.backends.kubernetes.reconcile import MANAGED_KINDS, ObjectKey
+from modelpier.backends.kubernetes.names import MANAGED_BY
 from modelpier.errors import ServiceUnavailable
 
 Manifest = dict[str, Any]
@@ -45,10 +44,7 @@ class KubernetesCluster:
         try:
             return self._resource(api_version, kind)
         except ResourceNotFoundError:
-            hint = {"HTTPRoute": "install the Gateway API CRDs, or run the operator with --routing istio",
-                    "VirtualService": "install Istio, or run the operator with --routing gateway-api"}
-            raise ServiceUnavailable(f"the cluster does not serve {api_version} {kind}: "
-                                     f"{hint.get(kind, 'install its CRD')}") from None
+            raise ServiceUnavailable(f"the cluster does not serve {api_version} {kind}: install its CRD") from None
 
     def apply(self, obj: Manifest) -> None:
         meta = obj["metadata"]
@@ -62,27 +58,3 @@ class KubernetesCluster:
             self._served(obj["apiVersion"], obj["kind"]), body=obj, name=meta["name"],
             namespace=meta.get("namespace"), field_manager=self.field_manager, force_conflicts=True)
         return dict(result.to_dict())
-
-    def get(self, key: ObjectKey) -> Manifest | None:
-        try:
-            found = self._resource(key.api_version, key.kind).get(name=key.name, namespace=key.namespace)
-        except (NotFoundError, ResourceNotFoundError):
-            return None
-        return dict(found.to_dict())
-
-    def list_owned(self, namespace: str, deployment: str) -> list[ObjectKey]:
-        selector = f"{LABEL_DEPLOYMENT}={deployment},app.kubernetes.io/managed-by={self.managed_by}"
-        keys = []
-        for api_version, kind in MANAGED_KINDS:
-            try:
-                listed = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
-            except (NotFoundError, ResourceNotFoundError):
-                continue  # the cluster does not serve this API (no Istio, no Gateway API)
-            keys += [ObjectKey(api_version, kind, namespace, item.metadata.name) for item in listed.items]
-        return keys
-
-    def delete(self, key: ObjectKey) -> None:
-        try:
-            self._resource(key.api_version, key.kind).delete(name=key.name, namespace=key.namespace)
-        except (NotFoundError, ResourceNotFoundError):
-            return

@@ -28,7 +28,7 @@ Manifest = dict[str, Any]
 
 
 class KubernetesStatus(ModelDeploymentStatus):
-    """The status the operator writes: the platform's status plus Kubernetes' ``observedGeneration``."""
+    """The status the CR synchroniser writes: the control plane's status plus Kubernetes' ``observedGeneration``."""
 
     observed_generation: int | None = Field(None, description="metadata.generation of the spec this status "
                                                               "describes.")

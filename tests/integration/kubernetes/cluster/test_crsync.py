@@ -24,7 +24,7 @@ from modelpier.registry.factory import build_registry
 from modelpier.settings import load_settings
 from modelpier.spec.deployment import ModelDeploymentStatus
 from tests.integration.kubernetes.cluster.conftest import Cluster
-from tests.support.procs import wait_until
+from tests.support.procs import run_pier, wait_until
 
 
 def make_service(home: Path) -> DeploymentService:
@@ -162,10 +162,11 @@ def test_pier_deploy_writes_the_cr_and_the_last_writer_wins(cluster: Cluster, na
         run.sync.trigger()
         wait_until(lambda: (cr(cluster, namespace) or {})["spec"]["predictors"][0]["replicas"] == 5
                    and synced(cluster, namespace), timeout=20, what="the CR mirroring pier deploy")
-        wait_until(lambda: run.sync.synced.is_set(), timeout=5)
+        wait_until(run.sync.synced.is_set, timeout=5)
     assert [r.spec.predictors[0].replicas for r in service.revisions(namespace, "iris")] == [2, 4, 5]
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-    assert "SpecFromControlPlane" in events and "RevisionCreated" in events
+    assert "SpecFromControlPlane" in events
+    assert "RevisionCreated" in events
 
 
 def test_an_invalid_cr_gets_invalid_spec_and_an_event(cluster: Cluster, namespace: str,
@@ -207,7 +208,7 @@ def test_delete_needs_no_finalizer_and_no_running_control_plane(cluster: Cluster
     assert cr(cluster, namespace) is None
     assert not service.get(namespace, "iris").record.deleting
     with running(cluster, service, namespace) as run:  # back up: the deployment whose CR is gone goes too
-        wait_until(lambda: run.sync.synced.is_set(), timeout=20)
+        wait_until(run.sync.synced.is_set, timeout=20)
         wait_until(lambda: service.get(namespace, "iris").record.deleting, timeout=20, what="deletion requested")
         assert cr(cluster, namespace) is None  # not resurrected by the mirror
 
@@ -219,3 +220,19 @@ def test_pier_delete_deletes_the_cr(cluster: Cluster, namespace: str, service: D
         service.delete(namespace, "iris")  # pier delete
         run.sync.trigger()
         wait_until(lambda: cr(cluster, namespace) is None, timeout=20, what="the CR deleted")
+
+
+def test_a_pier_file_with_metadata_project_applies_with_kubectl_after_render(cluster: Cluster, namespace: str,
+                                                                             tmp_path: Path) -> None:
+    """kubectl refuses metadata.project (not a field of Kubernetes' ObjectMeta); `pier render` turns it into
+    the namespace, and kubectl's own spelling (metadata.namespace) is read by pier as the project."""
+    pier_file = tmp_path / "iris.yaml"
+    pier_file.write_text(yaml.safe_dump({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                                         "metadata": {"name": "iris", "project": namespace},
+                                         "spec": {"predictors": [{"model": "iris:1"}]}}))
+    refused = cluster.kubectl("apply", "-f", str(pier_file), check=False)
+    assert refused.returncode != 0
+    assert "project" in refused.stderr
+    rendered = run_pier(["render", "-f", str(pier_file)], tmp_path, check=True).stdout
+    cluster.kubectl("apply", "-f", "-", stdin=rendered)
+    assert cr(cluster, namespace)["spec"]["predictors"][0]["model"] == "iris:1"  # type: ignore[index]

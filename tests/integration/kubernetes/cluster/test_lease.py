@@ -13,11 +13,11 @@ from tests.integration.kubernetes.cluster.conftest import Cluster
 FAST = {"lease_duration_s": 3.0, "renew_deadline_s": 2.0, "retry_period_s": 0.3}
 
 
-async def _until(condition: object, timeout: float) -> float:
+async def _until(condition: object, seconds: float) -> float:
     """Seconds until ``condition()`` holds."""
     start = time.monotonic()
     while not condition():  # type: ignore[operator]
-        if time.monotonic() - start > timeout:
+        if time.monotonic() - start > seconds:
             raise AssertionError("timed out")
         await asyncio.sleep(0.05)
     return time.monotonic() - start
@@ -37,9 +37,11 @@ def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, name
         await _until(a.is_leader.is_set, 10)
         task_b = asyncio.create_task(b.run())
         await asyncio.sleep(FAST["lease_duration_s"] + 1)  # longer than a lease: a renews, b must not take over
-        assert a.is_leader.is_set() and not b.is_leader.is_set()
+        assert a.is_leader.is_set()
+        assert not b.is_leader.is_set()
         lease = cluster.json("get", "lease", "control", "-n", namespace)
-        assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 3
+        assert lease["spec"]["holderIdentity"] == "a"
+        assert lease["spec"]["leaseDurationSeconds"] == 3
 
         task_a.cancel()  # a rolling update: a releases the lease on its way out
         await asyncio.gather(task_a, return_exceptions=True)
@@ -47,7 +49,8 @@ def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, name
         handover = await _until(b.is_leader.is_set, 10)
         assert handover < FAST["lease_duration_s"]  # released, not expired: b need not wait a lease out
         lease = cluster.json("get", "lease", "control", "-n", namespace)
-        assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
+        assert lease["spec"]["holderIdentity"] == "b"
+        assert lease["spec"]["leaseTransitions"] == 1
         task_b.cancel()
         await asyncio.gather(task_b, return_exceptions=True)
         await api.close()

@@ -5,7 +5,6 @@ synchroniser and the lease need."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +24,10 @@ BASE = CRD.parent
 
 
 @pytest.fixture(scope="module")
-def installed_rbac(cluster: Cluster) -> Iterator[None]:
+def installed_rbac(cluster: Cluster) -> None:
     cluster.kubectl("create", "namespace", "modelpier-system", check=False)
     for name in ("rbac-control-plane.yaml", "rbac-aggregate.yaml"):
         cluster.kubectl("apply", "-n", "modelpier-system", "-f", str(BASE / name))
-    yield
 
 
 def token_for(cluster: Cluster, namespace: str, account: str) -> str:
@@ -51,7 +49,8 @@ def test_a_namespace_editor_may_create_model_deployments(cluster: Cluster, names
                what="the edit role aggregating modelpier-modeldeployments-edit")
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(document(namespace)), token=token)
     assert cluster.kubectl("get", "md", "iris", "-n", namespace, token=token).returncode == 0
-    assert not can("patch", "modeldeployments.modelpier.io", namespace, "--subresource=status")  # the status is the control plane's
+    # The status is the control plane's to write.
+    assert not can("patch", "modeldeployments.modelpier.io", namespace, "--subresource=status")
     assert not can("create", "modeldeployments.modelpier.io", "default")  # only where alice may edit
     cluster.kubectl("delete", "md", "iris", "-n", namespace, "--timeout=10s", token=token)
 

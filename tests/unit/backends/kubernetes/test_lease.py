@@ -32,7 +32,8 @@ def test_decide(lease: LeaseRecord | None, now: float, observed_at: float, actio
 def test_a_follower_looks_again_when_the_lease_would_expire() -> None:
     decision = decide_lease(record("other"), "me", now=104.0, observed_at=90.0, lease_duration_s=15,
                             retry_period_s=2)
-    assert decision.action == "wait" and decision.retry_in_s == pytest.approx(1.0)
+    assert decision.action == "wait"
+    assert decision.retry_in_s == pytest.approx(1.0)
 
 
 def test_parse_lease() -> None:
