@@ -90,6 +90,7 @@ class CustomResourceSync:
         self._listed = 0
         self.synced = asyncio.Event()  # set after the first full pass (tests wait for it)
         self.failures = 0  # actions that raised, for metrics and tests
+        self._unmirrorable: set[Key] = set()  # deployments whose namespace does not exist (warned once)
 
     # -- what others call -------------------------------------------------------------------------
     def trigger(self) -> None:
@@ -286,7 +287,14 @@ class CustomResourceSync:
         except KubeApiError as exc:
             if exc.status == 409:  # written meanwhile: the watch brings the new version, and its key back
                 return
+            if exc.status == 404 and resource is None:  # no such namespace: said once, tried at each resync
+                if (view.project, view.name) not in self._unmirrorable:
+                    self._unmirrorable.add((view.project, view.name))
+                    log.warning("cannot create the ModelDeployment of %s/%s: %s (create the namespace %s)",
+                                view.project, view.name, exc.message, view.project)
+                return
             raise
+        self._unmirrorable.discard((view.project, view.name))
         self._cache[(view.project, view.name)] = written
         await self._events.record(written, "Normal", "SpecFromControlPlane",
                                   f"spec of revision {view.revision} written by the control plane "
