@@ -14,6 +14,11 @@ queue, so two writes about one deployment never race inside this process. It run
 only (``lease.py``): two replicas would write the same CRs. Nothing here adds a finalizer: a CR
 is deleted at once, with or without the control plane running, and its pods go with it through
 their owner references (``owner_reference``).
+
+Wiring (the composition root): ``CustomResourceSync(KubeApi.connect(kubeconfig),
+DeploymentPort(deployments), namespaces=...)`` run while this replica holds the Lease
+(``LeaderElector.run(on_elected, on_lost)``); ``trigger`` after every API write (the
+``NotifyingStore`` callback), and the backend's pods take ``owner_reference(project, name)``.
 """
 
 from __future__ import annotations
@@ -275,6 +280,10 @@ class CustomResourceSync:
         await self._write_status(obj, fresh, resource.generation, None)
 
     async def _mirror(self, view: ControlView, resource: CustomResource | None, obj: Manifest | None) -> None:
+        """Make the CR's spec the control plane's. A replace checked against ``resourceVersion`` rather
+        than server-side apply: apply would leave every field another manager owns (a ``cache`` that
+        ``kubectl apply`` set and ``pier deploy`` removed), so the CR would not show what runs; a
+        ``kubectl`` edit landing in between makes the replace fail with 409 and is applied next."""
         body = resource_body(view, resource)
         try:
             if resource is None:
