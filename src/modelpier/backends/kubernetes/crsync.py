@@ -95,6 +95,7 @@ class CustomResourceSync:
         self._listed = 0
         self.synced = asyncio.Event()  # set after the first full pass (tests wait for it)
         self.failures = 0  # actions that raised, for metrics and tests
+        self.passes = 0  # passes done, for metrics and tests
         self._unmirrorable: set[Key] = set()  # deployments whose namespace does not exist (warned once)
 
     # -- what others call -------------------------------------------------------------------------
@@ -194,7 +195,12 @@ class CustomResourceSync:
         self._pending.update(keys)
         self._wake.set()
 
+    def pending(self) -> bool:
+        """Whether keys wait for the next pass."""
+        return bool(self._pending) or self._full
+
     async def _pass(self) -> None:
+        self.passes += 1
         full, self._full = self._full, False
         keys, self._pending = self._pending, set()
         views: dict[Key, ControlView] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -60,6 +61,7 @@ class KubeApi:
         self._http = httpx.AsyncClient(base_url=cfg.host, verify=_ssl_context(cfg),
                                        timeout=httpx.Timeout(timeout_s, read=None))
         self._timeout = timeout_s
+        self.requests: Counter[str] = Counter()  # by method (WATCH for a watch), for metrics and tests
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None) -> KubeApi:
@@ -80,6 +82,7 @@ class KubeApi:
     async def request(self, method: str, path: str, *, params: Mapping[str, str | int | bool] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Manifest:
         """The decoded answer; ``KubeApiError`` for any status of 400 and above."""
+        self.requests[method] += 1
         try:
             response = await self._http.request(
                 method, path, params=_params(params), headers=self._headers(content_type if body is not None
@@ -126,6 +129,7 @@ class KubeApi:
     async def watch(self, path: str, *, resource_version: str, timeout_s: int = 300) -> AsyncIterator[Manifest]:
         """The watch events (``{"type", "object"}``) after ``resource_version``, until the server ends the
         stream (after about ``timeout_s``). An ``ERROR`` event (410 Gone: too old) is yielded as is."""
+        self.requests["WATCH"] += 1
         params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(timeout_s)}
         try:
