@@ -51,8 +51,8 @@ def test_the_platform_parts_are_there(path: str) -> None:
     objects = build(path)
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("Deployment", "modelpier-control"), ("Service", "modelpier-control"), ("Deployment", "modelpier-gateway"),
-            ("Service", "modelpier-gateway"), ("ServiceAccount", "modelpier-control"),
-            ("ClusterRole", "modelpier-control"), ("ClusterRoleBinding", "modelpier-control"),
+            ("Service", "modelpier-gateway"), ("ClusterRole", "modelpier-control-resources"),
+            ("ClusterRoleBinding", "modelpier-control-resources"),
             ("Role", "modelpier-control-leader"), ("ConfigMap", "modelpier-config"),
             ("ConfigMap", "modelpier-grafana-dashboard"),
             ("CustomResourceDefinition", "modeldeployments.modelpier.io")} <= names
@@ -68,16 +68,18 @@ def _verbs(role: dict[str, Any], group: str, resource: str) -> set[str]:
 
 
 def test_the_control_planes_rbac_is_least_privilege() -> None:
-    """Each rule is one the control plane uses (crsync, lease, the backend's pods); no wildcards."""
+    """Each rule is one the control plane uses for resources and its Lease (crsync, lease); no wildcards."""
     objects = build("base")
-    role = find(objects, "ClusterRole", "modelpier-control")
+    role = find(objects, "ClusterRole", "modelpier-control-resources")
     assert _verbs(role, "modelpier.io", "modeldeployments") == {"get", "list", "watch", "create", "update", "delete"}
     assert _verbs(role, "modelpier.io", "modeldeployments/status") == {"get", "patch"}
     assert _verbs(role, "", "pods/log") == {"get"}
-    assert _verbs(role, "", "secrets") == {"get"}  # by name only: never list or watch every secret
     assert _verbs(role, "", "events") == {"create", "patch"}
     assert {r for rule in role["rules"] for r in rule["resources"]} == {
-        "modeldeployments", "modeldeployments/status", "pods", "pods/log", "events", "secrets"}
+        "modeldeployments", "modeldeployments/status", "pods/log", "events"}
+    binding = find(objects, "ClusterRoleBinding", "modelpier-control-resources")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "modelpier-control",
+                                    "namespace": "modelpier-system"}]
     leader = find(objects, "Role", "modelpier-control-leader")  # its Lease: its own namespace, by name
     assert _verbs(leader, "coordination.k8s.io", "leases") == {"create", "get", "update"}
     for obj in objects:
