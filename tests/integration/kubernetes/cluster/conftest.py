@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.skip("shared/k8s/test-cluster.sh not found beside a parent of the checkout "
                     "(set PIER_TEST_CLUSTER_SCRIPT)")
     folder = tmp_path_factory.mktemp("k8s")
-    env = {**os.environ, "KUBEBUILDER_ASSETS": assets}
+    # `stop` also tears down "the node" by its names (bridge, mounts) even where none was started: names
+    # of our own, so this control plane's teardown never touches another session's real node.
+    tag = uuid.uuid4().hex[:8]
+    env = {**os.environ, "KUBEBUILDER_ASSETS": assets, "TEST_NODE_BRIDGE": f"kcr{tag}",
+           "TEST_NODE_NAME": f"no-node-{tag}"}
     subprocess.run([str(script), "start", str(folder)], env=env, check=True, capture_output=True, timeout=120)
     try:
         found = Cluster(folder / "kubeconfig")
