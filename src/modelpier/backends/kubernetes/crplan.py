@@ -28,6 +28,11 @@ from modelpier.spec.deployment import Condition, ConditionType, ModelDeploymentS
 
 Manifest = dict[str, Any]
 FIELD_MANAGER: Final = "modelpier-control"  # who the synchroniser writes CRs and their status as
+# What the removed kopf operator left on every CR: a finalizer nobody else removes (so `kubectl
+# delete md` would hang forever) and its bookkeeping annotations.
+LEGACY_FINALIZER: Final = "modelpier.io/finalizer"
+LEGACY_ANNOTATIONS: Final = ("modelpier.io/last-handled-configuration",  # its diff base
+                              "modelpier.io/changed", "modelpier.io/periodic")  # its handlers' progress
 FailureReason = Literal["InvalidSpec", "ApplyFailed"]
 FAILURE_REASONS: Final[tuple[FailureReason, ...]] = ("InvalidSpec", "ApplyFailed")
 
@@ -120,6 +125,20 @@ def spec_manager(meta: Manifest) -> str:
                if m.get("subresource") in (None, "") and "f:spec" in (m.get("fieldsV1") or {})]
     writers.sort(key=lambda m: str(m.get("time") or ""))
     return str(writers[-1].get("manager") or "unknown") if writers else "unknown"
+
+
+def without_legacy_marks(obj: Manifest) -> Manifest | None:
+    """``obj`` without the old operator's finalizer and annotations, or ``None`` when it has none of them
+    (an upgrade from the kopf operator: its finalizer would block every delete)."""
+    meta = obj.get("metadata") or {}
+    finalizers = list(meta.get("finalizers") or [])
+    annotations = dict(meta.get("annotations") or {})
+    stale = [k for k in annotations if k in LEGACY_ANNOTATIONS]
+    if LEGACY_FINALIZER not in finalizers and not stale:
+        return None
+    cleaned = {**meta, "finalizers": [f for f in finalizers if f != LEGACY_FINALIZER],
+               "annotations": {k: v for k, v in annotations.items() if k not in stale}}
+    return {**obj, "metadata": cleaned}
 
 
 def same_spec(a: ModelDeploymentSpec, b: ModelDeploymentSpec) -> bool:

@@ -47,6 +47,7 @@ from modelpier.backends.kubernetes.crplan import (
     resource_status,
     same_spec,
     status_changed,
+    without_legacy_marks,
 )
 from modelpier.backends.kubernetes.events import EventRecorder
 from modelpier.backends.kubernetes.kubeapi import KubeApi, KubeApiError
@@ -66,7 +67,8 @@ from modelpier.spec.deployment import ModelDeploymentSpec
 log = logging.getLogger("modelpier.kubernetes.crsync")
 Key = tuple[str, str]  # (namespace = project, name)
 Manifest = dict[str, Any]
-_WATCH_RETRY_S = 1.0
+_WATCH_RETRY_S = 1.0  # after a failed list or watch; doubled up to _WATCH_RETRY_MAX_S while it keeps failing
+_WATCH_RETRY_MAX_S = 30.0
 
 
 def collection_path(namespace: str | None) -> str:
@@ -152,7 +154,7 @@ class CustomResourceSync:
 
     async def _watch(self, namespace: str | None) -> None:
         """LIST, then WATCH from the list's version; relist when the version is too old (410)."""
-        path, first = collection_path(namespace), True
+        path, first, retry = collection_path(namespace), True, _WATCH_RETRY_S
         while True:
             try:
                 listed = await self._api.request("GET", path)
@@ -165,13 +167,15 @@ class CustomResourceSync:
                 self._queue([*fresh, *stale])
                 if first:
                     first, self._listed = False, self._listed + 1
+                retry = _WATCH_RETRY_S
                 while version:
                     version = await self._follow(path, version)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the watch never dies: log, wait, list again
-                log.warning("watch of %s failed, listing again in %.0fs: %s", path, _WATCH_RETRY_S, exc)
-                await asyncio.sleep(_WATCH_RETRY_S)
+                log.warning("watch of %s failed, listing again in %.0fs: %s", path, retry, exc)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, _WATCH_RETRY_MAX_S)
 
     async def _follow(self, path: str, version: str) -> str:
         """Apply one watch stream to the cache; the version to resume from ('' to list again)."""
@@ -224,6 +228,18 @@ class CustomResourceSync:
     # -- one deployment ---------------------------------------------------------------------------
     async def _sync(self, key: Key, view: ControlView | None) -> None:
         obj = self._cache.get(key)
+        if obj is not None:
+            cleaned = without_legacy_marks(obj)
+            if cleaned is not None:  # an upgrade from the operator: its finalizer would block the delete
+                log.info("removing the old operator's finalizer from ModelDeployment %s/%s", *key)
+                try:
+                    self._cache[key] = obj = await self._api.replace(resource_path(*key), cleaned)
+                except KubeApiError as exc:
+                    if exc.status in (404, 409):  # deleted or changed meanwhile: the watch brings it back
+                        return
+                    raise
+            if (obj.get("metadata") or {}).get("deletionTimestamp"):
+                obj = None  # being deleted (another finalizer holds it): gone, as far as the deployment goes
         resource = CustomResource.of(obj) if obj is not None else None
         parsed, problem = _parse(obj) if obj is not None else (None, None)
         action = plan_sync(resource, view, parsed)

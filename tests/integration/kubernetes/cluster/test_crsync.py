@@ -264,3 +264,19 @@ def test_a_steady_state_costs_no_api_requests(cluster: Cluster, namespace: str, 
     assert len(service.list_deployments()) == count
     # To reach the steady state, per CR: one status write and one event (one list and one watch in all).
     assert spent <= count * 2 + 2, run.api.requests
+
+
+def test_an_upgrade_from_the_operator_removes_its_finalizer(cluster: Cluster, namespace: str,
+                                                           service: DeploymentService) -> None:
+    """CRs the kopf operator handled carry its finalizer, which nothing would remove: deletes would hang."""
+    legacy = document(namespace)
+    legacy["metadata"]["finalizers"] = ["modelpier.io/finalizer"]
+    legacy["metadata"]["annotations"] = {"modelpier.io/last-handled-configuration": "{}"}
+    kubectl_apply(cluster, legacy)
+    with running(cluster, service, namespace):
+        wait_until(lambda: synced(cluster, namespace) and not cr(cluster, namespace)["metadata"].get("finalizers"),
+                   timeout=20, what="the finalizer removed and the CR applied")
+        assert "annotations" not in cr(cluster, namespace)["metadata"] or \
+            "modelpier.io/last-handled-configuration" not in cr(cluster, namespace)["metadata"]["annotations"]
+        assert service.get(namespace, "iris").revision.number == 1
+    cluster.kubectl("delete", "md", "iris", "-n", namespace, "--timeout=10s")

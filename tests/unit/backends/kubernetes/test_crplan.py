@@ -19,6 +19,7 @@ from modelpier.backends.kubernetes.crplan import (
     resource_body,
     resource_status,
     spec_manager,
+    without_legacy_marks,
 )
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus, parse_deployment_spec
 
@@ -104,3 +105,14 @@ def test_spec_manager_is_the_last_writer_of_the_spec() -> None:
         {"manager": "argocd-controller", "time": "2026-12-06T08:01:00Z", "fieldsV1": {"f:spec": {}}}]}
     assert spec_manager(meta) == "argocd-controller"
     assert spec_manager({}) == "unknown"
+
+
+def test_the_old_operators_finalizer_and_annotations_are_removed() -> None:
+    obj = {"metadata": {"name": "iris", "finalizers": ["modelpier.io/finalizer", "example.com/keep"],
+                        "annotations": {"modelpier.io/last-handled-configuration": "{}", "team": "a"}}, "spec": {}}
+    cleaned = without_legacy_marks(obj)
+    assert cleaned is not None
+    assert cleaned["metadata"]["finalizers"] == ["example.com/keep"]
+    assert cleaned["metadata"]["annotations"] == {"team": "a"}
+    assert without_legacy_marks(cleaned) is None
+    assert without_legacy_marks({"metadata": {"name": "iris"}}) is None
