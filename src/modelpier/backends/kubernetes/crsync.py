@@ -15,10 +15,12 @@ only (``lease.py``): two replicas would write the same CRs. Nothing here adds a 
 is deleted at once, with or without the control plane running, and its pods go with it through
 their owner references (``owner_reference``).
 
-Wiring (the composition root): ``CustomResourceSync(KubeApi.connect(kubeconfig),
-DeploymentPort(deployments), namespaces=...)`` run while this replica holds the Lease
-(``LeaderElector.run(on_elected, on_lost)``); ``trigger`` after every API write (the
-``NotifyingStore`` callback), and the backend's pods take ``owner_reference(project, name)``.
+Wiring (the composition root): ``leadership = LeaseLeadership(LeaderElector(api, ...))`` is
+``build_platform``'s ``leadership`` (it gates the reconciler), and
+``while_leading(leadership, sync.run)`` runs this synchroniser, with ``sync =
+CustomResourceSync(KubeApi.connect(kubeconfig), DeploymentPort(deployments), namespaces=...)``;
+``trigger`` after every API write (the ``NotifyingStore`` callback), and the backend's pods take
+``owner_reference(project, name)``.
 """
 
 from __future__ import annotations

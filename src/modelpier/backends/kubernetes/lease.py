@@ -100,6 +100,8 @@ class LeaderElector:
         self._duration, self._deadline, self._retry = lease_duration_s, renew_deadline_s, retry_period_s
         self._clock = clock or SystemClock()
         self.is_leader = asyncio.Event()
+        self.not_leader = asyncio.Event()  # the inverse, so both can be awaited
+        self.not_leader.set()
         self._seen: tuple[str, float] | None = None  # (resourceVersion, when we first saw it)
         self._renewed_at = 0.0
         self.transitions = 0  # times this elector became leader (for tests and metrics)
@@ -119,6 +121,7 @@ class LeaderElector:
         finally:
             if self.is_leader.is_set():
                 self.is_leader.clear()
+                self.not_leader.set()
                 await asyncio.shield(self._release())
                 if on_lost is not None:
                     await on_lost()
@@ -136,11 +139,13 @@ class LeaderElector:
         if won and not self.is_leader.is_set():
             self.transitions += 1
             self.is_leader.set()
+            self.not_leader.clear()
             log.info("lease %s/%s: %s is the leader", self.namespace, self.name, self.identity)
             if on_elected is not None:
                 await on_elected()
         elif won is False and self.is_leader.is_set():
             self.is_leader.clear()
+            self.not_leader.set()
             log.warning("lease %s/%s: %s lost the lease", self.namespace, self.name, self.identity)
             if on_lost is not None:
                 await on_lost()
@@ -193,4 +198,58 @@ class LeaderElector:
         except Exception as exc:
             log.warning("lease %s/%s: release failed (another replica takes over after the lease expires): %s",
                         self.namespace, self.name, exc)
+
+
+class LeaseLeadership:
+    """The composition root's ``Leadership`` (``control/platform.py``) over a ``LeaderElector``.
+
+    ``acquire`` starts the campaign on first use and returns once this replica leads; ``lost``
+    returns when it no longer does; ``release`` (at shutdown) ends the campaign for good and gives
+    the Lease up, so a standby takes over at once. Several holders (the reconciler, the CR synchroniser) may share one:
+    there is one campaign per process.
+    """
+
+    def __init__(self, elector: LeaderElector) -> None:
+        self.elector = elector
+        self._campaign: asyncio.Task[None] | None = None
+        self._released = False  # at shutdown: never campaign again
+
+    async def acquire(self) -> None:
+        if self._released:
+            await asyncio.Event().wait()  # this process is shutting down: it does not lead again
+        if self._campaign is None or self._campaign.done():
+            self._campaign = asyncio.create_task(self.elector.run(), name="lease campaign")
+        await self.elector.is_leader.wait()
+
+    async def lost(self) -> None:
+        await self.elector.not_leader.wait()
+
+    async def release(self) -> None:
+        self._released = True
+        campaign, self._campaign = self._campaign, None
+        if campaign is not None:
+            campaign.cancel()
+            await asyncio.gather(campaign, return_exceptions=True)
+
+
+async def while_leading(leadership: LeaseLeadership, work: Callable[[], Awaitable[None]], *,
+                        restart_s: float = 1.0) -> None:
+    """Run ``work()`` during each term of leadership (cancelled when the term ends), until cancelled."""
+    while True:
+        await leadership.acquire()
+        running = asyncio.ensure_future(work())
+        lost = asyncio.ensure_future(leadership.lost())
+        try:
+            await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (running, lost):
+                task.cancel()
+            await asyncio.gather(running, lost, return_exceptions=True)
+        if running.done() and not running.cancelled() and running.exception() is not None:
+            log.error("%s failed during a term of leadership", getattr(work, "__qualname__", work),
+                      exc_info=running.exception())
+        if not lost.cancelled() and lost.done():
+            log.warning("leadership lost: %s stops until this replica leads again", getattr(work, "__qualname__", work))
+        else:
+            await asyncio.sleep(restart_s)  # the work ended by itself: not in a tight loop
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from modelpier.backends.kubernetes.kubeapi import KubeApi
-from modelpier.backends.kubernetes.lease import LeaderElector
+from modelpier.backends.kubernetes.lease import LeaderElector, LeaseLeadership, while_leading
 from tests.integration.kubernetes.cluster.conftest import Cluster
 
 FAST = {"lease_duration_s": 3.0, "renew_deadline_s": 2.0, "retry_period_s": 0.3}
@@ -78,6 +79,38 @@ def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluste
         for task in (task_a, task_b):
             task.cancel()
         await asyncio.gather(task_a, task_b, return_exceptions=True)
+        await api.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_platforms_leadership_runs_work_on_the_leader_only(cluster: Cluster, namespace: str) -> None:
+    """``LeaseLeadership`` is the composition root's gate: ``while_leading`` runs the CR synchroniser (here a
+    counter) on one replica; when that one shuts down (``release``), the other's starts at once."""
+    async def scenario() -> None:
+        api = KubeApi.connect(str(cluster.kubeconfig))
+        replicas = {name: LeaseLeadership(LeaderElector(api, namespace=namespace, name="control", identity=name,
+                                                        **FAST)) for name in ("a", "b")}
+        working: list[str] = []
+
+        def work(name: str) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                working.append(name)
+                await asyncio.Event().wait()
+            return run
+
+        await replicas["a"].acquire()
+        tasks = {name: asyncio.create_task(while_leading(lead, work(name))) for name, lead in replicas.items()}
+        await _until(lambda: working == ["a"], 10)
+        await asyncio.sleep(1)
+        assert working == ["a"]
+        await replicas["a"].release()  # a shuts down: b takes over without waiting for the lease to expire
+        took = await _until(lambda: working == ["a", "b"], 10)
+        assert took < FAST["lease_duration_s"]
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await replicas["b"].release()
         await api.close()
 
     asyncio.run(scenario())

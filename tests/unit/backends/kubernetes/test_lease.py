@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 
-from modelpier.backends.kubernetes.lease import LeaseRecord, decide_lease, parse_lease
+from modelpier.backends.kubernetes.lease import LeaseLeadership, LeaseRecord, decide_lease, parse_lease, while_leading
 
 
 def record(holder: str | None, duration: int = 15) -> LeaseRecord:
@@ -41,3 +42,52 @@ def test_parse_lease() -> None:
         "holderIdentity": "pod-a", "leaseDurationSeconds": 15, "renewTime": "2026-12-06T08:00:00.123456Z",
         "leaseTransitions": 3}})
     assert parsed == LeaseRecord("pod-a", 15, datetime(2026, 12, 6, 8, 0, 0, 123456, tzinfo=UTC), None, 3, "42")
+
+
+def test_while_leading_runs_work_during_a_term_only() -> None:
+    class Gate(LeaseLeadership):
+        def __init__(self) -> None:  # no elector: terms are driven by the test
+            self.leading, self.follower = asyncio.Event(), asyncio.Event()
+            self.follower.set()
+
+        async def acquire(self) -> None:
+            await self.leading.wait()
+
+        async def lost(self) -> None:
+            await self.follower.wait()
+
+    async def scenario() -> list[str]:
+        gate, seen = Gate(), []
+
+        async def work() -> None:
+            seen.append("start")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                seen.append("stop")
+
+        task = asyncio.create_task(while_leading(gate, work, restart_s=0))
+        await asyncio.sleep(0.01)
+        gate.leading.set()
+        gate.follower.clear()
+        await asyncio.sleep(0.01)
+        gate.leading.clear()
+        gate.follower.set()  # the term ends: the work is cancelled
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return seen
+
+    assert asyncio.run(scenario()) == ["start", "stop"]
+
+
+def test_a_released_leadership_never_campaigns_again() -> None:
+    """At shutdown: the reconciler's and the synchroniser's next acquire wait for ever, so no new campaign
+    takes the Lease back from the standby."""
+    async def scenario() -> None:
+        leadership = LeaseLeadership(None)  # type: ignore[arg-type]  # never reached: released first
+        await leadership.release()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(leadership.acquire(), 0.05)
+
+    asyncio.run(scenario())
