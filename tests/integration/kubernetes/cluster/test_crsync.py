@@ -199,13 +199,21 @@ def test_an_invalid_cr_gets_invalid_spec_and_an_event(cluster: Cluster, namespac
 
 def test_delete_needs_no_finalizer_and_no_running_control_plane(cluster: Cluster, namespace: str,
                                                                 service: DeploymentService) -> None:
-    with running(cluster, service, namespace):
+    with running(cluster, service, namespace) as run:
         kubectl_apply(cluster, document(namespace))
         wait_until(lambda: synced(cluster, namespace), timeout=20, what="the CR synchronised")
+        owner = run.sync.owner_reference(namespace, "iris")
     assert not cr(cluster, namespace)["metadata"].get("finalizers")  # type: ignore[index]
-    # The control plane is down: kubectl delete returns at once (nothing waits on a finalizer).
+    replica = {"apiVersion": "v1", "kind": "Pod",  # what the backend creates: owned by the CR
+               "metadata": {"name": "iris-main-0", "namespace": namespace, "ownerReferences": [owner]},
+               "spec": {"containers": [{"name": "server", "image": "registry.invalid/modelpier"}]}}
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(replica))
+    # The control plane is down: kubectl delete returns at once (nothing waits on a finalizer), and
+    # Kubernetes' garbage collector removes the replicas.
     cluster.kubectl("delete", "md", "iris", "-n", namespace, "--timeout=10s")
     assert cr(cluster, namespace) is None
+    wait_until(lambda: cluster.kubectl("get", "pod", "iris-main-0", "-n", namespace, check=False).returncode != 0,
+               timeout=60, what="the replica collected with its CR")
     assert not service.get(namespace, "iris").record.deleting
     with running(cluster, service, namespace) as run:  # back up: the deployment whose CR is gone goes too
         wait_until(run.sync.synced.is_set, timeout=20)
