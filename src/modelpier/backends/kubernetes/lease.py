@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from modelpier._lib.clock import Clock, SystemClock
@@ -87,6 +90,23 @@ def parse_lease(obj: Manifest) -> LeaseRecord:
                        renew_time=_time(spec.get("renewTime")), acquire_time=_time(spec.get("acquireTime")),
                        transitions=int(spec.get("leaseTransitions") or 0),
                        resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")))
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def candidate_identity() -> str:
+    """A holder identity unique to this process (client-go's shape: host name, then a random suffix), so a
+    restarted pod with the same name never mistakes its predecessor's Lease for its own."""
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+def own_namespace(default: str = "modelpier-system") -> str:
+    """The namespace this pod runs in (its service account's), else ``default`` outside a cluster."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or default
+    except OSError:
+        return default
 
 
 class LeaderElector:

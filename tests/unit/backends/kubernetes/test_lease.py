@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelpier.backends.kubernetes.lease import LeaseLeadership, LeaseRecord, decide_lease, parse_lease, while_leading
+from modelpier.backends.kubernetes.lease import (
+    SERVICE_ACCOUNT_NAMESPACE,
+    LeaseLeadership,
+    LeaseRecord,
+    candidate_identity,
+    decide_lease,
+    own_namespace,
+    parse_lease,
+    while_leading,
+)
 
 
 def record(holder: str | None, duration: int = 15) -> LeaseRecord:
@@ -91,3 +100,9 @@ def test_a_released_leadership_never_campaigns_again() -> None:
             await asyncio.wait_for(leadership.acquire(), 0.05)
 
     asyncio.run(scenario())
+
+
+def test_identities_are_unique_per_process_and_the_namespace_has_a_default() -> None:
+    assert candidate_identity() != candidate_identity()
+    assert own_namespace("fallback") in {"fallback", SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+                                          if SERVICE_ACCOUNT_NAMESPACE.exists() else "fallback"}
