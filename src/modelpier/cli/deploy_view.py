@@ -41,8 +41,8 @@ def history_table(revisions: list[RevisionBody], serving: int | None) -> Table |
     if not revisions:
         return "no revisions"
     rows = [[r.number, "*" if r.number == serving else "", ", ".join(f"{p}={v}" for p, v in sorted(r.resolved.items())),
-             f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.created_by, r.cause] for r in revisions]
-    return simple_table(None, ["REVISION", "SERVING", "VERSIONS", "CREATED", "BY", "CAUSE"], rows)
+             f"{r.created_at:%Y-%m-%d %H:%M:%S}", r.created_by, r.kind.value, r.cause] for r in revisions]
+    return simple_table(None, ["REVISION", "SERVING", "VERSIONS", "CREATED", "BY", "KIND", "CAUSE"], rows)
 
 
 def events_table(events: list[EventBody]) -> Table | str:

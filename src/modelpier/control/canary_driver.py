@@ -64,6 +64,7 @@ from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import Conflict, InvalidInput, NotFound, PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
 from modelpier.spec.names import ModelRef
+from modelpier.spec.revision import RevisionKind
 
 log = logging.getLogger("modelpier.control.canary")
 
@@ -327,8 +328,9 @@ class CanaryDriver:
         else:
             target = _at_weight(spec, spec.predictor(run.predictor), run.stable, pending.weight)
             pinned = dict(resolved)
+        kind = RevisionKind.CANARY_PROMOTE if pending.action == "promote" else RevisionKind.CANARY_STEP
         result = self._service.apply_revision(run.project, run.deployment, target, created_by=run.started_by,
-                                              cause=pending.cause, pinned=pinned)
+                                              kind=kind, cause=pending.cause, pinned=pinned)
         return result.revision
 
     async def _make(self, run: CanaryRun, pending: PendingApply | None = None) -> None:
@@ -376,6 +378,7 @@ class CanaryDriver:
         target = _without(spec, run.predictor, spec.predictor(run.stable))
         pinned = {p: v for p, v in view.revision.resolved.items() if p != run.predictor}
         result = self._service.apply_revision(run.project, run.deployment, target, created_by=run.started_by,
+                                              kind=RevisionKind.CANARY_ROLLBACK,
                                               cause=f"canary {run.to} rolled back: {why}"[:500], pinned=pinned)
         return result.revision.number if result.created else None
 
@@ -475,7 +478,7 @@ class CanaryDriver:
             return decide_resume(run.revision, run.started_by, run.pending, None)
         latest = view.revision
         return decide_resume(run.revision, run.started_by, run.pending,
-                             LatestRevision(latest.number, latest.created_by, latest.cause),
+                             LatestRevision(latest.number, latest.created_by, latest.kind, latest.cause),
                              deleting=view.record.deleting)
 
     async def _finish(self, run: CanaryRun, stop: _Stop) -> None:
@@ -516,7 +519,7 @@ class CanaryDriver:
         latest = view.revision
         if latest.number != run.revision:
             raise _Stop.of(judge_replaced(run.revision, LatestRevision(latest.number, latest.created_by,
-                                                                       latest.cause)))
+                                                                       latest.kind, latest.cause)))
         return view
 
     async def _wait_rolled_out(self, run: CanaryRun) -> None:

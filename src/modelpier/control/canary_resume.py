@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modelpier.control.canary_state import EndPhase, PendingApply
-from modelpier.control.reconciler.actions import ROLLBACK_CAUSE
+from modelpier.spec.revision import RevisionKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class LatestRevision:
 
     number: int
     created_by: str
+    kind: RevisionKind
     cause: str
 
 
@@ -64,7 +65,7 @@ ResumeDecision = Continue | Redo | Adopt | Finish
 
 def judge_replaced(revision: int, latest: LatestRevision) -> Finish:
     """The run's ``revision`` is no longer the latest: why the canary ends."""
-    if latest.created_by == "reconciler" and latest.cause.startswith(ROLLBACK_CAUSE):
+    if latest.kind is RevisionKind.AUTO_ROLLBACK:
         return Finish("failed", f"revision {revision} never became ready: {latest.cause}", roll_back=True)
     return Finish("stopped", f"revision {latest.number} by {latest.created_by} ({latest.cause}) replaced the "
                              f"canary's revision {revision}; the canary stops and leaves it as it is", roll_back=False)

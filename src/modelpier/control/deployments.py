@@ -3,8 +3,8 @@
 The API routes and the alias poller call this; the reconciler reads what it writes. Every write
 of desired state goes through ``_apply``: references are resolved against the registry first
 (nothing is written when one does not resolve), then the store makes a revision or, for the same
-spec and versions, nothing. Rollbacks and alias moves are applies with a cause. Decisions over the
-history are pure functions in ``control/history.py``.
+spec and versions, nothing. Rollbacks and alias moves are applies of another ``RevisionKind``, with a
+cause for people. Decisions over the history are pure functions in ``control/history.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from modelpier.spec.deployment import (
     parse_deployment,
 )
 from modelpier.spec.names import ModelRef, validate_name
+from modelpier.spec.revision import RevisionKind
 
 log = logging.getLogger("modelpier.control.deployments")
 # Models of the default project are the shared catalog every project may deploy (the quick start's
@@ -101,7 +102,8 @@ class DeploymentService:
         name, spec = self._spec_of(project, document, name)
         self._require_project(project)
         resolved = self.resolve(spec, project=project)
-        result = self._apply(project, name, spec, resolved, created_by=created_by, cause="applied")
+        result = self._apply(project, name, spec, resolved, created_by=created_by, kind=RevisionKind.APPLIED,
+                             cause="applied")
         if result.created:
             self._event(result, "Normal", "RevisionCreated",
                         f"revision {result.revision.number} applied by {created_by}: {_versions(resolved)}")
@@ -153,7 +155,7 @@ class DeploymentService:
                            details={"field": field, "predictor": predictor, "reference": str(ref)}) from exc
 
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
-               created_by: str, cause: str) -> ApplyResult:
+               created_by: str, kind: RevisionKind, cause: str) -> ApplyResult:
         refuse_images(spec)
         if self._limits is not None:
             # An early refusal with the same message; the SQL store checks again inside its write
@@ -163,7 +165,7 @@ class DeploymentService:
             current = next((v.revision.spec for v in views if v.record.name == name), None)
             require_within_quota(others, current, spec, self._limits(project))
         record, revision, created = self.store.apply(project, name, spec, resolved=resolved,
-                                                     created_by=created_by, cause=cause)
+                                                     created_by=created_by, kind=kind, cause=cause)
         return ApplyResult(record, revision, created)
 
     def rollback(self, project: str, name: str, to_revision: int | None, *, created_by: str) -> ApplyResult:
@@ -177,7 +179,7 @@ class DeploymentService:
                                f"{predictor!r} ran {ref}, which is no longer in the registry",
                                details={"revision": target.number, "predictor": predictor}) from exc
         result = self._apply(project, name, target.spec, dict(target.resolved), created_by=created_by,
-                             cause=history.rollback_cause(target.number))
+                             kind=RevisionKind.ROLLBACK, cause=history.rollback_cause(target.number))
         if result.created:
             self._event(result, "Normal", "RollbackRequested",
                         f"revision {result.revision.number} rolls back to revision {target.number} "
@@ -263,7 +265,7 @@ class DeploymentService:
         # Only a revision that pinned versions (a rollback, a canary step) needs the older history
         # (see history.alias_baseline).
         revisions = self.store.revisions(record.project, record.name) \
-            if history.pins_versions(latest.cause) else [latest]
+            if latest.kind.pins_versions else [latest]
         moves = history.plan_alias_moves(latest, history.alias_baseline(revisions),
                                          {p: v.ref for p, v in current.items()})
         key = (record.project, record.name)
@@ -282,7 +284,7 @@ class DeploymentService:
             self.registry.materialize(current[move.predictor])
         resolved = {**latest.resolved, **{m.predictor: m.new for m in moves}}
         result = self._apply(record.project, record.name, latest.spec, resolved, created_by=SYSTEM_USER,
-                             cause=cause)
+                             kind=RevisionKind.ALIAS_FOLLOW, cause=cause)
         if result.created:
             log.info("%s/%s: %s; revision %d", record.project, record.name, cause, result.revision.number)
             self._event(result, "Normal", "AliasMoved", f"{cause}: revision {result.revision.number} rolls out")
@@ -302,9 +304,9 @@ class DeploymentService:
                         exc.message)
 
     # -- revisions made by the control plane itself (the canary driver) ---------------------------
-    def apply_revision(self, project: str, name: str, spec: ModelDeploymentSpec, *, created_by: str, cause: str,
-                       pinned: Mapping[str, str] | None = None) -> ApplyResult:
-        """Store ``spec`` as the next revision of an existing deployment, recorded with ``cause``.
+    def apply_revision(self, project: str, name: str, spec: ModelDeploymentSpec, *, created_by: str,
+                       kind: RevisionKind, cause: str, pinned: Mapping[str, str] | None = None) -> ApplyResult:
+        """Store ``spec`` as the next revision of an existing deployment, recorded as ``kind`` with ``cause``.
 
         Predictors named in ``pinned`` keep the version given there (``"model:version"``, checked to
         still exist) instead of resolving their reference again, so an alias that moves meanwhile does
@@ -323,7 +325,7 @@ class DeploymentService:
                                   "cannot be deployed yet", details={"field": f"spec.predictors.{i}.bundle"})
             version = self._resolve_ref(ref, p.name, f"spec.predictors.{i}.model", project)
             resolved[p.name] = _check_outputs(p, version, f"spec.predictors.{i}").ref
-        return self._apply(project, name, spec, resolved, created_by=created_by, cause=cause)
+        return self._apply(project, name, spec, resolved, created_by=created_by, kind=kind, cause=cause)
 
     def record_event(self, project: str, name: str, type: EventType, reason: str, message: str, *,
                      revision: int | None = None) -> None:

@@ -6,34 +6,15 @@ then writes. Unit-tested on their own (``tests/unit/control/test_history.py``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from modelpier.control.state import Revision
 from modelpier.errors import Conflict, NotFound
 
-# Causes written by user rollbacks ("rollback to revision 2") and by the reconciler's automatic
-# ones ("rolled back: revision 3 never became ready"), matched loosely on purpose.
-_ROLLBACK_CAUSE = re.compile(r"\broll(?:ed)?[ -]?back\b", re.IGNORECASE)
-
-
-# Causes of the revisions a progressive canary makes for its steps ("canary iris:7 at 10%"; canary_driver).
-_CANARY_STEP_CAUSE = re.compile(r"^canary \S+ at \d+%$")
-
 
 def rollback_cause(number: int) -> str:
     return f"rollback to revision {number}"
-
-
-def is_rollback_cause(cause: str) -> bool:
-    return bool(_ROLLBACK_CAUSE.search(cause))
-
-
-def pins_versions(cause: str) -> bool:
-    """Whether a revision with this cause re-used versions instead of resolving aliases: a rollback, or a
-    canary's step, which pins every predictor but the canary to the version it ran."""
-    return is_rollback_cause(cause) or bool(_CANARY_STEP_CAUSE.match(cause))
 
 
 def same_content(a: Revision, b: Revision) -> bool:
@@ -90,12 +71,12 @@ def alias_baseline(history: Sequence[Revision]) -> dict[str, str]:
     """Where each following predictor's alias pointed when it was last looked at.
 
     That is the resolved map of the newest revision that resolved aliases: applies and alias refreshes
-    do, rollbacks and a canary's steps re-use old versions (``pins_versions``). So after a rollback the
-    alias counts as moved only when it moves again, and a rollback is not undone by the next alias
-    poll, nor by a canary started on top of it.
+    do, rollbacks and a canary's steps re-use old versions (``RevisionKind.pins_versions``). So after a
+    rollback the alias counts as moved only when it moves again, and a rollback is not undone by the
+    next alias poll, nor by a canary started on top of it.
     """
     for revision in reversed(history):
-        if not pins_versions(revision.cause):
+        if not revision.kind.pins_versions:
             return dict(revision.resolved)
     return dict(history[0].resolved) if history else {}
 

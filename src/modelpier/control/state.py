@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 
 EventType = Literal["Normal", "Warning"]
 
@@ -28,7 +29,8 @@ class Revision:
     resolved: dict[str, str]  # predictor name -> "model:version" resolved when the revision was made
     created_at: datetime
     created_by: str
-    cause: str  # why it exists: "applied", "rollback to revision 2", "alias iris:production moved to 4"
+    kind: RevisionKind  # which writer made it: an apply, a rollback, an alias move, a canary's step...
+    cause: str  # why, for people: "applied", "rollback to revision 2", "alias iris:production moved from 3 to 4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class DeploymentStore(Protocol):
 
     # -- desired state (the API) ----------------------------------------------------------------
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
-              created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
+              created_by: str, kind: RevisionKind, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
         """Create or replace; ``(record, latest revision, created)``. The same spec and resolved
         versions as the latest revision create nothing (``created=False``). ``NotFound`` if the
         project does not exist; ``Conflict`` while the deployment is being deleted."""

@@ -15,6 +15,7 @@ from modelpier.control.deployments import ApplyResult, DeploymentView
 from modelpier.control.state import Event, EventType, Revision
 from modelpier.spec.bounds import Id
 from modelpier.spec.deployment import API_VERSION, KIND, ModelDeploymentSpec, ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 
 
 class _Wire(BaseModel):
@@ -72,12 +73,16 @@ class RevisionBody(_Wire):
     resolved: dict[str, str]
     created_at: datetime
     created_by: str
-    cause: str
+    kind: RevisionKind = Field(description="Which writer made it: applied, rollback, auto-rollback (the reconciler: "
+                                           "the revision never became ready), alias-follow, canary-step, "
+                                           "canary-promote or canary-rollback.")
+    cause: str = Field(description="Why, in words: `rollback to revision 2`, `canary iris:7 at 10%`.")
 
     @classmethod
     def of(cls, revision: Revision) -> RevisionBody:
         return cls(number=revision.number, spec=revision.spec, resolved=revision.resolved,
-                   created_at=revision.created_at, created_by=revision.created_by, cause=revision.cause)
+                   created_at=revision.created_at, created_by=revision.created_by, kind=revision.kind,
+                   cause=revision.cause)
 
 
 class ApplyResultBody(_Wire):

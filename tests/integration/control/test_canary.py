@@ -55,6 +55,11 @@ def reasons(platform: Platform, name: str) -> list[str]:
     return [e["reason"] for e in platform.events(name)]
 
 
+def kinds(platform: Platform, name: str) -> list[str]:
+    revisions = httpx.get(platform.deployment(name) + "/revisions", headers=ADMIN_HEADERS, timeout=10).json()
+    return [r["kind"] for r in revisions]
+
+
 def test_a_healthy_canary_is_promoted_step_by_step(platform: Platform) -> None:
     deploy(platform, "good")
     with Feeder(platform.api, "default", "good") as gateway:
@@ -79,6 +84,7 @@ def test_a_healthy_canary_is_promoted_step_by_step(platform: Platform) -> None:
     final = deployed(platform, "good")
     assert [(p["name"], p["model"], p["weight"]) for p in final["spec"]["predictors"]] == [("main", "iris:2", 100)]
     assert final["resolved"] == {"main": "iris:2"}
+    assert kinds(platform, "good") == ["applied", "canary-step", "canary-step", "canary-promote"]
     assert {"CanaryStarted", "CanaryStep", "CanaryStepPassed", "CanaryPromoted"} <= set(reasons(platform, "good"))
     wait_until(lambda: platform.infer("good").json().get("model_version") == "2", timeout=30,
                what="the gateway answering with the promoted version")
@@ -104,6 +110,7 @@ def test_a_canary_with_more_errors_is_rolled_back_naming_the_metric(platform: Pl
     assert "vs stable 0.0%" in event["message"]
     final = deployed(platform, "bad")
     assert [(p["name"], p["model"], p["weight"]) for p in final["spec"]["predictors"]] == [("main", "iris:1", 100)]
+    assert kinds(platform, "bad") == ["applied", "canary-step", "canary-rollback"]
     platform.wait_ready("bad", 1, revision=final["metadata"]["revision"])
 
 

@@ -26,6 +26,7 @@ from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry
 from modelpier.settings import load_settings
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 
 DEPLOYMENT: dict[str, Any] = {"metadata": {"name": "iris"},
               "spec": {"predictors": [{"name": "main", "model": "iris:1"}], "canary": {"minRequests": 5}}}
@@ -41,14 +42,15 @@ class CrashingService(DeploymentService):
 
     crash: tuple[str, str] | None = None
 
-    def apply_revision(self, project: str, name: str, spec: ModelDeploymentSpec, *, created_by: str, cause: str,
-                       pinned: Any = None) -> ApplyResult:
+    def apply_revision(self, project: str, name: str, spec: ModelDeploymentSpec, *, created_by: str,
+                       kind: RevisionKind, cause: str, pinned: Any = None) -> ApplyResult:
         when = self.crash
         hit = when is not None and cause.startswith(when[1])
         if hit and when is not None and when[0] == "before":
             self.crash = None
             raise Crash(cause)
-        result = super().apply_revision(project, name, spec, created_by=created_by, cause=cause, pinned=pinned)
+        result = super().apply_revision(project, name, spec, created_by=created_by, kind=kind, cause=cause,
+                                        pinned=pinned)
         if hit:
             self.crash = None
             raise Crash(cause)

@@ -18,6 +18,7 @@ from modelpier.control.store.canary import KEEP_RUNS
 from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import Conflict, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 
 T0 = 1_790_000_000.25
 
@@ -36,7 +37,8 @@ def stores(database_url: str) -> Iterator[tuple[SqlDeploymentStore, SqlCanarySto
     canaries = SqlCanaryStore.open(database_url)
     spec = ModelDeploymentSpec.model_validate({"predictors": [{"model": "iris:1"}]})
     for name in ("iris", "other"):
-        deployments.apply("default", name, spec, resolved={"main": "iris:1"}, created_by="alice", cause="applied")
+        deployments.apply("default", name, spec, resolved={"main": "iris:1"}, created_by="alice",
+                          kind=RevisionKind.APPLIED, cause="applied")
     yield deployments, canaries
     canaries.close()
     deployments.close()

@@ -58,6 +58,7 @@ def test_alias_move_prefetches_then_applies(service: DeploymentService) -> None:
     service.registry.set_alias("iris", "production", 2)
     [result] = service.refresh_aliases()
     assert (result.revision.number, result.revision.cause) == (2, "alias iris:production moved from 1 to 2")
+    assert result.revision.kind == "alias-follow"
     assert service.registry.materialized == ["iris:2"]  # type: ignore[attr-defined]
     assert service.refresh_aliases() == []  # level-triggered: nothing more to do
 

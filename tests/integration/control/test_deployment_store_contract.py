@@ -26,6 +26,7 @@ from modelpier.errors import Conflict, Forbidden, InvalidName, NotFound
 from modelpier.registry.sql import current_revision, head_revision, open_engine
 from modelpier.registry.sql.tables import metadata as registry_metadata
 from modelpier.spec.deployment import Condition, ModelDeploymentSpec, ModelDeploymentStatus, PredictorStatus
+from modelpier.spec.revision import RevisionKind
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -50,7 +51,7 @@ def spec(model: str = "iris:production", replicas: int = 1) -> ModelDeploymentSp
 def apply(store: SqlDeploymentStore, name: str = "iris", *, replicas: int = 1, version: int = 1,
           project: str = "default") -> tuple[int, bool]:
     _, revision, created = store.apply(project, name, spec(replicas=replicas), resolved={"main": f"iris:{version}"},
-                                       created_by="tester", cause="applied")
+                                       created_by="tester", kind=RevisionKind.APPLIED, cause="applied")
     return revision.number, created
 
 
@@ -94,7 +95,8 @@ def test_apply_is_idempotent_and_numbers_revisions(store: SqlDeploymentStore) ->
     assert [r.number for r in revisions] == [1, 2, 3, 4]
     assert revisions[0].spec == spec()
     assert revisions[0].resolved == {"main": "iris:1"}
-    assert (revisions[0].created_by, revisions[0].cause) == ("tester", "applied")
+    assert (revisions[0].created_by, revisions[0].kind, revisions[0].cause) == \
+        ("tester", RevisionKind.APPLIED, "applied")
     assert revisions[0].created_at.tzinfo is not None
     assert store.revision("default", "iris", 2).spec.predictors[0].replicas == 2
     record = store.get("default", "iris")
@@ -106,7 +108,7 @@ def test_apply_is_idempotent_and_numbers_revisions(store: SqlDeploymentStore) ->
 def test_specs_are_stored_by_wire_names(store: SqlDeploymentStore, database_url: str) -> None:
     store.apply("default", "iris", ModelDeploymentSpec.model_validate(
         {"predictors": [{"model": "iris:production", "followAlias": True, "batching": {"maxBatchSize": 8}}]}),
-        resolved={"main": "iris:1"}, created_by="t", cause="applied")
+        resolved={"main": "iris:1"}, created_by="t", kind=RevisionKind.APPLIED, cause="applied")
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -298,7 +300,7 @@ def test_racing_applies_cannot_overrun_a_quota(store: SqlDeploymentStore, databa
 
 
 def test_schema_is_at_head_and_matches_both_mappings(store: SqlDeploymentStore, database_url: str) -> None:
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0007"
     engine = open_engine(database_url)
     try:
         with engine.connect() as conn:

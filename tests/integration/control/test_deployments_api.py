@@ -142,12 +142,13 @@ def test_revisions_and_rollback(api: httpx.Client) -> None:
     api.put(f"{BASE}/rb", json=document("rb", replicas=3)).raise_for_status()
     revisions = api.get(f"{BASE}/rb/revisions").json()
     assert [(r["number"], r["spec"]["predictors"][0]["replicas"]) for r in revisions] == [(1, 1), (2, 3)]
-    assert api.get(f"{BASE}/rb/revisions/1").json()["cause"] == "applied"
+    assert [api.get(f"{BASE}/rb/revisions/1").json()[k] for k in ("kind", "cause")] == ["applied", "applied"]
     assert error_of(api.get(f"{BASE}/rb/revisions/7"))["code"] == "not_found"
 
     r = api.post(f"{BASE}/rb/rollback")
     assert r.status_code == 201, r.text
     assert (r.json()["revision"]["number"], r.json()["revision"]["cause"]) == (3, "rollback to revision 1")
+    assert r.json()["revision"]["kind"] == "rollback"
     assert api.get(f"{BASE}/rb").json()["spec"]["predictors"][0]["replicas"] == 1
 
     r = api.post(f"{BASE}/rb/rollback", json={"revision": 2})

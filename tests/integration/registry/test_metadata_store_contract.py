@@ -524,7 +524,7 @@ def test_migrating_twice_is_a_no_op_and_the_schema_matches_the_mappings(
     push(metadata_store, "iris", b"1")
     upgrade_to_head(database_url)
     command.upgrade(alembic_config(database_url), "head")  # Alembic's own path, through env.py
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0007"
     assert metadata_store.get_version("iris", 1).version == 1
     engine = open_engine(database_url)
     try:

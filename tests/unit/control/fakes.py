@@ -15,6 +15,7 @@ from modelpier.backends.base import ReplicaObservation, ReplicaSpec
 from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.errors import Conflict, NotFound, ServiceUnavailable
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ class FakeStore:
         self.projects.discard(name)
 
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
-              created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
+              created_by: str, kind: RevisionKind, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
         if project not in self.projects:
             raise NotFound(f"project {project}")
         key = (project, name)
@@ -67,7 +68,7 @@ class FakeStore:
         if revisions and revisions[-1].spec == spec and revisions[-1].resolved == resolved:
             assert existing is not None
             return existing, revisions[-1], False
-        revision = Revision(project, name, len(revisions) + 1, spec, dict(resolved), now, created_by, cause)
+        revision = Revision(project, name, len(revisions) + 1, spec, dict(resolved), now, created_by, kind, cause)
         revisions.append(revision)
         record = DeploymentRecord(project, name, revision.number,
                                   existing.serving_revision if existing else None,

@@ -12,6 +12,7 @@ from modelpier.control.reconciler.plan import replica_count
 from modelpier.control.traffic import TrafficStore
 from modelpier.control.traffic_counters import DeploymentCounters, GatewayReport, PredictorCounters
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
+from modelpier.spec.revision import RevisionKind
 from tests.unit.control.fakes import FakeBackend, FakeClock, FakeStore
 
 
@@ -30,7 +31,8 @@ class World:
         self.autoscaler = Autoscaler(self.traffic, lambda _: limits or Limits())
         self.reconciler = Reconciler(self.store, self.backend, self.clock, endpoint_base="http://gw",
                                      autoscaler=self.autoscaler)
-        self.store.apply("default", "iris", deployment, resolved={"main": "iris:1"}, created_by="t", cause="applied")
+        self.store.apply("default", "iris", deployment, resolved={"main": "iris:1"}, created_by="t",
+                         kind=RevisionKind.APPLIED, cause="applied")
         self.started = self.clock.t
 
     def report(self, in_flight: int = 0, waiting: int = 0, requests: int = 0) -> None:

@@ -12,23 +12,23 @@ from modelpier.control.history import (
     alias_moves_cause,
     choose_rollback_target,
     diff_resolved,
-    is_rollback_cause,
-    pins_versions,
     plan_alias_moves,
-    rollback_cause,
 )
 from modelpier.control.state import Revision
 from modelpier.errors import Conflict, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 
 FOLLOW = ModelDeploymentSpec.model_validate({"predictors": [{"model": "iris:production", "followAlias": True}]})
+RB = RevisionKind.ROLLBACK
 PINNED = ModelDeploymentSpec.model_validate({"predictors": [{"model": "iris:production"}]})
 
 
-def rev(number: int, version: int, *, cause: str = "applied", spec: ModelDeploymentSpec = FOLLOW) -> Revision:
+def rev(number: int, version: int, *, kind: RevisionKind = RevisionKind.APPLIED,
+        spec: ModelDeploymentSpec = FOLLOW) -> Revision:
     return Revision(project="default", deployment="iris", number=number, spec=spec,
                     resolved={"main": f"iris:{version}"}, created_at=datetime(2026, 1, 1, tzinfo=UTC),
-                    created_by="t", cause=cause)
+                    created_by="t", kind=kind, cause=str(kind))
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
@@ -44,7 +44,7 @@ def test_diff_resolved(old: dict[str, str], new: dict[str, str], expected: dict[
 @pytest.mark.parametrize(("history", "to", "expected"), [
     ([rev(1, 1), rev(2, 2)], None, 1),
     ([rev(1, 1), rev(2, 2), rev(3, 3)], None, 2),
-    ([rev(1, 1), rev(2, 2), rev(3, 1, cause="rollback to revision 1")], None, 2),  # undo twice toggles
+    ([rev(1, 1), rev(2, 2), rev(3, 1, kind=RB)], None, 2),  # undo twice toggles
     ([rev(1, 1), rev(2, 2), rev(3, 2)], None, 1),  # skips revisions with the same content as the latest
     ([rev(1, 1), rev(2, 2), rev(3, 3)], 1, 1),
     ([rev(1, 1), rev(2, 2)], 2, 2),  # the latest itself: the apply that follows is a no-op
@@ -64,44 +64,37 @@ def test_rollback_target_errors_name_what_is_missing() -> None:
         choose_rollback_target([], None)
 
 
-@pytest.mark.parametrize(("cause", "expected"), [
-    (rollback_cause(3), True), ("rolled back: revision 4 never became ready", True), ("Rollback", True),
-    ("applied", False), ("alias iris:production moved from 3 to 4", False),
-])
-def test_is_rollback_cause(cause: str, expected: bool) -> None:
-    assert is_rollback_cause(cause) is expected
-
-
 def test_alias_baseline_skips_rollbacks() -> None:
     assert alias_baseline([rev(1, 3)]) == {"main": "iris:3"}
-    assert alias_baseline([rev(1, 3), rev(2, 4), rev(3, 3, cause="rollback to revision 1")]) == {"main": "iris:4"}
-    assert alias_baseline([rev(1, 3, cause="rolled back")]) == {"main": "iris:3"}
+    assert alias_baseline([rev(1, 3), rev(2, 4), rev(3, 3, kind=RB)]) == {"main": "iris:4"}
+    assert alias_baseline([rev(1, 3, kind=RevisionKind.AUTO_ROLLBACK)]) == {"main": "iris:3"}
     assert alias_baseline([]) == {}
 
 
 def test_alias_baseline_skips_a_canarys_steps_which_pin_versions() -> None:
-    undone = [rev(1, 3), rev(2, 4), rev(3, 3, cause="rollback to revision 1")]
-    assert alias_baseline([*undone, rev(4, 3, cause="canary iris:7 at 10%")]) == {"main": "iris:4"}
-    assert alias_baseline([*undone, rev(4, 3, cause="canary iris:7 at 10%"),
-                           rev(5, 3, cause="canary iris:7 rolled back: aborted by alice at 10%")]) == {"main": "iris:4"}
-    assert alias_baseline([rev(1, 3), rev(2, 7, cause="canary iris:7 promoted")]) == {"main": "iris:7"}
+    undone = [rev(1, 3), rev(2, 4), rev(3, 3, kind=RB)]
+    assert alias_baseline([*undone, rev(4, 3, kind=RevisionKind.CANARY_STEP)]) == {"main": "iris:4"}
+    assert alias_baseline([*undone, rev(4, 3, kind=RevisionKind.CANARY_STEP),
+                           rev(5, 3, kind=RevisionKind.CANARY_ROLLBACK)]) == {"main": "iris:4"}
+    assert alias_baseline([rev(1, 3), rev(2, 7, kind=RevisionKind.CANARY_PROMOTE)]) == {"main": "iris:7"}
 
 
-@pytest.mark.parametrize(("cause", "expected"), [
-    ("canary iris:7 at 10%", True), ("rollback to revision 2", True), ("canary iris:7 promoted", False),
-    ("applied", False), ("alias iris:production moved from 1 to 2", False)])
-def test_pins_versions(cause: str, expected: bool) -> None:
-    assert pins_versions(cause) is expected
+@pytest.mark.parametrize(("kind", "expected"), [
+    (RevisionKind.CANARY_STEP, True), (RevisionKind.ROLLBACK, True), (RevisionKind.AUTO_ROLLBACK, True),
+    (RevisionKind.CANARY_ROLLBACK, True), (RevisionKind.CANARY_PROMOTE, False), (RevisionKind.APPLIED, False),
+    (RevisionKind.ALIAS_FOLLOW, False)])
+def test_pins_versions(kind: RevisionKind, expected: bool) -> None:
+    assert kind.pins_versions is expected
 
 
 @pytest.mark.parametrize(("latest", "baseline", "current", "moved"), [
     (rev(1, 3), {"main": "iris:3"}, {"main": "iris:3"}, None),  # nothing moved
     (rev(1, 3), {"main": "iris:3"}, {"main": "iris:4"}, ("iris:3", "iris:4")),
     # after a rollback to 3 while the alias is at 4: hold, until the alias moves again
-    (rev(3, 3, cause="rollback to revision 1"), {"main": "iris:4"}, {"main": "iris:4"}, None),
-    (rev(3, 3, cause="rollback to revision 1"), {"main": "iris:4"}, {"main": "iris:5"}, ("iris:3", "iris:5")),
+    (rev(3, 3, kind=RB), {"main": "iris:4"}, {"main": "iris:4"}, None),
+    (rev(3, 3, kind=RB), {"main": "iris:4"}, {"main": "iris:5"}, ("iris:3", "iris:5")),
     # the alias moved back to what runs: nothing to roll out
-    (rev(3, 3, cause="rollback to revision 1"), {"main": "iris:4"}, {"main": "iris:3"}, None),
+    (rev(3, 3, kind=RB), {"main": "iris:4"}, {"main": "iris:3"}, None),
     (rev(1, 3, spec=PINNED), {"main": "iris:3"}, {"main": "iris:4"}, None),  # not following
 ])
 def test_plan_alias_moves(latest: Revision, baseline: dict[str, str], current: dict[str, str],

@@ -6,6 +6,7 @@ import asyncio
 
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 from modelpier.spec.routing import RoutingTable, RoutingTableCell
 from tests.unit.control.fakes import FakeBackend, FakeClock, FakeStore
 
@@ -15,7 +16,8 @@ SPEC = ModelDeploymentSpec.model_validate({"predictors": [{"name": "main", "mode
 def setup(ports: int = 10) -> tuple[FakeStore, FakeBackend, Reconciler, RoutingTableCell]:
     clock = FakeClock()
     store, backend, cell = FakeStore(clock), FakeBackend(clock, ports=ports), RoutingTableCell()
-    store.apply("default", "iris", SPEC, resolved={"main": "iris:1"}, created_by="t", cause="applied")
+    store.apply("default", "iris", SPEC, resolved={"main": "iris:1"}, created_by="t", kind=RevisionKind.APPLIED,
+                cause="applied")
     return store, backend, Reconciler(store, backend, clock, endpoint_base="http://gw:8700", publish=cell.set), cell
 
 

@@ -27,6 +27,7 @@ from modelpier.control.reconciler.actions import (
 from modelpier.control.reconciler.plan import DeploymentTarget, plan, plan_deployment
 from modelpier.control.reconciler.status import build_routing_table, derive_status
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 from tests.unit.control.fakes import FakeBackend, FakeClock, FakeStore
 
 POLICY = PlanPolicy(backoff_initial_s=1, backoff_max_s=8, degraded_after=3, rollback_after_start_failures=3)
@@ -48,7 +49,7 @@ class Sim:
 
     def apply(self, s: ModelDeploymentSpec, name: str = "iris") -> int:
         _, revision, _ = self.store.apply("default", name, s, resolved={"main": s.predictors[0].model or ""},
-                                          created_by="t", cause="applied")
+                                          created_by="t", kind=RevisionKind.APPLIED, cause="applied")
         return revision.number
 
     def targets(self) -> list[DeploymentTarget]:
@@ -88,7 +89,7 @@ class Sim:
         elif isinstance(a, RollBack):
             prev = self.store.revision(a.project, a.deployment, a.to)
             self.store.apply(a.project, a.deployment, prev.spec, resolved=prev.resolved, created_by="reconciler",
-                             cause=f"{ROLLBACK_CAUSE}: {a.reason}")
+                             kind=RevisionKind.AUTO_ROLLBACK, cause=f"{ROLLBACK_CAUSE}: {a.reason}")
         elif isinstance(a, Purge):
             self.store.purge(a.project, a.deployment)
         elif isinstance(a, RecordEvent):
@@ -455,7 +456,8 @@ def test_default_outputs_are_part_of_the_replica_template() -> None:
     from modelpier.control.state import Revision
 
     def template(s: ModelDeploymentSpec) -> Any:
-        revision = Revision("default", "iris", 1, s, {"main": "iris:1"}, datetime.now(UTC), "t", "applied")
+        revision = Revision("default", "iris", 1, s, {"main": "iris:1"}, datetime.now(UTC), "t", RevisionKind.APPLIED,
+                            "applied")
         return replica_template(revision, s.predictors[0])
 
     plain, narrowed = template(spec()), template(spec(outputs=["predict"]))

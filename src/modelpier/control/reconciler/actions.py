@@ -14,7 +14,7 @@ from types import MappingProxyType
 from modelpier.backends.base import ReplicaSpec
 from modelpier.control.state import EventType
 
-# The cause a rollback revision records; status derivation recognises it.
+# The cause an automatic rollback revision (RevisionKind.AUTO_ROLLBACK) records, for people.
 ROLLBACK_CAUSE = "automatic rollback"
 
 

@@ -42,6 +42,7 @@ from modelpier.control.reconciler.status import build_routing_table, derive_stat
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Revision
 from modelpier.errors import NotFound, PierError
 from modelpier.spec.deployment import ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 from modelpier.spec.routing import RoutingTable
 
 log = logging.getLogger("modelpier.reconciler")
@@ -231,7 +232,7 @@ class Reconciler:
         target = await self._db(self._store.revision, action.project, action.deployment, action.to)
         _, revision, _ = await self._db(
             self._store.apply, action.project, action.deployment, target.spec, resolved=dict(target.resolved),
-            created_by="reconciler", cause=f"{ROLLBACK_CAUSE}: {action.reason}")
+            created_by="reconciler", kind=RevisionKind.AUTO_ROLLBACK, cause=f"{ROLLBACK_CAUSE}: {action.reason}")
         log.warning("rolled %s/%s back to revision %d: %s", action.project, action.deployment, action.to,
                     action.reason)
         await self._event(RecordEvent(action.project, action.deployment, "Warning", "RolledBack",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 
 
 class NotifyingStore:
@@ -26,8 +27,9 @@ class NotifyingStore:
         self._inner.delete_project(name)
 
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
-              created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
-        result = self._inner.apply(project, name, spec, resolved=resolved, created_by=created_by, cause=cause)
+              created_by: str, kind: RevisionKind, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
+        result = self._inner.apply(project, name, spec, resolved=resolved, created_by=created_by, kind=kind,
+                                   cause=cause)
         if result[2] or result[1].number != result[0].serving_revision:
             self._notify()
         return result

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from modelpier.backends.base import ReplicaObservation
-from modelpier.control.reconciler.actions import ROLLBACK_CAUSE, DeploymentState, PlanPolicy
+from modelpier.control.reconciler.actions import DeploymentState, PlanPolicy
 from modelpier.control.reconciler.plan import DeploymentTarget, replica_count, templates_of
 from modelpier.spec.deployment import (
     Condition,
@@ -20,6 +20,7 @@ from modelpier.spec.deployment import (
     ModelDeploymentStatus,
     PredictorStatus,
 )
+from modelpier.spec.revision import RevisionKind
 from modelpier.spec.routing import (
     DeploymentRoute,
     HeaderRoute,
@@ -59,7 +60,7 @@ def _progressing_condition(target: DeploymentTarget, ready_total: int, desired_t
                 f"rolling out revision {desired.number}" + (f" (serving revision {serving.number})" if serving else ""))
     if ready_total != desired_total:
         return ("Progressing", True, "ScalingReplicas", f"{ready_total} of {desired_total} replicas ready")
-    if desired.created_by == "reconciler" and desired.cause.startswith(ROLLBACK_CAUSE):
+    if desired.kind is RevisionKind.AUTO_ROLLBACK:
         return ("Progressing", False, "RolledBack", desired.cause)
     return ("Progressing", False, "RolloutComplete", f"revision {desired.number} is fully rolled out")
 

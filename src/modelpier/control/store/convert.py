@@ -17,6 +17,7 @@ from modelpier.control.store.tables import CanaryRunRow, DeploymentRow, EventRow
 from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelpier.spec.revision import RevisionKind
 
 
 def spec_json(spec: ModelDeploymentSpec) -> dict[str, Any]:
@@ -50,7 +51,14 @@ def revision_out(project: str, deployment: str, row: RevisionRow) -> Revision:
     return Revision(
         project=project, deployment=deployment, number=row.number,
         spec=spec_in(row.spec), resolved={str(k): str(v) for k, v in row.resolved.items()},
-        created_at=row.created_at, created_by=row.created_by, cause=row.cause)
+        created_at=row.created_at, created_by=row.created_by, kind=_kind(row.kind), cause=row.cause)
+
+
+def _kind(value: str) -> RevisionKind:
+    try:
+        return RevisionKind(value)
+    except ValueError:
+        raise PierError(f"a stored revision has the kind {value!r}, which this control plane does not know") from None
 
 
 def event_out(project: str, deployment: str, row: EventRow) -> Event:

@@ -27,6 +27,7 @@ from modelpier.errors import Conflict, InvalidInput, NotFound
 from modelpier.registry.sql.base import SqlStore, guarded
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.names import validate_name
+from modelpier.spec.revision import RevisionKind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,7 +103,7 @@ class SqlDeploymentStore(SqlStore):
 
     @guarded
     def apply(self, project: str, name: str, spec: ModelDeploymentSpec, *, resolved: dict[str, str],
-              created_by: str, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
+              created_by: str, kind: RevisionKind, cause: str) -> tuple[DeploymentRecord, Revision, bool]:
         """See ``DeploymentStore.apply``; ``Forbidden`` when the new spec would take the project
         past its quota (``control.quota.require_within_quota``).
 
@@ -145,7 +146,8 @@ class SqlDeploymentStore(SqlStore):
             status = ModelDeploymentStatus.model_validate(row.status)
             row.status = convert.status_json(status.model_copy(update={"desired_revision": row.latest_revision}))
             revision = RevisionRow(deployment_id=row.id, number=row.latest_revision, spec=wanted_spec,
-                                   resolved=wanted_resolved, created_at=now, created_by=created_by, cause=cause)
+                                   resolved=wanted_resolved, created_at=now, created_by=created_by,
+                                   kind=kind.value, cause=cause)
             session.add(revision)
             session.flush()
             return convert.record_out(project, row), convert.revision_out(project, name, revision), True

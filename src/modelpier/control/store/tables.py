@@ -3,8 +3,8 @@ canary runs.
 
 Private to ``control/store``: ``SqlDeploymentStore`` turns rows into the frozen objects of
 ``control/state.py``, ``SqlCanaryStore`` into those of ``control/canary_state.py``. The tables live
-in the registry's database and its one Alembic chain (migrations ``0002_deployments`` and
-``0005_canary_runs``), with the registry's naming convention, but on their own
+in the registry's database and its one Alembic chain (migrations ``0002_deployments``,
+``0005_canary_runs`` and ``0007_revision_kind``), with the registry's naming convention, but on their own
 ``MetaData``: the registry sits below the control plane and must not know these tables. A test
 compares the migrated schema against both ``MetaData`` objects. Change these mappings only together
 with a new migration.
@@ -40,6 +40,8 @@ USER_LEN = 255
 # A model reference or resolved version: name (63) ":" version or alias (63).
 REF_LEN = 128
 PHASE_LEN = 16
+# A RevisionKind value ("canary-rollback" is the longest today), with room for new kinds.
+KIND_LEN = 32
 
 
 class Base(DeclarativeBase):
@@ -84,6 +86,7 @@ class RevisionRow(Base):
     resolved: Mapped[dict[str, Any]]  # predictor -> "model:version"
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(USER_LEN))
+    kind: Mapped[str] = mapped_column(String(KIND_LEN))  # spec.revision.RevisionKind (migration 0007)
     cause: Mapped[str] = mapped_column(Text)
 
 
