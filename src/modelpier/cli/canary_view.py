@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import InvalidInput
+from modelpier.spec.traffic import PredictorTrafficWindow
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

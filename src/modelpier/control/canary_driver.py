@@ -60,7 +60,6 @@ from modelpier.control.canary_state import (
 from modelpier.control.deployments import DeploymentService, DeploymentView
 from modelpier.control.state import Revision
 from modelpier.control.traffic import TrafficStore
-from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import Conflict, InvalidInput, NotFound, PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
 from modelpier.spec.names import ModelRef
@@ -551,8 +550,8 @@ class CanaryDriver:
             stable, canary = window.predictor(run.stable), window.predictor(run.predictor)
             verdict: CanaryVerdict = decide_canary(Sample(stable.requests, stable.errors, stable.p99_s),
                                                    Sample(canary.requests, canary.errors, canary.p99_s), spec.canary)
-            run.results.append(StepResult(run.weight, verdict.kind, verdict.reason, PredictorTrafficWindow.of(stable),
-                                          PredictorTrafficWindow.of(canary), self._now()))
+            run.results.append(StepResult(run.weight, verdict.kind, verdict.reason, stable.summary(), canary.summary(),
+                                          self._now()))
             del run.results[:-_MAX_RESULTS]
             if isinstance(verdict, Rollback):
                 raise _Stop("rolled-back", f"canary {run.predictor} ({run.version}) failed at {run.weight}% on "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from modelpier.control.traffic_wire import PredictorTrafficWindow
+from modelpier.spec.traffic import PredictorTrafficWindow
 
 CanaryPhase = Literal["progressing", "analyzing", "promoting", "promoted", "rolled-back", "aborted", "stopped",
                       "failed"]

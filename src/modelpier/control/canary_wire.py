@@ -1,5 +1,8 @@
 """JSON bodies of the canary API (``.../deployments/{name}/canary``), shared by the routes, the
-client and the CLI. camelCase, like the deployment bodies."""
+client and the CLI. camelCase, like the deployment bodies.
+
+Built from the stored ``CanaryRecord`` (``canary_state``), never from the driver: a body is data
+about a run, and importing the wire types must not import the effectful ``canary_driver``."""
 
 from __future__ import annotations
 
@@ -9,12 +12,11 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from modelpier.control.canary_driver import CanaryRun
-from modelpier.control.canary_state import CanaryRequest, StepResult
+from modelpier.control.canary_state import CanaryRecord, CanaryRequest, StepResult
 from modelpier.control.traffic import RETENTION_S
-from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import PierError
 from modelpier.spec.names import ModelRef, validate_name
+from modelpier.spec.traffic import PredictorTrafficWindow
 
 
 class _Wire(BaseModel):
@@ -111,7 +113,7 @@ class CanaryBody(_Wire):
     results: list[StepResultBody] = Field(default_factory=list, description="Judgements, oldest first.")
 
     @classmethod
-    def of(cls, run: CanaryRun) -> CanaryBody:
+    def of(cls, run: CanaryRecord) -> CanaryBody:
         return cls(project=run.project, deployment=run.deployment, predictor=run.predictor, stable=run.stable,
                    to=run.to, version=run.version, stable_version=run.stable_version, steps=list(run.steps),
                    interval_seconds=run.interval_s, phase=run.phase, done=run.done, step=run.step + 1,

@@ -35,9 +35,6 @@ from types import MappingProxyType
 
 from modelpier._lib.clock import Clock
 from modelpier.control.traffic_counters import (
-    DeploymentCounters,
-    DeploymentKey,
-    GatewayReport,
     PredictorIncrease,
     ShadowIncrease,
     predictor_increase,
@@ -45,6 +42,7 @@ from modelpier.control.traffic_counters import (
     shadow_increase,
 )
 from modelpier.errors import InvalidInput
+from modelpier.spec.traffic import DeploymentKey, DeploymentTraffic, PredictorTrafficWindow, TrafficReport
 
 RETENTION_S = 900.0
 
@@ -67,6 +65,19 @@ class PredictorWindow:
     in_flight: int = 0  # latest, summed over gateways
     waiting: int = 0
     replicas: int = 0  # replicas the gateways route to (latest)
+
+    def summary(self, ready: int = 0, desired: int = 0) -> PredictorTrafficWindow:
+        """The window as the API shows it (and a canary's judgement keeps it), with the predictor's ready
+        and desired replicas."""
+        return PredictorTrafficWindow(
+            name=self.name, requests=self.requests, errors=self.errors, request_rate=round(self.request_rate, 4),
+            error_rate=round(self.error_rate, 6), p50_ms=milliseconds(self.p50_s), p99_ms=milliseconds(self.p99_s),
+            in_flight=self.in_flight, waiting=self.waiting, cache_hit_rate=round(self.cache_hit_rate, 6),
+            ready_replicas=ready, desired_replicas=desired)
+
+
+def milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +115,7 @@ class TrafficWindow:
 @dataclass(slots=True)
 class _Point:
     t: float  # control-plane time it arrived
-    report: GatewayReport
+    report: TrafficReport
 
 
 @dataclass(slots=True)
@@ -146,7 +157,7 @@ class TrafficStore:
         return self._clock.now().timestamp()
 
     # -- recording ------------------------------------------------------------------------------
-    def record(self, report: GatewayReport) -> None:
+    def record(self, report: TrafficReport) -> None:
         """Keep a snapshot. One older (by the gateway's own ``at``) than the last kept is ignored."""
         now = self._now()
         with self._lock:
@@ -187,7 +198,7 @@ class TrafficStore:
     def reported(self) -> list[DeploymentKey]:
         """Deployments some gateway reported within the retention."""
         with self._lock:
-            return sorted({k for gw in self._gateways.values() for p in gw.points for k in p.report.deployments})
+            return sorted({k for gw in self._gateways.values() for p in gw.points for k in p.report.deployment_keys()})
 
     def window(self, project: str, deployment: str, window_s: float, step_s: float | None = None
                ) -> TrafficWindow:
@@ -214,7 +225,7 @@ class TrafficStore:
         gauge_points: list[tuple[list[float], list[_Point]]] = []
         reporting = 0
         for gw in self._gateways.values():
-            previous: DeploymentCounters | None = None
+            previous: DeploymentTraffic | None = None
             have_previous = False
             if gw.zero_at is not None and gw.zero_at <= end:
                 have_previous = True  # the virtual all-zero snapshot
@@ -222,13 +233,13 @@ class TrafficStore:
             for point in gw.points:
                 if point.t > end:
                     break
-                current = point.report.deployments.get(key)
+                current = point.report.deployment(key)
                 if have_previous and current is not None and point.t > series_start:
                     into = [bins[min(max(math.ceil((point.t - series_start) / step) - 1, 0), count - 1)]]
                     _accumulate(previous, current, [*into, total] if point.t > start else into)
                 previous, have_previous = current, True
                 mine.append(point)
-            if any(p.t > start and key in p.report.deployments for p in mine):
+            if any(p.t > start and p.report.deployment(key) is not None for p in mine):
                 reporting += 1
             gauge_points.append(([p.t for p in mine], mine))
         predictors = {name: _finish(name, inc, window_s) for name, inc in total.predictors.items()}
@@ -246,10 +257,10 @@ class TrafficStore:
                              tuple(series), reporting)
 
 
-def _accumulate(before: DeploymentCounters | None, after: DeploymentCounters, targets: list[_Bin]) -> None:
+def _accumulate(before: DeploymentTraffic | None, after: DeploymentTraffic, targets: list[_Bin]) -> None:
     """Add the increase between two snapshots of one deployment to each of ``targets``."""
-    for name, counters in after.predictors.items():
-        inc = predictor_increase(before.predictors.get(name) if before else None, counters)
+    for name, counters in after.by_name():
+        inc = predictor_increase(before.predictor(name) if before else None, counters)
         for target in targets:
             target.add(name, inc)
     if after.shadow is not None:
@@ -276,10 +287,10 @@ def _gauges(per_gateway: list[tuple[list[float], list[_Point]]], key: Deployment
         if i == 0 or t - points[i - 1].t > stale:
             continue
         last = points[i - 1]
-        counters = last.report.deployments.get(key)
+        counters = last.report.deployment(key)
         if counters is None:
             continue
-        for name, c in counters.predictors.items():
+        for name, c in counters.by_name():
             g = out.setdefault(name, _Gauge())
             g.in_flight += c.in_flight
             g.waiting += c.waiting

@@ -1,8 +1,8 @@
-"""What a gateway reports, as frozen values, and the arithmetic on them. Pure.
+"""The arithmetic on gateway reports: increases between two snapshots, merged histograms, quantiles. Pure.
 
-A gateway keeps cumulative counters per deployment and predictor (``docs/autoscaling.md`` has the
-wire form, fixed in the gateway/control-plane contract); ``TrafficStore`` keeps its snapshots and
-asks this module for increases between two of them, merged histograms and their quantiles.
+A gateway reports cumulative counters per deployment and predictor (``spec/traffic.TrafficReport``,
+the one type both sides use); ``TrafficStore`` keeps its snapshots and asks this module for
+increases between two of them, merged histograms and their quantiles.
 
 Increases follow Prometheus ``increase()`` semantics: a counter that went down was reset (the
 gateway restarted its counting), so the increase is its new value, not a negative number.
@@ -12,70 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from types import MappingProxyType
+from dataclasses import dataclass, field
+
+from modelpier.spec.traffic import LatencyHistogram, PredictorTraffic, ShadowTraffic
 
 INF = math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram:
-    """A cumulative latency histogram, Prometheus style: ``counts[i]`` observations ``<= bounds[i]``;
-    the last bound is ``inf``. Seconds."""
-
-    bounds: tuple[float, ...] = ()
-    counts: tuple[int, ...] = ()
-    sum: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return self.counts[-1] if self.counts else 0
-
-
-@dataclass(frozen=True, slots=True)
-class PredictorCounters:
-    requests: int = 0
-    errors: int = 0
-    rejected: int = 0
-    retries: int = 0
-    cache_hits: int = 0
-    in_flight: int = 0  # gauge
-    waiting: int = 0  # gauge
-    replicas: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # gauge: in flight by replica
-    latency: Histogram = Histogram()
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowCounters:
-    predictor: str
-    mirrored: int = 0
-    failed: int = 0
-    compared: int = 0
-    agreed: int = 0
-    numeric: int = 0
-    abs_error_sum: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentCounters:
-    predictors: Mapping[str, PredictorCounters]
-    shadow: ShadowCounters | None = None
-
-
-DeploymentKey = tuple[str, str]  # (project, deployment)
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayReport:
-    gateway: str  # random per gateway process start
-    started_at: float  # gateway clock, unix seconds
-    at: float  # gateway clock, unix seconds
-    deployments: Mapping[DeploymentKey, DeploymentCounters]
-
 
 # -- increases ------------------------------------------------------------------------------------
 
 _COUNTERS = ("requests", "errors", "rejected", "retries", "cache_hits")
+_SHADOW_COUNTERS = ("mirrored", "failed", "compared", "agreed", "numeric", "abs_error_sum")
+_NO_LATENCY: tuple[tuple[float, ...], tuple[int, ...], float] = ((), (), 0.0)
+_ZERO = PredictorTraffic(name="-")
 
 
 @dataclass(slots=True)
@@ -115,42 +63,44 @@ class ShadowIncrease:
 
     def add(self, other: ShadowIncrease) -> None:
         self.predictor = other.predictor
-        for f in fields(ShadowCounters):
-            if f.name != "predictor":
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in _SHADOW_COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _reset(before: PredictorCounters, after: PredictorCounters) -> bool:
+def _latency(h: LatencyHistogram | None) -> tuple[tuple[float, ...], tuple[int, ...], float]:
+    return _NO_LATENCY if h is None else (h.le, h.counts, h.sum)
+
+
+def _reset(before: PredictorTraffic, after: PredictorTraffic) -> bool:
     if any(getattr(after, n) < getattr(before, n) for n in _COUNTERS):
         return True
-    if before.latency.bounds != after.latency.bounds:
+    (b_bounds, b_counts, _), (a_bounds, a_counts, _) = _latency(before.latency), _latency(after.latency)
+    if b_bounds != a_bounds:
         return True  # a different histogram: nothing to subtract from
-    return any(a < b for a, b in zip(after.latency.counts, before.latency.counts, strict=True))
+    return any(a < b for a, b in zip(a_counts, b_counts, strict=True))
 
 
-def predictor_increase(before: PredictorCounters | None, after: PredictorCounters) -> PredictorIncrease:
+def predictor_increase(before: PredictorTraffic | None, after: PredictorTraffic) -> PredictorIncrease:
     """What happened between two snapshots of one predictor (``before`` None: counting started at 0)."""
-    base = PredictorCounters() if before is None or _reset(before, after) else before
+    base = _ZERO if before is None or _reset(before, after) else before
     out = PredictorIncrease(**{n: getattr(after, n) - getattr(base, n) for n in _COUNTERS})
-    if after.latency.counts:
-        if base.latency.counts:
-            counts = [a - b for a, b in zip(after.latency.counts, base.latency.counts, strict=True)]
+    bounds, counts, total = _latency(after.latency)
+    if counts:
+        _, base_counts, base_total = _latency(base.latency)
+        if base_counts:
+            out.latency[bounds] = [a - b for a, b in zip(counts, base_counts, strict=True)]
         else:
-            counts = list(after.latency.counts)
-        out.latency[after.latency.bounds] = counts
-        out.latency_sum = max(after.latency.sum - base.latency.sum, 0.0)
+            out.latency[bounds] = list(counts)
+        out.latency_sum = max(total - base_total, 0.0)
     return out
 
 
-def shadow_increase(before: ShadowCounters | None, after: ShadowCounters) -> ShadowIncrease:
-    names = [f.name for f in fields(ShadowCounters) if f.name != "predictor"]
-    reset = before is None or any(getattr(after, n) < getattr(before, n) for n in names)
+def shadow_increase(before: ShadowTraffic | None, after: ShadowTraffic) -> ShadowIncrease:
+    reset = before is None or any(getattr(after, n) < getattr(before, n) for n in _SHADOW_COUNTERS)
     out = ShadowIncrease(after.predictor)
-    for n in names:
+    for n in _SHADOW_COUNTERS:
         setattr(out, n, getattr(after, n) - (0 if reset or before is None else getattr(before, n)))
     return out
-
-
 # -- histograms -----------------------------------------------------------------------------------
 
 def merge_histograms(groups: Mapping[tuple[float, ...], list[int]]) -> tuple[tuple[float, ...], list[int]]:

@@ -30,7 +30,8 @@ class TrafficReporter:
         self.gateway_id = f"gw-{new_id(4)}"
         self.started_at = time.time()
         self.interval_s = interval_s
-        self._headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._headers = {"content-type": "application/json",
+                         **({"authorization": f"Bearer {token}"} if token else {})}
         self._client = client or httpx.AsyncClient(timeout=5.0, trust_env=False)
         self._wake = asyncio.Event()
         self._error: str | None = None
@@ -40,9 +41,11 @@ class TrafficReporter:
         self._wake.set()
 
     async def send_once(self) -> bool:
-        body = self.stats.snapshot(self.gateway_id, self.started_at, time.time())
+        report = self.stats.snapshot(self.gateway_id, self.started_at, time.time())
         try:
-            response = await self._client.post(self.url, json=body, headers=self._headers)
+            # Encoded by pydantic in one go: no intermediate dict on the event loop.
+            response = await self._client.post(self.url, content=report.model_dump_json(by_alias=True),
+                                               headers=self._headers)
             ok = response.status_code < 300
             error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:

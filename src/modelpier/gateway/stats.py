@@ -2,19 +2,29 @@
 
 Plain integers in dicts, bumped on the request path (a few attribute increments, no locks: one event
 loop), read two ways: ``prometheus()`` renders ``/metrics`` in the text exposition format, and
-``snapshot()`` is the report the gateway sends to the control plane every second (the wire form is
-in docs/gateway.md: cumulative counters, so a lost report loses nothing). The control plane turns
+``snapshot()`` is the report the gateway sends to the control plane every second, a
+``spec.traffic.TrafficReport``: the one type both sides use (cumulative counters, so a lost report
+loses nothing; the wire form is in docs/autoscaling.md). The control plane turns
 those reports into rates and percentiles for the autoscaler, the canary analysis, ``pier describe``
 and the dashboard.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
-from typing import Any
+
+from modelpier.spec.traffic import (
+    DeploymentTraffic,
+    LatencyHistogram,
+    PredictorTraffic,
+    ShadowTraffic,
+    TrafficReport,
+)
 
 # Upper bounds in seconds; a 15th bucket is +Inf.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_LE = (*BUCKETS, math.inf)
 
 
 class PredictorStats:
@@ -44,6 +54,13 @@ class PredictorStats:
             out.append(total)
         return out
 
+    def report(self, name: str) -> PredictorTraffic:
+        return PredictorTraffic(
+            name=name, requests=self.requests, errors=self.errors, rejected=self.rejected, retries=self.retries,
+            cache_hits=self.cache_hits, in_flight=self.in_flight, waiting=self.waiting,
+            replicas={r: n for r, n in self.replicas.items() if n > 0},
+            latency=LatencyHistogram(le=_LE, counts=tuple(self.cumulative()), sum=self.latency_sum))
+
 
 class ShadowStats:
     __slots__ = ("abs_error_sum", "agreed", "compared", "failed", "mirrored", "numeric", "predictor")
@@ -53,10 +70,10 @@ class ShadowStats:
         self.mirrored = self.failed = self.compared = self.agreed = self.numeric = 0
         self.abs_error_sum = 0.0
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"predictor": self.predictor, "mirrored": self.mirrored, "failed": self.failed,
-                "compared": self.compared, "agreed": self.agreed, "numeric": self.numeric,
-                "absErrorSum": self.abs_error_sum}
+    def report(self) -> ShadowTraffic:
+        return ShadowTraffic(predictor=self.predictor, mirrored=self.mirrored, failed=self.failed,
+                             compared=self.compared, agreed=self.agreed, numeric=self.numeric,
+                             abs_error_sum=self.abs_error_sum)
 
 
 Key = tuple[str, str]  # (project, deployment)
@@ -83,18 +100,15 @@ class TrafficStats:
             stats = self._shadows[(project, deployment)] = ShadowStats(predictor)
         return stats
 
-    def snapshot(self, gateway_id: str, started_at: float, at: float) -> dict[str, Any]:
-        le: list[float | str] = [*BUCKETS, "+Inf"]
+    def snapshot(self, gateway_id: str, started_at: float, at: float) -> TrafficReport:
         deployments = []
         for (project, deployment), by_name in sorted(self._predictors.items()):
             shadow = self._shadows.get((project, deployment))
-            deployments.append({"project": project, "deployment": deployment, "predictors": [
-                {"name": name, "requests": s.requests, "errors": s.errors, "rejected": s.rejected,
-                 "retries": s.retries, "cacheHits": s.cache_hits, "inFlight": s.in_flight, "waiting": s.waiting,
-                 "replicas": {r: n for r, n in s.replicas.items() if n > 0},
-                 "latency": {"le": le, "counts": s.cumulative(), "sum": s.latency_sum}}
-                for name, s in sorted(by_name.items())], "shadow": shadow.to_wire() if shadow else None})
-        return {"gateway": gateway_id, "startedAt": started_at, "at": at, "deployments": deployments}
+            deployments.append(DeploymentTraffic(
+                project=project, deployment=deployment,
+                predictors=tuple(s.report(name) for name, s in sorted(by_name.items())),
+                shadow=shadow.report() if shadow else None))
+        return TrafficReport(gateway=gateway_id, started_at=started_at, at=at, deployments=tuple(deployments))
 
     def prometheus(self) -> bytes:
         lines: list[str] = []

@@ -15,10 +15,10 @@ import pytest
 from modelpier.control.canary_state import CanaryRecord, PendingApply, StepResult
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.store.canary import KEEP_RUNS
-from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import Conflict, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
 from modelpier.spec.revision import RevisionKind
+from modelpier.spec.traffic import PredictorTrafficWindow
 
 T0 = 1_790_000_000.25
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from types import MappingProxyType
 
 from modelpier.auth.quota import Limits
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.plan import replica_count
 from modelpier.control.traffic import TrafficStore
-from modelpier.control.traffic_counters import DeploymentCounters, GatewayReport, PredictorCounters
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
 from modelpier.spec.revision import RevisionKind
+from modelpier.spec.traffic import DeploymentTraffic, PredictorTraffic, TrafficReport
 from tests.unit.control.fakes import FakeBackend, FakeClock, FakeStore
 
 
@@ -36,9 +35,10 @@ class World:
         self.started = self.clock.t
 
     def report(self, in_flight: int = 0, waiting: int = 0, requests: int = 0) -> None:
-        counters = PredictorCounters(requests=requests, in_flight=in_flight, waiting=waiting)
-        deployments = {("default", "iris"): DeploymentCounters(MappingProxyType({"main": counters}))}
-        self.traffic.record(GatewayReport("gw-1", self.started, self.clock.t, MappingProxyType(deployments)))
+        counters = PredictorTraffic(name="main", requests=requests, in_flight=in_flight, waiting=waiting)
+        deployment = DeploymentTraffic(project="default", deployment="iris", predictors=(counters,))
+        self.traffic.record(TrafficReport(gateway="gw-1", started_at=self.started, at=self.clock.t,
+                                          deployments=(deployment,)))
 
     def pass_(self, seconds: float = 0.5) -> None:
         self.clock.advance(seconds)

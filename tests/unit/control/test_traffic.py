@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import math
-from types import MappingProxyType
 
 import pytest
 
 from modelpier.control.traffic import TrafficStore
-from modelpier.control.traffic_counters import (
-    DeploymentCounters,
-    GatewayReport,
-    Histogram,
-    PredictorCounters,
-    ShadowCounters,
-    merge_histograms,
-    quantile,
-)
+from modelpier.control.traffic_counters import merge_histograms, quantile
 from modelpier.errors import InvalidInput
+from modelpier.spec.traffic import (
+    DeploymentTraffic,
+    LatencyHistogram,
+    PredictorTraffic,
+    ShadowTraffic,
+    TrafficReport,
+)
 from tests.unit.control.fakes import FakeClock
 
 LE = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, math.inf)
 KEY = ("default", "iris")
 
 
-def hist(**at: int) -> Histogram:
+def hist(**at: int) -> LatencyHistogram:
     """A cumulative histogram with ``n`` observations in the bucket of bound ``le`` (e.g. b0_01=5)."""
     per = [0] * len(LE)
     for name, n in at.items():
@@ -33,14 +31,21 @@ def hist(**at: int) -> Histogram:
     for n in per:
         running += n
         cumulative.append(running)
-    return Histogram(LE, tuple(cumulative), 0.0)
+    return LatencyHistogram(le=LE, counts=tuple(cumulative), sum=0.0)
 
 
 def counters(requests: int = 0, errors: int = 0, *, in_flight: int = 0, waiting: int = 0, cache_hits: int = 0,
-             latency: Histogram | None = None, replicas: dict[str, int] | None = None) -> PredictorCounters:
-    return PredictorCounters(requests=requests, errors=errors, cache_hits=cache_hits, in_flight=in_flight,
-                             waiting=waiting, replicas=MappingProxyType(replicas or {}),
-                             latency=latency or hist(b0_01=requests))
+             latency: LatencyHistogram | None = None, replicas: dict[str, int] | None = None) -> PredictorTraffic:
+    return PredictorTraffic(name="-", requests=requests, errors=errors, cache_hits=cache_hits, in_flight=in_flight,
+                            waiting=waiting, replicas=replicas or {}, latency=latency or hist(b0_01=requests))
+
+
+def report(gid: str, started: float, at: float, key: tuple[str, str], predictors: dict[str, PredictorTraffic],
+           shadow: ShadowTraffic | None = None) -> TrafficReport:
+    """The report a gateway sends; ``predictors`` by name."""
+    deployment = DeploymentTraffic(project=key[0], deployment=key[1], shadow=shadow, predictors=tuple(
+        c.model_copy(update={"name": name}) for name, c in predictors.items()))
+    return TrafficReport(gateway=gid, started_at=started, at=at, deployments=(deployment,))
 
 
 class Gateway:
@@ -51,11 +56,9 @@ class Gateway:
         self.store, self.clock, self.gid = store, clock, gid
         self.started = clock.now().timestamp() if started is None else started
 
-    def send(self, predictors: dict[str, PredictorCounters], shadow: ShadowCounters | None = None,
+    def send(self, predictors: dict[str, PredictorTraffic], shadow: ShadowTraffic | None = None,
              key: tuple[str, str] = KEY) -> None:
-        now = self.clock.now().timestamp()
-        deployments = {key: DeploymentCounters(MappingProxyType(predictors), shadow)}
-        self.store.record(GatewayReport(self.gid, self.started, now, MappingProxyType(deployments)))
+        self.store.record(report(self.gid, self.started, self.clock.now().timestamp(), key, predictors, shadow))
 
 
 def setup() -> tuple[FakeClock, TrafficStore]:
@@ -188,9 +191,11 @@ def test_shadow_agreement_and_mean_absolute_error() -> None:
     clock, store = setup()
     gw = Gateway(store, clock)
     clock.advance(1)
-    gw.send({"main": counters(requests=10)}, ShadowCounters("canary", 10, 0, 10, 9, 0, 0.0))
+    gw.send({"main": counters(requests=10)}, ShadowTraffic(predictor="canary", mirrored=10, compared=10, agreed=9))
     clock.advance(1)
-    gw.send({"main": counters(requests=30)}, ShadowCounters("canary", 30, 2, 28, 19, 8, 0.4))
+    gw.send({"main": counters(requests=30)},
+            ShadowTraffic(predictor="canary", mirrored=30, failed=2, compared=28, agreed=19, numeric=8,
+                          abs_error_sum=0.4))
     shadow = store.window(*KEY, 60).shadow
     assert shadow is not None
     assert (shadow.predictor, shadow.mirrored, shadow.failed, shadow.compared) == ("canary", 30, 2, 28)
@@ -239,8 +244,7 @@ def test_reports_older_than_the_last_are_ignored() -> None:
     gw = Gateway(store, clock)
     clock.advance(2)
     gw.send({"main": counters(requests=10)})
-    late = GatewayReport("gw-1", gw.started, clock.now().timestamp() - 1, MappingProxyType(
-        {KEY: DeploymentCounters(MappingProxyType({"main": counters(requests=5)}))}))
+    late = report("gw-1", gw.started, clock.now().timestamp() - 1, KEY, {"main": counters(requests=5)})
     store.record(late)
     assert store.window(*KEY, 60).predictor("main").requests == 10
 

@@ -25,18 +25,18 @@ def canary_router(driver: CanaryDriver) -> APIRouter:
                         "another canary of the deployment runs.")
     async def start(project: str, name: str, body: CanaryStartBody, request: Request) -> CanaryBody:
         run = await driver.start(project, name, body.request(), principal_of(request).user)
-        return CanaryBody.of(run)
+        return CanaryBody.of(run.record())
 
     @r.get(one, response_model=CanaryBody, summary="The running (or last) canary's progress",
            description="404 when no canary of the deployment has run. Canaries are stored: a running one is "
                        "resumed after a control-plane restart.")
     async def progress(project: str, name: str) -> CanaryBody:
-        return CanaryBody.of(driver.get(project, name))
+        return CanaryBody.of(driver.get(project, name).record())
 
     @r.delete(one, response_model=CanaryBody, summary="Abort the running canary: it is rolled back",
               description="The canary predictor is removed and the stable one serves everything again. 409 when no "
                           "canary is running.")
     async def abort(project: str, name: str, request: Request) -> CanaryBody:
-        return CanaryBody.of(await driver.abort(project, name, principal_of(request).user))
+        return CanaryBody.of((await driver.abort(project, name, principal_of(request).user)).record())
 
     return r

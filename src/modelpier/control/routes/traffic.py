@@ -1,7 +1,8 @@
 """Traffic routes: gateways report (``POST /api/v1/traffic``), people and tools read a deployment's
 window (``GET /api/v1/projects/{project}/deployments/{name}/traffic``).
 
-Thin: the body is validated by ``control.traffic_wire``, kept by ``TrafficStore``, read back with
+Thin: the report is validated as ``spec.traffic.TrafficReport`` (the type the gateway sends), kept as it
+is by ``TrafficStore``, read back with
 the deployment's status (ready/desired replicas per predictor; over time from the ``ReplicaHistory``
 the reconciler feeds, when there is one). The predictors are the deployment's, then any other that
 served or ran during the window (a canary that ended keeps its lines for that window). A report in
@@ -22,7 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.replica_history import ReplicaHistory
 from modelpier.control.traffic import RETENTION_S, TrafficStore
-from modelpier.control.traffic_wire import TrafficBody, TrafficReportBody
+from modelpier.control.traffic_wire import TrafficBody
+from modelpier.spec.traffic import TrafficReport
 
 MAX_POINTS = 1000
 
@@ -39,8 +41,8 @@ def traffic_router(service: DeploymentService, traffic: TrafficStore,
             summary="A gateway's traffic snapshot (platform admin: gateways hold the admin token)",
             description="Cumulative counters per deployment and predictor, sent every second by each gateway "
                         "(docs/autoscaling.md). 204; a body that does not validate answers 422 naming the field.")
-    def report(body: TrafficReportBody) -> Response:
-        traffic.record(body.to_report())
+    def report(body: TrafficReport) -> Response:
+        traffic.record(body)
         if on_waiting is not None and body.waiting():
             on_waiting()
         return Response(status_code=204)

@@ -14,10 +14,10 @@ from typing import Any, cast, get_args
 from modelpier.control.canary_state import CanaryPhase, CanaryRecord, PendingApply, StepResult
 from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.control.store.tables import CanaryRunRow, DeploymentRow, EventRow, RevisionRow
-from modelpier.control.traffic_wire import PredictorTrafficWindow
 from modelpier.errors import PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.revision import RevisionKind
+from modelpier.spec.traffic import PredictorTrafficWindow
 
 
 def spec_json(spec: ModelDeploymentSpec) -> dict[str, Any]:
