@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -312,6 +312,65 @@ class AuthSettings(BaseModel):
                           "control-plane replicas share one database; changing it invalidates every token.")
 
 
+class KubernetesSettings(BaseModel):
+    """The Kubernetes backend (``backends/kubernetes/backend.py``): replicas as pods on a cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kubeconfig: Path | None = Field(
+        None, description="Kubeconfig file the control plane talks to the cluster with "
+                          "(PIER_KUBERNETES__KUBECONFIG). Unset: the pod's service account when running in a "
+                          "cluster, else KUBECONFIG or ~/.kube/config, as kubectl does.")
+    namespace: str | None = Field(
+        None, description="Namespace every replica pod goes to, watched alone (least privilege: a Role, not a "
+                          "ClusterRole). Unset: each project's pods go to the namespace named after the project "
+                          "(a project is a namespace), watched cluster-wide.")
+    create_namespaces: bool = Field(
+        True, description="With per-project namespaces, create a project's namespace (labelled for PodSecurity "
+                          "`restricted`) before its first pod when it does not exist; off when an administrator "
+                          "makes namespaces (the control plane then needs no cluster-wide write).")
+    image: str = Field(
+        "ghcr.io/modelpier/modelpier:latest",
+        description="The platform image model pods run (`pier models pull` in the init container, `pier serve` "
+                    "in the server) unless a predictor names its own `image`; pin it by digest in production.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of model pods; IfNotPresent suits images pinned by digest.")
+    image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Secrets (in the pods' namespace) holding credentials of private "
+                                          "image registries, as a pod's imagePullSecrets.")
+    registry_url: str = Field(
+        "http://modelpier-control.modelpier-system.svc:8600",
+        description="The control-plane URL model pods pull models from (`pier models pull --remote`); the "
+                    "in-cluster Service of the platform install by default. Pods have no cluster DNS on some "
+                    "test clusters: give an address there.")
+    registry_token_secret: str = Field(
+        "modelpier-registry-token",  # the name of a Secret, not a secret
+        description="Secret (in the pods' namespace) whose `token` key the pull sends as PIER_TOKEN; optional, so "
+                    "a registry without authentication needs none.")
+    service_account: str | None = Field(
+        None, description="Service account model pods run as; unset: the namespace's default. Its token is "
+                          "never mounted (a model server does not call the Kubernetes API).")
+    ready_probe_period_s: int = Field(
+        2, ge=1, le=300, description="Seconds between the kubelet's readiness probes of /v2/health/ready; with "
+                                     "the watch, bounds how late a pod is seen ready or unready. 2 s is quick "
+                                     "and costs a model server one cheap request.")
+    ready_probe_failures: int = Field(
+        3, ge=1, le=100, description="Failed readiness probes in a row before a pod leaves the routing table "
+                                     "(rides out one slow answer).")
+    extra_drain_s: float = Field(
+        15.0, ge=0, le=3600, description="Seconds added to platform.stop_grace_s for a pod's "
+                                         "terminationGracePeriodSeconds, so the server finishes its drain and "
+                                         "exits before the kubelet's SIGKILL.")
+    startup_sync_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Seconds the first observe waits for the initial list of pods; past it "
+                                        "observing fails (and the reconcile pass is retried).")
+    watch_timeout_s: int = Field(
+        300, ge=10, le=3600, description="Seconds one watch request lasts before it is renewed from its "
+                                         "resourceVersion (the API server ends watches anyway; 5 minutes is "
+                                         "client-go's order of magnitude).")
+    log_level: str = Field("info", description="PIER_LOG_LEVEL of model pods.")
+
+
 class Settings(BaseSettings):
     """All settings. ``home`` anchors the embedded defaults (SQLite file, blob folder, cache)."""
 
@@ -353,6 +412,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     bench: BenchSettings = Field(default_factory=BenchSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from modelpier.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
+from modelpier.spec.deployment import ModelDeploymentSpec
 
 # starting: process up, not ready yet (loading); ready: readiness probe answers 200;
 # unready: was ready, probe now fails; exited: the process is gone (crashed or killed), its slot kept
@@ -35,6 +36,10 @@ class ReplicaSpec:
     max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
     outputs: tuple[str, ...] = ()  # the model's default outputs (``--outputs``); () = every output
     isolated: bool = False  # run in a virtualenv built from the version's lock (pier serve --isolated)
+    image: str | None = None  # model-in-image: the image that holds the model (Kubernetes; the local backend refuses)
+    cpu: str = "1"  # resources.cpu, a Kubernetes quantity (a pod's request and limit; locally: the workers)
+    memory: str = "1Gi"  # resources.memory (a pod's request and limit)
+    gpu: int = 0  # resources.gpu (nvidia.com/gpu on a pod)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class ReplicaObservation:
     spec: ReplicaSpec
     phase: ReplicaPhase
     url: str | None  # base URL while the process lives
-    pid: int | None
+    pid: int | None  # the process; on Kubernetes the slot's pod generation (a crash is counted once per pod)
     started_at: float  # epoch seconds the current process started
     ready_since: float | None = None  # epoch seconds of the first ready probe of the current process
     exit_code: int | None = None  # when exited and known (an adopted process's code is not)
@@ -56,6 +61,10 @@ class ReplicaObservation:
 
 
 class Backend(Protocol):
+    def refuse(self, spec: ModelDeploymentSpec) -> None:
+        """``InvalidSpec`` naming the field (``details["field"]``) when this backend cannot honour ``spec``;
+        called when a deployment is applied, so nothing is silently dropped. Pure: no I/O."""
+
     async def observe(self) -> list[ReplicaObservation]:
         """Every replica the backend knows, probed now."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelpier.backends.local.supervisor import refuse_local
 from modelpier.control import history
 from modelpier.control.logs import MAX_TAIL, LogSource, no_logs
 from modelpier.control.quota import LimitsSource, require_within_quota
@@ -57,8 +58,12 @@ class DeploymentView:
 
 class DeploymentService:
     def __init__(self, store: DeploymentStore, registry: Registry, *, log_source: LogSource | None = None,
-                 limits: LimitsSource | None = None) -> None:
+                 limits: LimitsSource | None = None,
+                 refuse: Callable[[ModelDeploymentSpec], None] = refuse_local) -> None:
         self.store = store
+        # The backend's refusal of what it cannot run (``Backend.refuse``), checked on every apply, so a
+        # field is never silently dropped; the local backend's unless the composition root passes its own.
+        self._refuse = refuse
         self.registry = registry
         self._limits = limits  # the project's quota; None: unlimited
         self._log_source: LogSource = log_source or no_logs
@@ -156,7 +161,7 @@ class DeploymentService:
 
     def _apply(self, project: str, name: str, spec: ModelDeploymentSpec, resolved: dict[str, str], *,
                created_by: str, kind: RevisionKind, cause: str) -> ApplyResult:
-        refuse_images(spec)
+        self._refuse(spec)
         if self._limits is not None:
             # An early refusal with the same message; the SQL store checks again inside its write
             # transaction, where two applies racing for the last of a quota cannot both pass.
@@ -346,16 +351,3 @@ def _check_outputs(predictor: PredictorSpec, version: ModelVersion, field: str) 
                           f"{known}", details={"field": f"{field}.outputs", "predictor": predictor.name,
                                                "outputs": known})
     return version
-
-
-def refuse_images(spec: ModelDeploymentSpec) -> None:
-    """The control plane runs replicas as local processes from the registry: a predictor that names
-    an ``image`` (model-in-image) runs only on Kubernetes, so it is refused here rather than served
-    from something other than the image it names."""
-    for i, predictor in enumerate(spec.predictors):
-        if predictor.image is not None:
-            raise InvalidSpec(
-                f"spec.predictors.{i}.image: predictor {predictor.name!r} names image {predictor.image!r}, which "
-                f"only Kubernetes runs (the operator, or `pier render`); the local backend serves `model` from "
-                f"the registry: remove `image` to deploy here",
-                details={"field": f"spec.predictors.{i}.image", "predictor": predictor.name})

@@ -34,8 +34,9 @@ from modelpier.backends.base import ReplicaObservation, ReplicaPhase, ReplicaSpe
 from modelpier.backends.local import process, records
 from modelpier.backends.local.isolation import WarmEnvironments
 from modelpier.backends.local.ports import PortAllocator
-from modelpier.errors import NotFound
+from modelpier.errors import InvalidSpec, NotFound
 from modelpier.settings import Settings
+from modelpier.spec.deployment import ModelDeploymentSpec
 
 log = logging.getLogger("modelpier.backends.local")
 
@@ -90,6 +91,18 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     if settings.s3_endpoint_url:
         env["PIER_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     return env
+
+
+def refuse_local(spec: ModelDeploymentSpec) -> None:
+    """What the local backend cannot run: a predictor that names an ``image`` (model-in-image) runs only on
+    Kubernetes, so it is refused rather than served from something other than the image it names."""
+    for i, predictor in enumerate(spec.predictors):
+        if predictor.image is not None:
+            raise InvalidSpec(
+                f"spec.predictors.{i}.image: predictor {predictor.name!r} names image {predictor.image!r}, which "
+                f"only the Kubernetes backend runs; the local backend serves `model` from the registry: remove "
+                f"`image` to deploy here",
+                details={"field": f"spec.predictors.{i}.image", "predictor": predictor.name})
 
 
 def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int | None = None,
@@ -155,6 +168,9 @@ class LocalBackend:
         return self._root / spec.project / spec.deployment / f"{replica_id}.log"
 
     # -- the Backend protocol ---------------------------------------------------------------------
+    def refuse(self, spec: ModelDeploymentSpec) -> None:
+        refuse_local(spec)
+
     async def start(self, spec: ReplicaSpec) -> str:
         replica_id = f"{spec.predictor}-{self._ids()}"
         port, grpc_port = self._allocate_pair(self._ports_in_use())

@@ -52,7 +52,7 @@ from modelpier.control.reconciler.actions import (
     StopReplica,
 )
 from modelpier.control.state import EventType, Revision
-from modelpier.spec.deployment import PredictorSpec
+from modelpier.spec.deployment import PredictorSpec, Resources
 
 DeploymentKey = tuple[str, str]
 
@@ -84,8 +84,8 @@ def replica_count(predictor: PredictorSpec, scale: Mapping[str, int] | None = No
 
 
 def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpec | None:
-    """What a replica of ``predictor`` runs under ``revision``; None when the local backend cannot run
-    it (a bundle)."""
+    """What a replica of ``predictor`` runs under ``revision``; None when no backend can run it yet (a
+    bundle)."""
     model = revision.resolved.get(predictor.name) or predictor.model
     if model is None:
         return None
@@ -98,11 +98,17 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
         content += "|o" + ",".join(outputs)
     if predictor.isolated:  # likewise only when set
         content += "|isolated"
+    if predictor.image is not None:  # likewise: a pod runs this image instead of pulling the model
+        content += f"|i{predictor.image}"
+    resources = predictor.resources
+    if resources != Resources():  # likewise: a pod's requests and limits (the workers are above already)
+        content += f"|r{resources.cpu},{resources.memory},{resources.gpu}"
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
                        revision=revision.number, template=key, model=model, workers=predictor.worker_count,
                        batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs,
-                       isolated=predictor.isolated)
+                       isolated=predictor.isolated, image=predictor.image, cpu=resources.cpu,
+                       memory=resources.memory, gpu=resources.gpu)
 
 
 def templates_of(revision: Revision) -> dict[str, ReplicaSpec | None]:
