@@ -1,4 +1,5 @@
-"""Fixtures for the Kubernetes assets: a small sklearn model, and a control plane holding it."""
+"""Fixtures for the Kubernetes assets: a small sklearn model, a control plane holding it, and a real
+Kubernetes control plane (one per session; skipped without ``KUBEBUILDER_ASSETS``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import k8s
 from tests.support.procs import control_plane, run_pier
 
 
@@ -32,3 +34,27 @@ def pier_args_ok(args: list[str], home: Path) -> str | None:
     """``None`` when ``pier ARGS --help`` parses (every option exists), else the error output."""
     result = run_pier([*args, "--help"], home)
     return None if result.returncode == 0 else result.stderr + result.stdout
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[k8s.ControlPlane]:
+    """A real Kubernetes v1.28 API server with its controller manager (no node), for the whole session."""
+    why = k8s.unavailable()
+    if why is not None:
+        pytest.skip(f"no Kubernetes control plane: {why}")
+    with k8s.control_plane(tmp_path_factory.mktemp("kube")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kube_namespace(kube: k8s.ControlPlane) -> Iterator[str]:
+    """A namespace of this test alone, labelled for PodSecurity ``restricted`` (deleted afterwards)."""
+    name = kube.new_namespace()
+    kube.kubectl("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def played_node(kube: k8s.ControlPlane) -> k8s.PlayedNode:
+    return k8s.PlayedNode(kube)

@@ -136,6 +136,9 @@ class FakeBackend:
         self.ports_left = ports
         self.observe_error: Exception | None = None
 
+    def refuse(self, spec: ModelDeploymentSpec) -> None:
+        """Runs anything."""
+
     async def observe(self) -> list[ReplicaObservation]:
         if self.observe_error is not None:
             raise self.observe_error

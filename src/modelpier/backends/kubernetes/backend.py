@@ -54,13 +54,14 @@ from modelpier.backends.kubernetes.pods import (
     render_pod,
     view,
 )
-from modelpier.errors import InvalidSpec, NotFound, PierError, ServiceUnavailable
+from modelpier.errors import Forbidden, InvalidSpec, NotFound, PierError, ServiceUnavailable
 from modelpier.settings import Settings
 from modelpier.spec.deployment import ModelDeploymentSpec
 
 log = logging.getLogger("modelpier.backends.kubernetes")
 
 _LOG_TAIL = 20  # lines kept with an exited replica's observation, as locally
+_SA_ATTEMPTS = 25  # x 0.2 s: how long a new namespace may lack its service account
 _RESTART_GRACE_S = 1  # a restarted pod is hung or dead and not routed to: nothing to drain
 
 
@@ -116,6 +117,7 @@ class KubernetesBackend:
         self._namespaces: set[str] = set()  # known to exist
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_sync = True
+        self._closed = False
 
     @property
     def api_requests(self) -> Counter[str]:
@@ -225,6 +227,9 @@ class KubernetesBackend:
 
     async def close(self) -> None:
         """Finish the drains already begun (bounded); stop watching. Pods keep running (a restart adopts them)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self._deregistration_delay + 10)
         for informer in (self._pods, self._owners):
@@ -266,11 +271,19 @@ class KubernetesBackend:
         pod = render_pod(spec, replica_id, generation, namespace=namespace, options=self._options,
                          owner=self._owner(namespace, spec))
         name = pod["metadata"]["name"]
-        try:
-            stored = await self._api.apply(pod_path(namespace, name), pod, "pods")
-        except NotFound as exc:
-            raise ServiceUnavailable(f"cannot create pod {name} in namespace {namespace}: {exc.message} (create the "
-                                     f"namespace, or set kubernetes.namespace)") from None
+        for attempt in range(_SA_ATTEMPTS):
+            try:
+                stored = await self._api.apply(pod_path(namespace, name), pod, "pods")
+                break
+            except NotFound as exc:
+                raise ServiceUnavailable(f"cannot create pod {name} in namespace {namespace}: {exc.message} (create "
+                                         f"the namespace, or set kubernetes.namespace)") from None
+            except Forbidden as exc:
+                # A namespace made a moment ago has no default service account until the controller manager
+                # adds it, and admission refuses pods meanwhile: worth a few short waits, not a failed start.
+                if "serviceaccount" not in exc.message or attempt == _SA_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2)
         assert self._pods is not None
         self._tracks.setdefault(stored["metadata"]["uid"], _Track(adopted=False))
         self._pods.put(stored)

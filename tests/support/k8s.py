@@ -1,0 +1,143 @@
+"""A real Kubernetes v1.28 control plane for tests, and a test playing its node.
+
+``KUBEBUILDER_ASSETS`` names a folder with ``etcd``, ``kube-apiserver`` and
+``kube-controller-manager``, as controller-runtime's envtest reads it; without it the tests that
+need a cluster skip, saying so (a fresh clone), while ``make test`` sets it from ``../shared/k8s``.
+``../shared/k8s/test-cluster.sh start DIR`` starts etcd, the API server and the controller manager
+on free loopback ports (about 10 s: one cluster per session) and writes ``DIR/kubeconfig``.
+
+There is no scheduler or kubelet: ``PlayedNode`` does what they would do to a pod — bind it to a
+``Node`` and write its status (``podIP`` on a loopback address, phase, container states, the
+``Ready`` condition) — so a test decides exactly what the backend observes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "played-node"
+
+
+def cluster_script() -> Path | None:
+    """``test-cluster.sh``: ``$PIER_TEST_CLUSTER_SCRIPT``, else ``shared/k8s`` beside the checkout (a
+    worktree sits one level deeper)."""
+    given = os.environ.get("PIER_TEST_CLUSTER_SCRIPT")
+    candidates = [Path(given)] if given else [p / "shared" / "k8s" / "test-cluster.sh" for p in ROOT.parents[:3]]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def unavailable() -> str | None:
+    """Why a control plane cannot start here, or ``None``."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if not assets:
+        return ("KUBEBUILDER_ASSETS is not set (a folder with etcd, kube-apiserver and kube-controller-manager, "
+                "as envtest reads it; `make test` sets it from ../shared/k8s)")
+    missing = [b for b in ("etcd", "kube-apiserver", "kube-controller-manager") if not (Path(assets) / b).exists()]
+    if missing:
+        return f"KUBEBUILDER_ASSETS={assets} has no {', '.join(missing)}"
+    if cluster_script() is None:
+        return "test-cluster.sh (../shared/k8s) not found; set PIER_TEST_CLUSTER_SCRIPT"
+    return None
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    dir: Path
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
+                              capture_output=True, text=True, timeout=60, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        return done
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.kubectl("apply", "--server-side", "--field-manager", "tests", "-f", "-", stdin=json.dumps(obj))
+
+    def new_namespace(self, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.kubectl("create", "namespace", name)
+        return name
+
+
+@contextmanager
+def control_plane(workdir: Path) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager until the block ends (``unavailable()`` first)."""
+    script = cluster_script()
+    assert script is not None
+    done = subprocess.run([str(script), "start", str(workdir)], capture_output=True, text=True, timeout=180,
+                          check=False)
+    try:
+        if done.returncode != 0:
+            raise AssertionError(f"test-cluster.sh start failed:\n{done.stdout}{done.stderr}")
+        yield ControlPlane(workdir, workdir / "kubeconfig")
+    finally:
+        subprocess.run([str(script), "stop", str(workdir)], capture_output=True, timeout=120, check=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PlayedNode:
+    """The scheduler and kubelet of a cluster without a node: binds pods and writes their status."""
+
+    def __init__(self, cluster: ControlPlane, name: str = NODE) -> None:
+        self.cluster, self.name = cluster, name
+        if cluster.kubectl("get", "node", name, check=False).returncode != 0:
+            cluster.kubectl("create", "-f", "-", stdin=json.dumps(
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}))
+
+    def bind(self, namespace: str, pod: str) -> None:
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": self.name}}
+        self.cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/binding", "-f", "-",
+                             stdin=json.dumps(binding))
+
+    def _status(self, namespace: str, pod: str, status: dict[str, Any]) -> None:
+        self.cluster.kubectl("-n", namespace, "patch", "pod", pod, "--subresource=status", "--type=merge",
+                             "-p", json.dumps({"status": status}))
+
+    def run(self, namespace: str, pod: str, ip: str, *, ready: bool) -> None:
+        """The pod runs at ``ip``; its server passes its readiness probe when ``ready``."""
+        flag = "True" if ready else "False"
+        self._status(namespace, pod, {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": _now(),
+            "conditions": [{"type": "Ready", "status": flag, "lastTransitionTime": _now()},
+                           {"type": "ContainersReady", "status": flag, "lastTransitionTime": _now()}],
+            "containerStatuses": [{"name": "server", "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
+                                   "started": True, "state": {"running": {"startedAt": _now()}}}]})
+
+    def fail(self, namespace: str, pod: str, exit_code: int, *, container: str = "server") -> None:
+        """The container ``container`` ended with ``exit_code``: the pod failed (restartPolicy Never)."""
+        ended = {"terminated": {"exitCode": exit_code, "reason": "Error", "startedAt": _now(), "finishedAt": _now()}}
+        key = "initContainerStatuses" if container != "server" else "containerStatuses"
+        self._status(namespace, pod, {
+            "phase": "Failed", "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": _now()}],
+            key: [{"name": container, "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+                   "state": ended}]})
+
+    def wait(self, namespace: str, pod: str, reason: str, message: str) -> None:
+        """A container waits (``ErrImagePull``...)."""
+        self._status(namespace, pod, {"phase": "Pending", "containerStatuses": [
+            {"name": "server", "image": "x", "imageID": "", "ready": False, "restartCount": 0,
+             "state": {"waiting": {"reason": reason, "message": message}}}]})
+
+    def finish_deletion(self, namespace: str, pod: str) -> None:
+        """What the kubelet does once a deleted pod's containers are gone: the final delete."""
+        self.cluster.kubectl("-n", namespace, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false",
+                             check=False)
