@@ -237,7 +237,7 @@ def view(pod: Manifest) -> PodView | None:
         ended_by = ended_by or _terminated([*containers, *inits])
     elif any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
         phase = "ready"
-    elif any(c.get("ready") for c in containers) or any((c.get("state") or {}).get("running") for c in containers):
+    elif any(c.get("ready") for c in containers) or any("running" in (c.get("state") or {}) for c in containers):
         phase = "not-ready"  # the server runs; readiness is the kubelet's probe
     else:
         phase = "starting"
