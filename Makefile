@@ -18,7 +18,7 @@ constraints: $(STAMP)
 	( sed -n 1,3p constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^py-spy' | sed 's/+cpu$$//' ) > constraints.new
 	mv constraints.new constraints.txt
 
-.PHONY: constraints up test install lint typecheck importlint unit integration generate clean bench-registry help screenshots
+.PHONY: constraints up test k8s-assets install lint typecheck importlint unit integration generate clean bench-registry help screenshots
 
 help:
 	@echo "make up     - install the platform ('.[$(UP_EXTRAS)]') and run it with the example model (prints where to look)"
@@ -52,6 +52,20 @@ importlint: $(STAMP)
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# The real Kubernetes (v1.28 control plane + node) of ../shared/k8s, when this machine has it: its binaries are
+# unpacked once into a cache folder that KUBEBUILDER_ASSETS names, as envtest reads it. Without the folder the
+# tests that need a cluster skip, saying why (tests/support/k8s.py).
+K8S_SHARED ?= $(firstword $(wildcard ../shared/k8s ../../shared/k8s))
+K8S_ASSETS ?= $(HOME)/.cache/modelpier/k8s-assets
+ifneq ($(wildcard $(K8S_SHARED)/test-cluster.sh),)
+export KUBEBUILDER_ASSETS ?= $(abspath $(K8S_ASSETS))
+export PIER_TEST_CLUSTER_SCRIPT ?= $(abspath $(K8S_SHARED))/test-cluster.sh
+test: k8s-assets
+endif
+
+k8s-assets:
+	@[ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] || "$(PIER_TEST_CLUSTER_SCRIPT)" assets "$(KUBEBUILDER_ASSETS)"
 
 # Three workers, one test file each at a time: the suite mostly waits on real processes (servers,
 # replicas, browsers), so files run side by side; the whole suite runs in ~5 min instead of ~60.

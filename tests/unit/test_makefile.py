@@ -42,3 +42,13 @@ def test_make_test_installs_the_developer_stack_with_its_own_stamp(tmp_path: Pat
     (venv / ".installed-up-sklearn").touch()
     assert "pip install -e '.[dev]'" in planned("test", venv)
     assert "python3 -m venv" not in planned("up", venv)
+
+
+def test_make_test_unpacks_the_shared_kubernetes_once_when_the_machine_has_it(tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "k8s"
+    shared.mkdir(parents=True)
+    (shared / "test-cluster.sh").touch()
+    cache = tmp_path / "cache"
+    plan = planned("test", tmp_path / "venv", f"K8S_SHARED={shared}", f"K8S_ASSETS={cache}")
+    assert f'[ -x "{cache}/kube-apiserver" ] || "{shared}/test-cluster.sh" assets "{cache}"' in plan
+    assert "test-cluster.sh" not in planned("test", tmp_path / "venv", f"K8S_SHARED={tmp_path / 'none'}")

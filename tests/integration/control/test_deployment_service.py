@@ -115,7 +115,7 @@ def test_a_predictor_image_is_refused_by_the_local_backend_naming_the_field(serv
 
     document = {"metadata": {"name": "iris"}, "spec": {"predictors": [
         {"model": "iris:1", "image": "127.0.0.1:5000/iris@sha256:" + "a" * 64}]}}
-    with pytest.raises(InvalidSpec, match=r"spec\.predictors\.0\.image: .* only the Kubernetes backend runs") as refused:
+    with pytest.raises(InvalidSpec, match=r"spec\.predictors\.0\.image: .* only the Kubernetes backend") as refused:
         service.apply("default", document, "alice")
     assert refused.value.details["field"] == "spec.predictors.0.image"
     assert service.list_deployments("default") == []

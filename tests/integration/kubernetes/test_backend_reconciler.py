@@ -19,10 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.k8s import ControlPlane, PlayedNode
-from tests.support.procs import http_ok, pier_env, wait_until
-from tests.support.watchdog import watch
-from tests.unit.control.fakes import FakeStore
 
 from modelpier._lib.clock import SystemClock
 from modelpier.backends.kubernetes.backend import KubernetesBackend
@@ -30,6 +26,10 @@ from modelpier.control.reconciler.loop import Reconciler
 from modelpier.settings import load_settings
 from modelpier.spec.deployment import ModelDeploymentSpec
 from modelpier.spec.routing import RoutingTableCell
+from tests.support.k8s import ControlPlane, PlayedNode
+from tests.support.procs import http_ok, pier_env, wait_until
+from tests.support.watchdog import watch
+from tests.unit.control.fakes import FakeStore
 
 ADDRESSES = ("127.0.0.41", "127.0.0.42")
 
@@ -105,7 +105,8 @@ def test_the_reconciler_rolls_out_scales_and_deletes_pods_routed_to_their_real_s
         try:
             await reconciler.reconcile_once()
             names = sorted(pod_names())
-            assert len(names) == 2 and store.reasons("default", "iris").count("ReplicaStarted") == 2
+            assert len(names) == 2
+            assert store.reasons("default", "iris").count("ReplicaStarted") == 2
             await reconciler.reconcile_once()
             assert len(pod_names()) == 2  # the cache saw its own writes: nothing started twice
 
@@ -123,7 +124,8 @@ def test_the_reconciler_rolls_out_scales_and_deletes_pods_routed_to_their_real_s
                         break
                     await asyncio.sleep(0.1)
                 record = store.get("default", "iris")
-                assert record.serving_revision == 1 and record.status.ready_replicas == 2
+                assert record.serving_revision == 1
+                assert record.status.ready_replicas == 2
                 route = cell.get().get("default", "iris")
                 assert route is not None
                 urls = sorted(r.url for p in route.predictors for r in p.replicas)

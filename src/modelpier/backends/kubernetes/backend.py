@@ -113,6 +113,7 @@ class KubernetesBackend:
         self._pods: Informer | None = None
         self._owners: Informer | None = None
         self._tracks: dict[str, _Track] = {}  # by pod uid
+        self._views: dict[tuple[str, str], PodView | None] = {}  # by pod uid and resourceVersion
         self._stopping: set[str] = set()  # replica ids in their deregistration delay or being deleted
         self._namespaces: set[str] = set()  # known to exist
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,10 +153,15 @@ class KubernetesBackend:
         """Each replica's pods, newest generation first."""
         pods = await self._synced()
         slots: dict[str, list[PodView]] = defaultdict(list)
+        views: dict[tuple[str, str], PodView | None] = {}
         for pod in list(pods.objects.values()):
-            seen = view(pod)
+            meta = pod.get("metadata") or {}
+            key = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+            # Reading a pod parses its spec annotation and timestamps: once per version of the pod.
+            seen = views[key] = self._views[key] if key in self._views else view(pod)
             if seen is not None:
                 slots[seen.replica_id].append(seen)
+        self._views = views
         for views in slots.values():
             views.sort(key=lambda v: -v.generation)
         return slots

@@ -50,20 +50,25 @@ def test_the_model_is_pulled_in_its_project_then_served_with_the_replicas_option
         assert {"name": "PIER_PROJECT", "value": "team-a"} in container["env"]
     assert server["args"][:2] == ["serve", "iris"]
     args = server["args"]
-    assert args[args.index("--workers") + 1] == "2" and args[args.index("--outputs") + 1] == "predict"
+    assert args[args.index("--workers") + 1] == "2"
+    assert args[args.index("--outputs") + 1] == "predict"
     assert args[args.index("--max-batch-size") + 1] == "64"
     assert server["resources"] == {"limits": {"cpu": "2", "memory": "2Gi"}, "requests": {"cpu": "2", "memory": "2Gi"}}
-    assert spec["restartPolicy"] == "Never" and "livenessProbe" not in server
+    assert spec["restartPolicy"] == "Never"
+    assert "livenessProbe" not in server
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert spec["serviceAccountName"] == "models" and spec["imagePullSecrets"] == [{"name": "pull"}]
+    assert spec["serviceAccountName"] == "models"
+    assert spec["imagePullSecrets"] == [{"name": "pull"}]
 
 
 def test_a_model_image_is_run_with_the_server_options_and_nothing_pulled() -> None:
     spec = pod(replace(SPEC, image="registry.test/iris:1", batching=False))["spec"]
     assert "initContainers" not in spec
     [server] = spec["containers"]
-    assert server["image"] == "registry.test/iris:1" and "command" not in server
-    assert server["args"][0] == "--host" and "--no-batching" in server["args"]
+    assert server["image"] == "registry.test/iris:1"
+    assert "command" not in server
+    assert server["args"][0] == "--host"
+    assert "--no-batching" in server["args"]
 
 
 def test_a_pod_reads_back_as_its_replica() -> None:
@@ -104,7 +109,8 @@ def test_the_phase_of_a_pod(status: dict[str, Any], meta: dict[str, Any], phase:
 def test_a_waiting_pod_says_why() -> None:
     seen = view(_with_status({"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes have 2 CPUs"}]}))
-    assert seen is not None and seen.waiting == ("Unschedulable: 0/3 nodes have 2 CPUs",)
+    assert seen is not None
+    assert seen.waiting == ("Unschedulable: 0/3 nodes have 2 CPUs",)
 
 
 def test_ipv6_pod_addresses_are_bracketed() -> None:
