@@ -79,14 +79,18 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + kube-controller-manager until the block ends (``unavailable()`` first)."""
     script = cluster_script()
     assert script is not None
+    # `stop` also tears down "the node" (bridge, mounts named after it) even where none was started:
+    # names of our own, so a session's control plane never touches another session's real node.
+    tag = uuid.uuid4().hex[:8]
+    env = {**os.environ, "TEST_NODE_BRIDGE": f"kcp{tag}", "TEST_NODE_NAME": f"no-node-{tag}"}
     done = subprocess.run([str(script), "start", str(workdir)], capture_output=True, text=True, timeout=180,
-                          check=False)
+                          check=False, env=env)
     try:
         if done.returncode != 0:
             raise AssertionError(f"test-cluster.sh start failed:\n{done.stdout}{done.stderr}")
         yield ControlPlane(workdir, workdir / "kubeconfig")
     finally:
-        subprocess.run([str(script), "stop", str(workdir)], capture_output=True, timeout=120, check=False)
+        subprocess.run([str(script), "stop", str(workdir)], capture_output=True, timeout=120, check=False, env=env)
 
 
 def _now() -> str:

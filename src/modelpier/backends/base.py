@@ -1,8 +1,10 @@
 """The ``Backend`` protocol: how the reconciler starts, observes and stops replicas.
 
-A backend is a dumb actuator. It does what it is told and reports what it sees; every decision
-(how many, which to restart when, when a rollout is done) belongs to the reconciler's pure
-planner. A replica keeps its id across restarts: the id names a slot, the pid a process.
+Two implementations: ``local/supervisor.py`` (child processes on loopback ports) and
+``kubernetes/backend.py`` (one pod per replica, observed through a watch). A backend is a dumb
+actuator. It does what it is told and reports what it sees; every decision (how many, which to
+restart when, when a rollout is done) belongs to the reconciler's pure planner. A replica keeps
+its id across restarts: the id names a slot, the pid a process (a pod).
 """
 
 from __future__ import annotations
