@@ -79,7 +79,8 @@ class Informer:
             self.objects[key] = obj
             self._on_change()
 
-    def _delete(self, obj: Manifest) -> None:
+    def remove(self, obj: Manifest) -> None:
+        """An object the API server deleted (the watch's DELETED event)."""
         uid = (obj.get("metadata") or {}).get("uid")
         if uid:
             self._gone.add(uid)
@@ -120,7 +121,7 @@ class Informer:
                     if kind in ("ADDED", "MODIFIED"):
                         self.put(obj)
                     elif kind == "DELETED":
-                        self._delete(obj)
+                        self.remove(obj)
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
