@@ -162,8 +162,8 @@ class KubernetesBackend:
             if seen is not None:
                 slots[seen.replica_id].append(seen)
         self._views = views
-        for views in slots.values():
-            views.sort(key=lambda v: -v.generation)
+        for slot in slots.values():
+            slot.sort(key=lambda v: -v.generation)
         return slots
 
     async def _slot(self, replica_id: str) -> list[PodView]:
