@@ -4,9 +4,11 @@ Read with ``make -n`` (print, do not run) against a throwaway venv path, so noth
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -49,6 +51,9 @@ def test_make_test_unpacks_the_shared_kubernetes_once_when_the_machine_has_it(tm
     shared.mkdir(parents=True)
     (shared / "test-cluster.sh").touch()
     cache = tmp_path / "cache"
-    plan = planned("test", tmp_path / "venv", f"K8S_SHARED={shared}", f"K8S_ASSETS={cache}")
-    assert f'[ -x "{cache}/kube-apiserver" ] || "{shared}/test-cluster.sh" assets "{cache}"' in plan
-    assert "test-cluster.sh" not in planned("test", tmp_path / "venv", f"K8S_SHARED={tmp_path / 'none'}")
+    # As in a fresh shell: `make test` itself exports these, and a folder already named is kept.
+    clean = {k: v for k, v in os.environ.items() if k not in ("KUBEBUILDER_ASSETS", "PIER_TEST_CLUSTER_SCRIPT")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        plan = planned("test", tmp_path / "venv", f"K8S_SHARED={shared}", f"K8S_ASSETS={cache}")
+        assert f'[ -x "{cache}/kube-apiserver" ] || "{shared}/test-cluster.sh" assets "{cache}"' in plan
+        assert "test-cluster.sh" not in planned("test", tmp_path / "venv", f"K8S_SHARED={tmp_path / 'none'}")
