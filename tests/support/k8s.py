@@ -145,3 +145,17 @@ class PlayedNode:
         """What the kubelet does once a deleted pod's containers are gone: the final delete."""
         self.cluster.kubectl("-n", namespace, "delete", "pod", pod, "--grace-period=0", "--force", "--wait=false",
                              check=False)
+
+
+def token_kubeconfig(cluster: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as service account ``account`` of ``namespace`` (a bound token)."""
+    token = cluster.kubectl("-n", namespace, "create", "token", account, "--duration=1h").stdout.strip()
+    server = cluster.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    ca = cluster.kubectl("config", "view", "--raw", "--minify",
+                         "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}").stdout
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": account}}]}))
+    return path

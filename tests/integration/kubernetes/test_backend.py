@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from modelpier.backends.kubernetes.backend import KubernetesBackend
 from modelpier.backends.kubernetes.crd import custom_resource_definition
 from modelpier.errors import NotFound
 from modelpier.settings import Settings, load_settings
-from tests.support.k8s import ControlPlane, PlayedNode
+from tests.support.k8s import ControlPlane, PlayedNode, token_kubeconfig
 
 SPEC = ReplicaSpec(project="default", deployment="iris", predictor="main", revision=1, template="t1", model="iris:1",
                    cpu="500m", memory="256Mi")
@@ -257,3 +258,42 @@ def test_a_project_gets_its_own_restricted_namespace_and_a_cr_owns_its_pods(kube
         run(scenario)
     finally:
         kube.kubectl("delete", "namespace", project, "--wait=false", check=False)
+
+
+def test_the_documented_namespace_role_is_all_the_backend_needs(kube: ControlPlane, kube_namespace: str,
+                                                                 played_node: PlayedNode, tmp_path: Path) -> None:
+    """docs/kubernetes-backend.md's permissions, as a Role of one namespace for a service account's token."""
+    kube.kubectl("-n", kube_namespace, "create", "serviceaccount", "control")
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "replicas", "namespace": kube_namespace}, "rules": [
+                    {"apiGroups": [""], "resources": ["pods"],
+                     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+                    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                    {"apiGroups": ["modelpier.io"], "resources": ["modeldeployments"],
+                     "verbs": ["get", "list", "watch"]}]})
+    kube.kubectl("-n", kube_namespace, "create", "rolebinding", "replicas", "--role=replicas",
+                 f"--serviceaccount={kube_namespace}:control")
+    config = token_kubeconfig(kube, kube_namespace, "control", tmp_path / "control.kubeconfig")
+    settings = load_settings(home=tmp_path, kubernetes={"kubeconfig": str(config), "namespace": kube_namespace},
+                             platform={"deregistration_delay_s": 0})
+
+    async def scenario(make: Backends) -> None:
+        backend = make(settings)
+        replica_id = await backend.start(SPEC)
+        [pod] = pods(kube, kube_namespace)
+        played_node.bind(kube_namespace, pod["metadata"]["name"])
+        played_node.fail(kube_namespace, pod["metadata"]["name"], 1)
+        await until(backend, replica_id, phase("exited"), "exited")  # and its log was asked for
+        await backend.restart(replica_id)
+        [pod] = [p for p in pods(kube, kube_namespace) if not p["metadata"].get("deletionTimestamp")]
+        played_node.bind(kube_namespace, pod["metadata"]["name"])
+        [line] = backend.logs("default", "iris")
+        assert "forbid" not in line.lower()  # asked, and the API server passed it on (to a node that is not there)
+        await backend.stop(replica_id, "done")
+        for _ in range(100):  # the delete went through: the pod drains on its node
+            if pods(kube, kube_namespace)[0]["metadata"].get("deletionTimestamp"):
+                break
+            await asyncio.sleep(0.05)
+        assert pods(kube, kube_namespace)[0]["metadata"].get("deletionTimestamp")
+
+    run(scenario)

@@ -101,9 +101,11 @@ class KubeApi:
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
-        token = self._cfg.get_api_key_with_prefix("authorization")  # refreshes a rotating token when due
-        if token:
-            headers["Authorization"] = token
+        # The official client's own view of its credentials (a bearer token, under whatever key this
+        # client version keeps it); asking refreshes a rotating token (in-cluster, exec plugins) when due.
+        for auth in self._cfg.auth_settings().values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[str(auth["key"]).title()] = str(auth["value"])
         if content_type:
             headers["Content-Type"] = content_type
         return headers
