@@ -326,7 +326,8 @@ class KubernetesBackend:
             phase = "exited"
             track.ready_since = None
             if track.last_log is None:
-                track.last_log = await self._last_log(v)
+                why = (f"(pod {v.name} ended: {v.ended_why})",) if v.ended_why else ()
+                track.last_log = (await self._last_log(v) if v.ended_container else ()) + why
             last_log = track.last_log
         elif v.phase == "ready":
             phase = "ready"

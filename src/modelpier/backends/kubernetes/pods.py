@@ -191,6 +191,7 @@ class PodView:
     exit_code: int | None  # of the container that ended the pod
     ended_container: str | None  # which container's log explains the end
     waiting: tuple[str, ...]  # why a starting pod is not running yet (image pulls, scheduling)
+    ended_why: str | None = None  # "server: OOMKilled (exit code 137)", "Evicted: the node was low on memory"
 
 
 def replica_spec(annotation: str) -> ReplicaSpec:
@@ -255,7 +256,17 @@ def view(pod: Manifest) -> PodView | None:
         replica_id=replica_id, generation=generation, spec=spec, phase=phase,
         ip=status.get("podIP") or None, started_at=started,
         exit_code=None if ended_by is None else ended_by.get("exitCode"),
-        ended_container=None if ended_by is None else ended_by.get("container"), waiting=tuple(waiting))
+        ended_container=None if ended_by is None else ended_by.get("container"), waiting=tuple(waiting),
+        ended_why=_ended_why(status, ended_by) if phase == "exited" else None)
+
+
+def _ended_why(status: Manifest, ended_by: Manifest | None) -> str | None:
+    """What the kubelet says of a pod's end: the container's reason (OOMKilled, Error), else the pod's (Evicted)."""
+    if ended_by is not None and ended_by.get("reason"):
+        return f"{ended_by.get('container')}: {ended_by['reason']} (exit code {ended_by.get('exitCode')})"
+    if status.get("reason"):
+        return f"{status['reason']}: {status.get('message', '')}".rstrip(": ")
+    return None
 
 
 def host_port(ip: str, port: int) -> str:

@@ -131,3 +131,16 @@ def test_each_backend_refuses_what_it_cannot_run_naming_the_field() -> None:
     assert pods.value.details["field"] == "spec.predictors.0.isolated"
     refuse_kubernetes(_deployment(image="registry.test/iris:1"))  # model-in-image runs on Kubernetes
     refuse_local(_deployment(isolated=True))  # and an isolated virtualenv locally
+
+
+@pytest.mark.parametrize(("status", "why"), [
+    ({"phase": "Failed", "containerStatuses": [
+        {"name": "server", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]},
+     "server: OOMKilled (exit code 137)"),
+    ({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."},
+     "Evicted: The node was low on resource: memory."),
+])
+def test_an_ended_pod_says_why(status: dict[str, Any], why: str) -> None:
+    seen = view(_with_status(status))
+    assert seen is not None
+    assert (seen.phase, seen.ended_why) == ("exited", why)
