@@ -297,3 +297,26 @@ def test_the_documented_namespace_role_is_all_the_backend_needs(kube: ControlPla
         assert pods(kube, kube_namespace)[0]["metadata"].get("deletionTimestamp")
 
     run(scenario)
+
+
+def test_a_watch_the_api_server_ends_is_renewed_from_where_it_was(kube: ControlPlane, kube_namespace: str,
+                                                                   played_node: PlayedNode) -> None:
+    settings = settings_for(kube, kube_namespace)
+    short = settings.kubernetes.model_copy(update={"watch_timeout_s": 10})
+    settings = settings.model_copy(update={"kubernetes": short})
+
+    async def scenario(make: Backends) -> None:
+        backend = make(settings)
+        replica_id = await backend.start(SPEC)
+        name = pods(kube, kube_namespace)[0]["metadata"]["name"]
+        for _ in range(300):  # the API server ends the watch after 10 s; the informer asks for the next one
+            if backend.api_requests["WATCH pods"] >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert backend.api_requests["WATCH pods"] >= 2
+        played_node.bind(kube_namespace, name)
+        played_node.run(kube_namespace, name, "127.0.0.26", ready=True)
+        await until(backend, replica_id, phase("ready"), "became ready through the renewed watch")
+        assert backend.api_requests["LIST pods"] == 1  # renewed from its resourceVersion, not relisted
+
+    run(scenario)

@@ -138,7 +138,7 @@ class KubernetesBackend:
             self._owners.start()
         if not self._pods.synced.is_set():
             try:
-                await asyncio.wait_for(asyncio.shield(self._pods.synced.wait()), self._sync_timeout)
+                await asyncio.wait_for(self._pods.synced.wait(), self._sync_timeout)
             except TimeoutError:
                 raise ServiceUnavailable(f"the Kubernetes API server did not list the replica pods within "
                                          f"{self._sync_timeout:g}s") from None
@@ -206,7 +206,8 @@ class KubernetesBackend:
         uids = {v.uid for views in slots.values() for v in views}
         self._tracks = {u: t for u, t in self._tracks.items() if u in uids}
         self._stopping &= set(slots)
-        return [await self._observe(views[0]) for _, views in sorted(slots.items())]
+        # Concurrently: a pass that first sees many crashes asks for their logs at once, not in a row.
+        return list(await asyncio.gather(*(self._observe(views[0]) for _, views in sorted(slots.items()))))
 
     def logs(self, project: str, deployment: str, *, predictor: str | None = None, tail: int = 100) -> list[str]:
         pods = self._pods
