@@ -67,7 +67,12 @@ def registry_on_bridge(tmp_path_factory: pytest.TempPathFactory, node_cluster: t
     guard = watch(proc.pid)
     try:
         wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="pier server")
-        run_pier(["models", "push", "iris:1", "--remote", f"http://127.0.0.1:{port}"], laptop, check=True)
+        local = f"http://127.0.0.1:{port}"
+        run_pier(["models", "push", "iris:1", "--remote", local], laptop, check=True)
+        # A model only project team-b has: its pods must pull in their own project.
+        run_pier(["create", "project", "team-b", "--remote", local], laptop, check=True)
+        run_pier(["models", "save", str(home / "iris.joblib"), "--name", "lily"], laptop, check=True)
+        run_pier(["models", "push", "lily:1", "--remote", local], laptop, check=True, PIER_PROJECT="team-b")
         yield f"http://{k8s_node.BRIDGE_ADDRESS}:{port}"
     finally:
         proc.terminate()
@@ -125,8 +130,16 @@ def test_pods_pull_serve_crash_restart_and_stop_on_a_real_node(
             assert crashed.exit_code not in (None, 0)
             assert any("nosuchmodel" in line for line in crashed.last_log), crashed.last_log
 
+            theirs = await backend.start(ReplicaSpec(**{**_fields(spec), "project": "team-b", "deployment": "lily",
+                                                         "model": "lily:1"}))
+            served = await until(backend, theirs, lambda r: r is not None and r.phase in ("ready", "exited"),
+                                 "served team-b's own model")
+            assert served is not None
+            assert served.phase == "ready", (served, backend.logs("team-b", "lily"))
+
             await backend.stop(replica_id, "test")
             await backend.stop(unknown, "test")
+            await backend.stop(theirs, "test")
             await until(backend, replica_id, lambda r: r is None, "went", seconds=60)
         finally:
             await backend.close()
