@@ -329,10 +329,11 @@ class KubernetesSettings(BaseModel):
         True, description="With per-project namespaces, create a project's namespace (labelled for PodSecurity "
                           "`restricted`) before its first pod when it does not exist; off when an administrator "
                           "makes namespaces (the control plane then needs no cluster-wide write).")
-    image: str = Field(
-        "ghcr.io/modelpier/modelpier:latest",
-        description="The platform image model pods run (`pier models pull` in the init container, `pier serve` "
-                    "in the server) unless a predictor names its own `image`; pin it by digest in production.")
+    image: str | None = Field(
+        None, description="The platform image model pods run (`pier models pull` in the init container, `pier serve` "
+                          "in the server) unless a predictor names its own `image`. Unset: this release's, "
+                          "ghcr.io/modelpier/modelpier:VERSION, so pods run the control plane's own version; pin "
+                          "it by digest in production.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of model pods; IfNotPresent suits images pinned by digest.")
     image_pull_secrets: list[str] = Field(

@@ -42,7 +42,7 @@ from modelpier.backends.base import ReplicaObservation, ReplicaPhase, ReplicaSpe
 from modelpier.backends.kubernetes.api import KubeApi, Manifest, load_configuration
 from modelpier.backends.kubernetes.informer import Informer
 from modelpier.backends.kubernetes.names import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from modelpier.backends.kubernetes.options import GRPC_PORT, HTTP_PORT
+from modelpier.backends.kubernetes.options import DEFAULT_IMAGE, GRPC_PORT, HTTP_PORT
 from modelpier.backends.kubernetes.pods import (
     PULL,
     SELECTOR,
@@ -104,7 +104,7 @@ class KubernetesBackend:
         self._watch_timeout = k8s.watch_timeout_s
         self._deregistration_delay = platform.deregistration_delay_s
         self._options = PodOptions(
-            image=k8s.image, image_pull_policy=k8s.image_pull_policy,
+            image=k8s.image or DEFAULT_IMAGE, image_pull_policy=k8s.image_pull_policy,
             image_pull_secrets=tuple(k8s.image_pull_secrets), registry_url=k8s.registry_url,
             registry_token_secret=k8s.registry_token_secret, service_account=k8s.service_account,
             probe_period_s=k8s.ready_probe_period_s, probe_failures=k8s.ready_probe_failures,
