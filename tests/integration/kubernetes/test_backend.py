@@ -219,10 +219,10 @@ def test_a_new_control_plane_adopts_the_pods_with_their_specs(kube: ControlPlane
     run(scenario)
 
 
-def test_a_project_gets_its_own_restricted_namespace_and_a_cr_owns_its_pods(kube: ControlPlane) -> None:
+def test_a_project_gets_its_own_restricted_namespace_and_its_resource_owns_its_pods(kube: ControlPlane) -> None:
     kube.apply(custom_resource_definition())
     kube.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelpier.io", "--timeout=30s")
-    project = kube.new_namespace("proj")  # the CR exists before the pods; the backend finds the namespace
+    project = kube.new_namespace("proj")  # a name that is free again: the backend makes the namespace
     kube.kubectl("delete", "namespace", project)
     kube.kubectl("wait", "--for=delete", f"namespace/{project}", "--timeout=30s", check=False)
 
@@ -241,15 +241,18 @@ def test_a_project_gets_its_own_restricted_namespace_and_a_cr_owns_its_pods(kube
                     "metadata": {"name": "iris", "namespace": project},
                     "spec": {"predictors": [{"name": "main", "model": "iris:1"}]}})
         owners: list[Any] = []
-        for _ in range(50):  # until the CR informer has seen it: the next pod of the slot is owned
-            await asyncio.sleep(0.2)
-            await backend.restart(replica_id)
-            owners = [p["metadata"].get("ownerReferences") for p in pods(kube, project)
-                      if not p["metadata"].get("deletionTimestamp")]
-            if owners and owners[0]:
+        for _ in range(100):  # the resource informer sees it; the running pod gets it as its owner
+            await backend.observe()
+            owners = [p["metadata"].get("ownerReferences") for p in pods(kube, project)]
+            if owners[0]:
                 break
+            await asyncio.sleep(0.1)
         assert owners[0][0]["kind"] == "ModelDeployment"
         assert owners[0][0]["name"] == "iris"
+        await backend.restart(replica_id)  # and the slot's next pod is owned from its creation
+        [new] = [p for p in pods(kube, project) if not p["metadata"].get("deletionTimestamp")]
+        assert new["metadata"]["ownerReferences"][0]["uid"] == owners[0][0]["uid"]
+        assert backend.api_requests["PATCH pods"] == 1
         kube.kubectl("-n", project, "delete", "modeldeployment", "iris", "--wait=false")
         # The controller manager's garbage collector deletes the owned pod.
         await until(backend, replica_id, lambda r: r is None or r.phase == "stopping", "was collected", polls=400)

@@ -131,6 +131,12 @@ class KubeApi:
                                     content_type="application/apply-patch+yaml")
         return dict(response.json())
 
+    async def merge_patch(self, path: str, patch: Manifest, resource: str) -> Manifest:
+        """A JSON merge patch (RFC 7386): for a field no apply of ours owns, such as a late ownerReference."""
+        response = await self._call("PATCH", resource, "PATCH", path, body=patch,
+                                    content_type="application/merge-patch+json")
+        return dict(response.json())
+
     async def delete(self, path: str, resource: str, *, grace_s: int, uid: str | None = None) -> Manifest | None:
         """Delete gracefully; the object as the API server left it (with ``deletionTimestamp``), None when gone."""
         body: Manifest = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace_s,

@@ -115,6 +115,7 @@ class KubernetesBackend:
         self._tracks: dict[str, _Track] = {}  # by pod uid
         self._views: dict[tuple[str, str], PodView | None] = {}  # by pod uid and resourceVersion
         self._stopping: set[str] = set()  # replica ids in their deregistration delay or being deleted
+        self._owned: set[str] = set()  # pod uids whose owner is settled (set, or being set)
         self._namespaces: set[str] = set()  # known to exist
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_sync = True
@@ -206,6 +207,8 @@ class KubernetesBackend:
         uids = {v.uid for views in slots.values() for v in views}
         self._tracks = {u: t for u, t in self._tracks.items() if u in uids}
         self._stopping &= set(slots)
+        self._owned &= uids
+        self._own_late([v for views in slots.values() for v in views])
         # Concurrently: a pass that first sees many crashes asks for their logs at once, not in a row.
         return list(await asyncio.gather(*(self._observe(views[0]) for _, views in sorted(slots.items()))))
 
@@ -271,6 +274,34 @@ class KubernetesBackend:
             return None
         return {"apiVersion": API_VERSION, "kind": KIND, "name": spec.deployment, "uid": cr["metadata"]["uid"],
                 "controller": True, "blockOwnerDeletion": False}
+
+    def _own_late(self, views: list[PodView]) -> None:
+        """Pods started before their ModelDeployment resource existed (a deployment made through the API, then
+        mirrored as a resource) get it as their owner, once each, in the background."""
+        pods = self._pods
+        for v in views:
+            if v.uid in self._owned or v.phase == "deleting" or pods is None:
+                continue
+            owner = self._owner(v.namespace, v.spec)
+            if owner is None:
+                continue
+            self._owned.add(v.uid)
+            refs = ((pods.objects.get((v.namespace, v.name)) or {}).get("metadata") or {}).get("ownerReferences")
+            if not any(r.get("uid") == owner["uid"] for r in refs or []):
+                task = asyncio.create_task(self._set_owner(v, owner), name=f"own {v.name}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _set_owner(self, v: PodView, owner: Manifest) -> None:
+        try:
+            patched = await self._api.merge_patch(pod_path(v.namespace, v.name), {"metadata": {
+                "ownerReferences": [owner], "uid": v.uid}}, "pods")
+        except PierError as exc:
+            log.warning("could not make %s the owner of pod %s: %s", owner["name"], v.name, exc.message)
+            self._owned.discard(v.uid)  # the next pass tries again
+            return
+        if self._pods is not None:
+            self._pods.put(patched)
 
     async def _create(self, spec: ReplicaSpec, replica_id: str, generation: int) -> None:
         namespace = self._namespace_of(spec)
