@@ -336,8 +336,8 @@ class KubernetesSettings(BaseModel):
                           "it by digest in production.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of model pods; IfNotPresent suits images pinned by digest.")
-    image_pull_secrets: list[str] = Field(
-        default_factory=list, description="Secrets (in the pods' namespace) holding credentials of private "
+    image_pull_secrets: tuple[str, ...] = Field(
+        (), description="Secrets (in the pods' namespace) holding credentials of private "
                                           "image registries, as a pod's imagePullSecrets.")
     registry_url: str = Field(
         "http://modelpier-control.modelpier-system.svc:8600",

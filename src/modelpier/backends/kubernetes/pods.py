@@ -72,16 +72,17 @@ def pod_path(namespace: str, name: str | None = None) -> str:
 
 
 def _server_options(spec: ReplicaSpec, grace_s: float) -> list[str]:
-    args = ["--host", "0.0.0.0", "--http-port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT),  # noqa: S104  # a pod listens on its own IP
+    """As ``local.supervisor.serve_argv``: what the spec decides is always a flag, so ``serve.*`` settings an
+    image's environment may carry tune a replica but never contradict its spec."""
+    args = ["--host", "0.0.0.0", "--http-port", str(HTTP_PORT), "--grpc", "--grpc-port", str(GRPC_PORT),  # noqa: S104  # a pod listens on its own IP
             "--workers", str(spec.workers)]
     if spec.batching:
         args += ["--batching", "--max-batch-size", str(spec.max_batch_size), "--max-latency-ms",
                  f"{spec.max_latency_ms:g}"]
     else:
         args.append("--no-batching")
-    if spec.outputs:
-        args += ["--outputs", ",".join(spec.outputs)]
-    return [*args, "--shutdown-grace-s", f"{grace_s:g}"]
+    args += ["--outputs", ",".join(spec.outputs)]  # "": every output
+    return [*args, "--shutdown-grace-s", f"{grace_s:g}", "--no-isolated"]
 
 
 def _security() -> Manifest:
