@@ -36,11 +36,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubernetes.config import ConfigException
+
 from modelpier._lib.clock import Clock, SystemClock
 from modelpier._lib.ids import new_id
 from modelpier.backends.base import ReplicaObservation, ReplicaPhase, ReplicaSpec
-from modelpier.backends.kubernetes.api import KubeApi, Manifest, load_configuration
 from modelpier.backends.kubernetes.informer import Informer
+from modelpier.backends.kubernetes.kubeapi import KubeApi, KubeApiError, Manifest, load_configuration
 from modelpier.backends.kubernetes.names import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelpier.backends.kubernetes.options import DEFAULT_IMAGE, GRPC_PORT, HTTP_PORT
 from modelpier.backends.kubernetes.pods import (
@@ -54,7 +56,17 @@ from modelpier.backends.kubernetes.pods import (
     render_pod,
     view,
 )
-from modelpier.errors import Forbidden, InvalidSpec, NotFound, PierError, ServiceUnavailable
+from modelpier.errors import (
+    Conflict,
+    Forbidden,
+    InvalidSpec,
+    NotFound,
+    PierError,
+    RemoteError,
+    RemoteUnreachable,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 from modelpier.settings import Settings
 from modelpier.spec.deployment import ModelDeploymentSpec
 
@@ -76,6 +88,36 @@ class _Track:
     last_log: tuple[str, ...] | None = None  # fetched once, when the pod is first seen exited
 
 
+FIELD_MANAGER = "modelpier"  # server-side apply's owner of everything the backend writes
+
+
+_REFUSALS: dict[int, tuple[type[PierError], str]] = {
+    0: (RemoteUnreachable, "cannot reach the Kubernetes API server: "),
+    401: (Unauthenticated, "the Kubernetes API server rejected the control plane's credentials: "),
+    403: (Forbidden, "the Kubernetes API server forbids it: "),
+    404: (NotFound, ""),
+    409: (Conflict, ""),
+    422: (InvalidSpec, "the Kubernetes API server rejected the object: "),
+}
+
+
+def pier_error(exc: KubeApiError) -> PierError:
+    """The error of the one tree for an API server's refusal (the reconciler reports these as events)."""
+    known = _REFUSALS.get(exc.status)
+    if known is None:
+        return RemoteError(f"the Kubernetes API server answered {exc.status}: {exc.message}", status=502)
+    cls, prefix = known
+    return cls(prefix + exc.message)
+
+
+def _connect(kubeconfig: str | None) -> KubeApi:
+    try:
+        return KubeApi(load_configuration(kubeconfig))
+    except (ConfigException, OSError) as exc:
+        raise ServiceUnavailable(f"no usable Kubernetes credentials ({exc}): set kubernetes.kubeconfig "
+                                 "(PIER_KUBERNETES__KUBECONFIG) or run in a cluster") from None
+
+
 def refuse_kubernetes(spec: ModelDeploymentSpec) -> None:
     """What the Kubernetes backend cannot run: ``isolated`` (a pod's environment is its image; build one with
     the model's own environment with ``pier build image`` and name it in ``image``)."""
@@ -95,7 +137,7 @@ class KubernetesBackend:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, api: KubeApi | None = None,
                  id_factory: Callable[[], str] = lambda: new_id(4)) -> None:
         k8s, platform = settings.kubernetes, settings.platform
-        self._api = api or KubeApi(load_configuration(str(k8s.kubeconfig) if k8s.kubeconfig else None))
+        self._api = api or _connect(str(k8s.kubeconfig) if k8s.kubeconfig else None)
         self._clock = clock or SystemClock()
         self._ids = id_factory
         self._namespace = k8s.namespace
@@ -228,10 +270,10 @@ class KubernetesBackend:
         for replica_id, v in sorted(newest.items()):
             container = v.ended_container or (PULL if v.phase == "starting" and v.spec.image is None else SERVER)
             try:
-                text = self._api.text_sync(f"{pod_path(v.namespace, v.name)}/log", "pods/log",
-                                           {"container": container, "tailLines": str(tail)})
-            except PierError as exc:
-                text = f"(no log from pod {v.name}: {exc.message})"
+                text = self._api.text_sync(f"{pod_path(v.namespace, v.name)}/log",
+                                           {"container": container, "tailLines": tail})
+            except KubeApiError as exc:
+                text = f"(no log from pod {v.name}: {pier_error(exc).message})"
             lines += [f"[{replica_id}] {line}" for line in text.splitlines()[-tail:]]
         return lines
 
@@ -245,7 +287,7 @@ class KubernetesBackend:
         for informer in (self._pods, self._owners):
             if informer is not None:
                 await informer.stop()
-        await self._api.aclose()
+        await self._api.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _namespace_of(self, spec: ReplicaSpec) -> str:
@@ -256,12 +298,14 @@ class KubernetesBackend:
             return
         path = f"/api/v1/namespaces/{namespace}"
         try:
-            await self._api.get(path, "namespaces")
-        except NotFound:
-            log.info("creating namespace %s for project %s (PodSecurity restricted)", namespace, namespace)
-            await self._api.apply(path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                "name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                                              "app.kubernetes.io/managed-by": "modelpier"}}}, "namespaces")
+            if await self._api.get(path) is None:
+                log.info("creating namespace %s for project %s (PodSecurity restricted)", namespace, namespace)
+                await self._api.apply(path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                    "name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                                  "app.kubernetes.io/managed-by": "modelpier"}}},
+                                      field_manager=FIELD_MANAGER)
+        except KubeApiError as exc:
+            raise pier_error(exc) from None
         self._namespaces.add(namespace)
 
     def _owner(self, namespace: str, spec: ReplicaSpec) -> Manifest | None:
@@ -295,9 +339,9 @@ class KubernetesBackend:
     async def _set_owner(self, v: PodView, owner: Manifest) -> None:
         try:
             patched = await self._api.merge_patch(pod_path(v.namespace, v.name), {"metadata": {
-                "ownerReferences": [owner], "uid": v.uid}}, "pods")
-        except PierError as exc:
-            log.warning("could not make %s the owner of pod %s: %s", owner["name"], v.name, exc.message)
+                "ownerReferences": [owner], "uid": v.uid}})
+        except KubeApiError as exc:
+            log.warning("could not make %s the owner of pod %s: %s", owner["name"], v.name, exc)
             self._owned.discard(v.uid)  # the next pass tries again
             return
         if self._pods is not None:
@@ -311,16 +355,16 @@ class KubernetesBackend:
         name = pod["metadata"]["name"]
         for attempt in range(_SA_ATTEMPTS):
             try:
-                stored = await self._api.apply(pod_path(namespace, name), pod, "pods")
+                stored = await self._api.apply(pod_path(namespace, name), pod, field_manager=FIELD_MANAGER)
                 break
-            except NotFound as exc:
-                raise ServiceUnavailable(f"cannot create pod {name} in namespace {namespace}: {exc.message} (create "
-                                         f"the namespace, or set kubernetes.namespace)") from None
-            except Forbidden as exc:
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    raise ServiceUnavailable(f"cannot create pod {name} in namespace {namespace}: {exc.message} "
+                                             f"(create the namespace, or set kubernetes.namespace)") from None
                 # A namespace made a moment ago has no default service account until the controller manager
                 # adds it, and admission refuses pods meanwhile: worth a few short waits, not a failed start.
-                if "serviceaccount" not in exc.message or attempt == _SA_ATTEMPTS - 1:
-                    raise
+                if exc.status != 403 or "serviceaccount" not in exc.message or attempt == _SA_ATTEMPTS - 1:
+                    raise pier_error(exc) from None
                 await asyncio.sleep(0.2)
         assert self._pods is not None
         self._tracks.setdefault(stored["metadata"]["uid"], _Track(adopted=False))
@@ -330,7 +374,10 @@ class KubernetesBackend:
 
     async def _delete(self, v: PodView, *, grace_s: int | None = None) -> None:
         grace = grace_s if grace_s is not None else math.ceil(self._options.stop_grace_s + self._options.extra_drain_s)
-        left = await self._api.delete(pod_path(v.namespace, v.name), "pods", grace_s=grace, uid=v.uid)
+        try:
+            left = await self._api.delete(pod_path(v.namespace, v.name), grace_s=grace, uid=v.uid)
+        except KubeApiError as exc:
+            raise pier_error(exc) from None
         if left is not None and self._pods is not None:
             self._pods.put(left)
 
@@ -389,9 +436,9 @@ class KubernetesBackend:
     async def _last_log(self, v: PodView) -> tuple[str, ...]:
         container = v.ended_container or SERVER
         try:
-            text = await self._api.text(f"{pod_path(v.namespace, v.name)}/log", "pods/log",
-                                        {"container": container, "tailLines": str(_LOG_TAIL)})
-        except PierError as exc:
-            return (f"(no log from container {container} of pod {v.name}: {exc.message})",)
+            text = await self._api.text(f"{pod_path(v.namespace, v.name)}/log",
+                                        {"container": container, "tailLines": _LOG_TAIL})
+        except KubeApiError as exc:
+            return (f"(no log from container {container} of pod {v.name}: {pier_error(exc).message})",)
         return tuple(text.splitlines()[-_LOG_TAIL:])
 

@@ -17,10 +17,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from modelpier.backends.kubernetes.api import KubeApi, Manifest
-from modelpier.errors import Forbidden, NotFound, PierError
+from modelpier.backends.kubernetes.kubeapi import KubeApi, KubeApiError, Manifest
 
 log = logging.getLogger("modelpier.backends.kubernetes")
 
@@ -40,7 +38,7 @@ def key_of(obj: Manifest) -> Key:
 
 
 class Informer:
-    def __init__(self, api: KubeApi, path: str, resource: str, *, params: Mapping[str, Any] | None = None,
+    def __init__(self, api: KubeApi, path: str, resource: str, *, params: Mapping[str, str] | None = None,
                  watch_timeout_s: int = 300, on_change: Callable[[], None] | None = None,
                  optional: bool = False) -> None:
         """``optional``: a kind the cluster may not serve (a CRD): a 404 or 403 leaves the cache empty and is
@@ -104,14 +102,14 @@ class Informer:
         while True:
             try:
                 if version is None:
-                    listed = await self._api.list(self._path, self._resource, self._params)
+                    listed = await self._api.request("GET", self._path, params=self._params)
                     version = str(listed["metadata"]["resourceVersion"])
                     self.relists += 1
                     self._replace(list(listed.get("items") or []), int(version or 0))
                     self.available = True
                     self.synced.set()
-                async for event in self._api.watch(self._path, self._resource,
-                                                   {**self._params, "resourceVersion": version}, self._timeout):
+                async for event in self._api.watch(self._path, resource_version=version, timeout_s=self._timeout,
+                                                   params=self._params):
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         log.info("watch of %s ended: %s; relisting", self._resource, obj.get("message"))
@@ -125,20 +123,18 @@ class Informer:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except (NotFound, Forbidden) as exc:
-                if not self._optional:
-                    log.warning("listing %s failed: %s; retrying", self._resource, exc.message)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
+            except KubeApiError as exc:
+                if exc.status in (403, 404) and self._optional:
+                    if self.available:
+                        log.info("not caching %s: %s (retried every minute)", self._resource, exc.message)
+                    self.available, version = False, None
+                    self.objects = {}
+                    self.synced.set()
+                    await asyncio.sleep(60)
                     continue
-                if self.available:
-                    log.info("not caching %s: %s (retried every minute)", self._resource, exc.message)
-                self.available, version = False, None
-                self.objects = {}
-                self.synced.set()
-                await asyncio.sleep(60)
-            except PierError as exc:
-                log.warning("watch of %s failed: %s; retrying in %gs", self._resource, exc.message, backoff)
+                if exc.status == 410:  # our version was compacted away: start again from a list
+                    version = None
+                log.warning("watching %s failed: %s; retrying in %gs", self._resource, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             except Exception:

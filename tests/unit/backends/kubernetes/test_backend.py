@@ -36,30 +36,30 @@ class FakeApi:
                 "containerStatuses": [{"name": "server", "ready": ready, "state": {"running": {}}}]}}})
         await self.events.join()
 
-    async def list(self, path: str, resource: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        self.requests[f"LIST {resource}"] += 1
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.requests[f"{method} {path.rsplit('/', 1)[-1]}"] += 1
         return {"metadata": {"resourceVersion": "1"}, "items": []}
 
-    async def watch(self, path: str, resource: str, params: Mapping[str, Any], timeout_s: int
-                    ) -> AsyncIterator[dict[str, Any]]:
-        queue = self.events if resource == "pods" else asyncio.Queue()
+    async def watch(self, path: str, *, resource_version: str, timeout_s: int,
+                    params: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        queue = self.events if path.endswith("/pods") else asyncio.Queue()
         while True:
             event = await queue.get()
             yield event
             queue.task_done()  # the informer handled it before asking for the next
 
-    async def apply(self, path: str, obj: dict[str, Any], resource: str) -> dict[str, Any]:
-        self.requests["APPLY pods"] += 1
+    async def apply(self, path: str, obj: dict[str, Any], *, field_manager: str) -> dict[str, Any]:
+        self.requests["PATCH pods"] += 1
         stored = {**obj, "metadata": {**obj["metadata"], "uid": obj["metadata"]["name"],
                                       "resourceVersion": str(next(self.versions)),
                                       "creationTimestamp": "2026-01-01T00:00:00Z"}}
         self.pods.append(stored)
         return stored
 
-    async def delete(self, path: str, resource: str, *, grace_s: int, uid: str | None = None) -> None:
+    async def delete(self, path: str, *, grace_s: int, uid: str | None = None) -> None:
         self.deleted.append(path.rsplit("/", 1)[-1])
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         return None
 
 
@@ -85,7 +85,7 @@ def test_an_unready_pod_counts_probe_periods_until_the_liveness_policy_restarts_
         [hung] = await backend.observe()
         assert hung.failed_probes == 10
         assert policy.unresponsive(hung.failed_probes, hung.unready_since, clock.now().timestamp())
-        assert api.requests == Counter({"LIST pods": 1, "LIST modeldeployments": 1, "APPLY pods": 1})
+        assert api.requests == Counter({"GET pods": 1, "GET modeldeployments": 1, "PATCH pods": 1})
         await backend.restart(replica_id)
         assert api.deleted == [pod["metadata"]["name"]]
         await backend.close()

@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from modelpier.backends.kubernetes.api import api_error
+from modelpier.backends.kubernetes.backend import pier_error
 from modelpier.backends.kubernetes.informer import Informer
-from modelpier.errors import Conflict, Forbidden, InvalidSpec, NotFound, RemoteError, Unauthenticated
+from modelpier.backends.kubernetes.kubeapi import KubeApiError, resource_of
+from modelpier.errors import (
+    Conflict,
+    Forbidden,
+    InvalidSpec,
+    NotFound,
+    RemoteError,
+    RemoteUnreachable,
+    Unauthenticated,
+)
 
 
 def pod(name: str, version: int, uid: str | None = None) -> dict[str, Any]:
@@ -27,14 +36,14 @@ class FakeApi:
         self.watch_versions: list[str] = []
         self.done = asyncio.Event()
 
-    async def list(self, path: str, resource: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if self.list_error is not None:
             raise self.list_error
         return self.lists.pop(0)
 
-    async def watch(self, path: str, resource: str, params: Mapping[str, Any], timeout_s: int
-                    ) -> AsyncIterator[dict[str, Any]]:
-        self.watch_versions.append(str(params["resourceVersion"]))
+    async def watch(self, path: str, *, resource_version: str, timeout_s: int,
+                    params: Mapping[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        self.watch_versions.append(resource_version)
         if not self.watches:
             self.done.set()
             await asyncio.Event().wait()  # a quiet watch
@@ -97,7 +106,7 @@ def test_a_relist_keeps_writes_newer_than_its_snapshot_and_410_relists() -> None
 def test_an_optional_kind_the_cluster_does_not_serve_is_an_empty_synced_cache() -> None:
     async def scenario() -> None:
         api = FakeApi([], [])
-        api.list_error = NotFound("the server could not find the requested resource")
+        api.list_error = KubeApiError(404, "NotFound", "the server could not find the requested resource")
         informer = Informer(api, "/apis/modelpier.io/v1alpha1/modeldeployments", "modeldeployments",  # type: ignore[arg-type]
                             optional=True)
         informer.start()
@@ -110,6 +119,14 @@ def test_an_optional_kind_the_cluster_does_not_serve_is_an_empty_synced_cache() 
 
 
 @pytest.mark.parametrize(("status", "error"), [
-    (401, Unauthenticated), (403, Forbidden), (404, NotFound), (409, Conflict), (422, InvalidSpec), (500, RemoteError)])
+    (0, RemoteUnreachable), (401, Unauthenticated), (403, Forbidden), (404, NotFound), (409, Conflict),
+    (422, InvalidSpec), (500, RemoteError)])
 def test_api_errors_map_onto_the_error_tree(status: int, error: type[Exception]) -> None:
-    assert isinstance(api_error(status, "no"), error)
+    assert type(pier_error(KubeApiError(status, "Reason", "no"))) is error
+
+
+@pytest.mark.parametrize(("path", "resource"), [
+    ("/api/v1/pods", "pods"), ("/api/v1/namespaces/ns/pods/p/log", "pods/log"), ("/api/v1/namespaces/ns", "namespaces"),
+    ("/apis/modelpier.io/v1alpha1/namespaces/ns/modeldeployments/a/status", "modeldeployments/status")])
+def test_requests_are_counted_by_resource(path: str, resource: str) -> None:
+    assert resource_of(path) == resource
