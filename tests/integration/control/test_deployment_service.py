@@ -119,3 +119,18 @@ def test_a_predictor_image_is_refused_by_the_local_backend_naming_the_field(serv
         service.apply("default", document, "alice")
     assert refused.value.details["field"] == "spec.predictors.0.image"
     assert service.list_deployments("default") == []
+
+
+
+def test_the_backend_given_decides_what_is_refused(service: DeploymentService) -> None:
+    from modelpier.backends.kubernetes.backend import refuse_kubernetes
+    from modelpier.errors import InvalidSpec
+
+    pods = DeploymentService(service.store, service.registry, refuse=refuse_kubernetes)
+    image = {"metadata": {"name": "iris"}, "spec": {"predictors": [
+        {"model": "iris:1", "image": "127.0.0.1:5000/iris@sha256:" + "a" * 64}]}}
+    assert pods.apply("default", image, "alice").revision.number == 1  # model-in-image runs in pods
+    isolated = {"metadata": {"name": "other"}, "spec": {"predictors": [{"model": "iris:1", "isolated": True}]}}
+    with pytest.raises(InvalidSpec) as refused:
+        pods.apply("default", isolated, "alice")
+    assert refused.value.details["field"] == "spec.predictors.0.isolated"
