@@ -322,7 +322,8 @@ class KubernetesSettings(BaseModel):
                           "(PIER_KUBERNETES__KUBECONFIG). Unset: the pod's service account when running in a "
                           "cluster, else KUBECONFIG or ~/.kube/config, as kubectl does.")
     namespace: str | None = Field(
-        None, description="Namespace every replica pod goes to, watched alone (least privilege: a Role, not a "
+        None, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace every replica pod goes to, watched alone (least privilege: a Role, not a "
                           "ClusterRole). Unset: each project's pods go to the namespace named after the project "
                           "(a project is a namespace), watched cluster-wide.")
     create_namespaces: bool = Field(
