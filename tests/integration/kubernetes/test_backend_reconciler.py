@@ -25,6 +25,7 @@ from modelpier.backends.kubernetes.backend import KubernetesBackend
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.settings import load_settings
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 from modelpier.spec.routing import RoutingTableCell
 from tests.support.k8s import ControlPlane, PlayedNode
 from tests.support.procs import http_ok, pier_env, wait_until
@@ -92,7 +93,8 @@ def test_the_reconciler_rolls_out_scales_and_deletes_pods_routed_to_their_real_s
         "kubeconfig": str(kube.kubeconfig), "namespace": kube_namespace, "image": "registry.test/modelpier:1"},
         platform={"deregistration_delay_s": 0})
     store, cell = FakeStore(), RoutingTableCell()
-    store.apply("default", "iris", spec(2), resolved={"main": "iris:1"}, created_by="t", cause="applied")
+    store.apply("default", "iris", spec(2), resolved={"main": "iris:1"}, created_by="t", kind=RevisionKind.APPLIED,
+                cause="applied")
 
     def pod_names() -> dict[str, bool]:
         """Each pod's name, and whether it is being deleted."""
@@ -136,7 +138,7 @@ def test_the_reconciler_rolls_out_scales_and_deletes_pods_routed_to_their_real_s
                 assert answer.status_code == 200, answer.text
 
                 store.apply("default", "iris", spec(1), resolved={"main": "iris:1"}, created_by="t",
-                            cause="applied")
+                            kind=RevisionKind.APPLIED, cause="applied")
                 await reconciler.reconcile_once()
                 for _ in range(100):
                     if sum(pod_names().values()) == 1:
