@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from modelpier.registry.lock import EnvironmentLock
-from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import LockBody, ModelBody, VersionBody
+from modelpier.sdk.control_api import ControlClient, models
 from modelpier.spec.names import ModelRef
 
 
@@ -77,45 +77,47 @@ class LocalAccess:
 
 
 class RemoteAccess:
-    def __init__(self, client: RegistryClient) -> None:
-        self.client = client
+    """A remote control plane's registry: ``project``'s (None: the default project's)."""
+
+    def __init__(self, client: ControlClient, project: str | None) -> None:
+        self.client, self.project = client, project
         self.where = client.base_url
 
     def list_models(self, search: str | None) -> list[ModelBody]:
-        return self.client.list_models(search=search)
+        return self.client.send(models.list_models(self.project, search=search))
 
     def get_model(self, name: str) -> ModelBody:
-        return self.client.get_model(name)
+        return self.client.send(models.get_model(self.project, name))
 
     def list_versions(self, name: str) -> list[VersionBody]:
-        return self.client.list_versions(name)
+        return self.client.send(models.list_versions(self.project, name))
 
     def get_version(self, ref: ModelRef) -> VersionBody:
-        return self.client.get_version(ref.name, _selector(ref))
+        return self.client.send(models.get_version(self.project, ref.name, _selector(ref)))
 
     def set_alias(self, name: str, alias: str, version: int) -> VersionBody:
-        return self.client.set_alias(name, alias, version)
+        return self.client.send(models.set_alias(self.project, name, alias, version))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self.client.delete_alias(name, alias)
+        self.client.send(models.delete_alias(self.project, name, alias))
 
     def set_tag(self, ref: ModelRef, key: str, value: str) -> None:
         if ref.version is None and ref.alias is None:
-            self.client.set_model_tag(ref.name, key, value)
+            self.client.send(models.set_model_tag(self.project, ref.name, key, value))
         else:
-            self.client.set_version_tag(ref.name, _selector(ref), key, value)
+            self.client.send(models.set_version_tag(self.project, ref.name, _selector(ref), key, value))
 
     def delete_tag(self, ref: ModelRef, key: str) -> None:
         if ref.version is None and ref.alias is None:
-            self.client.delete_model_tag(ref.name, key)
+            self.client.send(models.delete_model_tag(self.project, ref.name, key))
         else:
-            self.client.delete_version_tag(ref.name, _selector(ref), key)
+            self.client.send(models.delete_version_tag(self.project, ref.name, _selector(ref), key))
 
     def set_lock(self, ref: ModelRef, lock: EnvironmentLock) -> VersionBody:
-        return self.client.set_lock(ref.name, _selector(ref), LockBody.of(lock))
+        return self.client.send(models.set_lock(self.project, ref.name, _selector(ref), LockBody.of(lock)))
 
     def delete(self, ref: ModelRef) -> None:
         if ref.version is None and ref.alias is None:
-            self.client.delete_model(ref.name)
+            self.client.send(models.delete_model(self.project, ref.name))
         else:
-            self.client.delete_version(ref.name, self.get_version(ref).version)
+            self.client.send(models.delete_version(self.project, ref.name, self.get_version(ref).version))

@@ -1,8 +1,9 @@
 """``pier login``, ``pier token …``, ``pier user …``, ``pier audit``, ``pier project …`` members and
 ``pier quota …``.
 
-Clients of the control plane's API (``AccessClient``) with the token from settings; ``login`` checks
-a token against the server (``/whoami``) before storing it.
+Clients of the control plane's API (``ControlClient`` sending ``sdk/control_api/access.py``'s calls)
+with the token from settings; ``login`` checks a token against the server (``/whoami``) before
+storing it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.credentials import save_credentials
 from modelpier.cli.deploy_support import remote_url
 from modelpier.cli.output import OutputFormat, emit, simple_table
-from modelpier.control.access_client import AccessClient
 from modelpier.errors import InvalidInput
+from modelpier.sdk.control_api import ControlClient, access
 
 REMOTE = typer.Option(None, "--remote", help="Control-plane URL (default: settings.remote, then localhost).")
 OUTPUT = typer.Option(OutputFormat.table, "--output", "-o", help="table, json or yaml.")
@@ -31,8 +32,8 @@ quota_app = typer.Typer(help="Per-project quotas.", no_args_is_help=True)
 
 
 @contextmanager
-def _client(c: CliContext, remote: str | None, token: str | None = None) -> Iterator[AccessClient]:
-    with AccessClient(remote_url(c, remote), token=token or c.token) as client:
+def _client(c: CliContext, remote: str | None, token: str | None = None) -> Iterator[ControlClient]:
+    with c.control(remote_url(c, remote), token=token) as client:
         yield client
 
 
@@ -42,7 +43,7 @@ def login(ctx: typer.Context, remote: str = typer.Option(..., "--remote", help="
     """Check a token against the control plane and store it (and the URL) in the config file, mode 0600."""
     c = get_context(ctx)
     with _client(c, remote, token) as client:
-        me = client.whoami()
+        me = client.send(access.whoami())
     path = save_credentials(remote, token)
     c.out.print(f"logged in to {remote} as [bold]{me.user}[/]{' (admin)' if me.admin else ''}; saved to {path}")
 
@@ -55,7 +56,7 @@ def token_create(ctx: typer.Context, name: str = typer.Argument(..., help="Label
     """Create a token; its secret is printed this once."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        made = client.create_token(name, user=user, expires_in_s=expires_in_s)
+        made = client.send(access.create_token(name, user=user, expires_in_s=expires_in_s))
     emit(c.out, made.model_dump(mode="json"), output,
          lambda: f"token {made.id} ({made.name}) for {made.user}; shown once, store it now:\n{made.token}")
 
@@ -67,7 +68,7 @@ def token_list(ctx: typer.Context, search: str = typer.Option(None, help="Prefix
     """List tokens by prefix and name (never their secrets)."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        found = client.list_tokens(search=search, all_users=all_users)
+        found = client.send(access.list_tokens(search=search, all_users=all_users))
     emit(c.out, [t.model_dump(mode="json") for t in found], output, lambda: simple_table(
         None, ["ID", "USER", "NAME", "PREFIX", "EXPIRES", "REVOKED"],
         [[t.id, t.user, t.name, t.prefix, t.expires_at or "-", t.revoked_at or "-"] for t in found]))
@@ -79,7 +80,7 @@ def token_revoke(ctx: typer.Context, token_id: int = typer.Argument(..., help="T
     """Revoke a token: it stops working at once."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        t = client.revoke_token(token_id)
+        t = client.send(access.revoke_token(token_id))
     c.out.print(f"revoked token {t.id} ({t.name}, {t.prefix}…)")
 
 
@@ -88,7 +89,7 @@ def user_list(ctx: typer.Context, remote: str = REMOTE, output: OutputFormat = O
     """Every user, whether they are a platform admin, and their role in each project."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        found = client.list_users()
+        found = client.send(access.list_users())
     emit(c.out, [u.model_dump(mode="json") for u in found], output, lambda: simple_table(
         None, ["USER", "ADMIN", "CREATED", "ROLES"],
         [[u.name, "yes" if u.admin else "-", u.created_at.isoformat(timespec="seconds"),
@@ -104,7 +105,7 @@ def user_delete(ctx: typer.Context, user: str = typer.Argument(..., help="The us
     if not yes and not typer.confirm(f"delete user {user}, their tokens and memberships?"):
         raise typer.Exit(1)
     with _client(c, remote) as client:
-        client.delete_user(user)
+        client.send(access.delete_user(user))
     c.out.print(f"deleted user {user}; their tokens no longer work")
 
 
@@ -114,7 +115,7 @@ def audit(ctx: typer.Context, project: str = typer.Option(None, "--project", "-p
     """The audit log of mutating calls: who, what, when, result (admins; owners with --project)."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        entries = client.audit(project, limit=limit)
+        entries = client.send(access.audit(project, limit=limit))
     emit(c.out, [e.model_dump(mode="json") for e in entries], output, lambda: simple_table(
         None, ["TIME", "USER", "METHOD", "PATH", "STATUS"],
         [[e.at.isoformat(timespec="seconds"), e.user, e.method, e.path, e.status] for e in entries]))
@@ -129,7 +130,7 @@ def add_member(ctx: typer.Context, project: str, user: str,
     if role not in Role.__members__:
         raise InvalidInput(f"--role must be one of {', '.join(Role.__members__)}, not {role!r}")
     with _client(c, remote) as client:
-        m = client.set_member(project, user, Role[role])
+        m = client.send(access.set_member(project, user, Role[role]))
     c.out.print(f"{m.user} is {m.role} of {project}")
 
 
@@ -138,7 +139,7 @@ def remove_member(ctx: typer.Context, project: str, user: str, remote: str = REM
     """Remove a member from a project (owners)."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        client.remove_member(project, user)
+        client.send(access.remove_member(project, user))
     c.out.print(f"{user} is no longer a member of {project}")
 
 
@@ -147,7 +148,7 @@ def members(ctx: typer.Context, project: str, remote: str = REMOTE, output: Outp
     """List a project's members and roles."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        found = client.members(project)
+        found = client.send(access.members(project))
     emit(c.out, [m.model_dump(mode="json") for m in found], output,
          lambda: simple_table(None, ["USER", "ROLE"], [[m.user, m.role] for m in found]))
 
@@ -157,7 +158,7 @@ def quota_get(ctx: typer.Context, project: str, remote: str = REMOTE, output: Ou
     """A project's limits (empty: unlimited)."""
     c = get_context(ctx)
     with _client(c, remote) as client:
-        q = client.quota(project)
+        q = client.send(access.quota(project))
     data = q.model_dump(mode="json")
     emit(c.out, data, output, lambda: simple_table(
         None, ["QUOTA", "LIMIT"], [[k, "unlimited" if v is None else v] for k, v in data.items()]))
@@ -174,7 +175,7 @@ def quota_set(ctx: typer.Context, project: str,
     given = {"replicas": replicas, "cpu_millis": cpu_millis, "memory_bytes": memory_bytes, "gpus": gpus,
              "storage_bytes": storage_bytes, "deployments": deployments}
     with _client(c, remote) as client:
-        current = client.quota(project).model_dump()
+        current = client.send(access.quota(project)).model_dump()
         current.update({k: v for k, v in given.items() if v is not None})
-        q = client.set_quota(project, QuotaBody(**current))
+        q = client.send(access.set_quota(project, QuotaBody(**current)))
     c.out.print(f"quota of {project}: " + ", ".join(f"{k}={v}" for k, v in q.model_dump().items() if v is not None))

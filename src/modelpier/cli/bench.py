@@ -1,7 +1,7 @@
 """``pier bench NAME``: a bounded load against a deployment, through the gateway, measured.
 
-Finds the deployment through the control plane (``DeploymentClient``), its model's input example
-through the registry (``RegistryClient``) to build a V2 request unless ``--data`` gives a body, and
+Finds the deployment through the control plane's API (``ControlClient``), its model's input example
+through the registry's endpoints to build a V2 request unless ``--data`` gives a body, and
 its endpoint in the deployment's status (the gateway URL the control plane publishes), else
 ``http://127.0.0.1:{platform.gateway_port}/{project}/{NAME}``. ``--url`` points at any endpoint the
 user owns instead (a ``pier serve`` replica, a remote gateway); with ``--data`` too, no control plane
@@ -27,10 +27,11 @@ from modelpier.bench.load import Progress as LoadProgress
 from modelpier.bench.payload import read_body, v2_request
 from modelpier.bench.report import BenchReport, build_report, outcome_line
 from modelpier.cli.context import CliContext, get_context
-from modelpier.cli.deploy_support import DEFAULT_PROJECT, ProjectOpt, RemoteOpt, deployment_client, remote_url
+from modelpier.cli.deploy_support import DEFAULT_PROJECT, ProjectOpt, RemoteOpt, deployment_client
+from modelpier.control import deployment_calls as api
 from modelpier.errors import InvalidInput, NotFound, RemoteError
-from modelpier.registry.remote import RegistryClient
 from modelpier.registry.wire import VersionBody
+from modelpier.sdk.control_api import ControlClient, models
 from modelpier.spec.names import ModelRef
 
 
@@ -58,18 +59,17 @@ def _join(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/") if path else base
 
 
-def _version(c: CliContext, remote: str, project: str, ref: str) -> VersionBody:
+def _version(client: ControlClient, project: str, ref: str) -> VersionBody:
     """The version a predictor resolved to, from the project's registry or the shared default one."""
     parsed = ModelRef.parse(ref)
     selector = str(parsed.version) if parsed.version is not None else parsed.alias or "latest"
     projects = [project, DEFAULT_PROJECT] if project != DEFAULT_PROJECT else [DEFAULT_PROJECT]
     for i, owner in enumerate(projects):
-        with RegistryClient(remote, token=c.token, project=None if owner == DEFAULT_PROJECT else owner) as client:
-            try:
-                return client.get_version(parsed.name, selector)
-            except NotFound:
-                if i == len(projects) - 1:
-                    raise
+        try:
+            return client.send(models.get_version(None if owner == DEFAULT_PROJECT else owner, parsed.name, selector))
+        except NotFound:
+            if i == len(projects) - 1:
+                raise
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -78,22 +78,22 @@ def _resolve(c: CliContext, name: str, project: str, *, remote: str | None, url:
     body = read_body(data) if data is not None else None
     if url is not None and body is not None:  # any endpoint the user owns: no control plane needed
         return _Target(name, _join(url, path if path is not None else f"v2/models/{name}/infer"), body, tuple(headers))
-    control = remote_url(c, remote)
     with deployment_client(c, remote) as client:
-        deployment = client.get(project, name)  # NotFound names the deployment
-    serving = [p for p in deployment.spec.predictors if p.weight > 0] or deployment.spec.predictors
-    predictor = serving[0]
-    ref = deployment.resolved.get(predictor.name) or predictor.model
-    if ref is None:
-        raise InvalidInput(f"{project}/{name}: predictor {predictor.name!r} serves no model; pass --data and --path")
-    model = ModelRef.parse(ref).name
-    if body is None:
-        version = _version(c, control, project, ref)
-        if version.input_example is None:
-            raise InvalidInput(f"model {version.ref} has no input example to build a request from; pass --data FILE "
-                               "with a request body (JSON)")
-        inputs = [(t.name, t.datatype) for t in version.signature.inputs] if version.signature else []
-        body = json.dumps(v2_request(version.input_example, inputs)).encode()
+        deployment = client.send(api.get_deployment(project, name))  # NotFound names the deployment
+        serving = [p for p in deployment.spec.predictors if p.weight > 0] or deployment.spec.predictors
+        predictor = serving[0]
+        ref = deployment.resolved.get(predictor.name) or predictor.model
+        if ref is None:
+            raise InvalidInput(f"{project}/{name}: predictor {predictor.name!r} serves no model; "
+                               "pass --data and --path")
+        model = ModelRef.parse(ref).name
+        if body is None:
+            version = _version(client, project, ref)
+            if version.input_example is None:
+                raise InvalidInput(f"model {version.ref} has no input example to build a request from; pass --data "
+                                   "FILE with a request body (JSON)")
+            inputs = [(t.name, t.datatype) for t in version.signature.inputs] if version.signature else []
+            body = json.dumps(v2_request(version.input_example, inputs)).encode()
     base = url or deployment.status.url or f"http://127.0.0.1:{c.settings.platform.gateway_port}/{project}/{name}"
     if url is None and deployment.spec.auth.mode == "token" and c.token \
             and not any(k.lower() == "authorization" for k, _ in headers):

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import httpx
 import typer
 from rich.console import Console
 
 from modelpier.cli.access import LocalAccess, RegistryAccess, RemoteAccess
 from modelpier.registry.factory import build_registry
-from modelpier.registry.remote import RegistryClient
+from modelpier.sdk.control_api import ControlClient
+from modelpier.sdk.control_api.transport import CLI_HINT, DEFAULT_TIMEOUT
 from modelpier.settings import Settings, load_settings
 
 
@@ -26,12 +28,16 @@ class CliContext:
         """The API token every remote call sends (PIER_TOKEN, or the one `pier login` stored)."""
         return self.settings.token.get_secret_value() if self.settings.token else None
 
+    def control(self, url: str, *, token: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> ControlClient:
+        """A client of the control plane at ``url`` with this user's token (or ``token``)."""
+        return ControlClient(url, token=token or self.token, timeout=timeout, hint=CLI_HINT)
+
     @contextmanager
     def registry_access(self, remote: str | None) -> Iterator[RegistryAccess]:
         """The local store, or the remote control plane when ``remote`` is given."""
         if remote:
-            with RegistryClient(remote, token=self.token, project=self.settings.project) as client:
-                yield RemoteAccess(client)
+            with self.control(remote) as client:
+                yield RemoteAccess(client, self.settings.project)
             return
         registry = build_registry(self.settings)
         try:

@@ -24,28 +24,29 @@ from modelpier.cli.deploy_support import (
 )
 from modelpier.cli.deploy_view import describe as describe_page
 from modelpier.cli.output import OutputFormat, emit
+from modelpier.control import deployment_calls as api
 from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.client import DeploymentClient
 from modelpier.control.logs import DEFAULT_TAIL
 from modelpier.control.traffic_wire import TrafficBody
 from modelpier.errors import InvalidInput, NotFound, PierError
+from modelpier.sdk.control_api import ControlClient, access
 from modelpier.spec.deployment import ModelDeployment
 from modelpier.spec.names import ModelRef
 
 delete_app = typer.Typer(help="Delete deployments or projects.", no_args_is_help=True)
 
 
-def _plan_from_ref(client: DeploymentClient, ref: str, name: str, project: str, *, replicas: int | None,
+def _plan_from_ref(client: ControlClient, ref: str, name: str, project: str, *, replicas: int | None,
                    follow_alias: bool, replace: bool) -> RefDeploy:
     """``pier deploy REF``: a new one-predictor deployment, or only the model changed on an existing one."""
     try:
-        existing = client.get(project, name).spec
+        existing = client.send(api.get_deployment(project, name)).spec
     except NotFound:
         existing = None
     running = False
     if existing is not None and not replace:
         with contextlib.suppress(NotFound):
-            running = not client.canary(project, name).done
+            running = not client.send(api.canary(project, name)).done
     return plan_ref_deploy(ref, name, project, existing, replicas=replicas, follow_alias=follow_alias,
                            replace=replace, canary_running=running)
 
@@ -126,13 +127,14 @@ def deploy(
             planned = _plan_from_ref(client, ref, document.metadata.name, target, replicas=replicas,
                                      follow_alias=follow_alias, replace=replace)
             document, changes = planned.document, planned.changes
-        result = client.apply(target, document.metadata.name, wire_document(document))
+        result = client.send(api.apply(target, document.metadata.name, wire_document(document)))
         rev = result.revision
         progress = None
         if wait:
             progress = wait_for_rollout(client, target, document.metadata.name, rev.number, rev.created_at,
                                         timeout=timeout, err=c.err)
-            result = result.model_copy(update={"deployment": client.get(target, document.metadata.name)})
+            latest = client.send(api.get_deployment(target, document.metadata.name))
+            result = result.model_copy(update={"deployment": latest})
     versions = ", ".join(f"{p}={v}" for p, v in sorted(rev.resolved.items()))
     verb = "created" if result.created else "unchanged"
     url = result.deployment.status.url
@@ -157,8 +159,8 @@ def describe(
         raise InvalidInput("usage: pier describe [deployment] NAME")
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        body = client.get(project, target[0])
-        recent = client.events(project, target[0], limit=events)
+        body = client.send(api.get_deployment(project, target[0]))
+        recent = client.send(api.events(project, target[0], limit=events))
         traffic, canary = observed_traffic(client, project, target[0])
     if output is OutputFormat.table:
         c.out.print(describe_page(body, recent, traffic, canary))
@@ -169,15 +171,15 @@ def describe(
                  "events": [e.model_dump(mode="json", by_alias=True) for e in recent]}, output, lambda: "")
 
 
-def observed_traffic(client: DeploymentClient, project: str, name: str) -> tuple[TrafficBody | None,
+def observed_traffic(client: ControlClient, project: str, name: str) -> tuple[TrafficBody | None,
                                                                                   CanaryBody | None]:
     """The last minute of traffic and the latest canary, when the control plane has them (an older one
     answers 404 for both routes: describe still shows the rest)."""
     traffic = canary = None
     with contextlib.suppress(PierError):
-        traffic = client.traffic(project, name, 60.0)
+        traffic = client.send(api.traffic(project, name, 60.0))
     with contextlib.suppress(PierError):
-        canary = client.canary(project, name)
+        canary = client.send(api.canary(project, name))
     return traffic, canary
 
 
@@ -192,7 +194,7 @@ def delete_deployment(
     """Delete a deployment: its replicas are stopped, then its record and history go."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        body = client.delete(project, name)
+        body = client.send(api.delete_deployment(project, name))
     emit(c.out, body, output, lambda: f"deployment {project}/{name}: deletion requested")
 
 
@@ -207,7 +209,7 @@ def delete_project(
     if name == DEFAULT_PROJECT:
         raise InvalidInput(f"project {DEFAULT_PROJECT!r} cannot be deleted")
     with deployment_client(c, remote) as client:
-        client.delete_project(name)
+        client.send(access.delete_project(name))
     c.out.print(f"project {name} deleted")
 
 
@@ -226,7 +228,7 @@ def logs(
     """
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        found = client.logs(project, name, predictor=predictor, tail=tail)
+        found = client.send(api.logs(project, name, predictor=predictor, tail=tail))
     if output is not OutputFormat.table:
         emit(c.out, found, output, lambda: "")
         return

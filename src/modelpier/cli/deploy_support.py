@@ -14,18 +14,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
 import yaml
 from rich.console import Console
 
 from modelpier.cli.context import CliContext
 from modelpier.cli.output import OutputFormat
-from modelpier.control.client import DeploymentClient
+from modelpier.control import deployment_calls as api
 from modelpier.control.progress import RolloutProgress, rollout_progress
 from modelpier.errors import InvalidInput, InvalidSpec, ServiceUnavailable
+from modelpier.sdk.control_api import ControlClient
 from modelpier.spec.deployment import ModelDeployment, parse_deployment
 
 DEFAULT_PROJECT = "default"
+# Deployment calls answer from the database: no long transfers, so a stuck server is seen sooner.
+DEPLOY_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 OutputOpt = typer.Option(OutputFormat.table, "--output", "-o", help="table for people, json or yaml for scripts.")
 RemoteOpt = typer.Option(
@@ -40,8 +44,9 @@ def remote_url(c: CliContext, remote: str | None) -> str:
 
 
 @contextmanager
-def deployment_client(c: CliContext, remote: str | None) -> Iterator[DeploymentClient]:
-    with DeploymentClient(remote_url(c, remote), token=c.token) as client:
+def deployment_client(c: CliContext, remote: str | None) -> Iterator[ControlClient]:
+    """The API client of the control plane ``--remote`` (else settings) names."""
+    with c.control(remote_url(c, remote), timeout=DEPLOY_TIMEOUT) as client:
         yield client
 
 
@@ -74,14 +79,14 @@ def wire_document(document: ModelDeployment) -> dict[str, Any]:
     return document.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def wait_for_rollout(client: DeploymentClient, project: str, name: str, revision: int, since: datetime, *,
+def wait_for_rollout(client: ControlClient, project: str, name: str, revision: int, since: datetime, *,
                      timeout: float, err: Console, poll: float = 0.5) -> RolloutProgress:
     """Poll the status until the revision is Ready (returned) or failed / timed out (raised)."""
     deadline = time.monotonic() + timeout
     last = ""
     with err.status(f"waiting for {project}/{name} revision {revision}…") as spinner:
         while True:
-            progress = rollout_progress(client.status(project, name), revision, since)
+            progress = rollout_progress(client.send(api.status(project, name)), revision, since)
             if progress.phase == "ready":
                 return progress
             if progress.phase == "failed":

@@ -9,6 +9,8 @@ from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteO
 from modelpier.cli.deploy_view import deployments_table
 from modelpier.cli.output import OutputFormat, emit, simple_table
 from modelpier.cli.rollout import history
+from modelpier.control import deployment_calls as api
+from modelpier.sdk.control_api import access
 
 app = typer.Typer(help="List deployments, revisions and projects.", no_args_is_help=True)
 create_app = typer.Typer(help="Create projects.", no_args_is_help=True)
@@ -25,7 +27,7 @@ def get_deployments(
     """List the deployments of a project: READY replicas, REVISION, URL, AGE, STATUS."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        items = client.list_deployments(None if all_projects else project)
+        items = client.send(api.list_deployments(None if all_projects else project))
     emit(c.out, items, output, lambda: deployments_table(items, show_project=all_projects))
 
 
@@ -40,7 +42,7 @@ def get_deployment(
     """Show one deployment (-o json|yaml for its full spec and status)."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        body = client.get(project, name)
+        body = client.send(api.get_deployment(project, name))
     emit(c.out, body, output, lambda: deployments_table([body], show_project=False))
 
 
@@ -58,7 +60,7 @@ def get_projects(
     """List projects."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        names = client.list_projects()
+        names = client.send(access.list_projects())
     emit(c.out, [{"name": n} for n in names], output, lambda: simple_table(None, ["NAME"], [[n] for n in names]))
 
 
@@ -71,5 +73,5 @@ def create_project(
     """Create a project to deploy into (`pier deploy -p NAME`)."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        client.create_project(name)
+        client.send(access.create_project(name))
     c.out.print(f"project {name} created")

@@ -20,15 +20,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from modelpier.cli.context import get_context
+from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.output import OutputFormat, emit, human_bytes, simple_table
 from modelpier.errors import InvalidInput
 from modelpier.registry.factory import build_registry
-from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
-from modelpier.registry.transfer import ProgressFactory, UploadJournal, pull, push
 from modelpier.registry.wire import VersionBody
-from modelpier.settings import Settings
+from modelpier.sdk.control_api import ControlClient
+from modelpier.sdk.control_api.transfer import ProgressFactory, UploadJournal, pull, push
 from modelpier.spec.names import ModelRef
 
 app = typer.Typer(help="Register, inspect and move model versions.", no_args_is_help=True)
@@ -309,13 +308,12 @@ def _progress_bars(enabled: bool) -> Iterator[ProgressFactory]:
 
 
 @contextmanager
-def _transfer(settings: Settings, url: str, *, show_progress: bool
-              ) -> Iterator[tuple[Registry, RegistryClient, ProgressFactory]]:
+def _transfer(c: CliContext, url: str, *, show_progress: bool
+              ) -> Iterator[tuple[Registry, ControlClient, ProgressFactory]]:
     """The local registry, a client of the remote, and progress bars, closed together."""
-    registry = build_registry(settings)
+    registry = build_registry(c.settings)
     try:
-        token = settings.token.get_secret_value() if settings.token else None
-        with RegistryClient(url, token=token, project=settings.project) as client, \
+        with c.control(url) as client, \
                 _progress_bars(show_progress) as bars:
             yield registry, client, bars
     finally:
@@ -343,8 +341,9 @@ def push_cmd(
     """
     c = get_context(ctx)
     url = _remote_url(remote, c.settings.remote)
-    with _transfer(c.settings, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
-        local, answer = push(registry, client, ref, journal=UploadJournal(c.settings.home / "uploads.json"),
+    with _transfer(c, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
+        journal = UploadJournal(c.settings.home / "uploads.json")
+        local, answer = push(registry, client, ref, project=c.settings.project, journal=journal,
                              chunk_bytes=c.settings.registry.chunk_bytes, progress=bars)
     verb = "pushed" if answer.created else "already there:"
     emit(c.out, answer, output, lambda: f"{verb} {local.ref} → {url} as [bold]{answer.ref}[/]")
@@ -364,9 +363,9 @@ def pull_cmd(
     """
     c = get_context(ctx)
     url = _remote_url(remote, c.settings.remote)
-    with _transfer(c.settings, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
-        version, created = pull(registry, client, ref, chunk_bytes=c.settings.registry.chunk_bytes,
-                                progress=bars)
+    with _transfer(c, url, show_progress=output is OutputFormat.table) as (registry, client, bars):
+        version, created = pull(registry, client, ref, project=c.settings.project,
+                                chunk_bytes=c.settings.registry.chunk_bytes, progress=bars)
     emit(c.out, VersionBody.of(version), output, lambda: (
         f"pulled {ref} from {url} as [bold]{version.ref}[/]" if created
         else f"already here: {ref} is local {version.ref}"))

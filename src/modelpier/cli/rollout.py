@@ -12,10 +12,11 @@ from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteOpt, deployment_client, wait_for_rollout
 from modelpier.cli.deploy_view import history_table
 from modelpier.cli.output import OutputFormat, emit
+from modelpier.control import deployment_calls as api
 from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.client import DeploymentClient
 from modelpier.control.progress import rollout_progress
 from modelpier.errors import NotFound, ServiceUnavailable
+from modelpier.sdk.control_api import ControlClient
 
 app = typer.Typer(help="Inspect and undo rollouts: revision history, rollback, progress; progressive canaries.",
                   no_args_is_help=True)
@@ -32,8 +33,8 @@ def history(
     """List revisions with the versions they ran and why each was made; * marks the serving one."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        revisions = client.revisions(project, name)
-        serving = client.get(project, name).metadata.serving_revision
+        revisions = client.send(api.revisions(project, name))
+        serving = client.send(api.get_deployment(project, name)).metadata.serving_revision
     emit(c.out, revisions, output, lambda: history_table(revisions, serving))
 
 
@@ -50,7 +51,7 @@ def undo(
     """Roll back: re-apply an earlier revision's spec and model versions as a new revision."""
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
-        result = client.rollback(project, name, to_revision)
+        result = client.send(api.rollback(project, name, to_revision))
     rev = result.revision
     emit(c.out, result, output, lambda: (
         f"deployment {project}/{name}: revision {rev.number} created ({rev.cause})" if result.created
@@ -74,17 +75,17 @@ def status(
     c = get_context(ctx)
     deadline = time.monotonic() + timeout
     with deployment_client(c, remote) as client:
-        body = client.get(project, name)
+        body = client.send(api.get_deployment(project, name))
         while watch and revision is not None and body.metadata.revision < revision:
             if time.monotonic() >= deadline:
                 raise ServiceUnavailable(f"{project}/{name} has no revision {revision} after {timeout:g} s (the latest "
                                          f"is {body.metadata.revision})")
             time.sleep(0.25)
-            body = client.get(project, name)
+            body = client.send(api.get_deployment(project, name))
         if revision is not None and body.metadata.revision < revision:
             raise NotFound(f"{project}/{name} has no revision {revision} (the latest is {body.metadata.revision})")
         revision = revision or body.metadata.revision
-        since = next(r.created_at for r in client.revisions(project, name) if r.number == revision)
+        since = next(r.created_at for r in client.send(api.revisions(project, name)) if r.number == revision)
         if watch:
             progress = wait_for_rollout(client, project, name, revision, since,
                                         timeout=max(deadline - time.monotonic(), 1.0), err=c.err)
@@ -126,12 +127,13 @@ def canary(
     c = get_context(ctx)
     with deployment_client(c, remote) as client:
         if abort:
-            body = client.abort_canary(project, name)
+            body = client.send(api.abort_canary(project, name))
         elif to is not None:
-            body = client.start_canary(project, name, to=to, steps=parse_steps(steps),
-                                       interval_s=parse_duration(interval, option="--interval"), predictor=predictor)
+            interval_s = parse_duration(interval, option="--interval")
+            body = client.send(api.start_canary(project, name, to=to, steps=parse_steps(steps), interval_s=interval_s,
+                                                predictor=predictor))
         else:
-            body = client.canary(project, name)
+            body = client.send(api.canary(project, name))
         followed = wait and not body.done and not abort
         if followed:
             body = _follow(c, client, project, name, body, live=output is OutputFormat.table)
@@ -143,7 +145,7 @@ def canary(
         raise typer.Exit(1)
 
 
-def _follow(c: CliContext, client: DeploymentClient, project: str, name: str, body: CanaryBody, *,
+def _follow(c: CliContext, client: ControlClient, project: str, name: str, body: CanaryBody, *,
             live: bool, poll_s: float = 1.0) -> CanaryBody:
     """Poll the canary until it is done, redrawing its panel; Ctrl-C leaves it running and says so."""
     from rich.live import Live
@@ -153,7 +155,7 @@ def _follow(c: CliContext, client: DeploymentClient, project: str, name: str, bo
                   transient=not live) as display:
             while not body.done:
                 time.sleep(poll_s)
-                body = client.canary(project, name)
+                body = client.send(api.canary(project, name))
                 if live:
                     display.update(canary_panel(body), refresh=True)
     except KeyboardInterrupt:

@@ -25,17 +25,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelpier._lib.ids import new_id
-from modelpier.dashboard.api import ControlApi
 from modelpier.dashboard.links import login_url, safe_next
 from modelpier.dashboard.session import MAX_AGE_S, SESSION_COOKIE, Session, SessionSigner, SessionStore, same_secret
 from modelpier.dashboard.traffic import NONE
 from modelpier.dashboard.usage import format_bytes
 from modelpier.errors import Forbidden, PayloadTooLarge, PierError, Unauthenticated, http_status
+from modelpier.sdk.control_api import AsyncControlClient
 
 log = logging.getLogger("modelpier.dashboard")
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
+# The dashboard's calls to its own control plane: in-process (the host is never resolved), so no retries.
+IN_PROCESS_URL = "http://control-plane"
+API_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 MAX_FORM_BYTES = 2 * 1024 * 1024  # the try-it body is the largest field (1 MiB)
 
 Page = Callable[[Request, Session], Awaitable[Response]]
@@ -102,7 +105,12 @@ def build_templates() -> Environment:
 
 
 class Dashboard:
-    """What every page needs: sessions, templates, and a ``ControlApi`` for the signed-in user."""
+    """What every page needs: sessions, templates, and an API client for the signed-in user.
+
+    The dashboard is a client of ``/api/v1`` like the CLI, never a second implementation: every read
+    and change passes the same authentication, access rules, quotas and audit log, so a viewer gets
+    the API's 403. The calls go in-process through an ASGI transport (no socket, no extra port).
+    """
 
     def __init__(self, *, control: ASGIApp, sessions: SessionStore, signer: SessionSigner,
                  gateway_url: str | None, templates: Environment | None = None,
@@ -114,11 +122,12 @@ class Dashboard:
         self.templates = templates or build_templates()
         self.try_timeout_s = try_timeout_s
 
-    def api(self, session: Session) -> ControlApi:
+    def api(self, session: Session) -> AsyncControlClient:
         return self.api_for(session.token)
 
-    def api_for(self, token: str) -> ControlApi:
-        return ControlApi(httpx.ASGITransport(app=self.control), token)
+    def api_for(self, token: str) -> AsyncControlClient:
+        return AsyncControlClient(IN_PROCESS_URL, token=token, timeout=API_TIMEOUT, retries=0, trust_env=False,
+                                  transport=httpx.ASGITransport(app=self.control))
 
     # -- sessions -----------------------------------------------------------------------------------
     def session_of(self, request: Request) -> Session | None:

@@ -16,23 +16,27 @@ import time
 import httpx
 
 from modelpier._lib.ids import new_id
+from modelpier.errors import PierError
 from modelpier.gateway.stats import TrafficStats
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api.gateway import TRAFFIC_PATH, report_traffic
+from modelpier.sdk.control_api.transport import API_PREFIX
 
 log = logging.getLogger("modelpier.gateway.report")
-TRAFFIC_PATH = "/api/v1/traffic"
+# A report is sent every second and carries cumulative counters: one that is late is replaced by the next.
+REPORT_TIMEOUT = httpx.Timeout(5.0)
 
 
 class TrafficReporter:
     def __init__(self, stats: TrafficStats, control_url: str, token: str | None, *, interval_s: float = 1.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 api: AsyncControlClient | None = None) -> None:
         self.stats = stats
-        self.url = control_url.rstrip("/") + TRAFFIC_PATH
+        self._api = api or AsyncControlClient(control_url, token=token, timeout=REPORT_TIMEOUT, retries=0,
+                                              trust_env=False)
+        self.url = self._api.base_url + API_PREFIX + TRAFFIC_PATH
         self.gateway_id = f"gw-{new_id(4)}"
         self.started_at = time.time()
         self.interval_s = interval_s
-        self._headers = {"content-type": "application/json",
-                         **({"authorization": f"Bearer {token}"} if token else {})}
-        self._client = client or httpx.AsyncClient(timeout=5.0, trust_env=False)
         self._wake = asyncio.Event()
         self._error: str | None = None
         self.sent = 0
@@ -43,12 +47,9 @@ class TrafficReporter:
     async def send_once(self) -> bool:
         report = self.stats.snapshot(self.gateway_id, self.started_at, time.time())
         try:
-            # Encoded by pydantic in one go: no intermediate dict on the event loop.
-            response = await self._client.post(self.url, content=report.model_dump_json(by_alias=True),
-                                               headers=self._headers)
-            ok = response.status_code < 300
-            error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
-        except httpx.HTTPError as exc:
+            await self._api.send(report_traffic(report))
+            ok, error = True, None
+        except PierError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
         if error is not None and self._error is None:
             log.warning("cannot report traffic to %s (%s); will keep trying", self.url, error)
@@ -66,4 +67,4 @@ class TrafficReporter:
             await self.send_once()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._api.aclose()

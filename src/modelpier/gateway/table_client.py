@@ -7,7 +7,8 @@ new table arrives within tens of milliseconds, and an unchanged one costs a 304 
 control plane is down or restarting, answers 503 before its first reconcile pass, or sends a body
 that does not parse — the gateway keeps serving the last table it had: replicas outlive the
 control plane, so the last known table stays the best answer. Errors are logged once per outage,
-not once per poll.
+not once per poll. The requests go through the one API client (``sdk/control_api``, with no retries
+of its own: this loop is the retry).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-import httpx
-
-from modelpier.spec.routing import RoutingTable, table_from_wire
+from modelpier.errors import PierError
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api.gateway import ROUTING_PATH, poll_routing
+from modelpier.sdk.control_api.transport import API_PREFIX
+from modelpier.spec.routing import RoutingTable
 
 log = logging.getLogger("modelpier.gateway.table")
-
-ROUTING_PATH = "/api/v1/routing"
 
 
 class _ChangeSignal:
@@ -52,12 +53,11 @@ class RoutingTableClient:
     """Holds the last table fetched; ``get`` is the gateway's ``table_source`` (a reference read)."""
 
     def __init__(self, control_url: str, *, interval_s: float = 0.5, wait_s: float = 10.0, timeout_s: float = 2.0,
-                 client: httpx.AsyncClient | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 api: AsyncControlClient | None = None, monotonic: Callable[[], float] = time.monotonic,
                  token: str | None = None) -> None:
-        self.url = control_url.rstrip("/") + ROUTING_PATH
-        self._auth = {"authorization": f"Bearer {token}"} if token else {}
-        self.interval_s, self.wait_s = interval_s, wait_s
-        self._client = client or httpx.AsyncClient(timeout=timeout_s + wait_s, trust_env=False)
+        self._api = api or AsyncControlClient(control_url, token=token, retries=0, trust_env=False)
+        self.url = self._api.base_url + API_PREFIX + ROUTING_PATH
+        self.interval_s, self.wait_s, self.timeout_s = interval_s, wait_s, timeout_s
         self._monotonic = monotonic
         self._table = RoutingTable()
         self._etag: str | None = None
@@ -87,22 +87,18 @@ class RoutingTableClient:
 
     async def poll_once(self, wait_s: float = 0.0) -> Literal["changed", "unchanged", "failed"]:
         """One request, held by the control plane up to ``wait_s`` while the table is unchanged."""
-        headers = {"if-none-match": self._etag, **self._auth} if self._etag else dict(self._auth)
-        params = {"wait": f"{wait_s:g}"} if wait_s > 0 and self._etag else {}
         outcome: Literal["changed", "unchanged"] = "unchanged"
         try:
-            response = await self._client.get(self.url, headers=headers, params=params)
-            if response.status_code == 304:
+            call = poll_routing(self._etag, wait_s=wait_s, timeout_s=self.timeout_s + self.wait_s)
+            polled = await self._api.send(call)
+            if polled.table is None:
                 self.unchanged += 1
-            elif response.status_code == 200:
+            else:
                 outcome = "changed"
-                table = table_from_wire(response.json())
-                self._table, self._etag = table, response.headers.get("etag") or "unversioned"
+                self._table, self._etag = polled.table, polled.etag
                 self.fetches += 1
                 self._changed.fire()
-            else:
-                raise _Unexpected(f"HTTP {response.status_code}: {response.text[:200]}")
-        except (httpx.HTTPError, _Unexpected, ValueError, KeyError, TypeError) as exc:
+        except PierError as exc:
             error = f"{type(exc).__name__}: {exc}"
             if self._error is None:
                 log.warning("cannot refresh the routing table from %s (%s); serving the last one (%d "
@@ -127,11 +123,7 @@ class RoutingTableClient:
                 await asyncio.sleep(self.interval_s)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-class _Unexpected(Exception):
-    """The control plane answered, but not with a table."""
+        await self._api.aclose()
 
 
 class StaticTable:

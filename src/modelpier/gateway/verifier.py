@@ -2,9 +2,9 @@
 
 The gateway never imports the control plane and never holds the server secret, so it cannot check a
 token itself. It posts ``{project, deployment, token}`` to the control plane's
-``POST /api/v1/invocations/verify`` (authenticated with the gateway's own token) and caches the
-answer under a SHA-256 of the token: allows for ``allow_ttl_s``, denials briefly, so a flood of bad
-tokens costs one call per token per ``deny_ttl_s``.
+``POST /api/v1/invocations/verify`` (through the API client, ``sdk/control_api``, authenticated with
+the gateway's own token) and caches the answer under a SHA-256 of the token: allows for
+``allow_ttl_s``, denials briefly, so a flood of bad tokens costs one call per token per ``deny_ttl_s``.
 
 When the control plane cannot be reached (or answers other than 200), a ``Breaker`` stops dialling
 it on every request (one probe per backoff, up to 10 s apart) and the outage is logged once, its end
@@ -35,11 +35,15 @@ from typing import Protocol
 
 import httpx
 
-from modelpier.errors import ServiceUnavailable
+from modelpier.errors import PierError, ServiceUnavailable
 from modelpier.gateway.breaker import Breaker
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api.gateway import VERIFY_PATH, verify_invocation
+from modelpier.sdk.control_api.transport import API_PREFIX
 
 log = logging.getLogger("modelpier.gateway")
-VERIFY_PATH = "/api/v1/invocations/verify"
+# How long one token check may take: a caller waits for it.
+VERIFY_TIMEOUT = httpx.Timeout(5.0)
 
 
 class InvocationVerifier(Protocol):
@@ -54,11 +58,11 @@ class InvocationVerifier(Protocol):
 class ControlPlaneVerifier:
     def __init__(self, control_url: str, gateway_token: str | None, *, allow_ttl_s: float = 10.0,
                  deny_ttl_s: float = 2.0, stale_limit_s: float = 300.0, max_entries: int = 10_000,
-                 client: httpx.AsyncClient | None = None, breaker: Breaker | None = None,
+                 api: AsyncControlClient | None = None, breaker: Breaker | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.url = control_url.rstrip("/") + VERIFY_PATH
-        self._headers = {"authorization": f"Bearer {gateway_token}"} if gateway_token else {}
-        self._client = client or httpx.AsyncClient(timeout=5.0, trust_env=False)
+        self._api = api or AsyncControlClient(control_url, token=gateway_token, timeout=VERIFY_TIMEOUT, retries=0,
+                                              trust_env=False)
+        self.url = self._api.base_url + API_PREFIX + VERIFY_PATH
         self._allow_ttl, self._deny_ttl, self._max = allow_ttl_s, deny_ttl_s, max_entries
         self._stale_limit = max(stale_limit_s, allow_ttl_s, deny_ttl_s)
         self._monotonic = monotonic
@@ -86,12 +90,9 @@ class ControlPlaneVerifier:
             return self._unchecked(cached, now)
         flushes = self._flushes
         try:
-            response = await self._client.post(self.url, headers=self._headers, json={
-                "project": project, "deployment": deployment, "token": token})
-            problem = None if response.status_code == 200 else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+            allowed = await self._api.send(verify_invocation(project, deployment, token))
+        except PierError as exc:
             problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        if problem is not None:
             if self._breaker.failed(self._monotonic()):
                 log.warning("cannot check tokens with the control plane at %s (%s): admitting tokens checked in the "
                             "last %gs, answering 503 for others, retrying every %g-%gs until it answers", self.url,
@@ -100,7 +101,6 @@ class ControlPlaneVerifier:
         lasted = self._breaker.succeeded(self._monotonic())
         if lasted is not None:
             log.warning("the control plane answers token checks again, after %.1fs", lasted)
-        allowed = bool(response.json().get("allowed"))
         if flushes == self._flushes:
             self._cache[key] = (allowed, now)
             self._cache.move_to_end(key)
@@ -117,4 +117,4 @@ class ControlPlaneVerifier:
                                  details={"retry_after_s": retry})
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._api.aclose()

@@ -27,9 +27,9 @@ from tests.support.procs import (
 from modelpier.errors import NotFound, RemoteUnreachable
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry
-from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
-from modelpier.registry.transfer import UploadJournal, pull, push
+from modelpier.sdk.control_api import ControlClient, models
+from modelpier.sdk.control_api.transfer import UploadJournal, pull, push
 from modelpier.settings import load_settings
 
 CHUNK = 64 * 1024
@@ -98,13 +98,13 @@ class CountingTransport(httpx.HTTPTransport):
 def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: str, tmp_path: Path) -> None:
     files = {"model.bin": os.urandom(300_000), "sub/vocab.txt": b"a\nb\n"}
     ref = add_version(local, "roundtrip", files, tmp_path)
-    with RegistryClient(remote, token=ADMIN_TOKEN) as client:
+    with ControlClient(remote, token=ADMIN_TOKEN) as client:
         pushed, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
     assert answer.created
     assert answer.digest == pushed.digest
     other = build_registry(load_settings(home=tmp_path / "other"))
     try:
-        with RegistryClient(remote, token=ADMIN_TOKEN) as client:
+        with ControlClient(remote, token=ADMIN_TOKEN) as client:
             pulled, created = pull(other, client, f"roundtrip:{answer.version}", chunk_bytes=CHUNK)
         assert created
         assert (pulled.digest, pulled.metrics, pulled.created_by, pulled.source) == \
@@ -117,26 +117,27 @@ def test_push_then_pull_round_trips_metadata_and_bytes(local: Registry, remote: 
 
 def test_a_push_to_a_project_lands_in_its_registry_only(local: Registry, remote: str, tmp_path: Path) -> None:
     ref = add_version(local, "scoped", {"model.bin": b"abc"}, tmp_path)
-    with RegistryClient(remote, token=ADMIN_TOKEN, project="acme") as client:
+    with ControlClient(remote, token=ADMIN_TOKEN) as client:
         # Even the admin cannot push into a project that does not exist: 404 naming it, nothing created.
         with pytest.raises(NotFound, match="project 'acme' does not exist"):
-            push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+            push(local, client, ref, project="acme", journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
         assert httpx.post(f"{remote}/api/v1/projects", json={"name": "acme"}, headers=ADMIN_HEADERS).status_code == 201
-        _, answer = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
+        _, answer = push(local, client, ref, project="acme", journal=UploadJournal(tmp_path / "j.json"),
+                         chunk_bytes=CHUNK)
         assert answer.created
-        assert [m.name for m in client.list_models()] == ["scoped"]
-    with RegistryClient(remote, token=ADMIN_TOKEN) as default:
-        assert "scoped" not in [m.name for m in default.list_models()]
+        assert [m.name for m in client.send(models.list_models("acme"))] == ["scoped"]
+    with ControlClient(remote, token=ADMIN_TOKEN) as default:
+        assert "scoped" not in [m.name for m in default.send(models.list_models(None))]
         # Names are per project: the same name in the default project is another model, numbered apart.
         _, again = push(local, default, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
         assert (again.created, again.version) == (True, 1)
-        assert default.get_model("scoped").project == "default"
+        assert default.send(models.get_model(None, "scoped")).project == "default"
 
 
 def test_pushing_twice_is_a_no_op(local: Registry, remote: str, tmp_path: Path) -> None:
     ref = add_version(local, "twice", {"m.bin": os.urandom(200_000)}, tmp_path)
     transport = CountingTransport()
-    with RegistryClient(remote, token=ADMIN_TOKEN, transport=transport) as client:
+    with ControlClient(remote, token=ADMIN_TOKEN, transport=transport) as client:
         _, first = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
         sent_first = transport.sent
         _, second = push(local, client, ref, journal=UploadJournal(tmp_path / "j.json"), chunk_bytes=CHUNK)
@@ -151,13 +152,13 @@ def test_interrupted_push_resumes_from_the_servers_offset(local: Registry, remot
     ref = add_version(local, "resume", {"big.bin": os.urandom(size)}, tmp_path)
     journal = UploadJournal(tmp_path / "journal.json")
     broken = CountingTransport(fail_after=15 * CHUNK)
-    with RegistryClient(remote, token=ADMIN_TOKEN, transport=broken) as client, pytest.raises(RemoteUnreachable):
+    with ControlClient(remote, token=ADMIN_TOKEN, transport=broken) as client, pytest.raises(RemoteUnreachable):
         push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert broken.sent == 15 * CHUNK
     with httpx.Client(headers=ADMIN_HEADERS) as h:
         assert h.get(f"{remote}/api/v1/models/resume/versions/latest").status_code == 404  # nothing half-visible
     resumed = CountingTransport()
-    with RegistryClient(remote, token=ADMIN_TOKEN, transport=resumed) as client:
+    with ControlClient(remote, token=ADMIN_TOKEN, transport=resumed) as client:
         _, answer = push(local, client, ref, journal=journal, chunk_bytes=CHUNK)
     assert answer.created
     start = resumed.resume_offsets[0]
@@ -260,7 +261,7 @@ def test_unreachable_remote_is_a_clear_error_with_exit_code(tmp_path: Path) -> N
         registry.close()
     r = run_pier(["models", "push", ref, "--remote", f"http://127.0.0.1:{free_port()}"], home)
     assert r.returncode == 9
-    assert "cannot reach the modelpier server" in r.stderr
+    assert "cannot reach the modelpier control plane" in r.stderr
     assert "Traceback" not in r.stderr
 
 

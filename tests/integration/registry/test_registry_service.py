@@ -20,9 +20,9 @@ import modelpier
 from modelpier.errors import InvalidInput, NotFound
 from modelpier.registry.domain import FileEntry, Flavor, NewVersion
 from modelpier.registry.factory import build_registry
-from modelpier.registry.remote import RegistryClient
+from modelpier.sdk.control_api import ControlClient
 from modelpier.registry.service import Registry
-from modelpier.registry.transfer import UploadJournal, pull, push
+from modelpier.sdk.control_api.transfer import UploadJournal, pull, push
 from modelpier.settings import Settings, load_settings
 
 BACKENDS = ["sqlite-local", "sqlite-s3", "postgres-local", "postgres-s3"]
@@ -133,7 +133,7 @@ def test_push_and_pull_against_a_server_on_postgres_and_s3(
         version, _ = local.register(NewVersion(model="scaled", flavor=Flavor.PYTHON, files=entries))
         with control_plane(tmp_path / "server", PIER_DATABASE_URL=postgres_database,
                            PIER_BLOB_URL=f"s3://{s3_bucket}/reg", PIER_S3_ENDPOINT_URL=s3_endpoint) as url, \
-                RegistryClient(url, token=ADMIN_TOKEN) as client:
+                ControlClient(url, token=ADMIN_TOKEN) as client:
             _, answer = push(local, client, version.ref, journal=UploadJournal(tmp_path / "j.json"),
                              chunk_bytes=64 * 1024)
             assert answer.created

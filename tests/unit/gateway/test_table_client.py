@@ -4,10 +4,12 @@ plane is unreachable or answers with something else than a table."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 
 from modelpier.gateway.table_client import RoutingTableClient
+from modelpier.sdk.control_api import AsyncControlClient
 from modelpier.spec.routing import DeploymentRoute, RoutingTable, encode_table
 
 ONE = RoutingTable.of([DeploymentRoute("default", "iris", 1)])
@@ -35,7 +37,11 @@ class Control:
 
 
 def client_for(control: Control) -> RoutingTableClient:
-    return RoutingTableClient("http://control", client=httpx.AsyncClient(transport=httpx.MockTransport(control.handle)))
+    return RoutingTableClient("http://control", api=_api(control.handle))
+
+
+def _api(handle: Callable[[httpx.Request], httpx.Response]) -> AsyncControlClient:
+    return AsyncControlClient("http://control", retries=0, transport=httpx.MockTransport(handle))
 
 
 def test_first_table_then_304s_carrying_the_etag() -> None:
@@ -77,7 +83,7 @@ def test_a_malformed_body_is_a_failure_not_an_empty_table() -> None:
         def handle(request: httpx.Request) -> httpx.Response:
             return httpx.Response(200, json={"unexpected": True}, headers={"etag": '"x"'})
 
-        client = RoutingTableClient("http://control", client=httpx.AsyncClient(transport=httpx.MockTransport(handle)))
+        client = RoutingTableClient("http://control", api=_api(handle))
         assert await client.poll_once() == "failed"
         assert not client.synced
         await client.aclose()

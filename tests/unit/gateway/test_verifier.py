@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from modelpier.errors import ServiceUnavailable
-from modelpier.gateway.verifier import VERIFY_PATH, ControlPlaneVerifier
+from modelpier.gateway.verifier import ControlPlaneVerifier
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api.gateway import VERIFY_PATH
 
 ALICE = "pier_alice-token"
 BOB = "pier_bob-token"
@@ -29,7 +32,7 @@ class FakeControlPlane:
         self.down = False
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        assert request.url.path == VERIFY_PATH
+        assert request.url.path == "/api/v1" + VERIFY_PATH
         assert request.headers["authorization"] == "Bearer pier_gateway"
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
@@ -57,8 +60,12 @@ async def _until_asked(plane: FakeControlPlane, asked: list[str]) -> None:
 
 
 def _verifier(plane: FakeControlPlane, clock: Clock | None = None) -> ControlPlaneVerifier:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(plane.handle))
-    return ControlPlaneVerifier("http://control", "pier_gateway", client=client, monotonic=clock or Clock())
+    return ControlPlaneVerifier("http://control", "pier_gateway", api=_api(plane.handle), monotonic=clock or Clock())
+
+
+def _api(handle: Callable[[httpx.Request], Awaitable[httpx.Response]]) -> AsyncControlClient:
+    """The client the verifier builds for itself, over the fake control plane."""
+    return AsyncControlClient("http://control", token="pier_gateway", retries=0, transport=httpx.MockTransport(handle))
 
 
 def test_answers_are_cached_until_the_auth_epoch_moves() -> None:
@@ -187,8 +194,7 @@ def test_an_error_status_from_the_control_plane_is_an_outage_too() -> None:
             calls.append(request)
             return httpx.Response(502)
 
-        client = httpx.AsyncClient(transport=httpx.MockTransport(broken))
-        verifier = ControlPlaneVerifier("http://control", "pier_gateway", client=client, monotonic=Clock())
+        verifier = ControlPlaneVerifier("http://control", "pier_gateway", api=_api(broken), monotonic=Clock())
         for _ in range(5):
             with pytest.raises(ServiceUnavailable):
                 await verifier.verify("acme", "iris", ALICE)

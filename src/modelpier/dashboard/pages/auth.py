@@ -15,6 +15,7 @@ from modelpier.dashboard.links import safe_next
 from modelpier.dashboard.session import LOGIN_CSRF_COOKIE, Session, new_secret, same_secret
 from modelpier.dashboard.web import Dashboard, base_path, read_form, text_field
 from modelpier.errors import PierError, Unauthenticated, http_status
+from modelpier.sdk.control_api import access as access_calls
 
 MAX_TOKEN_CHARS = 256
 
@@ -47,7 +48,7 @@ def auth_routes(dash: Dashboard) -> list[BaseRoute]:
             return login_page(request, status=400, error=f"An API token is at most {MAX_TOKEN_CHARS} characters.")
         try:
             async with dash.api_for(token) as api:
-                me = await api.whoami()
+                me = await api.send(access_calls.whoami())
         except Unauthenticated as exc:
             return login_page(request, status=401, error=f"That token was not accepted: {exc.message}")
         except PierError as exc:

@@ -16,15 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from modelpier.control import deployment_calls
 from modelpier.control.wire import DeploymentBody
 from modelpier.dashboard.links import docs_url, endpoint_url
 from modelpier.dashboard.session import Session
 from modelpier.dashboard.status import predictor_lines, summarize_status
 from modelpier.dashboard.traffic import SUMMARY_COLUMNS, chart_data
 from modelpier.dashboard.web import Dashboard, quoted, redirect, text_field
-from modelpier.errors import InvalidInput
+from modelpier.errors import InvalidInput, NotFound
 
 LOG_TAIL = 40  # lines per replica: what fits on a screen
+# What the deployment page charts: the last five minutes, one point per five seconds.
+TRAFFIC_WINDOW_S = 300
+TRAFFIC_STEP_S = 5
 EVENTS_SHOWN = 15
 
 
@@ -40,7 +44,7 @@ def deployment_routes(dash: Dashboard) -> list[BaseRoute]:
 
     async def deployments(request: Request, session: Session) -> Response:
         async with dash.api(session) as api:
-            found = await api.deployments()
+            found = await api.send(deployment_calls.list_deployments(None))
         rows = [view(d) for d in sorted(found, key=lambda d: (d.metadata.project, d.metadata.name))]
         return dash.render(request, "deployments.html", session=session, title="Deployments", nav="deployments",
                            rows=rows)
@@ -49,8 +53,9 @@ def deployment_routes(dash: Dashboard) -> list[BaseRoute]:
         project, name = _where(request)
         async with dash.api(session) as api:
             found, revisions, events = await asyncio.gather(
-                api.deployment(project, name), api.revisions(project, name),
-                api.events(project, name, limit=EVENTS_SHOWN))
+                api.send(deployment_calls.get_deployment(project, name)),
+                api.send(deployment_calls.revisions(project, name)),
+                api.send(deployment_calls.events(project, name, limit=EVENTS_SHOWN)))
         revisions = sorted(revisions, key=lambda r: r.number, reverse=True)
         return dash.render(request, "deployment.html", session=session, title=f"Deployment {project}/{name}",
                            nav="deployments", revisions=revisions, events=list(reversed(events)),
@@ -60,8 +65,9 @@ def deployment_routes(dash: Dashboard) -> list[BaseRoute]:
     async def status(request: Request, session: Session) -> Response:
         project, name = _where(request)
         async with dash.api(session) as api:
-            found, events = await asyncio.gather(api.deployment(project, name),
-                                                 api.events(project, name, limit=EVENTS_SHOWN))
+            found, events = await asyncio.gather(
+                api.send(deployment_calls.get_deployment(project, name)),
+                api.send(deployment_calls.events(project, name, limit=EVENTS_SHOWN)))
         known = request.query_params.get("known", "")
         return dash.render(request, "_deployment_status.html", session=session, events=list(reversed(events)),
                            known=int(known) if known.isdigit() else None, **view(found))
@@ -69,14 +75,20 @@ def deployment_routes(dash: Dashboard) -> list[BaseRoute]:
     async def logs(request: Request, session: Session) -> Response:
         project, name = _where(request)
         async with dash.api(session) as api:
-            lines = await api.logs(project, name, tail=LOG_TAIL)
+            try:  # None: this control plane has no log source (404)
+                lines: list[str] | None = (await api.send(deployment_calls.logs(project, name, tail=LOG_TAIL))).lines
+            except NotFound:
+                lines = None
         return dash.render(request, "_logs.html", session=session, lines=lines)
 
     async def traffic(request: Request, session: Session) -> Response:
         project, name = _where(request)
         async with dash.api(session) as api:
-            body = await api.traffic(project, name)
-        return JSONResponse(chart_data(body))
+            try:
+                window = await api.send(deployment_calls.traffic(project, name, TRAFFIC_WINDOW_S, TRAFFIC_STEP_S))
+            except NotFound:  # no gateway has reported yet, or a control plane without the traffic endpoint
+                return JSONResponse(chart_data(None))
+        return JSONResponse(chart_data(window.model_dump(mode="json", by_alias=True)))
 
     async def rollback(request: Request, session: Session, form: FormData) -> Response:
         project, name = _where(request)
@@ -84,7 +96,7 @@ def deployment_routes(dash: Dashboard) -> list[BaseRoute]:
         if not raw.isdigit():
             raise InvalidInput(f"revision must be a revision number, got {raw!r}")
         async with dash.api(session) as api:
-            result = await api.rollback(project, name, int(raw))
+            result = await api.send(deployment_calls.rollback(project, name, int(raw)))
         if result.created:
             session.flash("ok", f"Rolling back to revision {raw}: revision {result.revision.number} rolls out.")
         else:

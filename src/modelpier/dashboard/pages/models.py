@@ -1,5 +1,5 @@
 """Models: the list with its filters, a model's page (versions, aliases, signature, metrics, lineage,
-size, digest), moving an alias, and deploying a version. Reads and writes go through ``ControlApi``.
+size, digest), moving an alias, and deploying a version. Reads and writes go through the API client.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from modelpier.dashboard.api import ControlApi
+from modelpier.control import deployment_calls
 from modelpier.dashboard.catalog import ModelFilter, ModelRow, filter_choices, filter_models
 from modelpier.dashboard.session import Session
 from modelpier.dashboard.status import model_name_of, summarize_status
@@ -26,23 +26,26 @@ from modelpier.runtimes.environment import (
     current_environment,
     recorded_packages,
 )
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api import access as access_calls
+from modelpier.sdk.control_api import models as model_calls
 from modelpier.spec.deployment import API_VERSION, KIND
 
 SHARED_CATALOG = "default"  # its models may be deployed in any project (docs/security.md)
 
 
-async def _latest(api: ControlApi, project: str, model: ModelBody) -> VersionBody | None:
+async def _latest(api: AsyncControlClient, project: str, model: ModelBody) -> VersionBody | None:
     if model.latest_version is None:
         return None
     try:
-        return await api.version(project, model.name, str(model.latest_version))
+        return await api.send(model_calls.get_version(project, model.name, str(model.latest_version)))
     except NotFound:  # deleted between the two reads
         return None
 
 
-async def _project_rows(api: ControlApi, project: str, search: str) -> list[ModelRow]:
+async def _project_rows(api: AsyncControlClient, project: str, search: str) -> list[ModelRow]:
     try:
-        models = await api.models(project, search=search or None)
+        models = await api.send(model_calls.list_models(project, search=search or None))
     except (Forbidden, NotFound):  # a project the user may list but not read: show none of it
         return []
     latest = await asyncio.gather(*(_latest(api, project, m) for m in models))
@@ -73,7 +76,7 @@ def model_routes(dash: Dashboard) -> list[BaseRoute]:
     async def models(request: Request, session: Session) -> Response:
         wanted = ModelFilter.of(request.query_params)
         async with dash.api(session) as api:
-            projects = await api.projects()
+            projects = await api.send(access_calls.list_projects())
             asked = [wanted.project] if wanted.project in projects else projects
             found = await asyncio.gather(*(_project_rows(api, p, wanted.search) for p in asked))
         rows = [r for rows in found for r in rows]
@@ -85,7 +88,8 @@ def model_routes(dash: Dashboard) -> list[BaseRoute]:
         project, name = request.path_params["project"], request.path_params["name"]
         async with dash.api(session) as api:
             found, versions, deployments, projects = await asyncio.gather(
-                api.model(project, name), api.versions(project, name), api.deployments(), api.projects())
+                api.send(model_calls.get_model(project, name)), api.send(model_calls.list_versions(project, name)),
+                api.send(deployment_calls.list_deployments(None)), api.send(access_calls.list_projects()))
         versions = sorted(versions, key=lambda v: v.version, reverse=True)
         asked = request.query_params.get("version", "")
         selected = next((v for v in versions if str(v.version) == asked), None) if asked else None
@@ -113,7 +117,7 @@ def model_routes(dash: Dashboard) -> list[BaseRoute]:
             raise InvalidInput("name the alias to set, e.g. production")
         version = _int(form, "version", "version", low=1, high=2**31)
         async with dash.api(session) as api:
-            await api.set_alias(project, name, alias, version)
+            await api.send(model_calls.set_alias(project, name, alias, version))
         session.flash("ok", f"Alias {name}:{alias} now points at version {version}.")
         return redirect(request, f"/projects/{quoted(project)}/models/{quoted(name)}?version={version}")
 
@@ -132,7 +136,7 @@ def model_routes(dash: Dashboard) -> list[BaseRoute]:
         document = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": deployment, "project": target},
                     "spec": {"predictors": [predictor]}}
         async with dash.api(session) as api:
-            result = await api.apply(target, deployment, document)
+            result = await api.send(deployment_calls.apply(target, deployment, document))
         number = result.revision.number
         session.flash("ok", f"Deployed {reference} as {target}/{deployment}: revision {number}"
                             + ("" if result.created else " (unchanged)") + ".")

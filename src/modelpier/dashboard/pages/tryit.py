@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from modelpier.control import deployment_calls
 from modelpier.control.wire import DeploymentBody
-from modelpier.dashboard.api import ControlApi
 from modelpier.dashboard.invoke import Invocation, invoke
 from modelpier.dashboard.links import docs_url, endpoint_url
 from modelpier.dashboard.pages.models import SHARED_CATALOG
@@ -25,15 +25,17 @@ from modelpier.dashboard.tryit import example_request, format_request, infer_pat
 from modelpier.dashboard.web import Dashboard, is_htmx, text_field
 from modelpier.errors import InvalidInput, NotFound, PierError, ServiceUnavailable, http_status
 from modelpier.registry.wire import VersionBody
+from modelpier.sdk.control_api import AsyncControlClient
+from modelpier.sdk.control_api import models as model_calls
 from modelpier.spec.deployment import PredictorSpec
 
 
-async def _version(api: ControlApi, project: str, reference: str) -> VersionBody | None:
+async def _version(api: AsyncControlClient, project: str, reference: str) -> VersionBody | None:
     """The version a predictor runs: from the deployment's project, else the shared catalog."""
     name, _, selector = reference.partition(":")
     for where in dict.fromkeys((project, SHARED_CATALOG)):
         try:
-            return await api.version(where, name, selector or "latest")
+            return await api.send(model_calls.get_version(where, name, selector or "latest"))
         except NotFound:
             continue
     return None
@@ -58,8 +60,8 @@ def tryit_routes(dash: Dashboard) -> list[BaseRoute]:
         raise ServiceUnavailable("this control plane knows no gateway to send the request through; "
                                  "run the platform with `pier up`, or wait until the deployment reports its URL")
 
-    async def form_context(api: ControlApi, project: str, name: str, wanted: str) -> dict[str, Any]:
-        d = await api.deployment(project, name)
+    async def form_context(api: AsyncControlClient, project: str, name: str, wanted: str) -> dict[str, Any]:
+        d = await api.send(deployment_calls.get_deployment(project, name))
         predictor = _predictor(d, wanted)
         reference = d.resolved.get(predictor.name) or predictor.model
         version = await _version(api, project, reference) if reference else None
@@ -83,7 +85,7 @@ def tryit_routes(dash: Dashboard) -> list[BaseRoute]:
         result: Invocation | None = None
         problem, status = "", 200
         async with dash.api(session) as api:
-            d = await api.deployment(project, name)
+            d = await api.send(deployment_calls.get_deployment(project, name))
             try:
                 if not model:
                     raise InvalidInput("name the model to call (the V2 model name, e.g. iris)")

@@ -7,6 +7,10 @@ Guarantees:
   asks the server for the upload's offset and sends only the rest.
 - Nothing half-visible: the version row is written only after every blob is stored and verified.
 - Bounded memory: bytes stream in ``chunk_bytes`` pieces in both directions.
+
+The remote is reached through the one API client (``ControlClient``). This module moved here from
+``registry/`` with the old ``registry/remote.py`` client: ``registry`` sits below ``sdk`` and may not
+import the client, and push/pull are the client's use cases, not the store's.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from modelpier._lib.ids import new_id
 from modelpier._lib.prefetch import prefetch
 from modelpier.errors import Conflict, NotFound, RemoteError
 from modelpier.registry.domain import ModelVersion
-from modelpier.registry.remote import RegistryClient
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import CreatedVersionBody, NewVersionBody
+from modelpier.sdk.control_api import blobs, models
+from modelpier.sdk.control_api.sync import ControlClient
 from modelpier.spec.names import ModelRef
 
 # Called once per file with (label, total bytes); returns the function to call with each advance.
@@ -71,20 +76,21 @@ class UploadJournal:
                 self._write(data)
 
 
-def push(local: Registry, client: RegistryClient, ref: str, *, journal: UploadJournal,
+def push(local: Registry, client: ControlClient, ref: str, *, project: str | None = None, journal: UploadJournal,
          chunk_bytes: int, progress: ProgressFactory = no_progress) -> tuple[ModelVersion, CreatedVersionBody]:
-    """Push the local version ``ref`` to the remote; returns (local version, remote answer)."""
+    """Push the local version ``ref`` to the remote ``project``'s registry (None: the default project's);
+    returns (local version, remote answer)."""
     version = local.resolve(ref)
     for entry in version.files:
         advance = progress(entry.path, entry.size)
         upload_blob(local, client, entry.digest, journal=journal, chunk_bytes=chunk_bytes, advance=advance)
-    return version, client.create_version(version.model, NewVersionBody.from_version(version))
+    return version, client.send(models.create_version(project, version.model, NewVersionBody.from_version(version)))
 
 
-def upload_blob(local: Registry, client: RegistryClient, digest: str, *, journal: UploadJournal,
+def upload_blob(local: Registry, client: ControlClient, digest: str, *, journal: UploadJournal,
                 chunk_bytes: int, advance: Callable[[int], None]) -> None:
     size = local.blobs.size(digest)
-    if client.blob_exists(digest):
+    if client.send(blobs.blob_exists(digest)):
         advance(size)
         return
     upload_id, offset = _resume_or_begin(client, journal, digest)
@@ -94,20 +100,20 @@ def upload_blob(local: Registry, client: RegistryClient, digest: str, *, journal
         # Reading and hashing the next chunk overlaps with sending this one.
         rest = _from_offset(prefetch(local.blobs.iter_chunks(digest, chunk_size=chunk_bytes)), offset, advance)
         try:
-            moved = client.append_stream(upload_id, offset, rest)
+            moved = client.send(blobs.append(upload_id, offset, rest))
             if moved <= offset:
                 raise RemoteError(f"the server took none of the bytes of {digest} from offset {offset}")
             offset = moved
         except Conflict:
             # A parallel push of the same blob moved the upload on; continue from its offset.
-            moved = client.upload_offset(upload_id)
+            moved = client.send(blobs.upload_offset(upload_id))
             advance(max(moved - offset, 0))
             offset = moved
     try:
-        client.finish_upload(upload_id, digest)
+        client.send(blobs.finish_upload(upload_id, digest))
     except NotFound:
         # A parallel push finished this upload first; fine as long as the blob is there now.
-        if not client.blob_exists(digest):
+        if not client.send(blobs.blob_exists(digest)):
             raise
     journal.drop(client.base_url, digest)
 
@@ -124,19 +130,19 @@ def _from_offset(chunks: Iterable[bytes], offset: int, advance: Callable[[int], 
         position = end
 
 
-def _resume_or_begin(client: RegistryClient, journal: UploadJournal, digest: str) -> tuple[str, int]:
+def _resume_or_begin(client: ControlClient, journal: UploadJournal, digest: str) -> tuple[str, int]:
     upload_id = journal.get(client.base_url, digest)
     if upload_id is not None:
         try:
-            return upload_id, client.upload_offset(upload_id)
+            return upload_id, client.send(blobs.upload_offset(upload_id))
         except NotFound:
             journal.drop(client.base_url, digest)
-    upload_id = client.begin_upload().upload_id
+    upload_id = client.send(blobs.begin_upload()).upload_id
     journal.put(client.base_url, digest, upload_id)
     return upload_id, 0
 
 
-def pull(local: Registry, client: RegistryClient, ref: str, *, chunk_bytes: int,
+def pull(local: Registry, client: ControlClient, ref: str, *, project: str | None = None, chunk_bytes: int,
          progress: ProgressFactory = no_progress) -> tuple[ModelVersion, bool]:
     """Pull the remote version ``ref`` into the local registry; returns (local version, created).
 
@@ -145,14 +151,14 @@ def pull(local: Registry, client: RegistryClient, ref: str, *, chunk_bytes: int,
     """
     parsed = ModelRef.parse(ref)
     selector = str(parsed.version or parsed.alias or "latest")
-    remote = client.get_version(parsed.name, selector).to_domain()
+    remote = client.send(models.get_version(project, parsed.name, selector)).to_domain()
     for entry in remote.files:
         advance = progress(entry.path, entry.size)
         if local.blobs.exists(entry.digest):
             advance(entry.size)
             continue
         # Receiving the next chunk overlaps with hashing and writing this one.
-        chunks = prefetch(client.iter_blob(entry.digest, chunk_size=chunk_bytes))
+        chunks = prefetch(client.download(blobs.blob_path(entry.digest), chunk_size=chunk_bytes))
         local.blobs.put_stream(_counted(chunks, advance), expected_digest=entry.digest)
     return local.register(NewVersionBody.from_version(remote).to_domain(remote.model))
 
