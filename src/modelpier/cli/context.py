@@ -13,8 +13,11 @@ from rich.console import Console
 from modelpier.cli.access import LocalAccess, RegistryAccess, RemoteAccess
 from modelpier.registry.factory import build_registry
 from modelpier.sdk.control_api import ControlClient
-from modelpier.sdk.control_api.transport import CLI_HINT, DEFAULT_TIMEOUT
+from modelpier.sdk.control_api.transport import DEFAULT_TIMEOUT
 from modelpier.settings import Settings, load_settings
+
+# Said when the control plane cannot be reached at all: the user starts it or points elsewhere.
+UNREACHABLE_HINT = "is `pier server` (or `pier up`) running? Point elsewhere with --remote or PIER_REMOTE"
 
 
 @dataclass
@@ -30,7 +33,7 @@ class CliContext:
 
     def control(self, url: str, *, token: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> ControlClient:
         """A client of the control plane at ``url`` with this user's token (or ``token``)."""
-        return ControlClient(url, token=token or self.token, timeout=timeout, hint=CLI_HINT)
+        return ControlClient(url, token=token or self.token, timeout=timeout, hint=UNREACHABLE_HINT)
 
     @contextmanager
     def registry_access(self, remote: str | None) -> Iterator[RegistryAccess]:

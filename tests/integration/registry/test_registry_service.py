@@ -20,8 +20,8 @@ import modelpier
 from modelpier.errors import InvalidInput, NotFound
 from modelpier.registry.domain import FileEntry, Flavor, NewVersion
 from modelpier.registry.factory import build_registry
-from modelpier.sdk.control_api import ControlClient
 from modelpier.registry.service import Registry
+from modelpier.sdk.control_api import ControlClient
 from modelpier.sdk.control_api.transfer import UploadJournal, pull, push
 from modelpier.settings import Settings, load_settings
 

@@ -34,8 +34,9 @@ T = TypeVar("T")
 
 class ControlClient:
     def __init__(self, base_url: str, *, token: str | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-                 retries: int = 2, hint: str = "", transport: httpx.BaseTransport | None = None) -> None:
-        self.options = Options(normalize(base_url), token, timeout, retries, hint=hint)
+                 retries: int = 2, trust_env: bool = True, hint: str = "",
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.options = Options(normalize(base_url), token, timeout, retries, trust_env, hint)
         self._http = httpx.Client(transport=transport, **self.options.client_kwargs())
         self._random = random.Random()  # noqa: S311 -- backoff jitter, not a secret
 
@@ -76,7 +77,7 @@ class ControlClient:
         connection_class = HTTPSConnection if url.scheme == "https" else HTTPConnection
         connection = connection_class(url.hostname or "localhost", url.port, timeout=self.options.timeout.read)
         request_id = fast_id()
-        headers = {**self._http.headers, REQUEST_ID_HEADER: request_id}
+        headers = {**self.options.auth_headers(), REQUEST_ID_HEADER: request_id}  # no Accept-Encoding: raw bytes
         try:
             connection.request("GET", url.path, headers=headers)
             response = connection.getresponse()

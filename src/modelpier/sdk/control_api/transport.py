@@ -32,8 +32,6 @@ REQUEST_ID_HEADER = "x-request-id"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Said when the control plane cannot be reached at all (the CLI's users start it or point elsewhere).
-CLI_HINT = "is `pier server` (or `pier up`) running? Point elsewhere with --remote or PIER_REMOTE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +50,12 @@ class Options:
     def policy(self) -> RetryPolicy:
         return RetryPolicy(retries=self.retries)
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def client_kwargs(self) -> dict[str, Any]:
         """Arguments of ``httpx.Client`` and ``httpx.AsyncClient`` alike."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return {"base_url": self.base_url + API_PREFIX, "headers": headers, "timeout": self.timeout,
+        return {"base_url": self.base_url + API_PREFIX, "headers": self.auth_headers(), "timeout": self.timeout,
                 "trust_env": self.trust_env}
 
 

@@ -1,4 +1,4 @@
-"""Push and pull between local stores and a real `pier server` over loopback."""
+"""Push and pull (`sdk/control_api/transfer.py`) between local stores and a real `pier server` over loopback."""
 
 from __future__ import annotations
 
