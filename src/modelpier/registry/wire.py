@@ -1,4 +1,4 @@
-"""JSON shapes of the registry API, shared by the server routes and ``RegistryClient``.
+"""JSON shapes of the registry API, shared by the server routes and the API client (``sdk/control_api``).
 
 One pydantic model per body; conversions to and from the frozen domain objects live here so the
 two ends of the wire cannot drift apart.

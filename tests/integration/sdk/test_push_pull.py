@@ -13,6 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from modelpier.errors import NotFound, RemoteUnreachable
+from modelpier.registry.domain import Flavor, NewVersion
+from modelpier.registry.factory import build_registry
+from modelpier.registry.service import Registry
+from modelpier.sdk.control_api import ControlClient, models
+from modelpier.sdk.control_api.transfer import UploadJournal, pull, push
+from modelpier.settings import load_settings
 from tests.support.procs import (
     ADMIN_HEADERS,
     ADMIN_TOKEN,
@@ -23,14 +31,6 @@ from tests.support.procs import (
     run_pier,
     wait_until,
 )
-
-from modelpier.errors import NotFound, RemoteUnreachable
-from modelpier.registry.domain import Flavor, NewVersion
-from modelpier.registry.factory import build_registry
-from modelpier.registry.service import Registry
-from modelpier.sdk.control_api import ControlClient, models
-from modelpier.sdk.control_api.transfer import UploadJournal, pull, push
-from modelpier.settings import load_settings
 
 CHUNK = 64 * 1024
 
