@@ -191,7 +191,7 @@ def _as_postgres(command: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def host_postgres(password: str = "pier-e2e-password") -> Iterator[Postgres]:
+def host_postgres(password: str = "pier-e2e-password") -> Iterator[Postgres]:  # noqa: S107  # a throwaway server
     """PostgreSQL 15 in a fresh folder on all interfaces: trust on loopback, a password from the pod
     network, nothing else (pg_hba rejects what no line matches). Database and role ``modelpier``."""
     import psycopg

@@ -48,7 +48,7 @@ class ImageUnavailable(RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("PIER_TEST_CACHE", "/var/tmp/modelpier-tests"))  # noqa: S108  # shared on purpose
+    return Path(os.environ.get("PIER_TEST_CACHE", "/var/tmp/modelpier-tests"))  # shared on purpose
 
 
 @contextmanager

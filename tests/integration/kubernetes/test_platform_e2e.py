@@ -14,12 +14,15 @@ the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +32,14 @@ import yaml
 
 from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
 from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
-from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
+from tests.support.procs import ADMIN_TOKEN, BIN, run_pier, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 OVERLAY = ROOT / "deploy" / "kubernetes" / "overlays" / "e2e"
 NAMESPACE = "modelpier-system"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BUCKET = "modelpier-e2e"
-IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 pytestmark = [pytest.mark.xdist_group("kubernetes-node"), pytest.mark.timeout(600)]
 
@@ -58,8 +61,107 @@ class Platform:
     def gateway_urls(self) -> list[str]:
         return [f"http://{ip}:8700" for ip in self.pod_ips("gateway")]
 
-    def pier(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run_pier([*args], self.home, check=check, timeout=timeout, PIER_REMOTE=self.control_url)
+    def pier(self, *args: str, check: bool = True, timeout: float = 120, **env: str
+             ) -> subprocess.CompletedProcess[str]:
+        return run_pier([*args], self.home, check=check, timeout=timeout, PIER_REMOTE=self.control_url, **env)
+
+    # -- the control plane's API, as the local platform's tests use it ------------------------------
+    def deployment(self, name: str, project: str = "default") -> str:
+        return f"{self.control_url}/api/v1/projects/{project}/deployments/{name}"
+
+    def apply(self, name: str, predictors: list[dict[str, Any]], project: str = "default", **spec: Any) -> None:
+        document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                    "metadata": {"name": name}, "spec": {"predictors": predictors, **spec}}
+        response = httpx.put(self.deployment(name, project), json=document, timeout=30, headers=ADMIN)
+        assert response.status_code in (200, 201), response.text
+
+    def delete(self, name: str, project: str = "default") -> None:
+        httpx.delete(self.deployment(name, project), headers=ADMIN, timeout=30)
+
+    def status(self, name: str, project: str = "default") -> dict[str, Any]:
+        return dict(httpx.get(self.deployment(name, project) + "/status", timeout=10, headers=ADMIN).json())
+
+    def wait_ready(self, name: str, replicas: int, *, project: str = "default", revision: int | None = None,
+                   timeout: float = 180) -> None:
+        def ready() -> bool:
+            try:
+                s = self.status(name, project)
+            except httpx.HTTPError:
+                return False  # the control plane's pod is being replaced
+            return (s.get("readyReplicas") == replicas and s.get("observedRevision") is not None
+                    and (revision is None or s.get("observedRevision") == revision)
+                    and s.get("observedRevision") == s.get("desiredRevision")
+                    and any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions", [])))
+        try:
+            wait_until(ready, timeout=timeout, what=f"{project}/{name} ready with {replicas} replicas")
+        except AssertionError as e:
+            pods = self.cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+            logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "deployment/modelpier-control", "--tail=30",
+                                        check=False).stdout
+            raise AssertionError(f"{e}\n{self.status(name, project)}\n{pods}\n{logs}") from None
+
+    def infer(self, name: str, *, project: str = "default", gateway: str | None = None,
+              client: httpx.Client | None = None, headers: dict[str, str] | None = None,
+              model: str = "iris") -> httpx.Response:
+        url = f"{gateway or self.gateway_urls()[0]}/{project}/{name}/v2/models/{model}/infer"
+        return (client or httpx).post(url, json=V2_BODY, timeout=10, headers=headers)  # type: ignore[attr-defined]
+
+    def model_pods(self, name: str, project: str = "default") -> list[dict[str, Any]]:
+        """The running pods serving ``project/name``: those whose IP the routing table names."""
+        table = httpx.get(f"{self.control_url}/api/v1/routing", headers=ADMIN, timeout=10).text
+        pods = self.cluster.get("pods", "-A")["items"]
+        return [p for p in pods if p["status"].get("podIP") and p["metadata"]["namespace"] != NAMESPACE
+                and f"{p['status']['podIP']}:" in table and p["metadata"].get("deletionTimestamp") is None]
+
+
+@dataclass
+class Load:
+    """Predictions through the gateway pods in turn (as their Service would spread them), on a
+    background thread until stopped or ``limit`` requests; every non-200 is a failure."""
+
+    platform: Platform
+    name: str
+    project: str = "default"
+    limit: int = 5_000
+    headers: dict[str, str] | None = None
+    failures: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)
+    predictors: Counter[str] = field(default_factory=Counter)
+    count: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self, gateways: list[str]) -> None:
+        with httpx.Client() as client:
+            for gateway in itertools.cycle(gateways):
+                if self._stop.is_set() or self.count >= self.limit:
+                    return
+                self.count += 1
+                try:
+                    r = self.platform.infer(self.name, project=self.project, gateway=gateway, client=client,
+                                            headers=self.headers)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{gateway}: {type(exc).__name__}: {exc}")
+                    continue
+                if r.status_code != 200:
+                    self.failures.append(f"{gateway}: {r.status_code}: {r.text[:200]}")
+                    continue
+                self.versions[r.json()["model_version"]] += 1
+                self.predictors[r.headers.get("x-pier-predictor", "?")] += 1
+
+    def __enter__(self) -> Load:
+        self._thread = threading.Thread(target=self._run, args=(self.platform.gateway_urls(),), daemon=True)
+        self._thread.start()
+        wait_until(lambda: self.count >= 20 or not self._thread or not self._thread.is_alive(), what="load")
+        return self
+
+    def wait(self, count: int, timeout: float = 120) -> None:
+        wait_until(lambda: self.count >= count, timeout=timeout, what=f"{count} requests")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=30)
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -121,7 +223,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 @pytest.fixture(scope="module")
-def iris(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> str:
+def pushed_iris(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> str:
     """iris:1 pushed from a laptop store to the control plane pod (its files land in S3)."""
     import joblib
     from sklearn.datasets import load_iris
@@ -158,10 +260,11 @@ def test_a_root_pod_is_refused_by_the_namespace(platform: Platform) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": NAMESPACE},
            "spec": {"containers": [{"name": "c", "image": platform.image.by_digest, "args": ["--help"]}]}}
     done = platform.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(pod), check=False)
-    assert done.returncode != 0 and "violates PodSecurity" in done.stderr, done.stderr
+    assert done.returncode != 0
+    assert "violates PodSecurity" in done.stderr, done.stderr
 
 
-def test_the_control_plane_keeps_models_in_postgres_and_s3_across_pod_restarts(platform: Platform, iris: str,
+def test_the_control_plane_keeps_models_in_postgres_and_s3_across_pod_restarts(platform: Platform, pushed_iris: str,
                                                                                tmp_path: Path) -> None:
     old = platform.pod_ips("control-plane")
     platform.cluster.kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=control-plane",
@@ -170,5 +273,179 @@ def test_the_control_plane_keeps_models_in_postgres_and_s3_across_pod_restarts(p
                timeout=120, what="a new control-plane pod")
     listed = platform.pier("models", "list", "-o", "json").stdout
     assert "iris" in listed
-    pulled = run_pier(["models", "pull", iris, "--remote", platform.control_url], tmp_path / "other", check=True)
+    pulled = run_pier(["models", "pull", pushed_iris, "--remote", platform.control_url], tmp_path / "other", check=True)
     assert pulled.returncode == 0
+
+
+
+def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_predicts(
+        platform: Platform, pushed_iris: str, tmp_path: Path) -> None:
+    """The image as a model server: ``pier render`` output (Deployment, Service) applied in a
+    restricted namespace; the pod's init container pulls from the control plane's Service."""
+    control = platform.cluster.get("service", "-n", NAMESPACE, "modelpier-control")["spec"]["clusterIP"]
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(yaml.safe_dump({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                                    "metadata": {"name": "rendered"}, "spec": {"predictors": [
+                                        {"name": "main", "model": pushed_iris, "replicas": 1,
+                                         "resources": {"cpu": "250m", "memory": "512Mi"}}]}}))
+    rendered = platform.pier("render", "-f", str(spec), "--namespace", "rendered", "--image",
+                             platform.image.by_digest, "--registry-url", f"http://{control}:8600").stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ("Deployment", "Service")]
+    platform.cluster.kubectl("create", "namespace", "rendered")
+    platform.cluster.kubectl("label", "namespace", "rendered", "pod-security.kubernetes.io/enforce=restricted")
+    platform.cluster.kubectl("-n", "rendered", "create", "secret", "generic", "modelpier-registry-token",
+                             f"--from-literal=token={ADMIN_TOKEN}")
+    platform.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    done = platform.cluster.kubectl("-n", "rendered", "rollout", "status", "deployment/rendered-main",
+                                    "--timeout=120s", check=False, timeout=130)
+    assert done.returncode == 0, platform.cluster.kubectl("-n", "rendered", "get", "events", check=False).stdout
+    pod = platform.cluster.get("pods", "-n", "rendered")["items"][0]
+    response = httpx.post(f"http://{pod['status']['podIP']}:8080/v2/models/iris/infer", json=V2_BODY, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [0]
+    platform.cluster.kubectl("delete", "namespace", "rendered", "--wait=false")
+
+
+# -- the Kubernetes backend: everything below drives the control plane's reconciler on pods ----------
+
+
+@pytest.fixture(scope="module")
+def backend(platform: Platform, pushed_iris: str) -> Platform:
+    """The platform whose control plane runs deployments as pods; iris:1 and iris:2 in its registry."""
+    helped = subprocess.run([str(BIN / "pier"), "server", "--help"], capture_output=True, text=True, timeout=60,
+                            check=False, env={**os.environ, "COLUMNS": "300"})
+    if "--backend" not in helped.stdout:
+        pytest.skip("`pier server --backend kubernetes` is not on this branch yet (issue 16)")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import modelpier
+    from modelpier.settings import load_settings
+
+    x, y = load_iris(return_X_y=True)
+    version = modelpier.save_model("iris", LogisticRegression(C=0.5, max_iter=500).fit(x, y),
+                                   settings=load_settings(home=platform.home))
+    assert str(version.version) == "2", version
+    platform.pier("models", "push", "iris:2", "--remote", platform.control_url)
+    return platform
+
+
+def iris(version: int, replicas: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"name": "main", "model": f"iris:{version}", "replicas": replicas,
+             "resources": {"cpu": "250m", "memory": "512Mi"}, **extra}]
+
+
+def test_deploy_the_example_and_predict_through_each_gateway_pod(backend: Platform) -> None:
+    backend.apply("example", iris(1, 1))
+    backend.wait_ready("example", 1)
+    for gateway in backend.gateway_urls():
+        response = backend.infer("example", gateway=gateway)
+        assert response.status_code == 200, response.text
+        assert response.json()["model_version"] == "1"
+        assert response.headers["x-pier-predictor"] == "main"
+    pods = backend.model_pods("example")
+    assert len(pods) == 1
+    assert pods[0]["spec"]["securityContext"]["runAsNonRoot"] is True
+    backend.delete("example")
+
+
+def test_token_auth_refuses_a_caller_without_a_token_and_admits_one_with_it(backend: Platform) -> None:
+    backend.apply("guarded", iris(1, 1), auth={"mode": "token"})
+    backend.wait_ready("guarded", 1)
+    gateway = backend.gateway_urls()[0]
+    assert backend.infer("guarded", gateway=gateway).status_code == 401
+    assert backend.infer("guarded", gateway=gateway, headers={"Authorization": "Bearer pier_wrong"}).status_code in (
+        401, 403)
+    assert backend.infer("guarded", gateway=gateway, headers=ADMIN).status_code == 200
+    backend.delete("guarded")
+
+
+def test_deleting_a_model_pod_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("heal", iris(1, 2))
+    backend.wait_ready("heal", 2)
+    before = {p["metadata"]["name"] for p in backend.model_pods("heal")}
+    victim = backend.model_pods("heal")[0]
+    with Load(backend, "heal") as load:
+        backend.cluster.kubectl("-n", victim["metadata"]["namespace"], "delete", "pod", victim["metadata"]["name"],
+                                "--wait=false")
+        load.wait(load.count + 200)
+        wait_until(lambda: len({p["metadata"]["name"] for p in backend.model_pods("heal")} - before) >= 1,
+                   timeout=120, what="a new model pod in the routing table")
+        load.wait(load.count + 100)
+    assert load.failures == []
+    backend.wait_ready("heal", 2)
+    backend.delete("heal")
+
+
+def test_a_rolling_update_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("roll", iris(1, 2))
+    backend.wait_ready("roll", 2)
+    with Load(backend, "roll") as load:
+        backend.apply("roll", iris(2, 2))
+        backend.wait_ready("roll", 2, revision=2)
+        load.wait(load.count + 50)
+    assert load.failures == []
+    assert set(load.versions) <= {"1", "2"}
+    assert load.versions["2"] > 0
+    assert {backend.infer("roll").json()["model_version"] for _ in range(10)} == {"2"}
+    backend.delete("roll")
+
+
+def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("steady", iris(1, 1))
+    backend.wait_ready("steady", 1)
+    old = backend.pod_ips("control-plane")
+    with Load(backend, "steady") as load:
+        backend.cluster.kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=control-plane",
+                                "--wait=false")
+        wait_until(lambda: bool(backend.pod_ips("control-plane")) and backend.pod_ips("control-plane") != old,
+                   timeout=120, what="a new control-plane pod")
+        load.wait(load.count + 100)
+    assert load.failures == []
+    backend.wait_ready("steady", 1)
+    backend.delete("steady")
+
+
+def test_canary_weights_and_header_routes(backend: Platform) -> None:
+    predictors = [{**iris(1, 1)[0], "weight": 70}, {**iris(2, 1)[0], "name": "canary", "weight": 30}]
+    backend.apply("split", predictors, routes=[{"match": {"headers": {"x-segment": "beta"}}, "predictor": "canary"}])
+    backend.wait_ready("split", 2)
+    with Load(backend, "split", limit=300) as load:
+        load.wait(300)
+    assert load.failures == []
+    assert 0.15 < load.predictors["canary"] / load.count < 0.45, load.predictors
+    beta = [backend.infer("split", headers={"x-segment": "beta"}) for _ in range(10)]
+    assert {r.headers["x-pier-predictor"] for r in beta} == {"canary"}
+    backend.delete("split")
+
+
+def test_scale_to_zero_and_wake_on_a_request(backend: Platform) -> None:
+    backend.apply("sleepy", iris(1, 1, autoscaling={"minReplicas": 0, "maxReplicas": 1,
+                                                     "stabilizationSeconds": 2}))
+    wait_until(lambda: backend.status("sleepy").get("readyReplicas") == 0 and not backend.model_pods("sleepy"),
+               timeout=180, what="sleepy scaled to zero")
+    woken = backend.infer("sleepy", client=httpx.Client(timeout=120))
+    assert woken.status_code == 200, woken.text
+    assert len(backend.model_pods("sleepy")) == 1
+    backend.delete("sleepy")
+
+
+def test_a_second_projects_deployment_pulls_its_own_model(backend: Platform, tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    import modelpier
+    from modelpier.settings import load_settings
+
+    created = httpx.post(f"{backend.control_url}/api/v1/projects", json={"name": "acme"}, headers=ADMIN, timeout=10)
+    assert created.status_code in (200, 201, 409), created.text
+    home = tmp_path / "acme"
+    x, y = load_iris(return_X_y=True)
+    modelpier.save_model("tree", DecisionTreeClassifier().fit(x, y), settings=load_settings(home=home))
+    run_pier(["models", "push", "tree:1", "--remote", backend.control_url], home, check=True, PIER_PROJECT="acme")
+    backend.apply("trees", [{"name": "main", "model": "tree:1", "replicas": 1,
+                             "resources": {"cpu": "250m", "memory": "512Mi"}}], project="acme")
+    backend.wait_ready("trees", 1, project="acme")
+    response = backend.infer("trees", project="acme", model="tree")
+    assert response.status_code == 200, response.text
+    backend.delete("trees", project="acme")
