@@ -14,6 +14,7 @@ the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import subprocess
@@ -30,15 +31,17 @@ import httpx
 import pytest
 import yaml
 
+from modelpier.settings import load_settings
 from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
 from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
-from tests.support.procs import ADMIN_TOKEN, BIN, run_pier, wait_until
+from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 OVERLAY = ROOT / "deploy" / "kubernetes" / "overlays" / "e2e"
 NAMESPACE = "modelpier-system"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 BUCKET = "modelpier-e2e"
+CONTROL_CLUSTER_IP = "10.96.0.86"  # overlays/e2e pins it: no cluster DNS here
 V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 pytestmark = [pytest.mark.xdist_group("kubernetes-node"), pytest.mark.timeout(600)]
@@ -168,17 +171,26 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
+def backend_available() -> bool:
+    """The Kubernetes backend (issue 16) is in this build: ``pier server --backend kubernetes`` runs."""
+    return importlib.util.find_spec("modelpier.backends.kubernetes.backend") is not None and hasattr(
+        load_settings(), "kubernetes")
+
+
 def _kustomization(image: PlatformImage, postgres_url: str, s3_port: int, folder: Path) -> Path:
-    """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store."""
+    """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store, and
+    what model pods run and pull from."""
     folder.mkdir(parents=True, exist_ok=True)
     name, digest = image.by_digest.split("@")
+    backend = (["PIER_PLATFORM__BACKEND=kubernetes", f"PIER_KUBERNETES__IMAGE={image.by_digest}",
+                f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"] if backend_available() else [])
     document = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(OVERLAY, folder)],
         "images": [{"name": "ghcr.io/modelpier/modelpier", "newName": name, "digest": digest}],
         "configMapGenerator": [{"name": "modelpier-config", "behavior": "merge", "literals": [
             f"PIER_BLOB_URL=s3://{BUCKET}/models", f"PIER_S3_ENDPOINT_URL=http://{BRIDGE_ADDRESS}:{s3_port}",
-            "AWS_DEFAULT_REGION=us-east-1"]}],
+            "AWS_DEFAULT_REGION=us-east-1", *backend]}],
         "secretGenerator": [{"name": "modelpier-secrets", "namespace": NAMESPACE, "literals": [
             f"PIER_DATABASE_URL={postgres_url}", f"PIER_ADMIN_TOKEN={ADMIN_TOKEN}", "PIER_AUTH__SECRET=e2e-secret",
             "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"]}],
@@ -312,10 +324,11 @@ def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_pred
 @pytest.fixture(scope="module")
 def backend(platform: Platform, pushed_iris: str) -> Platform:
     """The platform whose control plane runs deployments as pods; iris:1 and iris:2 in its registry."""
-    helped = subprocess.run([str(BIN / "pier"), "server", "--help"], capture_output=True, text=True, timeout=60,
-                            check=False, env={**os.environ, "COLUMNS": "300"})
-    if "--backend" not in helped.stdout:
-        pytest.skip("`pier server --backend kubernetes` is not on this branch yet (issue 16)")
+    if not backend_available():
+        pytest.skip("the Kubernetes backend (`pier server --backend kubernetes`, issue 16) is not on this branch yet")
+    # Pods pull with the token in their namespace's Secret (the project's namespace: default here).
+    platform.cluster.kubectl("-n", "default", "create", "secret", "generic", "modelpier-registry-token",
+                             f"--from-literal=token={ADMIN_TOKEN}")
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -439,6 +452,11 @@ def test_a_second_projects_deployment_pulls_its_own_model(backend: Platform, tmp
 
     created = httpx.post(f"{backend.control_url}/api/v1/projects", json={"name": "acme"}, headers=ADMIN, timeout=10)
     assert created.status_code in (200, 201, 409), created.text
+    # The project's namespace, made by its administrator with the pull token (a project = a namespace).
+    backend.cluster.kubectl("create", "namespace", "acme")
+    backend.cluster.kubectl("label", "namespace", "acme", "pod-security.kubernetes.io/enforce=restricted")
+    backend.cluster.kubectl("-n", "acme", "create", "secret", "generic", "modelpier-registry-token",
+                            f"--from-literal=token={ADMIN_TOKEN}")
     home = tmp_path / "acme"
     x, y = load_iris(return_X_y=True)
     modelpier.save_model("tree", DecisionTreeClassifier().fit(x, y), settings=load_settings(home=home))
