@@ -136,10 +136,38 @@ def start_cluster(folder: Path) -> Iterator[Cluster]:
                 raise AssertionError(f"test-cluster.sh node failed:\n{node.stdout}{node.stderr}")
             cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
                               registry=(folder / "registry").read_text().strip())
-            with _kube_proxy(cluster):
+            with _kube_proxy(cluster), _api_for_pods(cluster):
                 yield cluster
         finally:
             _script("stop", folder, 180)
+
+
+@contextmanager
+def _api_for_pods(cluster: Cluster) -> Iterator[None]:
+    """The API server for pods (an in-cluster control plane): it listens on loopback only and its
+    ``kubernetes`` Service has no endpoints (``--endpoint-reconciler-type=none``), so forward the
+    bridge address to it (socat) and give the Service that endpoint; kube-proxy does the rest. The
+    bridge is made here (the CNI plugin adopts it), so the forwarder can bind before the first pod."""
+    port = int(cluster.kubeconfig.read_text().split("server: https://127.0.0.1:", 1)[1].split()[0])
+    if not Path(f"/sys/class/net/{BRIDGE}").exists():
+        for argv in (["ip", "link", "add", BRIDGE, "type", "bridge"],
+                     ["ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"]):
+            subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    proc = subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind={BRIDGE_ADDRESS},fork,reuseaddr",
+                             f"TCP:127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    guard = watch(proc.pid)
+    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+              "metadata": {"name": "kubernetes-for-pods", "namespace": "default",
+                           "labels": {"kubernetes.io/service-name": "kubernetes"}},
+              "addressType": "IPv4", "endpoints": [{"addresses": [BRIDGE_ADDRESS], "conditions": {"ready": True}}],
+              "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    try:
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(slice_))
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        guard.release()
 
 
 @contextmanager

@@ -125,7 +125,8 @@ class Load:
     platform: Platform
     name: str
     project: str = "default"
-    limit: int = 5_000
+    limit: int = 50_000
+    pause_s: float = 0.01  # a steady, bounded load (~50-100 requests/s here), not a benchmark
     headers: dict[str, str] | None = None
     failures: list[str] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
@@ -151,6 +152,7 @@ class Load:
                     continue
                 self.versions[r.json()["model_version"]] += 1
                 self.predictors[r.headers.get("x-pier-predictor", "?")] += 1
+                self._stop.wait(self.pause_s)
 
     def __enter__(self) -> Load:
         self._thread = threading.Thread(target=self._run, args=(self.platform.gateway_urls(),), daemon=True)
@@ -159,6 +161,7 @@ class Load:
         return self
 
     def wait(self, count: int, timeout: float = 120) -> None:
+        assert count <= self.limit, f"the load stops at {self.limit} requests"
         wait_until(lambda: self.count >= count, timeout=timeout, what=f"{count} requests")
 
     def __exit__(self, *exc: object) -> None:
@@ -294,6 +297,8 @@ def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_pred
         platform: Platform, pushed_iris: str, tmp_path: Path) -> None:
     """The image as a model server: ``pier render`` output (Deployment, Service) applied in a
     restricted namespace; the pod's init container pulls from the control plane's Service."""
+    if "--registry-url" not in platform.pier("render", "--help", COLUMNS="300").stdout:
+        pytest.skip("`pier render` no longer renders model pods (the control plane runs them: issue 16)")
     control = platform.cluster.get("service", "-n", NAMESPACE, "modelpier-control")["spec"]["clusterIP"]
     spec = tmp_path / "iris.yaml"
     spec.write_text(yaml.safe_dump({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
