@@ -110,11 +110,10 @@ class Platform:
         return (client or httpx).post(url, json=V2_BODY, timeout=10, headers=headers)  # type: ignore[attr-defined]
 
     def model_pods(self, name: str, project: str = "default") -> list[dict[str, Any]]:
-        """The running pods serving ``project/name``: those whose IP the routing table names."""
-        table = httpx.get(f"{self.control_url}/api/v1/routing", headers=ADMIN, timeout=10).text
-        pods = self.cluster.get("pods", "-A")["items"]
-        return [p for p in pods if p["status"].get("podIP") and p["metadata"]["namespace"] != NAMESPACE
-                and f"{p['status']['podIP']}:" in table and p["metadata"].get("deletionTimestamp") is None]
+        """The pods of ``project/name`` that are not being deleted (a project is a namespace)."""
+        pods = self.cluster.get("pods", "-n", project, "-l", f"app.kubernetes.io/instance={name}")["items"]
+        return [p for p in pods if p["metadata"].get("deletionTimestamp") is None
+                and p["status"].get("phase") in ("Pending", "Running")]
 
 
 @dataclass
@@ -388,7 +387,7 @@ def test_deleting_a_model_pod_under_load_fails_no_request(backend: Platform) -> 
                                 "--wait=false")
         load.wait(load.count + 200)
         wait_until(lambda: len({p["metadata"]["name"] for p in backend.model_pods("heal")} - before) >= 1,
-                   timeout=120, what="a new model pod in the routing table")
+                   timeout=120, what="a new model pod")
         load.wait(load.count + 100)
     assert load.failures == []
     backend.wait_ready("heal", 2)
@@ -401,7 +400,7 @@ def test_a_rolling_update_under_load_fails_no_request(backend: Platform) -> None
     with Load(backend, "roll") as load:
         backend.apply("roll", iris(2, 2))
         backend.wait_ready("roll", 2, revision=2)
-        load.wait(load.count + 50)
+        wait_until(lambda: load.versions["2"] >= 20, timeout=60, what="the gateways routing to revision 2")
     assert load.failures == []
     assert set(load.versions) <= {"1", "2"}
     assert load.versions["2"] > 0
@@ -440,8 +439,12 @@ def test_canary_weights_and_header_routes(backend: Platform) -> None:
 def test_scale_to_zero_and_wake_on_a_request(backend: Platform) -> None:
     backend.apply("sleepy", iris(1, 1, autoscaling={"minReplicas": 0, "maxReplicas": 1,
                                                      "stabilizationSeconds": 2}))
-    wait_until(lambda: backend.status("sleepy").get("readyReplicas") == 0 and not backend.model_pods("sleepy"),
-               timeout=180, what="sleepy scaled to zero")
+    def predictor() -> dict[str, Any]:
+        return dict(backend.status("sleepy")["predictors"][0])
+
+    wait_until(lambda: predictor()["readyReplicas"] == 0 and predictor()["desiredReplicas"] == 0, timeout=120,
+               what="sleepy scaled to zero")
+    wait_until(lambda: not backend.model_pods("sleepy"), timeout=60, what="its pod deleted")
     woken = backend.infer("sleepy", client=httpx.Client(timeout=120))
     assert woken.status_code == 200, woken.text
     assert len(backend.model_pods("sleepy")) == 1
