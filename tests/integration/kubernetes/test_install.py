@@ -39,7 +39,7 @@ def find(objects: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str,
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+@pytest.mark.parametrize("path", [*KUSTOMIZATIONS, "overlays/e2e"])
 def test_every_object_validates(path: str) -> None:
     for version in VERSIONS:
         for obj in build(path):
@@ -65,6 +65,18 @@ def test_the_platform_parts_are_there(path: str) -> None:
 def _verbs(role: dict[str, Any], group: str, resource: str) -> set[str]:
     return {verb for rule in role["rules"] if group in rule["apiGroups"] and resource in rule["resources"]
             for verb in rule["verbs"]}
+
+
+@pytest.mark.parametrize("path", [*KUSTOMIZATIONS, "overlays/e2e"])
+def test_the_gateway_runs_two_replicas_kept_by_a_budget_and_scaled_on_cpu(path: str) -> None:
+    objects = build(path)
+    assert find(objects, "Deployment", "modelpier-gateway")["spec"]["replicas"] >= 2
+    assert find(objects, "PodDisruptionBudget", "modelpier-gateway")["spec"]["minAvailable"] == 1
+    hpa = find(objects, "HorizontalPodAutoscaler", "modelpier-gateway")["spec"]
+    assert hpa["minReplicas"] == 2
+    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+    namespace = find(objects, "Namespace", "modelpier-system")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_the_control_planes_rbac_is_least_privilege() -> None:
@@ -104,7 +116,7 @@ def test_dev_needs_no_prometheus_operator_and_production_runs_two_of_each() -> N
     production = build("overlays/production")
     for name in ("modelpier-control", "modelpier-gateway"):
         assert find(production, "Deployment", name)["spec"]["replicas"] == 2
-        assert find(production, "PodDisruptionBudget", name)["spec"]["maxUnavailable"] == 1
+    assert find(production, "PodDisruptionBudget", "modelpier-control")["spec"]["maxUnavailable"] == 1
     assert not any(o["metadata"]["name"] == "modelpier-operator" for o in production)  # gone (issue 16)
     settings = find(production, "ConfigMap", "modelpier-config")["data"]
     assert settings["PIER_BLOB_URL"].startswith("s3://")

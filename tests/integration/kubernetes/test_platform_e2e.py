@@ -1,0 +1,493 @@
+"""The platform running as pods on a real Kubernetes v1.28 cluster with a real node.
+
+One cluster per module (``tests/support/k8s_node.py``): etcd, kube-apiserver, controller manager,
+scheduler, kubelet with containerd and runc, kube-proxy for ClusterIP Services, and the node's
+OCI registry. The platform image is built without Docker (``tests/support/platform_image.py``) and
+pushed there; PostgreSQL and S3 (moto) run on the host, reached by the pods at the bridge address.
+``deploy/kubernetes/overlays/e2e`` installs the platform with a kustomization written here (image,
+Secret, blob settings) into ``modelpier-system``, whose namespace enforces PodSecurity
+``restricted``. The tests talk to pods by their IPs, as the README of ``../shared/k8s`` allows.
+
+Skipped, saying why, without ``KUBEBUILDER_ASSETS`` or root. Every test here shares one cluster, so
+the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from modelpier.settings import load_settings
+from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
+from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
+from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+OVERLAY = ROOT / "deploy" / "kubernetes" / "overlays" / "e2e"
+NAMESPACE = "modelpier-system"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+BUCKET = "modelpier-e2e"
+CONTROL_CLUSTER_IP = "10.96.0.86"  # overlays/e2e pins it: no cluster DNS here
+V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+
+pytestmark = [pytest.mark.xdist_group("kubernetes-node"), pytest.mark.timeout(600)]
+
+
+@dataclass(frozen=True)
+class Platform:
+    cluster: Cluster
+    image: PlatformImage
+    home: Path  # PIER_HOME of the CLI the tests run on the host
+
+    def pod_ips(self, component: str) -> list[str]:
+        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
+        return [p["status"]["podIP"] for p in pods if _ready(p) and p["metadata"].get("deletionTimestamp") is None]
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.pod_ips('control-plane')[0]}:8600"
+
+    def gateway_urls(self) -> list[str]:
+        return [f"http://{ip}:8700" for ip in self.pod_ips("gateway")]
+
+    def pier(self, *args: str, check: bool = True, timeout: float = 120, **env: str
+             ) -> subprocess.CompletedProcess[str]:
+        return run_pier([*args], self.home, check=check, timeout=timeout, PIER_REMOTE=self.control_url, **env)
+
+    # -- the control plane's API, as the local platform's tests use it ------------------------------
+    def deployment(self, name: str, project: str = "default") -> str:
+        return f"{self.control_url}/api/v1/projects/{project}/deployments/{name}"
+
+    def apply(self, name: str, predictors: list[dict[str, Any]], project: str = "default", **spec: Any) -> None:
+        document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                    "metadata": {"name": name}, "spec": {"predictors": predictors, **spec}}
+        response = httpx.put(self.deployment(name, project), json=document, timeout=30, headers=ADMIN)
+        assert response.status_code in (200, 201), response.text
+
+    def delete(self, name: str, project: str = "default") -> None:
+        httpx.delete(self.deployment(name, project), headers=ADMIN, timeout=30)
+
+    def status(self, name: str, project: str = "default") -> dict[str, Any]:
+        return dict(httpx.get(self.deployment(name, project) + "/status", timeout=10, headers=ADMIN).json())
+
+    def wait_ready(self, name: str, replicas: int, *, project: str = "default", revision: int | None = None,
+                   timeout: float = 180) -> None:
+        def ready() -> bool:
+            try:
+                s = self.status(name, project)
+            except httpx.HTTPError:
+                return False  # the control plane's pod is being replaced
+            return (s.get("readyReplicas") == replicas and s.get("observedRevision") is not None
+                    and (revision is None or s.get("observedRevision") == revision)
+                    and s.get("observedRevision") == s.get("desiredRevision")
+                    and any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions", [])))
+        try:
+            wait_until(ready, timeout=timeout, what=f"{project}/{name} ready with {replicas} replicas")
+        except AssertionError as e:
+            pods = self.cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+            logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "deployment/modelpier-control", "--tail=30",
+                                        check=False).stdout
+            raise AssertionError(f"{e}\n{self.status(name, project)}\n{pods}\n{logs}") from None
+
+    def infer(self, name: str, *, project: str = "default", gateway: str | None = None,
+              client: httpx.Client | None = None, headers: dict[str, str] | None = None,
+              model: str = "iris", timeout: float = 10) -> httpx.Response:
+        url = f"{gateway or self.gateway_urls()[0]}/{project}/{name}/v2/models/{model}/infer"
+        return (client or httpx).post(url, json=V2_BODY, timeout=timeout, headers=headers)  # type: ignore[attr-defined]
+
+    def model_pods(self, name: str, project: str = "default") -> list[dict[str, Any]]:
+        """The pods of ``project/name`` that are not being deleted (a project is a namespace)."""
+        pods = self.cluster.get("pods", "-n", project, "-l", f"app.kubernetes.io/instance={name}")["items"]
+        return [p for p in pods if p["metadata"].get("deletionTimestamp") is None
+                and p["status"].get("phase") in ("Pending", "Running")]
+
+
+@dataclass
+class Load:
+    """Predictions through the gateway pods in turn (as their Service would spread them), on a
+    background thread until stopped or ``limit`` requests; every non-200 is a failure."""
+
+    platform: Platform
+    name: str
+    project: str = "default"
+    limit: int = 50_000
+    pause_s: float = 0.01  # a steady, bounded load (~50-100 requests/s here), not a benchmark
+    headers: dict[str, str] | None = None
+    failures: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)
+    predictors: Counter[str] = field(default_factory=Counter)
+    revisions: Counter[str] = field(default_factory=Counter)  # x-pier-revision: which rollout answered
+    count: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self, gateways: list[str]) -> None:
+        with httpx.Client() as client:
+            for gateway in itertools.cycle(gateways):
+                if self._stop.is_set() or self.count >= self.limit:
+                    return
+                self.count += 1
+                try:
+                    r = self.platform.infer(self.name, project=self.project, gateway=gateway, client=client,
+                                            headers=self.headers)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{gateway}: {type(exc).__name__}: {exc}")
+                    continue
+                if r.status_code != 200:
+                    self.failures.append(f"{gateway}: {r.status_code}: {r.text[:200]}")
+                    continue
+                self.versions[r.json()["model_version"]] += 1
+                self.predictors[r.headers.get("x-pier-predictor", "?")] += 1
+                self.revisions[r.headers.get("x-pier-revision", "?")] += 1
+                self._stop.wait(self.pause_s)
+
+    def __enter__(self) -> Load:
+        self._thread = threading.Thread(target=self._run, args=(self.platform.gateway_urls(),), daemon=True)
+        self._thread.start()
+        wait_until(lambda: self.count >= 20 or not self._thread or not self._thread.is_alive(), what="load")
+        return self
+
+    def wait(self, count: int, timeout: float = 120) -> None:
+        assert count <= self.limit, f"the load stops at {self.limit} requests"
+        wait_until(lambda: self.count >= count, timeout=timeout, what=f"{count} requests")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=30)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def backend_available() -> bool:
+    """The Kubernetes backend (issue 16) is in this build: ``pier server --backend kubernetes`` runs."""
+    return importlib.util.find_spec("modelpier.backends.kubernetes.backend") is not None and hasattr(
+        load_settings(), "kubernetes")
+
+
+def _kustomization(image: PlatformImage, postgres_url: str, s3_port: int, folder: Path) -> Path:
+    """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store, and
+    what model pods run and pull from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name, digest = image.by_digest.split("@")
+    backend = (["PIER_PLATFORM__BACKEND=kubernetes", f"PIER_KUBERNETES__IMAGE={image.by_digest}",
+                f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"] if backend_available() else [])
+    document = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(OVERLAY, folder)],
+        "images": [{"name": "ghcr.io/modelpier/modelpier", "newName": name, "digest": digest}],
+        "configMapGenerator": [{"name": "modelpier-config", "behavior": "merge", "literals": [
+            f"PIER_BLOB_URL=s3://{BUCKET}/models", f"PIER_S3_ENDPOINT_URL=http://{BRIDGE_ADDRESS}:{s3_port}",
+            "AWS_DEFAULT_REGION=us-east-1", *backend]}],
+        "secretGenerator": [{"name": "modelpier-secrets", "namespace": NAMESPACE, "literals": [
+            f"PIER_DATABASE_URL={postgres_url}", f"PIER_ADMIN_TOKEN={ADMIN_TOKEN}", "PIER_AUTH__SECRET=e2e-secret",
+            "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"]}],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return folder
+
+
+def wait_rollout(cluster: Cluster, name: str, timeout: float = 180) -> None:
+    done = cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{name}", f"--timeout={timeout:.0f}s",
+                           check=False, timeout=timeout + 10)
+    if done.returncode != 0:
+        pods = cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide", check=False).stdout
+        events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
+        logs = cluster.kubectl("-n", NAMESPACE, "logs", f"deployment/{name}", "--tail=40", check=False).stdout
+        raise AssertionError(f"{name} not rolled out:\n{done.stderr}\n{pods}\n{events[-3000:]}\n{logs}")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    base = tmp_path_factory.mktemp("k8s-e2e")
+    with ExitStack() as stack:
+        started = time.monotonic()
+        cluster = stack.enter_context(start_cluster(base / "cluster"))
+        postgres = stack.enter_context(host_postgres())
+        s3_port = stack.enter_context(host_s3(base / "s3", BUCKET))
+        try:
+            image = build_platform_image(cluster.registry)
+        except ImageUnavailable as e:
+            pytest.skip(str(e))
+        install = _kustomization(image, postgres.url(BRIDGE_ADDRESS), s3_port, base / "install")
+        cluster.kubectl("apply", "-k", str(install), timeout=120)
+        for name in ("modelpier-control", "modelpier-gateway"):
+            wait_rollout(cluster, name)
+        print(f"platform up in {time.monotonic() - started:.1f} s; image {image.seconds}")
+        home = base / "cli"
+        home.mkdir()
+        yield Platform(cluster=cluster, image=image, home=home)
+
+
+@pytest.fixture(scope="module")
+def pushed_iris(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """iris:1 pushed from a laptop store to the control plane pod (its files land in S3)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path_factory.mktemp("iris")
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(x, y), folder / "iris.joblib")
+    run_pier(["models", "save", str(folder / "iris.joblib"), "--name", "iris"], platform.home, check=True)
+    platform.pier("models", "push", "iris:1", "--remote", platform.control_url)
+    return "iris:1"
+
+
+def test_the_platform_runs_as_restricted_non_root_pods(platform: Platform) -> None:
+    namespace = platform.cluster.get("namespace", NAMESPACE)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    pods = platform.cluster.get("pods", "-n", NAMESPACE)["items"]
+    components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
+    assert components == ["control-plane", "gateway", "gateway"]
+    for pod in pods:
+        assert _ready(pod), pod["metadata"]["name"]
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["containers"][0]["image"] == platform.image.by_digest
+    # The gateway found the control plane through its Service (ClusterIP, no DNS).
+    for url in platform.gateway_urls():
+        health = httpx.get(f"{url}/healthz", timeout=5).json()
+        assert health["routing"]["control"].startswith("http://10.96."), health
+    gateway = platform.cluster.get("hpa", "-n", NAMESPACE, "modelpier-gateway")
+    assert gateway["spec"]["minReplicas"] == 2
+    assert platform.cluster.get("pdb", "-n", NAMESPACE, "modelpier-gateway")["spec"]["minAvailable"] == 1
+
+
+def test_a_root_pod_is_refused_by_the_namespace(platform: Platform) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root", "namespace": NAMESPACE},
+           "spec": {"containers": [{"name": "c", "image": platform.image.by_digest, "args": ["--help"]}]}}
+    done = platform.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(pod), check=False)
+    assert done.returncode != 0
+    assert "violates PodSecurity" in done.stderr, done.stderr
+
+
+def test_the_control_plane_keeps_models_in_postgres_and_s3_across_pod_restarts(platform: Platform, pushed_iris: str,
+                                                                               tmp_path: Path) -> None:
+    old = platform.pod_ips("control-plane")
+    platform.cluster.kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=control-plane",
+                             "--wait=true", timeout=90)
+    wait_until(lambda: bool(platform.pod_ips("control-plane")) and platform.pod_ips("control-plane") != old,
+               timeout=120, what="a new control-plane pod")
+    listed = platform.pier("models", "list", "-o", "json").stdout
+    assert "iris" in listed
+    pulled = run_pier(["models", "pull", pushed_iris, "--remote", platform.control_url], tmp_path / "other", check=True)
+    assert pulled.returncode == 0
+
+
+
+def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_predicts(
+        platform: Platform, pushed_iris: str, tmp_path: Path) -> None:
+    """The image as a model server: ``pier render`` output (Deployment, Service) applied in a
+    restricted namespace; the pod's init container pulls from the control plane's Service."""
+    if "--registry-url" not in platform.pier("render", "--help", COLUMNS="300").stdout:
+        pytest.skip("`pier render` no longer renders model pods (the control plane runs them: issue 16)")
+    control = platform.cluster.get("service", "-n", NAMESPACE, "modelpier-control")["spec"]["clusterIP"]
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(yaml.safe_dump({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                                    "metadata": {"name": "rendered"}, "spec": {"predictors": [
+                                        {"name": "main", "model": pushed_iris, "replicas": 1,
+                                         "resources": {"cpu": "250m", "memory": "512Mi"}}]}}))
+    rendered = platform.pier("render", "-f", str(spec), "--namespace", "rendered", "--image",
+                             platform.image.by_digest, "--registry-url", f"http://{control}:8600").stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ("Deployment", "Service")]
+    platform.cluster.kubectl("create", "namespace", "rendered")
+    platform.cluster.kubectl("label", "namespace", "rendered", "pod-security.kubernetes.io/enforce=restricted")
+    platform.cluster.kubectl("-n", "rendered", "create", "secret", "generic", "modelpier-registry-token",
+                             f"--from-literal=token={ADMIN_TOKEN}")
+    platform.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+    done = platform.cluster.kubectl("-n", "rendered", "rollout", "status", "deployment/rendered-main",
+                                    "--timeout=120s", check=False, timeout=130)
+    assert done.returncode == 0, platform.cluster.kubectl("-n", "rendered", "get", "events", check=False).stdout
+    pod = platform.cluster.get("pods", "-n", "rendered")["items"][0]
+    response = httpx.post(f"http://{pod['status']['podIP']}:8080/v2/models/iris/infer", json=V2_BODY, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [0]
+    platform.cluster.kubectl("delete", "namespace", "rendered", "--wait=false")
+
+
+# -- the Kubernetes backend: everything below drives the control plane's reconciler on pods ----------
+
+
+@pytest.fixture(scope="module")
+def backend(platform: Platform, pushed_iris: str) -> Platform:
+    """The platform whose control plane runs deployments as pods; iris:1 and iris:2 in its registry."""
+    if not backend_available():
+        pytest.skip("the Kubernetes backend (`pier server --backend kubernetes`, issue 16) is not on this branch yet")
+    # Pods pull with the token in their namespace's Secret (the project's namespace: default here).
+    platform.cluster.kubectl("-n", "default", "create", "secret", "generic", "modelpier-registry-token",
+                             f"--from-literal=token={ADMIN_TOKEN}")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import modelpier
+    from modelpier.settings import load_settings
+
+    x, y = load_iris(return_X_y=True)
+    version = modelpier.save_model("iris", LogisticRegression(C=0.5, max_iter=500).fit(x, y),
+                                   settings=load_settings(home=platform.home))
+    assert str(version.version) == "2", version
+    platform.pier("models", "push", "iris:2", "--remote", platform.control_url)
+    return platform
+
+
+def iris(version: int, replicas: int, **extra: Any) -> list[dict[str, Any]]:
+    return [{"name": "main", "model": f"iris:{version}", "replicas": replicas,
+             "resources": {"cpu": "250m", "memory": "512Mi"}, **extra}]
+
+
+def test_deploy_the_example_and_predict_through_each_gateway_pod(backend: Platform) -> None:
+    backend.apply("example", iris(1, 1))
+    backend.wait_ready("example", 1)
+    for gateway in backend.gateway_urls():
+        response = backend.infer("example", gateway=gateway)
+        assert response.status_code == 200, response.text
+        assert response.json()["model_version"] == "1"
+        assert response.headers["x-pier-predictor"] == "main"
+    pods = backend.model_pods("example")
+    assert len(pods) == 1
+    assert pods[0]["spec"]["securityContext"]["runAsNonRoot"] is True
+    backend.delete("example")
+
+
+def test_token_auth_refuses_a_caller_without_a_token_and_admits_one_with_it(backend: Platform) -> None:
+    backend.apply("guarded", iris(1, 1), auth={"mode": "token"})
+    backend.wait_ready("guarded", 1)
+    gateway = backend.gateway_urls()[0]
+    assert backend.infer("guarded", gateway=gateway).status_code == 401
+    assert backend.infer("guarded", gateway=gateway, headers={"Authorization": "Bearer pier_wrong"}).status_code in (
+        401, 403)
+    assert backend.infer("guarded", gateway=gateway, headers=ADMIN).status_code == 200
+    backend.delete("guarded")
+
+
+def test_deleting_a_model_pod_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("heal", iris(1, 2))
+    backend.wait_ready("heal", 2)
+    before = {p["metadata"]["name"] for p in backend.model_pods("heal")}
+    victim = backend.model_pods("heal")[0]
+    with Load(backend, "heal") as load:
+        backend.cluster.kubectl("-n", victim["metadata"]["namespace"], "delete", "pod", victim["metadata"]["name"],
+                                "--wait=false")
+        load.wait(load.count + 200)
+        wait_until(lambda: len({p["metadata"]["name"] for p in backend.model_pods("heal")} - before) >= 1,
+                   timeout=120, what="a new model pod")
+        load.wait(load.count + 100)
+    assert load.failures == []
+    backend.wait_ready("heal", 2)
+    backend.delete("heal")
+
+
+def test_a_rolling_update_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("roll", iris(1, 2))
+    backend.wait_ready("roll", 2)
+    with Load(backend, "roll") as load:
+        backend.apply("roll", iris(2, 2))
+        backend.wait_ready("roll", 2, revision=2)
+        try:
+            wait_until(lambda: load.revisions["2"] >= 20, timeout=60, what="the gateways routing to revision 2")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {load.revisions}, {load.failures[:3]}, {backend.status('roll')}") from None
+    assert load.failures == []
+    assert set(load.revisions) <= {"1", "2"}
+    assert {backend.infer("roll").headers["x-pier-revision"] for _ in range(10)} == {"2"}
+    backend.delete("roll")
+
+
+@pytest.mark.xfail(strict=True, reason="a pod pulls REF into an empty store, where it becomes version 1: the "
+                                       "model server reports the local number, not the registry's (as replicas "
+                                       "of the local backend do); found by this test, for the Kubernetes backend")
+def test_a_pod_reports_the_registry_version_it_serves(backend: Platform) -> None:
+    backend.apply("second", iris(2, 1))
+    backend.wait_ready("second", 1)
+    try:
+        assert backend.infer("second").json()["model_version"] == "2"
+    finally:
+        backend.delete("second")
+
+
+def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Platform) -> None:
+    backend.apply("steady", iris(1, 1))
+    backend.wait_ready("steady", 1)
+    old = backend.pod_ips("control-plane")
+    with Load(backend, "steady") as load:
+        backend.cluster.kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=control-plane",
+                                "--wait=false")
+        wait_until(lambda: bool(backend.pod_ips("control-plane")) and backend.pod_ips("control-plane") != old,
+                   timeout=120, what="a new control-plane pod")
+        load.wait(load.count + 100)
+    assert load.failures == []
+    backend.wait_ready("steady", 1)
+    backend.delete("steady")
+
+
+def test_canary_weights_and_header_routes(backend: Platform) -> None:
+    predictors = [{**iris(1, 1)[0], "weight": 70}, {**iris(2, 1)[0], "name": "canary", "weight": 30}]
+    backend.apply("split", predictors, routes=[{"match": {"headers": {"x-segment": "beta"}}, "predictor": "canary"}])
+    backend.wait_ready("split", 2)
+    with Load(backend, "split", limit=300) as load:
+        load.wait(300)
+    assert load.failures == []
+    assert 0.15 < load.predictors["canary"] / load.count < 0.45, load.predictors
+    beta = [backend.infer("split", headers={"x-segment": "beta"}) for _ in range(10)]
+    assert {r.headers["x-pier-predictor"] for r in beta} == {"canary"}
+    backend.delete("split")
+
+
+def test_scale_to_zero_and_wake_on_a_request(backend: Platform) -> None:
+    backend.apply("sleepy", iris(1, 1, autoscaling={"minReplicas": 0, "maxReplicas": 1,
+                                                     "stabilizationSeconds": 2}))
+    def predictor() -> dict[str, Any]:
+        return dict(backend.status("sleepy")["predictors"][0])
+
+    wait_until(lambda: predictor()["readyReplicas"] == 0 and predictor()["desiredReplicas"] == 0, timeout=120,
+               what="sleepy scaled to zero")
+    wait_until(lambda: not backend.model_pods("sleepy"), timeout=60, what="its pod deleted")
+    woken = backend.infer("sleepy", timeout=120)  # held by the gateway while a pod starts
+    assert woken.status_code == 200, woken.text
+    assert len(backend.model_pods("sleepy")) == 1
+    backend.delete("sleepy")
+
+
+def test_a_second_projects_deployment_pulls_its_own_model(backend: Platform, tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    import modelpier
+    from modelpier.settings import load_settings
+
+    created = httpx.post(f"{backend.control_url}/api/v1/projects", json={"name": "acme"}, headers=ADMIN, timeout=10)
+    assert created.status_code in (200, 201, 409), created.text
+    # The project's namespace, made by its administrator with the pull token (a project = a namespace).
+    backend.cluster.kubectl("create", "namespace", "acme")
+    backend.cluster.kubectl("label", "namespace", "acme", "pod-security.kubernetes.io/enforce=restricted")
+    backend.cluster.kubectl("-n", "acme", "create", "secret", "generic", "modelpier-registry-token",
+                            f"--from-literal=token={ADMIN_TOKEN}")
+    home = tmp_path / "acme"
+    x, y = load_iris(return_X_y=True)
+    modelpier.save_model("tree", DecisionTreeClassifier().fit(x, y), settings=load_settings(home=home))
+    run_pier(["models", "push", "tree:1", "--remote", backend.control_url], home, check=True, PIER_PROJECT="acme")
+    backend.apply("trees", [{"name": "main", "model": "tree:1", "replicas": 1,
+                             "resources": {"cpu": "250m", "memory": "512Mi"}}], project="acme")
+    backend.wait_ready("trees", 1, project="acme")
+    response = backend.infer("trees", project="acme", model="tree")
+    assert response.status_code == 200, response.text
+    backend.delete("trees", project="acme")
