@@ -75,17 +75,14 @@ class RegistrySettings(BaseModel):
 
 
 class PlatformSettings(BaseModel):
-    """The one-machine platform ``pier up`` runs: gateway, reconciler and local backend."""
+    """The reconciler and its backend, which `pier up` and `pier server` run (`control/platform.py`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    gateway_host: str = Field("127.0.0.1", description="Interface the gateway binds; loopback by default, like "
-                              "the control plane.")
-    gateway_port: int = Field(8700, ge=0, le=65535, description="TCP port of the gateway, where every deployment "
-                              "answers under /{project}/{deployment}/ (0 picks a free one).")
-    gateway_grpc_port: int = Field(8701, ge=0, le=65535, description="TCP port of the gateway's V2 gRPC service, "
-                                   "where the deployment is named by the x-pier-deployment metadata; next to "
-                                   "gateway_port so the pair is easy to remember. 0 turns gRPC off.")
+    backend: Literal["local", "kubernetes", "none"] = Field(
+        "local", description="Where `pier server` runs replicas (PIER_PLATFORM__BACKEND; `pier server --backend` "
+                             "overrides): local child processes, Kubernetes pods, or none (the API and registry "
+                             "only: desired state is kept, nothing reconciles it). Local, like `pier up`.")
     replica_port_min: int = Field(30000, ge=1024, le=65535, description="Lowest loopback port a local replica "
                                   "may listen on; a range keeps replicas away from other services' ports.")
     replica_port_max: int = Field(30999, ge=1024, le=65535, description="Highest replica port (inclusive); "
@@ -216,10 +213,10 @@ class ClientSettings(BaseModel):
         None, description="Base URL the client calls (PIER_CLIENT__URL): a gateway "
                           "(http://host:8700, deployments under /{project}/{name}/) or one `pier serve` "
                           "(http://host:8080). Unset: the local gateway, "
-                          "http://{platform.gateway_host}:{platform.gateway_port}.")
+                          "http://{gateway.host}:{gateway.port}.")
     grpc_url: str | None = Field(
         None, description="host:port of the V2 gRPC service the client calls with grpc=True "
-                          "(PIER_CLIENT__GRPC_URL). Unset: the local gateway's platform.gateway_grpc_port.")
+                          "(PIER_CLIENT__GRPC_URL). Unset: the local gateway's gateway.grpc_port.")
     timeout_s: float = Field(
         30.0, gt=0, description="Default deadline of one call in seconds, sent to the server "
                                 "(x-pier-timeout-ms / the gRPC deadline) so it stops working on an answer nobody "
@@ -233,10 +230,17 @@ class ClientSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
-    """The gateway's serving patterns: prediction cache and asynchronous jobs (docs/gateway-patterns.md)."""
+    """The gateway: where it listens, its prediction cache and async jobs (docs/gateway-patterns.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    host: str = Field("127.0.0.1", description="Interface the gateway binds (PIER_GATEWAY__HOST); loopback by "
+                      "default, like the control plane.")
+    port: int = Field(8700, ge=0, le=65535, description="TCP port of the gateway (PIER_GATEWAY__PORT), where every "
+                      "deployment answers under /{project}/{deployment}/ (0 picks a free one).")
+    grpc_port: int = Field(8701, ge=0, le=65535, description="TCP port of the gateway's V2 gRPC service "
+                           "(PIER_GATEWAY__GRPC_PORT), where the deployment is named by the x-pier-deployment "
+                           "metadata; next to port so the pair is easy to remember. 0 turns gRPC off.")
     redis_url: SecretStr | None = Field(
         None, description="redis://[user:password@]host:port/db of a Redis that holds the prediction cache and the "
                           "async job queue (PIER_GATEWAY__REDIS_URL), shared by every gateway that names it. Unset: "

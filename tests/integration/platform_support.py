@@ -62,7 +62,7 @@ def replica_env(low: int) -> dict[str, str]:
             "PIER_PLATFORM__RECONCILE_INTERVAL_S": "0.2", "PIER_PLATFORM__STOP_GRACE_S": "10",
             "PIER_CONTROL__ALIAS_POLL_SECONDS": "0.5",
             # The gateway's gRPC port: a free one, not 8701, so platforms of parallel test runs do not collide.
-            "PIER_PLATFORM__GATEWAY_GRPC_PORT": str(free_port()),
+            "PIER_GATEWAY__GRPC_PORT": str(free_port()),
             "PIER_LOG_LEVEL": "info"}
 
 

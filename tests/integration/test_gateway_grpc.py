@@ -66,7 +66,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> I
 
 @pytest.fixture(scope="module")
 def address(env: dict[str, str]) -> str:
-    return f"127.0.0.1:{env['PIER_PLATFORM__GATEWAY_GRPC_PORT']}"
+    return f"127.0.0.1:{env['PIER_GATEWAY__GRPC_PORT']}"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_token_deployments_need_a_bearer_the_control_plane_accepts(channel: grpc
 def test_http_and_grpc_share_the_gateway_process(platform: Platform) -> None:
     assert platform.infer("iris").status_code == 200
     argv = json.loads((platform.home / "gateway.json").read_text())["argv"]
-    assert argv[argv.index("--grpc-port") + 1] == platform.env["PIER_PLATFORM__GATEWAY_GRPC_PORT"]
+    assert argv[argv.index("--grpc-port") + 1] == platform.env["PIER_GATEWAY__GRPC_PORT"]
 
 
 # -- the serving patterns over gRPC --------------------------------------------------------------------

@@ -64,13 +64,14 @@ def run_pier(args: list[str], home: Path, *, check: bool = False, timeout: float
 
 
 @contextmanager
-def control_plane(home: Path, **extra: str) -> Iterator[str]:
-    """A real `pier server` on a free loopback port; yields its base URL."""
+def control_plane(home: Path, *, backend: str = "none", **extra: str) -> Iterator[str]:
+    """A real `pier server` on a free loopback port; yields its base URL. The backend is ``none`` unless
+    asked: the API keeps desired state and no replica starts (tests of the API, not of serving)."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("w")
-    proc = subprocess.Popen([str(BIN / "pier"), "server", "--host", "127.0.0.1", "--port", str(port)],
-                            env=pier_env(home, **extra), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(BIN / "pier"), "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend", backend], env=pier_env(home, **extra), stdout=log, stderr=subprocess.STDOUT)
     guard = watch(proc.pid)  # stopped even when the test run is interrupted
     url = f"http://127.0.0.1:{port}"
     try:

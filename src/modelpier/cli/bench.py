@@ -3,7 +3,7 @@
 Finds the deployment through the control plane's API (``ControlClient``), its model's input example
 through the registry's endpoints to build a V2 request unless ``--data`` gives a body, and
 its endpoint in the deployment's status (the gateway URL the control plane publishes), else
-``http://127.0.0.1:{platform.gateway_port}/{project}/{NAME}``. ``--url`` points at any endpoint the
+``http://127.0.0.1:{gateway.port}/{project}/{NAME}``. ``--url`` points at any endpoint the
 user owns instead (a ``pier serve`` replica, a remote gateway); with ``--data`` too, no control plane
 is asked at all. The load itself is ``bench/load.py``; the report ``bench/report.py``.
 """
@@ -94,7 +94,7 @@ def _resolve(c: CliContext, name: str, project: str, *, remote: str | None, url:
                                    "FILE with a request body (JSON)")
             inputs = [(t.name, t.datatype) for t in version.signature.inputs] if version.signature else []
             body = json.dumps(v2_request(version.input_example, inputs)).encode()
-    base = url or deployment.status.url or f"http://127.0.0.1:{c.settings.platform.gateway_port}/{project}/{name}"
+    base = url or deployment.status.url or f"http://127.0.0.1:{c.settings.gateway.port}/{project}/{name}"
     if url is None and deployment.spec.auth.mode == "token" and c.token \
             and not any(k.lower() == "authorization" for k, _ in headers):
         headers = [*headers, ("Authorization", f"Bearer {c.token}")]  # the gateway's own check; never to --url

@@ -95,7 +95,7 @@ def predict(
     output: PredictFormat = typer.Option(PredictFormat.table, "--output", "-o",
                                          help="table: predictions beside their rows; json: for scripts."),
     url: str = typer.Option(None, "--url", help="Gateway or `pier serve` URL; default: client.url, else the "
-                            "local gateway (platform.gateway_host:gateway_port)."),
+                            "local gateway (gateway.host:gateway.port)."),
     project: str = typer.Option(None, "--project", "-p", help="Project of the deployment (default: PIER_PROJECT, "
                                 "else default)."),
     model: str = typer.Option(None, "--model", help="Model behind the deployment (default: the one it serves)."),

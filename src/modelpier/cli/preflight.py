@@ -5,7 +5,7 @@ after the "shown once" admin token was printed, or a gateway that dies at start 
 process answers its health check, restarted every few seconds forever. So each port is tried first,
 and the first busy one fails ``pier up`` with one line: the port, the process holding it when it can be
 seen, and the flag that picks another. Ports held by this platform's own running gateway are not
-checked: the next ``pier up`` adopts or replaces that gateway (``daemons.GatewayProcess``).
+checked: the next ``pier up`` adopts or replaces that gateway (``gateway/process.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from modelpier._lib import ports
-from modelpier.cli.daemons import GATEWAY_FILE, PLATFORM_FILE, argv_option, load_record, running
 from modelpier.errors import Conflict
+from modelpier.gateway.process import GATEWAY_FILE, PLATFORM_FILE, argv_option, load_record, running
 from modelpier.settings import Settings
 
 
@@ -31,13 +31,12 @@ class WantedPort:
 def plan_port_checks(settings: Settings, host: str, port: int, gateway_argv: Sequence[str] | None) -> list[WantedPort]:
     """The ports ``pier up`` will listen on that must be free now; port 0 (any free port), gRPC off (0) and
     the ports of our own running gateway (``gateway_argv``) need no check."""
-    cfg = settings.platform
+    cfg = settings.gateway
     ours = {argv_option(gateway_argv, "--port"), argv_option(gateway_argv, "--grpc-port")} if gateway_argv else set()
     wanted = [WantedPort(host, port, "the API", "--port", "control.port"),
-              WantedPort(cfg.gateway_host, cfg.gateway_port, "the gateway", "--gateway-port",
-                         "platform.gateway_port"),
-              WantedPort(cfg.gateway_host, cfg.gateway_grpc_port, "the gateway's gRPC service",
-                         "--gateway-grpc-port", "platform.gateway_grpc_port")]
+              WantedPort(cfg.host, cfg.port, "the gateway", "--gateway-port", "gateway.port"),
+              WantedPort(cfg.host, cfg.grpc_port, "the gateway's gRPC service", "--gateway-grpc-port",
+                         "gateway.grpc_port")]
     return [w for w in wanted if w.port != 0 and str(w.port) not in ours]
 
 

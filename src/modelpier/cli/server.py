@@ -1,63 +1,71 @@
-"""``pier server`` (the control-plane API), ``pier up`` (the platform with the example model) and
-``pier down`` (stop what ``pier up`` left running: itself, the gateway, the replicas)."""
+"""``pier server`` (the control plane over the backend ``platform.backend`` names), ``pier up`` (the same
+control plane over local replicas, with a gateway and the example model) and ``pier down`` (stop what
+they left running: the control plane, the gateway, the replicas). Both run ``cli/platform.py``."""
 
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
 import typer
 
 from modelpier.cli.context import get_context
 
 
-def _run_control_plane(ctx: typer.Context, host: str | None, port: int | None, *, with_example: bool) -> None:
-    import uvicorn
+class ServerBackend(StrEnum):
+    """The values of ``platform.backend`` (``backends/factory.py``)."""
 
-    from modelpier.control.app import build_control_plane
-    from modelpier.dashboard import mount_dashboard
-    from modelpier.registry.factory import build_registry
-
-    c = get_context(ctx)
-    settings = c.settings
-    host = host or settings.control.host
-    port = settings.control.port if port is None else port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    registry = build_registry(settings)
-    app = build_control_plane(settings, registry=registry)
-    mount_dashboard(app, settings, gateway_url=None)
-    config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level, access_log=False)
-    server = uvicorn.Server(config)
-    url = f"http://{host}:{port}"
-    if with_example:
-        from modelpier.examples.iris import ensure_example_model
-
-        example = ensure_example_model(registry, settings)
-        c.out.print(f"example model registered: [bold]{example.model}:{example.version}[/] "
-                    f"(alias production)")
-    c.out.print(f"modelpier control plane on [bold]{url}[/]")
-    c.out.print(f"  API docs:  {url}/docs")
-    c.out.print(f"  models:    curl {url}/api/v1/models")
-    c.out.print(f"  CLI:       pier models list --remote {url}")
-    server.run()
+    local = "local"
+    kubernetes = "kubernetes"
+    none = "none"
 
 
 def server(
     ctx: typer.Context,
     host: str = typer.Option(None, help="Interface to bind (default: control.host, 127.0.0.1)."),
     port: int = typer.Option(None, help="TCP port (default: control.port, 8600)."),
+    backend: ServerBackend = typer.Option(None, "--backend",
+                                          help="Where replicas run (default: platform.backend, local): local "
+                                               "child processes, Kubernetes pods, or none (the API and registry "
+                                               "only)."),
 ) -> None:
-    """Run the control-plane API server (registry under /api/v1, OpenAPI at /docs)."""
-    _run_control_plane(ctx, host, port, with_example=False)
+    """Run the control plane: the API (registry, deployments; OpenAPI at /docs), the reconciler over the
+    backend, and the routing table a `pier gateway --control URL` serves from."""
+    import asyncio
+
+    from modelpier.backends.factory import build_backend
+    from modelpier.cli.platform import run_server
+    from modelpier.registry.factory import build_registry
+
+    c = get_context(ctx)
+    settings = c.settings
+    if backend is not None:
+        chosen_platform = settings.platform.model_copy(update={"backend": backend.value})
+        settings = settings.model_copy(update={"platform": chosen_platform})
+    host = host or settings.control.host
+    port = settings.control.port if port is None else port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
+    chosen = build_backend(settings)
+
+    def ready(url: str) -> None:
+        c.out.print(f"modelpier control plane on [bold]{url}[/] (backend: {settings.platform.backend})")
+        c.out.print(f"  API docs:  {url}/docs")
+        c.out.print(f"  models:    curl {url}/api/v1/models")
+        c.out.print(f"  CLI:       pier models list --remote {url}")
+        c.out.print(f"  gateway:   pier gateway --control {url}")
+
+    asyncio.run(run_server(settings, build_registry(settings), chosen, host=host, port=port, on_ready=ready))
 
 
 def up(
     ctx: typer.Context,
     host: str = typer.Option(None, help="Interface of the API (default: control.host, 127.0.0.1)."),
     port: int = typer.Option(None, help="TCP port of the API (default: control.port, 8600)."),
-    gateway_port: int = typer.Option(None, help="TCP port of the gateway (default: platform.gateway_port, 8700)."),
+    gateway_port: int = typer.Option(None, help="TCP port of the gateway (default: gateway.port, 8700)."),
     gateway_grpc_port: int = typer.Option(None, "--gateway-grpc-port", min=0, max=65535,
                                           help="TCP port of the gateway's V2 gRPC service (default: "
-                                               "platform.gateway_grpc_port, 8701; 0 turns gRPC off)."),
+                                               "gateway.grpc_port, 8701; 0 turns gRPC off)."),
     example: bool = typer.Option(True, "--example/--no-example",
                                  help="Register the iris example model and deploy it as default/iris."),
 ) -> None:
@@ -78,10 +86,10 @@ def up(
     def say(text: str) -> None:
         c.out.print(text, soft_wrap=True)  # URLs and the curl line must stay copyable: no wrapping
 
-    chosen = {key: value for key, value in (("gateway_port", gateway_port), ("gateway_grpc_port", gateway_grpc_port))
+    chosen = {key: value for key, value in (("port", gateway_port), ("grpc_port", gateway_grpc_port))
               if value is not None}
     if chosen:
-        settings = settings.model_copy(update={"platform": settings.platform.model_copy(update=chosen)})
+        settings = settings.model_copy(update={"gateway": settings.gateway.model_copy(update=chosen)})
     host = host or settings.control.host
     port = settings.control.port if port is None else port
     check_platform(settings, host, port)
@@ -122,9 +130,10 @@ def down(
                                   help="Seconds each process may take to drain after SIGTERM before SIGKILL "
                                        "(default: platform.stop_grace_s, 30)."),
 ) -> None:
-    """Stop the platform `pier up` started: the control plane, the gateway and every replica, by pid."""
+    """Stop the platform `pier up` (or `pier server` with local replicas) started: the control plane, the
+    gateway and every replica, by pid."""
     from modelpier.backends.local import records
-    from modelpier.cli.daemons import GATEWAY_FILE, PLATFORM_FILE, load_record, running, stop_processes
+    from modelpier.gateway.process import GATEWAY_FILE, PLATFORM_FILE, load_record, running, stop_processes
 
     c = get_context(ctx)
     settings = c.settings

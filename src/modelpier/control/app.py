@@ -1,7 +1,8 @@
-"""Composition root of the control plane (``pier server``): builds the FastAPI app.
+"""The control plane's API app: routes, security, error envelope, OpenAPI document, housekeeping loops.
 
-Everything the routes need is constructed here from ``Settings`` and handed to them through
-``app.state``-free closures (see ``routes/``); nothing is read from the environment elsewhere.
+``build_platform`` (``control/platform.py``, the composition root) constructs everything the routes
+need from ``Settings`` and hands it over as ``ControlParts``; the routes get it through
+``app.state``-free closures (see ``routes/``); nothing is read from the environment here.
 """
 
 from __future__ import annotations
@@ -9,28 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Response
 from fastapi.openapi.utils import get_openapi
 
 import modelpier
-from modelpier._lib.clock import Clock, SystemClock
 from modelpier.auth.quota import Limits
-from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
-from modelpier.auth.sql import SqlAuthStore
 from modelpier.control.alias_poller import run_alias_poller
 from modelpier.control.blob_gc import run_blob_collector
 from modelpier.control.canary_driver import CanaryDriver
-from modelpier.control.canary_state import CanaryStore
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.docs_page import install_docs
 from modelpier.control.errors import install_error_handlers
-from modelpier.control.logs import LogSource
 from modelpier.control.metrics import CONTENT_TYPE, ControlMetrics
 from modelpier.control.openapi_errors import document_errors
 from modelpier.control.policy import unprotected_routes
@@ -43,14 +39,13 @@ from modelpier.control.routes.deployments import deployment_router
 from modelpier.control.routes.members import member_router
 from modelpier.control.routes.models import model_router
 from modelpier.control.routes.projects import project_router
+from modelpier.control.routes.routing import RoutingFeed, routing_router
 from modelpier.control.routes.tokenreview import tokenreview_router
 from modelpier.control.routes.traffic import traffic_router
 from modelpier.control.security import install_security, openapi_routes
 from modelpier.control.state import DeploymentStore
-from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic import TrafficStore
 from modelpier.control.upload_sweeper import run_upload_sweeper
-from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
 from modelpier.settings import Settings
@@ -58,57 +53,42 @@ from modelpier.spec.deployment import ModelDeployment
 
 log = logging.getLogger("modelpier.control")
 
-# Abandoned uploads are purged after a day: long enough to resume a push across a night.
+
+@dataclass(frozen=True, slots=True)
+class ControlParts:
+    """What the API serves, wired by ``build_platform`` (``control/platform.py``), the one composition root.
+
+    ``store`` is the API's deployment store (under a reconciler, writes through it wake the reconciler);
+    ``deployments`` the use cases over it; ``traffic`` the gateways' reports (shared with the reconciler's
+    ``autoscaler``); ``on_traffic_waiting`` is called when a report says requests wait for a cold start
+    (the reconciler's trigger); ``feed`` the routing table the reconciler publishes, served to gateways;
+    ``replica_history`` the reconciler's record of ready/desired replicas, for the traffic charts.
+    """
+
+    registry: Registry
+    store: DeploymentStore
+    auth: AuthService
+    deployments: DeploymentService
+    stager: UploadStager
+    traffic: TrafficStore
+    canaries: CanaryDriver
+    feed: RoutingFeed
+    replica_history: ReplicaHistory
+    autoscaler: Autoscaler | None = None
+    on_traffic_waiting: Callable[[], None] | None = None
 
 
-def _announce_admin_token(token: str) -> None:
-    # Printed, not logged: the one place a token is shown, to the operator's terminal, never a log file.
-    print(f"modelpier: created the platform admin; its API token (shown once):\n  {token}\n"
-          "Store it with `pier login --token ...`, or set PIER_ADMIN_TOKEN before the first start.",
-          file=sys.stderr, flush=True)
-
-
-def build_auth(settings: Settings) -> AuthService:
-    """The auth service over the metadata database; makes sure a platform admin exists."""
-    secret = settings.auth.secret.get_secret_value() if settings.auth.secret else None
-    store = SqlAuthStore.open(settings.resolved_database_url)
-    return AuthService(store, load_or_create_secret(settings.home, secret))
-
-
-def build_control_plane(settings: Settings, *, registry: Registry | None = None,
-                        store: DeploymentStore | None = None, log_source: LogSource | None = None,
-                        auth: AuthService | None = None,
-                        announce_admin_token: Callable[[str], None] = _announce_admin_token,
-                        traffic: TrafficStore | None = None, on_traffic_waiting: Callable[[], None] | None = None,
-                        autoscaler: Autoscaler | None = None, clock: Clock | None = None,
-                        canary_store: CanaryStore | None = None,
-                        replica_history: ReplicaHistory | None = None) -> FastAPI:
-    """The API app. ``store`` defaults to the SQL store in the registry's database; ``log_source``
-    is the backend's reader of replica logs (without one, the logs route answers 404). On the first
-    start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and ``announce_admin_token``
-    shows it once. ``traffic`` holds the gateways' reports (shared with the reconciler's
-    ``autoscaler`` under ``pier up``); ``on_traffic_waiting`` is called when a report says requests
-    wait for a cold start (the reconciler's trigger). ``canary_store`` keeps the progressive canaries
-    (default: the SQL store in the same database), so they resume after a restart. ``replica_history``
-    is the reconciler's record of ready/desired replicas over time, for the traffic charts."""
-    registry = registry or build_registry(settings)
-    store = store or SqlDeploymentStore.open(settings.resolved_database_url)
-    auth = auth or build_auth(settings)
+def build_control_plane(settings: Settings, parts: ControlParts) -> FastAPI:
+    """The API app over ``parts``. Its lifespan resumes the canaries a previous control plane left running,
+    runs the housekeeping loops, and closes the stores, registry and auth store on shutdown."""
+    registry, store, auth, deployments = parts.registry, parts.store, parts.auth, parts.deployments
+    canaries, traffic, stager = parts.canaries, parts.traffic, parts.stager
     quotas = auth.store
 
     def project_limits(project: str) -> Limits:
         return Limits(**quotas.limits(project))
 
-    deployments = DeploymentService(store, registry, log_source=log_source, limits=project_limits)
-    minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
-    if minted is not None:
-        announce_admin_token(minted)
-    stager = UploadStager(settings.home / "uploads")
-    clock = clock or SystemClock()
-    traffic = traffic or TrafficStore(clock)
-    canaries = CanaryDriver(deployments, traffic, clock, canary_store or SqlCanaryStore.open(
-        settings.resolved_database_url))
-    metrics = ControlMetrics(traffic, canaries, autoscaler)
+    metrics = ControlMetrics(traffic, canaries, parts.autoscaler)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -156,8 +136,10 @@ def build_control_plane(settings: Settings, *, registry: Registry | None = None,
     app.include_router(deployment_router(deployments), prefix="/api/v1")
     app.include_router(access_router(auth, deployments), prefix="/api/v1")
     app.include_router(tokenreview_router(auth))
-    app.include_router(traffic_router(deployments, traffic, on_traffic_waiting, replica_history), prefix="/api/v1")
+    app.include_router(traffic_router(deployments, traffic, parts.on_traffic_waiting, parts.replica_history),
+                       prefix="/api/v1")
     app.include_router(canary_router(canaries), prefix="/api/v1")
+    app.include_router(routing_router(parts.feed), prefix="/api/v1")
 
     @app.get("/api/v1/metrics", tags=["metrics"], response_class=Response,
              summary="Prometheus metrics of the control plane (platform admin: scrape with its token)")

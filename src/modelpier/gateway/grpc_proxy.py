@@ -280,7 +280,7 @@ async def start_grpc_gateway(dispatcher: Dispatcher, table_source: Callable[[], 
             await server.stop(None)
         raise ServiceUnavailable(f"the gateway cannot listen for gRPC on {host}:{port}: is the port in use? Choose "
                                  "another with `pier up --gateway-grpc-port` or `pier gateway --grpc-port` (setting "
-                                 "platform.gateway_grpc_port), or 0 to turn gRPC off",
+                                 "gateway.grpc_port), or 0 to turn gRPC off",
                                  details={"host": host, "port": port})
     await server.start()
     log.info("gateway: V2 gRPC on %s:%d (deployment named by metadata %s)", host, bound, DEPLOYMENT_KEY)

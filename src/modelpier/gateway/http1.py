@@ -396,7 +396,7 @@ class GatewayHttpServer:
         except OSError as exc:
             raise ServiceUnavailable(f"the gateway cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
                                      "another with `pier up --gateway-port` or `pier gateway --port` "
-                                     "(setting platform.gateway_port)",
+                                     "(setting gateway.port)",
                                      details={"host": host, "port": port}) from exc
         # Every waiting connection accepted per turn of the loop, not libuv's one (see _lib/accepting.py).
         self._server = AcceptingServer(asyncio.get_running_loop(), sock, lambda: _Connection(self), backlog=2048)

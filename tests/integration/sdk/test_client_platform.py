@@ -64,9 +64,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], call
 @pytest.fixture(scope="module")
 def settings(platform: Platform, env: dict[str, str]) -> Settings:
     """What a user's settings say after `pier up` and `pier login`: the gateway's ports and a token."""
-    return load_settings(home=platform.home, token=ADMIN_TOKEN, platform={
-        "gateway_port": int(platform.gateway.rsplit(":", 1)[1]),
-        "gateway_grpc_port": int(env["PIER_PLATFORM__GATEWAY_GRPC_PORT"])})
+    return load_settings(home=platform.home, token=ADMIN_TOKEN, gateway={
+        "port": int(platform.gateway.rsplit(":", 1)[1]), "grpc_port": int(env["PIER_GATEWAY__GRPC_PORT"])})
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +193,7 @@ def test_the_gateway_examples_of_the_docs_run(platform: Platform, env: dict[str,
     # What a user's environment holds after `pier up` and `pier login`.
     monkeypatch.setenv("PIER_HOME", str(platform.home))
     monkeypatch.setenv("PIER_CLIENT__URL", platform.gateway)
-    monkeypatch.setenv("PIER_CLIENT__GRPC_URL", f"127.0.0.1:{env['PIER_PLATFORM__GATEWAY_GRPC_PORT']}")
+    monkeypatch.setenv("PIER_CLIENT__GRPC_URL", f"127.0.0.1:{env['PIER_GATEWAY__GRPC_PORT']}")
     monkeypatch.setenv("PIER_TOKEN", ADMIN_TOKEN)
     namespace: dict[str, Any] = {}
     out = io.StringIO()

@@ -12,7 +12,7 @@ from modelpier.settings import Settings
 
 
 def settings(gateway: int = 8700, grpc: int = 8701) -> Settings:
-    return Settings(platform={"gateway_port": gateway, "gateway_grpc_port": grpc})  # type: ignore[arg-type]
+    return Settings(gateway={"port": gateway, "grpc_port": grpc})  # type: ignore[arg-type]
 
 
 def test_every_port_is_checked_but_any_port_off_and_our_own_gateways() -> None:
@@ -24,10 +24,10 @@ def test_every_port_is_checked_but_any_port_off_and_our_own_gateways() -> None:
 
 
 def test_the_message_names_the_port_its_holder_and_the_flag() -> None:
-    wanted = WantedPort("127.0.0.1", 8700, "the gateway", "--gateway-port", "platform.gateway_port")
+    wanted = WantedPort("127.0.0.1", 8700, "the gateway", "--gateway-port", "gateway.port")
     message = busy_message(wanted, "pid 7 (python3 -m http.server 8700)")
     assert message == ("port 8700 (the gateway) is already in use by pid 7 (python3 -m http.server 8700): stop it, "
-                       "or pick another port with --gateway-port (setting platform.gateway_port; 0 picks a free one)")
+                       "or pick another port with --gateway-port (setting gateway.port; 0 picks a free one)")
     assert "by another process" in busy_message(wanted, None)
     assert "\n" not in message
 
@@ -43,6 +43,6 @@ def test_a_held_port_is_refused_with_a_conflict() -> None:
 
 def test_one_port_wanted_twice_is_refused() -> None:
     same = [WantedPort("127.0.0.1", 9, "the API", "--port", "control.port"),
-            WantedPort("127.0.0.1", 9, "the gateway", "--gateway-port", "platform.gateway_port")]
+            WantedPort("127.0.0.1", 9, "the gateway", "--gateway-port", "gateway.port")]
     with pytest.raises(Conflict, match="wanted by both the API and the gateway"):
         check_ports(same, free=lambda host, port: True)

@@ -44,10 +44,10 @@ def test_every_error_answer_carries_the_envelope_and_the_codes_of_the_error_tree
 def test_the_control_planes_document_declares_every_path_parameter(tmp_path: Any) -> None:
     import re
 
-    from modelpier.control.app import build_control_plane
+    from modelpier.control.platform import build_platform
     from modelpier.settings import Settings
 
-    app = build_control_plane(Settings(home=tmp_path), announce_admin_token=lambda _token: None)
+    app = build_platform(Settings(home=tmp_path), None, announce_admin_token=lambda _token: None).app
     document = app.openapi()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

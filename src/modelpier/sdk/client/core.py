@@ -57,9 +57,9 @@ def resolve_options(url: str | None, *, token: str | None, project: str | None, 
     if url is None:
         url = s.client.url
         if url is None:
-            url = f"http://{s.platform.gateway_host}:{s.platform.gateway_port}"
+            url = f"http://{s.gateway.host}:{s.gateway.port}"
             kind = "gateway" if kind == "auto" else kind
-            grpc_url = grpc_url or s.client.grpc_url or f"{s.platform.gateway_host}:{s.platform.gateway_grpc_port}"
+            grpc_url = grpc_url or s.client.grpc_url or f"{s.gateway.host}:{s.gateway.grpc_port}"
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(f"client URL {url!r}: expected http://host:port or https://...")
     if kind not in ("auto", "gateway", "server"):
@@ -71,7 +71,7 @@ def resolve_options(url: str | None, *, token: str | None, project: str | None, 
         grpc_url=grpc_url or s.client.grpc_url, timeout_s=timeout if timeout is not None else s.client.timeout_s,
         retry=RetryPolicy(retries=s.client.retries if retries is None else retries),
         binary_threshold=s.client.binary_threshold_bytes, max_connections=max_connections,
-        gateway_grpc_port=s.platform.gateway_grpc_port)
+        gateway_grpc_port=s.gateway.grpc_port)
 
 
 @dataclass(frozen=True, slots=True)

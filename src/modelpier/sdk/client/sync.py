@@ -47,7 +47,7 @@ def refused(status: int, headers: dict[str, str]) -> bool:
 
 class Client:
     """Predictions from Python. ``url=None``: the local gateway (settings ``client.url``, else
-    ``platform.gateway_host``/``gateway_port``); a ``pier serve`` URL works too (``kind="auto"``
+    ``gateway.host``/``gateway.port``); a ``pier serve`` URL works too (``kind="auto"``
     tells them apart). ``token``: default the one ``pier login`` stored (sent only to gateways
     unless passed explicitly). ``timeout``: the default deadline of a call, in seconds."""
 

@@ -1,8 +1,8 @@
-"""The platform's long-lived processes and their records under ``$PIER_HOME``.
+"""The gateway as a detached process of ``pier up``, and the records of the platform's long-lived processes.
 
 ``pier up`` runs the control plane in the foreground and the gateway as a detached child (own
 session, like replicas), so the endpoint answers while the control plane restarts. Each is
-recorded in a small JSON file, rewritten atomically:
+recorded in a small JSON file under ``$PIER_HOME``, rewritten atomically:
 
 * ``platform.json``: the ``pier up`` process itself (``pier down`` stops it first, or it would
   start again whatever ``pier down`` stops next);
@@ -10,16 +10,15 @@ recorded in a small JSON file, rewritten atomically:
   still running the same command, and replaces one that runs another (a different port, gRPC port or
   control URL) or is gone.
 
-The gateway process serves HTTP (``gateway/http1.py``) and, unless ``platform.gateway_grpc_port`` is 0, V2 gRPC
-(``gateway/grpc_proxy.py``) on one event loop; ``run_gateway`` runs both and drains both on SIGTERM.
-
 A record is trusted only while ``/proc/<pid>/cmdline`` still shows the recorded argv, so a reused
 pid is never signalled. Stopping is SIGTERM, a bounded wait, then SIGKILL to the process group.
+What the gateway process runs is ``gateway/serve.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,21 +27,15 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelpier.backends.local import process
 from modelpier.backends.local.supervisor import child_env
-from modelpier.settings import LimitSettings, Settings
-
-if TYPE_CHECKING:
-    from modelpier.gateway.app import GatewayApp
-    from modelpier.gateway.dispatch import Dispatcher
-    from modelpier.gateway.verifier import InvocationVerifier
-    from modelpier.spec.routing import RoutingTable
+from modelpier.errors import ServiceUnavailable
+from modelpier.settings import Settings
 
 log = logging.getLogger("modelpier.platform")
 
@@ -149,19 +142,19 @@ class GatewayProcess:
     """Adopts, starts and restarts the detached gateway of one ``pier up``."""
 
     def __init__(self, settings: Settings, control_url: str) -> None:
-        cfg = settings.platform
+        cfg = settings.gateway
         self._settings = settings
         self._path = settings.home / GATEWAY_FILE
         self._log = settings.home / GATEWAY_LOG
         self._control = control_url
-        self.host = cfg.gateway_host
+        self.host = cfg.host
         previous = load_record(self._path)
-        port = cfg.gateway_port
+        port = cfg.port
         if port == 0 and previous is not None and running(previous.pid, previous.argv):
             # "any port": keep the one the running gateway has
             port = int(argv_option(previous.argv, "--port") or 0)
         self.port = port or free_port(self.host)
-        self.grpc_port = cfg.gateway_grpc_port  # 0: no gRPC
+        self.grpc_port = cfg.grpc_port  # 0: no gRPC
         self.argv = gateway_argv(control_url, self.host, self.port, grpc_port=self.grpc_port)
         self.url = f"http://{self.host}:{self.port}"
         self.grpc_address = f"{self.host}:{self.grpc_port}" if self.grpc_port else None
@@ -213,66 +206,29 @@ class GatewayProcess:
         return process.tail(self._log, lines)
 
 
-# -- the gateway process itself (``pier gateway``) ---------------------------------------------------
-def run_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
-                table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
-                grace_s: float, batch_scheduling: bool, limits: LimitSettings | None = None) -> None:
-    """Serve the gateway's HTTP ``app`` on ``port`` and, unless ``grpc_port`` is 0, V2 gRPC on ``grpc_port``,
-    in one event loop, until SIGINT/SIGTERM; then both drain for up to ``grace_s``.
+async def wait_for_gateway(gateway: GatewayProcess, timeout_s: float = 30.0) -> None:
+    """Until the gateway answers ``/healthz``; ``ServiceUnavailable`` with its log when it cannot start."""
+    import httpx
 
-    ``ServiceUnavailable`` when a port cannot be bound. ``batch_scheduling``: see
-    ``settings.GatewaySettings.batch_scheduling``; set before any thread starts, so all inherit it.
-    ``limits``: the bounds of one request's head and body (``settings.LimitSettings``).
-    """
-    if batch_scheduling:
-        _batch_scheduling()
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve_gateway(app, host=host, port=port, grpc_port=grpc_port, table_source=table_source,
-                                  verifier=verifier, grace_s=grace_s, dispatcher=app.dispatcher,
-                                  limits=limits or LimitSettings()))
-
-
-def _batch_scheduling() -> None:
-    policy = getattr(os, "SCHED_BATCH", None)
-    if policy is None:
-        return
-    try:
-        os.sched_setscheduler(0, policy, os.sched_param(0))
-    except OSError as exc:  # a sandbox that forbids it: serve anyway, on the default policy
-        log.warning("the gateway runs on the default CPU scheduling policy: SCHED_BATCH was refused (%s)", exc)
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{gateway.url}/healthz")).status_code == 200:
+                    return
+            if not gateway.alive():
+                break
+            await asyncio.sleep(0.05)
+    tail = "\n".join(gateway.log_tail(10))
+    raise ServiceUnavailable(f"the gateway did not start on {gateway.url} (is port {gateway.port} in use?); "
+                             f"its log ends:\n{tail}")
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        return None
-    return uvloop.new_event_loop
-
-
-async def _serve_gateway(app: GatewayApp, *, host: str, port: int, grpc_port: int,
-                         table_source: Callable[[], RoutingTable | None], verifier: InvocationVerifier | None,
-                         grace_s: float, dispatcher: Dispatcher, limits: LimitSettings) -> None:
-    from modelpier.gateway.grpc_proxy import start_grpc_gateway
-    from modelpier.gateway.http1 import GatewayHttpServer
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await app.startup()
-    http = GatewayHttpServer(app, max_headers=limits.max_headers, head_timeout_s=limits.head_timeout_s,
-                             body_timeout_s=limits.body_timeout_s)
-    grpc = None
-    try:
-        await http.start(host, port)
-        if grpc_port:
-            grpc = await start_grpc_gateway(dispatcher, table_source, host=host, port=grpc_port, verifier=verifier)
-        log.info("the gateway serves HTTP on %s:%d%s", host, http.port,
-                 f" and V2 gRPC on {host}:{grpc.port}" if grpc is not None else "")
-        await stop.wait()
-        log.info("stopping the gateway: requests in flight have %gs to finish", grace_s)
-    finally:
-        await asyncio.gather(http.stop(grace_s), *([grpc.stop(grace_s)] if grpc is not None else []),
-                             return_exceptions=True)
-        await app.shutdown()
+async def watch_gateway(gateway: GatewayProcess, interval_s: float = 1.0) -> None:
+    """Restart the gateway whenever it died, until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(gateway.check)
+        except Exception:
+            log.exception("checking the gateway failed; trying again in %gs", interval_s)

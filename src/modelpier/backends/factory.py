@@ -1,0 +1,41 @@
+"""``build_backend(settings)``: the backend ``platform.backend`` names, for ``pier server``.
+
+``local`` supervises child processes on loopback (``backends/local/``); ``kubernetes`` runs replicas
+as pods (``backends/kubernetes/backend.py``, imported only when chosen, so the core runs without the
+Kubernetes client); ``none`` is no backend: the control plane keeps desired state and runs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from modelpier.backends.base import Backend
+from modelpier.errors import InvalidSpec
+from modelpier.settings import Settings
+
+BACKENDS = ("local", "kubernetes", "none")
+KUBERNETES_MODULE = "modelpier.backends.kubernetes.backend"
+
+
+def build_backend(settings: Settings) -> Backend | None:
+    """The backend of ``settings.platform.backend``; None for ``none``. ``InvalidSpec`` when the
+    Kubernetes backend cannot be loaded (the ``kubernetes`` extra, or a build without it)."""
+    name = settings.platform.backend
+    if name == "local":
+        from modelpier.backends.local.supervisor import LocalBackend
+
+        return LocalBackend(settings)
+    if name == "kubernetes":
+        # By name: the class may be absent from a build (and from a type check) without breaking the others.
+        try:
+            module = importlib.import_module(KUBERNETES_MODULE)
+        except ImportError as exc:
+            raise InvalidSpec(f"platform.backend is kubernetes, but the Kubernetes backend cannot be loaded ({exc}); "
+                              "install modelpier[kubernetes], or pick --backend local",
+                              details={"setting": "platform.backend"}) from exc
+        backend: Backend = module.KubernetesBackend(settings)
+        return backend
+    if name == "none":
+        return None
+    raise InvalidSpec(f"platform.backend must be one of {', '.join(BACKENDS)}, not {name!r}",
+                      details={"setting": "platform.backend"})
