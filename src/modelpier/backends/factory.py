@@ -30,8 +30,10 @@ def build_backend(settings: Settings) -> Backend | None:
         try:
             module = importlib.import_module(KUBERNETES_MODULE)
         except ImportError as exc:
-            raise InvalidSpec(f"platform.backend is kubernetes, but the Kubernetes backend cannot be loaded ({exc}); "
-                              "install modelpier[kubernetes], or pick --backend local",
+            fix = ("this build of modelpier has no Kubernetes backend" if exc.name == KUBERNETES_MODULE
+                   else "install modelpier[kubernetes]")
+            raise InvalidSpec(f"platform.backend is kubernetes, but the Kubernetes backend cannot be loaded ({exc}): "
+                              f"{fix}, or pick another (--backend local)",
                               details={"setting": "platform.backend"}) from exc
         backend: Backend = module.KubernetesBackend(settings)
         return backend

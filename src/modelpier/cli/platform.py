@@ -24,18 +24,20 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from modelpier.backends.base import Backend
+from modelpier.backends.factory import build_backend
 from modelpier.backends.local.supervisor import LocalBackend
 from modelpier.control.app import check_protected
 from modelpier.control.deployments import DeploymentService
 from modelpier.control.platform import build_platform, serve_platform
 from modelpier.dashboard import mount_dashboard
-from modelpier.errors import PierError
+from modelpier.errors import Conflict, PierError
 from modelpier.gateway.process import (
     PLATFORM_FILE,
     GatewayProcess,
     ProcessRecord,
     load_record,
     own_argv,
+    running,
     save_record,
     wait_for_gateway,
     watch_gateway,
@@ -75,6 +77,15 @@ def deploy_example(service: DeploymentService, user: str) -> None:
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def _check_alone(home: Path) -> None:
+    """``Conflict`` when another live control plane runs this home's local replicas: two reconcilers over
+    one set of local replicas would stop each other's."""
+    other = load_record(home / PLATFORM_FILE)
+    if other is not None and other.pid != os.getpid() and running(other.pid, other.argv):
+        raise Conflict(f"a control plane already runs the local replicas of {home} (pid {other.pid}, API on "
+                       f"{other.url}); `pier down` stops it", details={"pid": other.pid})
 
 
 @contextlib.contextmanager
@@ -130,9 +141,13 @@ async def run_platform(settings: Settings, registry: Registry, *, host: str, por
             task.cancel()
 
 
-async def run_server(settings: Settings, registry: Registry, backend: Backend | None, *, host: str, port: int,
+async def run_server(settings: Settings, registry: Registry, *, host: str, port: int,
                      on_ready: Callable[[str], None]) -> None:
-    """``pier server``: the same platform over ``backend``, without a gateway process; run until stopped."""
+    """``pier server``: the same platform over the backend ``platform.backend`` names, without a gateway
+    process; run until stopped."""
+    if settings.platform.backend == "local":
+        _check_alone(settings.home)  # before the backend adopts the replicas another process runs
+    backend = build_backend(settings)
     url = f"http://{host}:{port}"
     platform = build_platform(settings, backend, registry=registry)
     mount_dashboard(platform.app, settings, gateway_url=None)

@@ -33,7 +33,6 @@ def server(
     backend, and the routing table a `pier gateway --control URL` serves from."""
     import asyncio
 
-    from modelpier.backends.factory import build_backend
     from modelpier.cli.platform import run_server
     from modelpier.registry.factory import build_registry
 
@@ -46,7 +45,6 @@ def server(
     port = settings.control.port if port is None else port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
-    chosen = build_backend(settings)
 
     def ready(url: str) -> None:
         c.out.print(f"modelpier control plane on [bold]{url}[/] (backend: {settings.platform.backend})")
@@ -55,7 +53,7 @@ def server(
         c.out.print(f"  CLI:       pier models list --remote {url}")
         c.out.print(f"  gateway:   pier gateway --control {url}")
 
-    asyncio.run(run_server(settings, build_registry(settings), chosen, host=host, port=port, on_ready=ready))
+    asyncio.run(run_server(settings, build_registry(settings), host=host, port=port, on_ready=ready))
 
 
 def up(
