@@ -56,6 +56,7 @@ from modelpier.settings import Settings
 log = logging.getLogger("modelpier.platform")
 
 RECONCILER_STOP_S = 10.0  # a pass in flight may finish its actions before the next term or the exit
+RESTART_S = 1.0  # pause before a new term when a reconciler ended by itself
 
 
 class Leadership(Protocol):
@@ -103,16 +104,22 @@ class _Terms:
             reconciler = self.current = self._new()
             running = asyncio.create_task(reconciler.run(), name="reconciler")
             lost = asyncio.create_task(self._leadership.lost(), name="leadership")
+            ended_by_itself = False
             try:
                 await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
-                if lost.done():
+                ended_by_itself = not lost.done()
+                if not ended_by_itself:
                     log.warning("this control plane no longer leads: reconciling stops until it leads again")
             finally:
                 lost.cancel()
                 reconciler.stop()
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.wait_for(running, RECONCILER_STOP_S)
+                except Exception:
+                    log.exception("the reconciler did not stop cleanly")
                 self.current = None
+            if ended_by_itself:  # which a reconciler should never do: start the next term, not in a tight loop
+                await asyncio.sleep(RESTART_S)
 
 
 class Platform:
