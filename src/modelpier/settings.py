@@ -108,11 +108,8 @@ class PlatformSettings(BaseModel):
                                      "passes cannot restart a replica early.")
     deregistration_delay_s: float = Field(1.0, ge=0, le=600, description="Seconds a stopping replica keeps serving "
                                           "before it gets SIGTERM, so every gateway (which polls the routing table "
-                                          "every gateway_poll_interval_s) has stopped sending it requests; twice "
+                                          "every gateway.poll_interval_s) has stopped sending it requests; twice "
                                           "the poll interval.")
-    gateway_poll_interval_s: float = Field(0.5, gt=0, le=60, description="Seconds between the gateway's polls of "
-                                           "the control plane's routing table (an unchanged table costs a 304); "
-                                           "bounds how late a gateway sees a new or stopping replica.")
 
 
 # Adaptive batching's defaults, in one place for both of their users: a bare `pier serve`
@@ -241,6 +238,9 @@ class GatewaySettings(BaseModel):
     grpc_port: int = Field(8701, ge=0, le=65535, description="TCP port of the gateway's V2 gRPC service "
                            "(PIER_GATEWAY__GRPC_PORT), where the deployment is named by the x-pier-deployment "
                            "metadata; next to port so the pair is easy to remember. 0 turns gRPC off.")
+    poll_interval_s: float = Field(0.5, gt=0, le=60, description="Seconds between the gateway's polls of the control "
+                                   "plane's routing table (an unchanged table costs a 304); bounds how late a "
+                                   "gateway sees a new or stopping replica.")
     redis_url: SecretStr | None = Field(
         None, description="redis://[user:password@]host:port/db of a Redis that holds the prediction cache and the "
                           "async job queue (PIER_GATEWAY__REDIS_URL), shared by every gateway that names it. Unset: "

@@ -101,7 +101,8 @@ def test_a_gateway_in_front_of_pier_server_serves_what_it_deploys(server: str, g
     status = httpx.get(f"{deployment}/status", headers=ADMIN_HEADERS, timeout=10).json()
     assert status["url"] == f"{gateway}/default/iris"  # the gateway of the server's settings
     table = httpx.get(f"{server}/api/v1/routing", headers=ADMIN_HEADERS, timeout=10)
-    assert table.status_code == 200 and "iris" in table.text
+    assert table.status_code == 200
+    assert "iris" in table.text
     endpoint = f"{gateway}/default/iris/v2/models/iris/infer"
     wait_until(lambda: httpx.post(endpoint, json=V2_BODY, timeout=10).status_code == 200, timeout=30,
                what="a prediction through the gateway")

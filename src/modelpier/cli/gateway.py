@@ -26,7 +26,7 @@ def gateway(
                                        "8701; 0 turns gRPC off). See docs/gateway-grpc.md."),
     poll_interval_s: float = typer.Option(None, "--poll-interval-s", min=0.01,
                                           help="Seconds between polls of the routing table (default: "
-                                               "platform.gateway_poll_interval_s, 0.5)."),
+                                               "gateway.poll_interval_s, 0.5)."),
 ) -> None:
     """Run the gateway: the front door of every deployment, fed by the control plane's routing table."""
     from modelpier.gateway.compose import build_gateway, standard_parts
@@ -34,16 +34,15 @@ def gateway(
     from modelpier.gateway.table_client import RoutingTableClient
 
     settings = get_context(ctx).settings
-    cfg = settings.platform
+    gw = settings.gateway
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll and proxied request otherwise
     token = settings.token.get_secret_value() if settings.token else None
-    table = RoutingTableClient(control, interval_s=poll_interval_s or cfg.gateway_poll_interval_s, token=token)
+    table = RoutingTableClient(control, interval_s=poll_interval_s or gw.poll_interval_s, token=token)
     parts = standard_parts(settings, control, token)
     app = build_gateway(table, parts)
-    gw = settings.gateway
     run_gateway(app, host=host or gw.host, port=gw.port if port is None else port,
                 grpc_port=gw.grpc_port if grpc_port is None else grpc_port,
                 table_source=lambda: table.get() if table.synced else None, verifier=parts.verifier,
-                grace_s=cfg.stop_grace_s, batch_scheduling=gw.batch_scheduling,
+                grace_s=settings.platform.stop_grace_s, batch_scheduling=gw.batch_scheduling,
                 limits=settings.limits)

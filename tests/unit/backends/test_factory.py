@@ -31,7 +31,7 @@ def test_none_is_no_backend(tmp_path: Path) -> None:
 def test_a_kubernetes_backend_that_cannot_load_is_a_clear_error(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(factory, "KUBERNETES_MODULE", "modelpier.backends.kubernetes.not_there")
-    with pytest.raises(InvalidSpec, match="platform.backend is kubernetes") as caught:
+    with pytest.raises(InvalidSpec, match=r"platform\.backend is kubernetes") as caught:
         factory.build_backend(settings(tmp_path, "kubernetes"))
     assert caught.value.details == {"setting": "platform.backend"}
 
@@ -39,5 +39,5 @@ def test_a_kubernetes_backend_that_cannot_load_is_a_clear_error(tmp_path: Path,
 def test_an_unknown_backend_is_refused_by_the_settings(tmp_path: Path) -> None:
     from modelpier.settings import load_settings
 
-    with pytest.raises(InvalidSpec, match="platform.backend"):
+    with pytest.raises(InvalidSpec, match=r"platform\.backend"):
         load_settings(home=tmp_path, platform={"backend": "docker"})

@@ -72,7 +72,8 @@ def test_the_reconciler_runs_only_while_leading_a_fresh_one_per_term(tmp_path: P
                                             announce_admin_token=quiet)
         await platform.start()
         await asyncio.sleep(0)
-        assert platform.reconciler is None and platform.feed.current() is None
+        assert platform.reconciler is None
+        assert platform.feed.current() is None
         leadership.leading.set()
         await eventually(lambda: platform.feed.current() is not None, "a routing table published")
         first = platform.reconciler
@@ -83,7 +84,8 @@ def test_the_reconciler_runs_only_while_leading_a_fresh_one_per_term(tmp_path: P
         await eventually(lambda: platform.reconciler is not None, "a second term")
         assert platform.reconciler is not first
         await platform.stop()
-        assert platform.reconciler is None and leadership.released == 1
+        assert platform.reconciler is None
+        assert leadership.released == 1
         await platform.close()
 
     run(body)
