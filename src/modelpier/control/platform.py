@@ -7,7 +7,7 @@ feed, the reconciler and the API (``control/app.py``). The reconciler reads the 
 gets the same store wrapped to wake the reconciler after each write, and serves the routing table the
 reconciler publishes at ``GET /api/v1/routing`` (what a separately started ``pier gateway`` polls).
 Without a backend (``platform.backend = "none"``) the API keeps desired state and nothing reconciles
-it: the routing route then answers 503.
+it: the routing route then serves an empty table.
 
 The reconciler runs only while this process leads (``Leadership``; by default it always does). Each
 term of leadership gets a fresh reconciler, which starts from fresh observations; losing leadership
@@ -52,6 +52,7 @@ from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
 from modelpier.settings import Settings
+from modelpier.spec.routing import RoutingTable
 
 log = logging.getLogger("modelpier.platform")
 
@@ -223,6 +224,8 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
 
         terms = _Terms(new_reconciler, leadership)
         api_store = NotifyingStore(store, terms.trigger)
+    else:
+        feed.publish(RoutingTable())  # nothing runs here, and that is known: not "no table yet" (503)
     deployments = DeploymentService(api_store, registry, log_source=backend.logs if backend else None,
                                     limits=project_limits)
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
