@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 import modelpier
 from modelpier import errors
-from modelpier.control.errors import install_error_handlers
+from modelpier.control.api.errors import install_error_handlers
 from modelpier.gateway.dispatch import error_answer
 from modelpier.gateway.grpc_status import answer_error, grpc_code_of
 from modelpier.server.codecs import seldon

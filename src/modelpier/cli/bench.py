@@ -28,7 +28,7 @@ from modelpier.bench.payload import read_body, v2_request
 from modelpier.bench.report import BenchReport, build_report, outcome_line
 from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.deploy_support import DEFAULT_PROJECT, ProjectOpt, RemoteOpt, deployment_client
-from modelpier.control import deployment_calls as api
+from modelpier.control.api import calls as api
 from modelpier.errors import InvalidInput, NotFound, RemoteError
 from modelpier.registry.wire import VersionBody
 from modelpier.sdk.control_api import ControlClient, models

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from modelpier.control.canary_wire import CanaryBody
+from modelpier.control.api.canary_wire import CanaryBody
 from modelpier.errors import InvalidInput
 from modelpier.spec.traffic import PredictorTrafficWindow
 

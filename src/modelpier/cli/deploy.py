@@ -24,10 +24,10 @@ from modelpier.cli.deploy_support import (
 )
 from modelpier.cli.deploy_view import describe as describe_page
 from modelpier.cli.output import OutputFormat, emit
-from modelpier.control import deployment_calls as api
-from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.logs import DEFAULT_TAIL
-from modelpier.control.traffic_wire import TrafficBody
+from modelpier.control.api import calls as api
+from modelpier.control.api.canary_wire import CanaryBody
+from modelpier.control.api.traffic_wire import TrafficBody
+from modelpier.control.deployments.logs import DEFAULT_TAIL
 from modelpier.errors import InvalidInput, NotFound, PierError
 from modelpier.sdk.control_api import ControlClient, access
 from modelpier.spec.deployment import ModelDeployment

@@ -21,8 +21,8 @@ from rich.console import Console
 
 from modelpier.cli.context import CliContext
 from modelpier.cli.output import OutputFormat
-from modelpier.control import deployment_calls as api
-from modelpier.control.progress import RolloutProgress, rollout_progress
+from modelpier.control.api import calls as api
+from modelpier.control.deployments.progress import RolloutProgress, rollout_progress
 from modelpier.errors import InvalidInput, InvalidSpec, ServiceUnavailable
 from modelpier.sdk.control_api import ControlClient
 from modelpier.spec.deployment import ModelDeployment, parse_deployment

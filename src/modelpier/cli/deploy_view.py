@@ -9,10 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from modelpier.cli.output import simple_table
-from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.progress import summarize
-from modelpier.control.traffic_wire import TrafficBody
-from modelpier.control.wire import DeploymentBody, EventBody, RevisionBody
+from modelpier.control.api.canary_wire import CanaryBody
+from modelpier.control.api.traffic_wire import TrafficBody
+from modelpier.control.api.wire import DeploymentBody, EventBody, RevisionBody
+from modelpier.control.deployments.progress import summarize
 
 
 def age(then: datetime, now: datetime | None = None) -> str:

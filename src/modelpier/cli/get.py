@@ -9,7 +9,7 @@ from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteO
 from modelpier.cli.deploy_view import deployments_table
 from modelpier.cli.output import OutputFormat, emit, simple_table
 from modelpier.cli.rollout import history
-from modelpier.control import deployment_calls as api
+from modelpier.control.api import calls as api
 from modelpier.sdk.control_api import access
 
 app = typer.Typer(help="List deployments, revisions and projects.", no_args_is_help=True)

@@ -26,8 +26,8 @@ from pydantic import SecretStr
 from modelpier.backends.base import Backend
 from modelpier.backends.factory import build_backend
 from modelpier.backends.local.supervisor import LocalBackend
-from modelpier.control.app import check_protected
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.api.app import check_protected
+from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.platform import build_platform, serve_platform
 from modelpier.dashboard import mount_dashboard
 from modelpier.errors import Conflict, PierError

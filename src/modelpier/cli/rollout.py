@@ -12,9 +12,9 @@ from modelpier.cli.context import CliContext, get_context
 from modelpier.cli.deploy_support import NameArg, OutputOpt, ProjectOpt, RemoteOpt, deployment_client, wait_for_rollout
 from modelpier.cli.deploy_view import history_table
 from modelpier.cli.output import OutputFormat, emit
-from modelpier.control import deployment_calls as api
-from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.progress import rollout_progress
+from modelpier.control.api import calls as api
+from modelpier.control.api.canary_wire import CanaryBody
+from modelpier.control.deployments.progress import rollout_progress
 from modelpier.errors import NotFound, ServiceUnavailable
 from modelpier.sdk.control_api import ControlClient
 

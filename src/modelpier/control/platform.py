@@ -3,7 +3,7 @@
 ``pier up`` and ``pier server`` both call it; they differ only in the backend they pass and the
 daemons they start beside it (``pier up``: the local backend and a detached gateway). It wires the
 metadata store, registry, auth, traffic store, replica history, canary driver, autoscaler, routing
-feed, the reconciler and the API (``control/app.py``). The reconciler reads the plain store; the API
+feed, the reconciler and the API (``control/api/app.py``). The reconciler reads the plain store; the API
 gets the same store wrapped to wake the reconciler after each write, and serves the routing table the
 reconciler publishes at ``GET /api/v1/routing`` (what a separately started ``pier gateway`` polls).
 Without a backend (``platform.backend = "none"``) the API keeps desired state and nothing reconciles
@@ -35,18 +35,18 @@ from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.backends.base import Backend
-from modelpier.control.app import ControlParts, build_control_plane
-from modelpier.control.canary_driver import CanaryDriver
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.api.app import ControlParts, build_control_plane
+from modelpier.control.api.routes.routing import RoutingFeed
+from modelpier.control.canary.driver import CanaryDriver
+from modelpier.control.deployments.service import DeploymentService
+from modelpier.control.deployments.state import DeploymentStore
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
-from modelpier.control.replica_history import ReplicaHistory
-from modelpier.control.routes.routing import RoutingFeed
-from modelpier.control.state import DeploymentStore
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
-from modelpier.control.traffic import TrafficStore
+from modelpier.control.traffic.replica_history import ReplicaHistory
+from modelpier.control.traffic.store import TrafficStore
 from modelpier.errors import ServiceUnavailable
 from modelpier.registry.factory import build_registry
 from modelpier.registry.service import Registry

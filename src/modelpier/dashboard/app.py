@@ -2,7 +2,7 @@
 
 The dashboard is its own small Starlette app mounted into the control plane's: its pages are not
 API routes (they are outside ``/api/v1``, absent from the OpenAPI document and from the access
-rules in ``control/policy.py``), and it reaches the API the way any client does, over HTTP with the
+rules in ``control/api/policy.py``), and it reaches the API the way any client does, over HTTP with the
 signed-in user's token, in-process through an ASGI transport. Unauthenticated requests to a page
 are sent to the sign-in page; static assets (vendored, see ``static/vendor/README.md``) are public.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from modelpier.control.wire import DeploymentBody
+from modelpier.control.api.wire import DeploymentBody
 from modelpier.spec.deployment import ModelDeploymentStatus
 
 State = Literal["Ready", "Progressing", "Degraded", "Pending", "Deleting"]

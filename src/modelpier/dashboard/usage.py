@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 from modelpier.auth.quota import Resources
 from modelpier.auth.wire import QuotaBody
-from modelpier.control.quota import spec_resources
+from modelpier.control.deployments.quota import spec_resources
 from modelpier.spec.deployment import ModelDeploymentSpec
 
 _LABELS = {"replicas": "Replicas", "cpu_millis": "CPU", "memory_bytes": "Memory", "gpus": "GPUs",

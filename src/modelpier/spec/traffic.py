@@ -4,13 +4,13 @@
 counters per deployment and predictor (the wire form is in docs/autoscaling.md, camelCase). The
 gateway builds it from its live counters (``gateway/stats.py``); the control plane validates it as
 the route's body and keeps it as it is in its ``TrafficStore``, whose arithmetic
-(``control/traffic_counters.py``) reads it. Validation here is the only check a report gets:
+(``control/traffic/counters.py``) reads it. Validation here is the only check a report gets:
 counters are non-negative, a histogram has one cumulative count per bound, bounds increase and end
 with ``+Inf``. Unknown fields are ignored, so a newer gateway can send more than a control plane reads.
 
 ``PredictorTrafficWindow`` is what the control plane answers about one predictor over a window
 (``GET .../traffic``, read by ``pier describe`` and the dashboard), and what a canary's judgement
-keeps of both predictors (``control/canary_state.StepResult``, stored with the run).
+keeps of both predictors (``control/canary/state.StepResult``, stored with the run).
 """
 
 from __future__ import annotations

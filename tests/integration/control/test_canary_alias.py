@@ -13,7 +13,7 @@ import pytest
 from tests.integration.control.test_canary_resume import CrashingService, Traffic, World, finished, until
 from tests.unit.control.fakes import FakeClock
 
-from modelpier.control.canary_state import CanaryRequest
+from modelpier.control.canary.state import CanaryRequest
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry

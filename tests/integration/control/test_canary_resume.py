@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from tests.unit.control.fakes import FakeClock
 
-from modelpier.control.canary_driver import CanaryDriver, CanaryRun
-from modelpier.control.canary_state import CanaryRequest
-from modelpier.control.deployments import ApplyResult, DeploymentService
+from modelpier.control.canary.driver import CanaryDriver, CanaryRun
+from modelpier.control.canary.state import CanaryRequest
+from modelpier.control.deployments.service import ApplyResult, DeploymentService
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
-from modelpier.control.traffic import PredictorWindow, TrafficWindow
+from modelpier.control.traffic.store import PredictorWindow, TrafficWindow
 from modelpier.errors import Conflict, NotFound
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelpier.control.canary_state import CanaryRecord, PendingApply, StepResult
+from modelpier.control.canary.state import CanaryRecord, PendingApply, StepResult
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.store.canary import KEEP_RUNS
 from modelpier.errors import Conflict, NotFound

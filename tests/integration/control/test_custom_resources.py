@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from modelpier.control.custom_resources import DeploymentPort
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.custom_resources import DeploymentPort
+from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.errors import InvalidInput, NotFound
 from modelpier.registry.domain import Flavor, NewVersion

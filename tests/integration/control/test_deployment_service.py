@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.errors import Conflict
 from modelpier.registry.domain import Flavor, ModelVersion, NewVersion

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelpier.backends.base import ReplicaObservation, ReplicaSpec
-from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
+from modelpier.control.deployments.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.errors import Conflict, NotFound, ServiceUnavailable
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.revision import RevisionKind

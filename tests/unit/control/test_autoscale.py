@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelpier.auth.quota import Limits, Resources
-from modelpier.control.autoscale import (
+from modelpier.control.reconciler.autoscale_policy import (
     Load,
     ScaleState,
     decide_scale,

@@ -8,7 +8,7 @@ from modelpier.auth.quota import Limits
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.plan import replica_count
-from modelpier.control.traffic import TrafficStore
+from modelpier.control.traffic.store import TrafficStore
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
 from modelpier.spec.revision import RevisionKind
 from modelpier.spec.traffic import DeploymentTraffic, PredictorTraffic, TrafficReport

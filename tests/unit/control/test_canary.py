@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelpier.control.canary import Hold, PromoteStep, Rollback, Sample, decide_canary
+from modelpier.control.canary.plan import Hold, PromoteStep, Rollback, Sample, decide_canary
 from modelpier.spec.deployment import CanaryAnalysis
 
 THRESHOLDS = CanaryAnalysis(max_error_rate_increase=0.01, max_latency_ratio=1.5, min_requests=20)

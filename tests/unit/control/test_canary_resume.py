@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelpier.control.canary_resume import (
+from modelpier.control.canary.resume import (
     Adopt,
     Continue,
     Finish,
@@ -14,7 +14,7 @@ from modelpier.control.canary_resume import (
     decide_resume,
     judge_replaced,
 )
-from modelpier.control.canary_state import PendingApply
+from modelpier.control.canary.state import PendingApply
 from modelpier.spec.revision import RevisionKind
 
 STEP = PendingApply("step", cause="canary iris:2 at 50%", step=1, weight=50)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from modelpier.control.errors import install_error_handlers
+from modelpier.control.api.errors import install_error_handlers
 
 
 def _app() -> FastAPI:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelpier.control.history import (
+from modelpier.control.deployments.history import (
     AliasMove,
     alias_baseline,
     alias_moves_cause,
@@ -14,7 +14,7 @@ from modelpier.control.history import (
     diff_resolved,
     plan_alias_moves,
 )
-from modelpier.control.state import Revision
+from modelpier.control.deployments.state import Revision
 from modelpier.errors import Conflict, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
 from modelpier.spec.revision import RevisionKind

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelpier.control.openapi_errors import ENVELOPE, document_errors, error_responses, statuses_of
+from modelpier.control.api.openapi_errors import ENVELOPE, document_errors, error_responses, statuses_of
 
 
 @pytest.mark.parametrize(("method", "path", "statuses"), [

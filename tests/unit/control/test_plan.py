@@ -452,8 +452,8 @@ def test_liveness_leaves_starting_replicas_and_stops_hung_ones_of_an_old_revisio
 def test_default_outputs_are_part_of_the_replica_template() -> None:
     from datetime import UTC, datetime
 
+    from modelpier.control.deployments.state import Revision
     from modelpier.control.reconciler.plan import replica_template
-    from modelpier.control.state import Revision
 
     def template(s: ModelDeploymentSpec) -> Any:
         revision = Revision("default", "iris", 1, s, {"main": "iris:1"}, datetime.now(UTC), "t", RevisionKind.APPLIED,

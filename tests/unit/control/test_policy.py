@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from modelpier.auth.access import Action
-from modelpier.control.policy import PATH_PROJECT, RouteMatcher, RoutePolicy, match_route_policy, unprotected_routes
+from modelpier.control.api.policy import PATH_PROJECT, RouteMatcher, RoutePolicy, match_route_policy, unprotected_routes
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelpier.control.progress import rollout_progress, summarize
+from modelpier.control.deployments.progress import rollout_progress, summarize
 from modelpier.spec.deployment import Condition, ModelDeploymentStatus
 
 APPLIED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from modelpier.auth.quota import Limits, Resources
-from modelpier.control.quota import cpu_millis, memory_bytes, require_within_quota, spec_resources
+from modelpier.control.deployments.quota import cpu_millis, memory_bytes, require_within_quota, spec_resources
 from modelpier.errors import Forbidden
 from modelpier.spec.deployment import ModelDeploymentSpec
 

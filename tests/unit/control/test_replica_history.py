@@ -3,9 +3,9 @@ built on it (issue 14: the Replicas chart showed busy replicas, and a finished c
 
 from __future__ import annotations
 
-from modelpier.control.replica_history import ReplicaHistory
-from modelpier.control.traffic import PredictorWindow, SeriesPoint, TrafficWindow
-from modelpier.control.traffic_wire import TrafficBody
+from modelpier.control.api.traffic_wire import TrafficBody
+from modelpier.control.traffic.replica_history import ReplicaHistory
+from modelpier.control.traffic.store import PredictorWindow, SeriesPoint, TrafficWindow
 from modelpier.spec.deployment import ModelDeploymentStatus
 from tests.unit.control.fakes import EPOCH, FakeClock
 

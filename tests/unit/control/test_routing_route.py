@@ -10,8 +10,8 @@ import httpx
 from fastapi import FastAPI
 
 from modelpier.auth.epoch import AuthEpoch
-from modelpier.control.errors import install_error_handlers
-from modelpier.control.routes.routing import RoutingFeed, routing_router
+from modelpier.control.api.errors import install_error_handlers
+from modelpier.control.api.routes.routing import RoutingFeed, routing_router
 from modelpier.spec.routing import DeploymentRoute, RoutingTable, table_from_wire
 
 ONE = RoutingTable.of([DeploymentRoute("default", "iris", 1)])

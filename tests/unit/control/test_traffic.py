@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from modelpier.control.traffic import TrafficStore
-from modelpier.control.traffic_counters import merge_histograms, quantile
+from modelpier.control.traffic.counters import merge_histograms, quantile
+from modelpier.control.traffic.store import TrafficStore
 from modelpier.errors import InvalidInput
 from modelpier.spec.traffic import (
     DeploymentTraffic,

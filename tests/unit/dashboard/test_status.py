@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelpier.control.wire import DeploymentBody
+from modelpier.control.api.wire import DeploymentBody
 from modelpier.dashboard.status import model_name_of, predictor_lines, summarize_status
 from modelpier.spec.deployment import ModelDeploymentStatus
 

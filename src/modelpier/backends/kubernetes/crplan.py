@@ -12,7 +12,7 @@ Deletion follows the same rule: deleting the CR deletes the deployment; ``pier d
 CR. A deployment without a CR is mirrored into a new one unless it was *bound* to a CR before (the
 control plane records the binding): then its CR was deleted, perhaps while the control plane was
 down, and the deployment goes too. ``ControlPlane`` is the typed callback interface the control
-plane offers the synchroniser (``control/custom_resources.py`` implements it over
+plane offers the synchroniser (``control/deployments/custom_resources.py`` implements it over
 ``DeploymentService``).
 """
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelpier.backends.base import ReplicaSpec
-from modelpier.control.state import EventType
+from modelpier.control.deployments.state import EventType
 
 # The cause an automatic rollback revision (RevisionKind.AUTO_ROLLBACK) records, for people.
 ROLLBACK_CAUSE = "automatic rollback"

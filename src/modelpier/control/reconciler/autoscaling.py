@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from modelpier.auth.quota import Limits, Resources
 from modelpier.backends.base import ReplicaObservation
-from modelpier.control.autoscale import (
+from modelpier.control.reconciler.actions import RecordEvent
+from modelpier.control.reconciler.autoscale_policy import (
     Load,
     ScaleState,
     add,
@@ -29,9 +30,8 @@ from modelpier.control.autoscale import (
     seed_state,
     times,
 )
-from modelpier.control.reconciler.actions import RecordEvent
 from modelpier.control.reconciler.plan import DeploymentKey, DeploymentTarget, replica_count
-from modelpier.control.traffic import TrafficStore
+from modelpier.control.traffic.store import TrafficStore
 
 PredictorKey = tuple[str, str, str]  # project, deployment, predictor
 LimitsSource = Callable[[str], Limits]

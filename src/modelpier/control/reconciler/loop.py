@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from modelpier._lib.clock import Clock
 from modelpier.backends.base import Backend, ReplicaObservation
+from modelpier.control.deployments.state import DeploymentRecord, DeploymentStore, Revision
 from modelpier.control.reconciler.actions import (
     ROLLBACK_CAUSE,
     Action,
@@ -39,7 +40,6 @@ from modelpier.control.reconciler.actions import (
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.plan import DeploymentKey, DeploymentTarget, plan
 from modelpier.control.reconciler.status import build_routing_table, derive_status
-from modelpier.control.state import DeploymentRecord, DeploymentStore, Revision
 from modelpier.errors import NotFound, PierError
 from modelpier.spec.deployment import ModelDeploymentStatus
 from modelpier.spec.revision import RevisionKind

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
+from modelpier.control.deployments.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.revision import RevisionKind
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelpier.backends.base import ReplicaObservation, ReplicaSpec
-from modelpier.control.autoscale import initial_replicas
+from modelpier.control.deployments.state import EventType, Revision
 from modelpier.control.reconciler.actions import (
     Action,
     CrashRecord,
@@ -51,7 +51,7 @@ from modelpier.control.reconciler.actions import (
     StartReplica,
     StopReplica,
 )
-from modelpier.control.state import EventType, Revision
+from modelpier.control.reconciler.autoscale_policy import initial_replicas
 from modelpier.spec.deployment import PredictorSpec, Resources
 
 DeploymentKey = tuple[str, str]

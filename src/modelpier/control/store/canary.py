@@ -1,4 +1,4 @@
-"""``SqlCanaryStore``: the ``CanaryStore`` protocol (``control/canary_state.py``) over SQLAlchemy.
+"""``SqlCanaryStore``: the ``CanaryStore`` protocol (``control/canary/state.py``) over SQLAlchemy.
 
 Canary runs live in ``canary_runs`` (migration 0005), one row per run, next to the deployment they
 belong to: deleting the deployment deletes its runs. ``begin`` locks the deployment row while it
@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from modelpier.control.canary_state import DONE, CanaryRecord
+from modelpier.control.canary.state import DONE, CanaryRecord
 from modelpier.control.store import convert
 from modelpier.control.store.tables import CanaryRunRow, DeploymentRow, ProjectRow
 from modelpier.errors import Conflict, NotFound

@@ -1,5 +1,5 @@
-"""Rows of ``control/store/tables.py`` to and from the frozen objects of ``control/state.py`` and
-``control/canary_state.py``.
+"""Rows of ``control/store/tables.py`` to and from the frozen objects of ``control/deployments/state.py`` and
+``control/canary/state.py``.
 
 Specs and statuses are stored as JSON by their wire (camelCase) names, the same text the API
 shows, and validated again on the way out, so a row the current schema cannot read fails loudly.
@@ -11,8 +11,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
-from modelpier.control.canary_state import CanaryPhase, CanaryRecord, PendingApply, StepResult
-from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
+from modelpier.control.canary.state import CanaryPhase, CanaryRecord, PendingApply, StepResult
+from modelpier.control.deployments.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.control.store.tables import CanaryRunRow, DeploymentRow, EventRow, RevisionRow
 from modelpier.errors import PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, ModelDeploymentStatus

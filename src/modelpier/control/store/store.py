@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from modelpier.auth.quota import Limits
 from modelpier.auth.sql.store import quota_limits
-from modelpier.control.quota import require_within_quota
-from modelpier.control.state import DeploymentRecord, Event, EventType, Revision
+from modelpier.control.deployments.quota import require_within_quota
+from modelpier.control.deployments.state import DeploymentRecord, Event, EventType, Revision
 from modelpier.control.store import convert
 from modelpier.control.store.tables import DEFAULT_PROJECT, DeploymentRow, EventRow, ProjectRow, RevisionRow
 from modelpier.errors import Conflict, InvalidInput, NotFound

@@ -2,7 +2,7 @@
 canary runs.
 
 Private to ``control/store``: ``SqlDeploymentStore`` turns rows into the frozen objects of
-``control/state.py``, ``SqlCanaryStore`` into those of ``control/canary_state.py``. The tables live
+``control/deployments/state.py``, ``SqlCanaryStore`` into those of ``control/canary/state.py``. The tables live
 in the registry's database and its one Alembic chain (migrations ``0002_deployments``,
 ``0005_canary_runs`` and ``0007_revision_kind``), with the registry's naming convention, but on their own
 ``MetaData``: the registry sits below the control plane and must not know these tables. A test
@@ -105,7 +105,7 @@ class EventRow(Base):
 
 
 class CanaryRunRow(Base):
-    """One progressive canary of a deployment (``control/canary_state.CanaryRecord``), written at every
+    """One progressive canary of a deployment (``control/canary/state.CanaryRecord``), written at every
     transition so a restarted control plane resumes it (migration 0005)."""
 
     __tablename__ = "canary_runs"

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from modelpier.control import deployment_calls
-from modelpier.control.wire import DeploymentBody
+from modelpier.control.api import calls as deployment_calls
+from modelpier.control.api.wire import DeploymentBody
 from modelpier.dashboard.links import docs_url, endpoint_url
 from modelpier.dashboard.session import Session
 from modelpier.dashboard.status import predictor_lines, summarize_status

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from modelpier.control import deployment_calls
+from modelpier.control.api import calls as deployment_calls
 from modelpier.dashboard.catalog import ModelFilter, ModelRow, filter_choices, filter_models
 from modelpier.dashboard.session import Session
 from modelpier.dashboard.status import model_name_of, summarize_status

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from modelpier.control import deployment_calls
+from modelpier.control.api import calls as deployment_calls
 from modelpier.dashboard.session import Session
 from modelpier.dashboard.traffic import NONE
 from modelpier.dashboard.usage import project_usage, usage_bars

@@ -3,7 +3,7 @@
 - ``call.py``: ``Call``, one request and how its answer is read; every endpoint is a function
   returning one: ``models.py`` (registry), ``blobs.py``, ``access.py`` (projects, members, quotas,
   tokens, users, audit), ``gateway.py`` (routing table, token checks, traffic reports), and
-  ``control/deployment_calls.py`` (deployments, revisions, rollouts, canaries, traffic windows:
+  ``control/api/calls.py`` (deployments, revisions, rollouts, canaries, traffic windows:
   their bodies live in ``control/``, above this layer).
 - ``transport.py``: base URL, token, request id, timeouts, retries of idempotent calls that never
   reached the server, and the error envelope decoded into the error tree: written once.

@@ -1,7 +1,7 @@
 """``Call``: one request to the control plane's ``/api/v1`` and how its answer is read, as data.
 
 Every endpoint is written once, as a function that returns a ``Call`` (``models.py``, ``blobs.py``,
-``access.py``, ``gateway.py``, and ``control/deployment_calls.py`` for the bodies that live in
+``access.py``, ``gateway.py``, and ``control/api/calls.py`` for the bodies that live in
 ``control/``); the sync ``ControlClient`` and the async ``AsyncControlClient`` only send them. So
 the two clients never repeat per-endpoint code, and building a request is a pure function a unit
 test can read without a server.

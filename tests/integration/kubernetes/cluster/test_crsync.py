@@ -16,8 +16,8 @@ import yaml
 
 from modelpier.backends.kubernetes.crsync import CustomResourceSync
 from modelpier.backends.kubernetes.kubeapi import KubeApi
-from modelpier.control.custom_resources import DeploymentPort
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.custom_resources import DeploymentPort
+from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.store import SqlDeploymentStore
 from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry

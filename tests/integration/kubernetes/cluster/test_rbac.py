@@ -14,8 +14,8 @@ from kubernetes import client
 from modelpier.backends.kubernetes.crsync import CustomResourceSync
 from modelpier.backends.kubernetes.kubeapi import KubeApi
 from modelpier.backends.kubernetes.lease import LeaderElector
-from modelpier.control.custom_resources import DeploymentPort
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.custom_resources import DeploymentPort
+from modelpier.control.deployments.service import DeploymentService
 from tests.integration.kubernetes.cluster.conftest import CRD, Cluster
 from tests.integration.kubernetes.cluster.test_crsync import document, make_service
 from tests.support.procs import wait_until

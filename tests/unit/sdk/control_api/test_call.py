@@ -10,7 +10,7 @@ import pytest
 
 from modelpier.auth.access import Role
 from modelpier.auth.wire import QuotaBody
-from modelpier.control import deployment_calls
+from modelpier.control.api import calls as deployment_calls
 from modelpier.sdk.control_api import Call, access, blobs, gateway, models
 from modelpier.sdk.control_api.call import seg
 from modelpier.sdk.control_api.transport import REQUEST_ID_HEADER, Options, build_request

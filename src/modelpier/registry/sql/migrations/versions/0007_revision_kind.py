@@ -29,7 +29,7 @@ depends_on: str | Sequence[str] | None = None
 KIND_LEN = 32
 _BATCH = 500
 
-# The causes control planes up to 0006 wrote, by writer (control/deployments.py, control/canary_driver.py,
+# The causes control planes up to 0006 wrote, by writer (control/deployments/service.py, control/canary/driver.py,
 # control/reconciler/loop.py), tried in this order.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("applied", re.compile(r"^applied$")),
@@ -40,7 +40,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("canary-promote", re.compile(r"^canary \S+ promoted$")),
     ("canary-rollback", re.compile(r"^canary \S+ rolled back\b")),
 )
-# What the old readers counted as a rollback (control/history.py), for a cause none of the above matches:
+# What the old readers counted as a rollback (control/deployments/history.py), for a cause none of the above matches:
 # it kept pinning versions then, so it keeps doing so.
 _LOOSE_ROLLBACK = re.compile(r"\broll(?:ed)?[ -]?back\b", re.IGNORECASE)
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from modelpier.control.deployments import ApplyResult, DeploymentView
-from modelpier.control.state import Event, EventType, Revision
+from modelpier.control.deployments.service import ApplyResult, DeploymentView
+from modelpier.control.deployments.state import Event, EventType, Revision
 from modelpier.spec.bounds import Id
 from modelpier.spec.deployment import API_VERSION, KIND, ModelDeploymentSpec, ModelDeploymentStatus
 from modelpier.spec.revision import RevisionKind

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelpier.control.policy import PUBLIC_ROUTES, SAFE_METHODS
+from modelpier.control.api.policy import PUBLIC_ROUTES, SAFE_METHODS
 from modelpier.errors import ERROR_HTTP_STATUS
 
 ENVELOPE = "ErrorEnvelope"
@@ -41,7 +41,7 @@ _ENVELOPE_SCHEMA: dict[str, Any] = {
     }},
 }
 _REF = {"$ref": f"#/components/schemas/{ENVELOPE}"}
-# Statuses the platform's own handlers produce outside the error tree (control/errors.py).
+# Statuses the platform's own handlers produce outside the error tree (control/api/errors.py).
 _TRANSPORT = {400: "a request that does not parse", 422: "parameters or a body that do not validate"}
 
 

@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from modelpier.control.canary_driver import CanaryDriver
+from modelpier.control.canary.driver import CanaryDriver
 from modelpier.control.reconciler.autoscaling import Autoscaler
-from modelpier.control.traffic import TrafficStore
+from modelpier.control.traffic.store import TrafficStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PREDICTOR = ["project", "deployment", "predictor"]

@@ -14,11 +14,9 @@ import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelpier.auth.access import visible_projects
-from modelpier.control.deployments import DeploymentService
-from modelpier.control.logs import DEFAULT_TAIL
-from modelpier.control.routes.params import IdPath
-from modelpier.control.security import principal_of
-from modelpier.control.wire import (
+from modelpier.control.api.routes.params import IdPath
+from modelpier.control.api.security import principal_of
+from modelpier.control.api.wire import (
     ApplyResultBody,
     DeploymentBody,
     EventBody,
@@ -26,6 +24,8 @@ from modelpier.control.wire import (
     RevisionBody,
     RollbackBody,
 )
+from modelpier.control.deployments.logs import DEFAULT_TAIL
+from modelpier.control.deployments.service import DeploymentService
 from modelpier.errors import InvalidInput, InvalidSpec, PayloadTooLarge
 from modelpier.spec.deployment import ModelDeploymentStatus
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelpier._lib.clock import Clock
-from modelpier.control.traffic_counters import (
+from modelpier.control.traffic.counters import (
     PredictorIncrease,
     ShadowIncrease,
     predictor_increase,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from modelpier.control.canary_state import EndPhase, PendingApply
+from modelpier.control.canary.state import EndPhase, PendingApply
 from modelpier.spec.revision import RevisionKind
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.service import DeploymentService
 
 log = logging.getLogger("modelpier.control.aliases")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from modelpier.control.canary_driver import CanaryDriver
-from modelpier.control.canary_wire import CanaryBody, CanaryStartBody
-from modelpier.control.security import principal_of
+from modelpier.control.api.canary_wire import CanaryBody, CanaryStartBody
+from modelpier.control.api.security import principal_of
+from modelpier.control.canary.driver import CanaryDriver
 
 
 def canary_router(driver: CanaryDriver) -> APIRouter:

@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from modelpier.auth.access import Action, Allow, Principal, decide_access
-from modelpier.control.openapi_errors import error_responses
-from modelpier.control.quota import LimitsSource, require_storage_within_quota
-from modelpier.control.security import denial, principal_of
+from modelpier.control.api.openapi_errors import error_responses
+from modelpier.control.api.security import denial, principal_of
+from modelpier.control.deployments.quota import LimitsSource, require_storage_within_quota
 from modelpier.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.service import Registry

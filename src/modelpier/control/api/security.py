@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelpier.auth.access import Deny, Principal, decide_access
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql.store import SqlAuthStore
-from modelpier.control.policy import (
+from modelpier.control.api.policy import (
     PATH_PROJECT,
     PUBLIC_ROUTES,
     SAFE_METHODS,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from modelpier._lib.clock import Clock
-from modelpier.control.traffic import RETENTION_S
+from modelpier.control.traffic.store import RETENTION_S
 from modelpier.spec.deployment import ModelDeploymentStatus
 
 DeploymentKey = tuple[str, str]

@@ -20,10 +20,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from modelpier.control.deployments import DeploymentService
-from modelpier.control.replica_history import ReplicaHistory
-from modelpier.control.traffic import RETENTION_S, TrafficStore
-from modelpier.control.traffic_wire import TrafficBody
+from modelpier.control.api.traffic_wire import TrafficBody
+from modelpier.control.deployments.service import DeploymentService
+from modelpier.control.traffic.replica_history import ReplicaHistory
+from modelpier.control.traffic.store import RETENTION_S, TrafficStore
 from modelpier.spec.traffic import TrafficReport
 
 MAX_POINTS = 1000

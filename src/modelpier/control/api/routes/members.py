@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from modelpier.auth.service import AuthService
 from modelpier.auth.wire import MemberBody, QuotaBody, RoleBody
-from modelpier.control.deployments import DeploymentService
+from modelpier.control.deployments.service import DeploymentService
 
 
 def member_router(auth: AuthService, deployments: DeploymentService) -> APIRouter:

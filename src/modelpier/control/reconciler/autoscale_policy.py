@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, fields
 
 from modelpier.auth.quota import Exceeded, Limits, Resources, check_quota
-from modelpier.control.quota import cpu_millis, memory_bytes
+from modelpier.control.deployments.quota import cpu_millis, memory_bytes
 from modelpier.spec.deployment import Autoscaling, PredictorSpec
 
 

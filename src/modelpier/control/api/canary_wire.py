@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from modelpier.control.canary_state import CanaryRecord, CanaryRequest, StepResult
-from modelpier.control.traffic import RETENTION_S
+from modelpier.control.canary.state import CanaryRecord, CanaryRequest, StepResult
+from modelpier.control.traffic.store import RETENTION_S
 from modelpier.errors import PierError
 from modelpier.spec.names import ModelRef, validate_name
 from modelpier.spec.traffic import PredictorTrafficWindow

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from modelpier.control.traffic import PredictorWindow, ShadowWindow, TrafficWindow, milliseconds
+from modelpier.control.traffic.store import PredictorWindow, ShadowWindow, TrafficWindow, milliseconds
 from modelpier.spec.deployment import ModelDeploymentStatus
 from modelpier.spec.traffic import PredictorTrafficWindow
 

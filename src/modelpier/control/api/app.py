@@ -21,31 +21,31 @@ from fastapi.openapi.utils import get_openapi
 import modelpier
 from modelpier.auth.quota import Limits
 from modelpier.auth.service import AuthService
-from modelpier.control.alias_poller import run_alias_poller
-from modelpier.control.blob_gc import run_blob_collector
-from modelpier.control.canary_driver import CanaryDriver
-from modelpier.control.deployments import DeploymentService
-from modelpier.control.docs_page import install_docs
-from modelpier.control.errors import install_error_handlers
-from modelpier.control.metrics import CONTENT_TYPE, ControlMetrics
-from modelpier.control.openapi_errors import document_errors
-from modelpier.control.policy import unprotected_routes
+from modelpier.control.api.docs_page import install_docs
+from modelpier.control.api.errors import install_error_handlers
+from modelpier.control.api.metrics import CONTENT_TYPE, ControlMetrics
+from modelpier.control.api.openapi_errors import document_errors
+from modelpier.control.api.policy import unprotected_routes
+from modelpier.control.api.routes.access import access_router
+from modelpier.control.api.routes.blobs import blob_router
+from modelpier.control.api.routes.canary import canary_router
+from modelpier.control.api.routes.deployments import deployment_router
+from modelpier.control.api.routes.members import member_router
+from modelpier.control.api.routes.models import model_router
+from modelpier.control.api.routes.projects import project_router
+from modelpier.control.api.routes.routing import RoutingFeed, routing_router
+from modelpier.control.api.routes.tokenreview import tokenreview_router
+from modelpier.control.api.routes.traffic import traffic_router
+from modelpier.control.api.security import install_security, openapi_routes
+from modelpier.control.canary.driver import CanaryDriver
+from modelpier.control.deployments.alias_poller import run_alias_poller
+from modelpier.control.deployments.service import DeploymentService
+from modelpier.control.deployments.state import DeploymentStore
+from modelpier.control.housekeeping.blob_gc import run_blob_collector
+from modelpier.control.housekeeping.upload_sweeper import run_upload_sweeper
 from modelpier.control.reconciler.autoscaling import Autoscaler
-from modelpier.control.replica_history import ReplicaHistory
-from modelpier.control.routes.access import access_router
-from modelpier.control.routes.blobs import blob_router
-from modelpier.control.routes.canary import canary_router
-from modelpier.control.routes.deployments import deployment_router
-from modelpier.control.routes.members import member_router
-from modelpier.control.routes.models import model_router
-from modelpier.control.routes.projects import project_router
-from modelpier.control.routes.routing import RoutingFeed, routing_router
-from modelpier.control.routes.tokenreview import tokenreview_router
-from modelpier.control.routes.traffic import traffic_router
-from modelpier.control.security import install_security, openapi_routes
-from modelpier.control.state import DeploymentStore
-from modelpier.control.traffic import TrafficStore
-from modelpier.control.upload_sweeper import run_upload_sweeper
+from modelpier.control.traffic.replica_history import ReplicaHistory
+from modelpier.control.traffic.store import TrafficStore
 from modelpier.registry.service import Registry
 from modelpier.registry.uploads import UploadStager
 from modelpier.settings import Settings
@@ -159,7 +159,7 @@ def check_protected(app: FastAPI) -> None:
     """Refuse to build an app with a route that no access rule covers (fail closed, at start-up)."""
     missing = unprotected_routes(openapi_routes(app))
     if missing:
-        raise RuntimeError(f"routes without an access rule in control/policy.py: {', '.join(missing)}")
+        raise RuntimeError(f"routes without an access rule in control/api/policy.py: {', '.join(missing)}")
 
 
 def _document_schema_in_openapi(app: FastAPI) -> None:

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from modelpier._lib.clock import Clock
-from modelpier.control.canary import CanaryVerdict, Hold, PromoteStep, Rollback, Sample, decide_canary
-from modelpier.control.canary_resume import (
+from modelpier.control.canary.plan import CanaryVerdict, Hold, PromoteStep, Rollback, Sample, decide_canary
+from modelpier.control.canary.resume import (
     Adopt,
     Finish,
     LatestRevision,
@@ -47,7 +47,7 @@ from modelpier.control.canary_resume import (
     decide_resume,
     judge_replaced,
 )
-from modelpier.control.canary_state import (
+from modelpier.control.canary.state import (
     DONE,
     CanaryPhase,
     CanaryRecord,
@@ -57,9 +57,9 @@ from modelpier.control.canary_state import (
     PendingApply,
     StepResult,
 )
-from modelpier.control.deployments import DeploymentService, DeploymentView
-from modelpier.control.state import Revision
-from modelpier.control.traffic import TrafficStore
+from modelpier.control.deployments.service import DeploymentService, DeploymentView
+from modelpier.control.deployments.state import Revision
+from modelpier.control.traffic.store import TrafficStore
 from modelpier.errors import Conflict, InvalidInput, NotFound, PierError
 from modelpier.spec.deployment import ModelDeploymentSpec, PredictorSpec
 from modelpier.spec.names import ModelRef

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 
 from modelpier.auth.access import visible_projects
 from modelpier.auth.service import AuthService
-from modelpier.control.deployments import DeploymentService
-from modelpier.control.security import principal_of
-from modelpier.control.wire import NewProjectBody, ProjectBody
+from modelpier.control.api.security import principal_of
+from modelpier.control.api.wire import NewProjectBody, ProjectBody
+from modelpier.control.deployments.service import DeploymentService
 
 
 def project_router(service: DeploymentService, auth: AuthService) -> APIRouter:

@@ -14,7 +14,7 @@ import contextlib
 from datetime import datetime
 
 from modelpier.backends.kubernetes.crplan import Applied, ControlView
-from modelpier.control.deployments import DeploymentService, DeploymentView
+from modelpier.control.deployments.service import DeploymentService, DeploymentView
 from modelpier.errors import AlreadyExists, NotFound
 from modelpier.spec.deployment import ModelDeploymentSpec
 

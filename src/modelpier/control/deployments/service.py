@@ -4,7 +4,7 @@ The API routes and the alias poller call this; the reconciler reads what it writ
 of desired state goes through ``_apply``: references are resolved against the registry first
 (nothing is written when one does not resolve), then the store makes a revision or, for the same
 spec and versions, nothing. Rollbacks and alias moves are applies of another ``RevisionKind``, with a
-cause for people. Decisions over the history are pure functions in ``control/history.py``.
+cause for people. Decisions over the history are pure functions in ``control/deployments/history.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelpier.backends.local.supervisor import refuse_local
-from modelpier.control import history
-from modelpier.control.logs import MAX_TAIL, LogSource, no_logs
-from modelpier.control.quota import LimitsSource, require_within_quota
-from modelpier.control.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
+from modelpier.control.deployments import history
+from modelpier.control.deployments.logs import MAX_TAIL, LogSource, no_logs
+from modelpier.control.deployments.quota import LimitsSource, require_within_quota
+from modelpier.control.deployments.state import DeploymentRecord, DeploymentStore, Event, EventType, Revision
 from modelpier.errors import AlreadyExists, Conflict, InvalidInput, InvalidSpec, NotFound, PierError
 from modelpier.registry.domain import ModelVersion
 from modelpier.registry.service import Registry

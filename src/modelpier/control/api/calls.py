@@ -3,7 +3,7 @@ traffic windows and progressive canaries, as ``Call`` objects for the one API cl
 (``sdk/control_api``: ``ControlClient`` in the CLI, ``AsyncControlClient`` in the dashboard).
 
 Why here and not beside the other endpoints in ``sdk/control_api``: their answers are the bodies of
-``control/wire.py``, ``canary_wire.py`` and ``traffic_wire.py``, which ``sdk`` (a lower layer) may not
+``control/api/wire.py``, ``canary_wire.py`` and ``traffic_wire.py``, which ``sdk`` (a lower layer) may not
 import, and nothing below ``control`` calls these endpoints. Transport, retries and error decoding
 are the client's, as for every other endpoint.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelpier.control.canary_wire import CanaryBody
-from modelpier.control.traffic_wire import TrafficBody
-from modelpier.control.wire import ApplyResultBody, DeploymentBody, EventBody, LogsBody, RevisionBody
+from modelpier.control.api.canary_wire import CanaryBody
+from modelpier.control.api.traffic_wire import TrafficBody
+from modelpier.control.api.wire import ApplyResultBody, DeploymentBody, EventBody, LogsBody, RevisionBody
 from modelpier.sdk.control_api.call import Call, get, many, one, post, put, seg
 from modelpier.spec.deployment import ModelDeploymentStatus
 

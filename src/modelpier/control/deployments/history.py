@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from modelpier.control.state import Revision
+from modelpier.control.deployments.state import Revision
 from modelpier.errors import Conflict, NotFound
 
 

@@ -19,9 +19,9 @@ from modelpier.auth.wire import (
     UserBody,
     WhoAmIBody,
 )
-from modelpier.control.deployments import DeploymentService
-from modelpier.control.routes.params import IdPath
-from modelpier.control.security import principal_of
+from modelpier.control.api.routes.params import IdPath
+from modelpier.control.api.security import principal_of
+from modelpier.control.deployments.service import DeploymentService
 
 
 def access_router(auth: AuthService, deployments: DeploymentService) -> APIRouter:

@@ -16,9 +16,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modelpier.control.quota import LimitsSource, require_storage_within_quota
-from modelpier.control.routes.params import IdPath
-from modelpier.control.security import principal_of
+from modelpier.control.api.routes.params import IdPath
+from modelpier.control.api.security import principal_of
+from modelpier.control.deployments.quota import LimitsSource, require_storage_within_quota
 from modelpier.errors import NotFound
 from modelpier.registry.service import Registry
 from modelpier.registry.wire import (
