@@ -35,6 +35,7 @@ from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.backends.base import Backend
+from modelpier.backends.local.supervisor import refuse_local
 from modelpier.control.api.app import ControlParts, build_control_plane
 from modelpier.control.api.routes.routing import RoutingFeed
 from modelpier.control.canary.driver import CanaryDriver
@@ -226,8 +227,9 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
         api_store = NotifyingStore(store, terms.trigger)
     else:
         feed.publish(RoutingTable())  # nothing runs here, and that is known: not "no table yet" (503)
+    # The backend's refusal of what it cannot run, on every apply (no backend: the local one's, as before).
     deployments = DeploymentService(api_store, registry, log_source=backend.logs if backend else None,
-                                    limits=project_limits)
+                                    limits=project_limits, refuse=backend.refuse if backend else refuse_local)
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
     if minted is not None:
         announce_admin_token(minted)
