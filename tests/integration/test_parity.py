@@ -65,7 +65,7 @@ import sys
 
 class Broken:
     def load(self, path):
-        if "serve" in sys.argv:
+        if "server" in sys.argv[0] or "serve" in sys.argv:  # python -m modelpier.server, or pier serve (a pod)
             raise RuntimeError("this model cannot load: weights are corrupt")
 
     def predict(self, inputs):
@@ -290,10 +290,10 @@ def check_canary(p: Platform, name: str) -> None:
         while time.monotonic() < deadline:
             p.infer(name, client=client)  # traffic for the analysis (minRequests 1)
             state = httpx.get(f"{p.url(name)}/canary", headers=ADMIN_HEADERS, timeout=10).json()
-            if state.get("state") not in ("running", None):
+            if state["done"]:
                 break
             time.sleep(0.1)
-    assert state.get("state") == "promoted", state
+    assert state["phase"] == "promoted", state
     wait_until(lambda: [s.get("modelVersion") for s in p.status(name)["predictors"]] == ["iris:2"], timeout=60,
                what="the promoted canary to be the only predictor")
 

@@ -29,6 +29,7 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,7 +254,7 @@ def _process(argv: list[str], env: dict[str, str], log_path: Path, health: str, 
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     guard = watch(proc.pid)  # stopped even when the run is interrupted
     try:
-        wait_until(lambda: proc.poll() is not None or _ok(health), timeout=60, what=what)
+        wait_until(lambda: proc.poll() is not None or _ok(health), timeout=180, what=what)  # a loaded machine
         if proc.poll() is not None:
             raise AssertionError(f"{what} exited early:\n{log_path.read_text()}")
         yield
@@ -438,6 +439,14 @@ class PlayedKubelet:
         env["PIER_HOME"] = str(pod.home)  # the pod's emptyDir mounted at its model home
         return env
 
+    def _report(self, pod: _Pod, write: Callable[[], None]) -> None:
+        """Write a pod's status, unless the pod went meanwhile (deleted: there is nothing to report to)."""
+        try:
+            write()
+        except AssertionError as exc:
+            if not (pod.deleting or "NotFound" in str(exc)):
+                raise
+
     def _start(self, pod: _Pod, manifest: dict[str, Any]) -> None:
         pod.home.mkdir(parents=True, exist_ok=True)
         self.node.bind(self.namespace, pod.name)
@@ -447,7 +456,8 @@ class PlayedKubelet:
             if done.returncode != 0:
                 (pod.home / f"{init['name']}.log").write_text(done.stdout + done.stderr)
                 pod.ended = True
-                self.node.fail(self.namespace, pod.name, done.returncode, container=init["name"])
+                self._report(pod, partial(self.node.fail, self.namespace, pod.name, done.returncode,
+                                                  container=init["name"]))
                 return
         server = manifest["spec"]["containers"][0]
         env = self._env(pod, server)
@@ -462,18 +472,18 @@ class PlayedKubelet:
         pod.proc = subprocess.Popen(pod.argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         guard = watch(pod.proc.pid)
         try:
-            self.node.run(self.namespace, pod.name, pod.ip, ready=False)
+            self._report(pod, partial(self.node.run, self.namespace, pod.name, pod.ip, ready=False))
             ready = False
             while pod.proc.poll() is None and not self._stop.is_set():
                 probe = _ok(f"http://{pod.ip}:8080/v2/health/ready")
                 if probe != ready and not pod.deleting:
                     ready = probe
-                    self.node.run(self.namespace, pod.name, pod.ip, ready=ready)
+                    self._report(pod, partial(self.node.run, self.namespace, pod.name, pod.ip, ready=probe))
                 time.sleep(0.5)
             code = pod.proc.wait()
             pod.ended = True
             if not pod.deleting and not self._stop.is_set():
-                self.node.fail(self.namespace, pod.name, code)
+                self._report(pod, partial(self.node.fail, self.namespace, pod.name, code))
         finally:
             guard.release()
             log.close()
