@@ -94,7 +94,8 @@ class Autoscaling(_Spec):
 class PredictorSpec(_Spec):
     name: str = Field("main", description="Predictor name, unique in the deployment (DNS-1123 label).")
     model: str | None = Field(None, description="Model reference: name, name:3 or name:alias.")
-    bundle: str | None = Field(None, description="Bundle reference instead of a model (pier build).")
+    bundle: str | None = Field(None, description="Reserved for bundles of custom code (issue 18); no "
+                                "backend deploys one yet, so applying a predictor with `bundle` is refused (422).")
     follow_alias: bool = Field(False, description="When `model` names an alias, roll out whenever the alias "
                                                   "moves to another version.")
     image: str | None = Field(
