@@ -119,6 +119,7 @@ class PlatformSettings(BaseModel):
 # the throughput; 5 ms bounds the wait, which the policy rarely uses (docs/serving.md).
 DEFAULT_MAX_BATCH_SIZE: Final = 64
 DEFAULT_MAX_LATENCY_MS: Final = 5.0
+MIN_MAX_BODY_BYTES: Final = 1024  # the smallest body limit a model server takes (serve.max_body_bytes)
 
 
 class ServeSettings(BaseModel):
@@ -154,7 +155,7 @@ class ServeSettings(BaseModel):
         (), description="Default outputs of every model, comma-separated (--outputs): what a request that names "
                         "none gets, and the only ones computed for it (scikit-learn then skips predict_proba). "
                         "Empty: every output.")
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body in bytes "
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=MIN_MAX_BODY_BYTES, description="Largest request body in bytes "
                                 "(--max-body-bytes; 413 above, gRPC RESOURCE_EXHAUSTED): checked before the body is "
                                 "read, so a runaway client cannot fill the memory. 16 MiB is far above tabular and "
                                 "single-image requests; raise it for large batches of images.")

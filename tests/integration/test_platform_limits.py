@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.platform_support import Platform, pier_down, replica_env, run_platform, save_models
+from tests.integration.platform_support import V2_BODY, Platform, pier_down, replica_env, run_platform, save_models
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +91,12 @@ def test_replicas_started_by_pier_up_inherit_the_request_limits(platform: Platfo
                                                "data": [*rows, rows[0]]}]}, timeout=30)
     assert over.status_code == 413
     assert "limit of 1000 elements" in over.text
+
+
+def test_a_body_the_deployment_allows_is_not_refused_by_its_replica(platform: Platform) -> None:
+    # 20 MiB: over the model server's own default (serve.max_body_bytes, 16 MiB), under the deployment's
+    # limits.maxBodyBytes (64 MiB by default), so the replica must have been started with the deployment's.
+    body = json.dumps(V2_BODY).encode() + b" " * (20 * 2**20)
+    r = httpx.post(f"{platform.gateway}/default/iris/v2/models/iris/infer", content=body, timeout=60,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]

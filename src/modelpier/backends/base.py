@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from modelpier.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_LATENCY_MS
-from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.deployment import DEFAULT_MAX_BODY_BYTES, ModelDeploymentSpec
 
 # starting: process up, not ready yet (loading); ready: readiness probe answers 200;
 # unready: was ready, probe now fails; exited: the process is gone (crashed or killed), its slot kept
@@ -42,6 +42,9 @@ class ReplicaSpec:
     cpu: str = "1"  # resources.cpu, a Kubernetes quantity (a pod's request and limit; locally: the workers)
     memory: str = "1Gi"  # resources.memory (a pod's request and limit)
     gpu: int = 0  # resources.gpu (nvidia.com/gpu on a pod)
+    # limits.maxBodyBytes (at least the server's minimum): the replica accepts what the gateway lets through
+    # (--max-body-bytes), whatever serve.max_body_bytes says.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 @dataclass(frozen=True, slots=True)

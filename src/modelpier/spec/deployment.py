@@ -21,6 +21,7 @@ from modelpier.spec.names import ModelRef, validate_name
 
 API_VERSION: Final = "modelpier.io/v1alpha1"
 KIND: Final = "ModelDeployment"
+DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024 * 1024  # limits.maxBodyBytes
 
 _CPU = re.compile(r"^([0-9]+(\.[0-9]+)?|[0-9]+m)$")
 _OUTPUT = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -205,7 +206,7 @@ class Limits(_Spec):
         None, ge=1, le=100_000, description="Most requests the gateway forwards to this deployment at once; more "
                                             "are refused with 503 and Retry-After (circuit breaking) rather than "
                                             "queued. Unlimited when absent.")
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, le=2**31, description="Largest request body (413 above).")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, le=2**31, description="Largest request body (413 above).")
 
 
 class PredictionLog(_Spec):

@@ -463,3 +463,27 @@ def test_default_outputs_are_part_of_the_replica_template() -> None:
     plain, narrowed = template(spec()), template(spec(outputs=["predict"]))
     assert (plain.outputs, narrowed.outputs) == ((), ("predict",))
     assert plain.template != narrowed.template  # a changed default restarts the replicas
+
+
+def test_the_body_limit_reaches_the_replicas_and_rolls_them_only_when_set() -> None:
+    import hashlib
+    from datetime import UTC, datetime
+
+    from modelpier.control.deployments.state import Revision
+    from modelpier.control.reconciler.plan import replica_template
+
+    def template(limits: dict[str, Any] | None = None) -> Any:
+        s = ModelDeploymentSpec.model_validate({"predictors": [{"name": "main", "model": "iris:1"}],
+                                                **({"limits": limits} if limits else {})})
+        revision = Revision("default", "iris", 1, s, {"main": "iris:1"}, datetime.now(UTC), "t", RevisionKind.APPLIED,
+                            "applied")
+        return replica_template(revision, s.predictors[0])
+
+    default, raised, tiny = template(), template({"maxBodyBytes": 100 * 2**20}), template({"maxBodyBytes": 10})
+    assert default.max_body_bytes == 64 * 2**20  # the gateway's default, not the server's 16 MiB
+    # The default keeps the key replicas had before the limit was carried: an upgrade restarts nothing.
+    assert default.template == hashlib.blake2b(b"main|iris:1|w1|b64:5.0", digest_size=5).hexdigest()
+    assert template({"maxBodyBytes": 64 * 2**20}).template == default.template
+    assert raised.max_body_bytes == 100 * 2**20
+    assert raised.template != default.template  # a changed limit restarts the replicas
+    assert tiny.max_body_bytes == 1024  # the server's least; the gateway refuses more than 10 bytes anyway

@@ -82,6 +82,7 @@ def _server_options(spec: ReplicaSpec, grace_s: float) -> list[str]:
     else:
         args.append("--no-batching")
     args += ["--outputs", ",".join(spec.outputs)]  # "": every output
+    args += ["--max-body-bytes", str(spec.max_body_bytes)]  # limits.maxBodyBytes: what the gateway lets through
     return [*args, "--shutdown-grace-s", f"{grace_s:g}", "--no-isolated"]
 
 

@@ -117,8 +117,8 @@ def serve_argv(spec: ReplicaSpec, port: int, *, grace_s: float, grpc_port: int |
     outputs = ("--outputs", ",".join(spec.outputs))  # "": every output, whatever serve.outputs says
     isolated = ("--isolated",) if spec.isolated else ("--no-isolated",)
     return (python, "-m", "modelpier.server", spec.model, "--host", "127.0.0.1", "--http-port", str(port),
-            *grpc, "--workers", str(spec.workers), *batching, *outputs, "--shutdown-grace-s", f"{grace_s:g}",
-            *isolated)
+            *grpc, "--workers", str(spec.workers), *batching, *outputs, "--max-body-bytes", str(spec.max_body_bytes),
+            "--shutdown-grace-s", f"{grace_s:g}", *isolated)
 
 
 class LocalBackend:

@@ -52,7 +52,8 @@ from modelpier.control.reconciler.actions import (
     StopReplica,
 )
 from modelpier.control.reconciler.autoscale_policy import initial_replicas
-from modelpier.spec.deployment import PredictorSpec, Resources
+from modelpier.settings import MIN_MAX_BODY_BYTES
+from modelpier.spec.deployment import DEFAULT_MAX_BODY_BYTES, PredictorSpec, Resources
 
 DeploymentKey = tuple[str, str]
 
@@ -103,12 +104,16 @@ def replica_template(revision: Revision, predictor: PredictorSpec) -> ReplicaSpe
     resources = predictor.resources
     if resources != Resources():  # likewise: a pod's requests and limits (the workers are above already)
         content += f"|r{resources.cpu},{resources.memory},{resources.gpu}"
+    # The gateway refuses a body over the deployment's limit, so below the server's minimum the minimum will do.
+    max_body = max(revision.spec.limits.max_body_bytes, MIN_MAX_BODY_BYTES)
+    if max_body != DEFAULT_MAX_BODY_BYTES:  # likewise: replicas started with the default are not rolled
+        content += f"|m{max_body}"
     key = hashlib.blake2b(content.encode(), digest_size=5).hexdigest()
     return ReplicaSpec(project=revision.project, deployment=revision.deployment, predictor=predictor.name,
                        revision=revision.number, template=key, model=model, workers=predictor.worker_count,
                        batching=batching, max_batch_size=size, max_latency_ms=latency, outputs=outputs,
                        isolated=predictor.isolated, image=predictor.image, cpu=resources.cpu,
-                       memory=resources.memory, gpu=resources.gpu)
+                       memory=resources.memory, gpu=resources.gpu, max_body_bytes=max_body)
 
 
 def templates_of(revision: Revision) -> dict[str, ReplicaSpec | None]:

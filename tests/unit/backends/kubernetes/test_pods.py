@@ -61,6 +61,13 @@ def test_the_model_is_pulled_in_its_project_then_served_with_the_replicas_option
     assert spec["imagePullSecrets"] == [{"name": "pull"}]
 
 
+def test_the_deployments_body_limit_reaches_the_server_of_either_kind_of_pod() -> None:
+    [server] = pod()["spec"]["containers"]
+    assert server["args"][server["args"].index("--max-body-bytes") + 1] == str(64 * 2**20)  # not the server's own
+    [server] = pod(replace(SPEC, image="registry.test/iris:1", max_body_bytes=100 * 2**20))["spec"]["containers"]
+    assert server["args"][server["args"].index("--max-body-bytes") + 1] == str(100 * 2**20)
+
+
 def test_a_model_image_is_run_with_the_server_options_and_nothing_pulled() -> None:
     spec = pod(replace(SPEC, image="registry.test/iris:1", batching=False))["spec"]
     assert "initContainers" not in spec

@@ -52,3 +52,10 @@ def test_default_outputs_reach_the_server_and_round_trip(tmp_path: Path) -> None
     rec = records.ReplicaRecord("main-1", spec, 123, 30000, argv, 1.0, 0)
     records.save(path, [rec])
     assert records.load(path) == [rec]
+
+
+def test_the_deployments_body_limit_reaches_the_server() -> None:
+    default = serve_argv(SPEC, 30000, grace_s=5, python="py")
+    assert default[default.index("--max-body-bytes") + 1] == str(64 * 2**20)  # not serve.max_body_bytes
+    raised = serve_argv(replace(SPEC, max_body_bytes=100 * 2**20), 30000, grace_s=5, python="py")
+    assert raised[raised.index("--max-body-bytes") + 1] == str(100 * 2**20)
