@@ -358,8 +358,9 @@ def pull_cmd(
 ) -> None:
     """Download a remote version into the local store (verified against its digest).
 
-    Version numbers belong to each store, so the pulled version takes the next local number
-    unless the local store already holds the same digest.
+    The pulled version keeps its number, so it is served as the version the remote names; a local
+    version with the same digest is returned instead, and one with that number but other content
+    is refused.
     """
     c = get_context(ctx)
     url = _remote_url(remote, c.settings.remote)

@@ -32,7 +32,8 @@ class FileEntry:
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """What a caller supplies to register a version; the store assigns the number."""
+    """What a caller supplies to register a version; the store assigns the number unless ``number`` is
+    given (a pull keeps the remote's)."""
 
     model: str
     flavor: Flavor
@@ -46,6 +47,7 @@ class NewVersion:
     environment: dict[str, Any] = field(default_factory=dict)
     created_by: str = "unknown"
     source: str | None = None
+    number: int | None = None  # keep this version number (``pier models pull``); None: the model's next one
 
     @property
     def digest(self) -> str:

@@ -43,10 +43,12 @@ class MetadataStore(Protocol):
                        admit: Admission | None = None) -> tuple[ModelVersion, bool]:
         """Register a version and return ``(version, created)``.
 
-        Versions are numbered 1, 2, 3... per model. If a version with the same manifest digest
-        exists already, return it with ``created=False`` instead (idempotent push; ``admit`` is
-        not asked). Safe under concurrent callers, in one process or many: each gets a consistent,
-        distinct number or the same existing version, and ``admit`` sees the bytes every version
+        Versions are numbered 1, 2, 3... per model, or ``new.number`` when given (a pulled version
+        keeps its remote number; later versions are numbered after it); ``Conflict`` when another
+        version has that number. If a version with the same manifest digest exists already, return
+        it with ``created=False`` instead (idempotent push and pull; ``admit`` is not asked). Safe
+        under concurrent callers, in one process or many: each gets a consistent, distinct number
+        or the same existing version, and ``admit`` sees the bytes every version
         committed before it stored (the check and the write are one atomic step per project).
         """
 

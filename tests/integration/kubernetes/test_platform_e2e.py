@@ -412,9 +412,6 @@ def test_a_rolling_update_under_load_fails_no_request(backend: Platform) -> None
     backend.delete("roll")
 
 
-@pytest.mark.xfail(strict=True, reason="a pod pulls REF into an empty store, where it becomes version 1: the "
-                                       "model server reports the local number, not the registry's (as replicas "
-                                       "of the local backend do); found by this test, for the Kubernetes backend")
 def test_a_pod_reports_the_registry_version_it_serves(backend: Platform) -> None:
     backend.apply("second", iris(2, 1))
     backend.wait_ready("second", 1)

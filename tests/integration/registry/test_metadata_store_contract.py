@@ -28,7 +28,7 @@ from tests.support.procs import free_port
 
 from modelpier.auth.sql.tables import metadata as auth_metadata
 from modelpier.control.store.tables import metadata as control_metadata
-from modelpier.errors import Forbidden, InvalidInput, InvalidName, NotFound, ServiceUnavailable, StoreBusy
+from modelpier.errors import Conflict, Forbidden, InvalidInput, InvalidName, NotFound, ServiceUnavailable, StoreBusy
 from modelpier.registry.digests import digest_bytes
 from modelpier.registry.domain import FileEntry, Flavor, ModelVersion, NewVersion
 from modelpier.registry.sql import SqlMetadataStore, current_revision, head_revision, open_engine, upgrade_to_head
@@ -223,6 +223,33 @@ def test_same_manifest_digest_returns_the_existing_version(metadata_store: SqlMe
     assert not created
     assert again == first
     assert push(metadata_store, "iris", b"new weights").version == 2  # no number was used up
+
+
+def test_a_pulled_version_keeps_its_number_and_the_next_one_follows_it(metadata_store: SqlMetadataStore) -> None:
+    pulled, created = metadata_store.create_version(new_version("iris", b"second", number=2))
+    assert (pulled.version, created) == (2, True)
+    assert metadata_store.resolve(ModelRef.parse("iris")).version == 2
+    assert metadata_store.get_model("iris").latest_version == 2
+    again, created = metadata_store.create_version(new_version("iris", b"second", number=2))
+    assert (again, created) == (pulled, False)
+    assert push(metadata_store, "iris", b"third").version == 3  # after the kept number, not 1
+    first, _ = metadata_store.create_version(new_version("iris", b"first", number=1))  # a gap can be filled
+    assert [v.version for v in metadata_store.list_versions("iris")] == [1, 2, 3]
+    assert push(metadata_store, "iris", b"fourth").version == 4
+    assert first.version == 1
+
+
+def test_a_kept_number_held_by_other_content_is_a_conflict_naming_both_digests(
+        metadata_store: SqlMetadataStore) -> None:
+    here = push(metadata_store, "iris", b"local")
+    other = new_version("iris", b"remote", number=1)
+    with pytest.raises(Conflict) as caught:
+        metadata_store.create_version(other)
+    assert here.digest in caught.value.message
+    assert other.digest in caught.value.message
+    assert "iris:1" in caught.value.message
+    assert [v.digest for v in metadata_store.list_versions("iris")] == [here.digest]  # nothing written
+    assert push(metadata_store, "iris", b"next").version == 2  # no number was used up
 
 
 def test_a_version_round_trips_every_field(metadata_store: SqlMetadataStore) -> None:

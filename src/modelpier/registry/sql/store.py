@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from modelpier.errors import NotFound
+from modelpier.errors import Conflict, NotFound
 from modelpier.registry.digests import validate_digest
 from modelpier.registry.domain import Model, ModelVersion, NewVersion
 from modelpier.registry.sql import convert, queries
@@ -163,9 +163,10 @@ class SqlMetadataStore(SqlStore):
                 select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest))
             if found is not None:
                 raise _ExistingVersion(convert.version_out(new.model, found))
+            number = model.last_version if new.number is None else self._keep_number(session, model, new, digest)
             if admit is not None:
                 admit(queries.storage_bytes(session, project), queries.new_bytes(session, project, new.files))
-            row = convert.version_row(new, model_id=model.id, number=model.last_version, digest=digest,
+            row = convert.version_row(new, model_id=model.id, number=number, digest=digest,
                                       size=size, created_at=now)
             session.add(row)
             session.flush()
@@ -175,6 +176,22 @@ class SqlMetadataStore(SqlStore):
             return self._write_retrying(work, f"registering a version of {new.model!r}"), True
         except _ExistingVersion as existing:
             return existing.version, False
+
+    @staticmethod
+    def _keep_number(session: Session, model: ModelRow, new: NewVersion, digest: str) -> int:
+        """``new.number`` if no other version has it; the counter (already moved on by one) then
+        stands at the highest number given out, so the next version takes the one after it."""
+        number = cast("int", new.number)
+        taken = session.scalar(
+            select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.version == number))
+        if taken is not None:
+            raise Conflict(
+                f"{new.model}:{number} exists here already with other content (digest {taken.digest}), so the "
+                f"version with digest {digest} cannot keep its number {number}: delete the local one "
+                f"(pier models delete {new.model}:{number}) or pull into another PIER_HOME",
+                details={"model": new.model, "version": number, "local_digest": taken.digest, "digest": digest})
+        model.last_version = max(model.last_version - 1, number)
+        return number
 
     def _lock_project_storage(self, session: Session, project: str) -> None:
         if self._is_postgres:  # released at commit or rollback

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from modelpier._lib.ids import new_id
@@ -146,8 +147,9 @@ def pull(local: Registry, client: ControlClient, ref: str, *, project: str | Non
          progress: ProgressFactory = no_progress) -> tuple[ModelVersion, bool]:
     """Pull the remote version ``ref`` into the local registry; returns (local version, created).
 
-    Version numbers belong to each store: the pulled version gets the next local number unless a
-    version with the same digest exists, which is returned instead.
+    The pulled version keeps its remote number (and metadata), so ``iris:2`` is served as version 2
+    wherever it was pulled to; a local version with the same digest is returned instead, and one
+    with that number but other content is a ``Conflict`` naming both digests.
     """
     parsed = ModelRef.parse(ref)
     selector = str(parsed.version or parsed.alias or "latest")
@@ -160,7 +162,8 @@ def pull(local: Registry, client: ControlClient, ref: str, *, project: str | Non
         # Receiving the next chunk overlaps with hashing and writing this one.
         chunks = prefetch(client.download(blobs.blob_path(entry.digest), chunk_size=chunk_bytes))
         local.blobs.put_stream(_counted(chunks, advance), expected_digest=entry.digest)
-    return local.register(NewVersionBody.from_version(remote).to_domain(remote.model))
+    new = replace(NewVersionBody.from_version(remote).to_domain(remote.model), number=remote.version)
+    return local.register(new)
 
 
 def _counted(chunks: Iterable[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
