@@ -11,9 +11,9 @@ import time
 from datetime import UTC, datetime
 
 from modelpier.backends.base import ReplicaObservation
+from modelpier.control.deployments.state import Revision
 from modelpier.control.reconciler.plan import DeploymentTarget, plan, templates_of
 from modelpier.control.reconciler.status import build_routing_table
-from modelpier.control.deployments.state import Revision
 from modelpier.spec.deployment import ModelDeploymentSpec
 
 N = 1000
