@@ -15,6 +15,7 @@ from modelpier.control.deployments.state import Revision
 from modelpier.control.reconciler.plan import DeploymentTarget, plan, templates_of
 from modelpier.control.reconciler.status import build_routing_table
 from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 
 N = 1000
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -22,7 +23,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def revision(i: int, number: int, model: str) -> Revision:
     spec = ModelDeploymentSpec.model_validate({"predictors": [{"name": "main", "model": model, "replicas": 2}]})
-    return Revision("default", f"d{i}", number, spec, {"main": model}, NOW, "bench", "applied")
+    return Revision("default", f"d{i}", number, spec, {"main": model}, NOW, "bench", RevisionKind.APPLIED, "applied")
 
 
 def main() -> None:
