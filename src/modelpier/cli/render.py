@@ -15,8 +15,7 @@ from pathlib import Path
 
 import typer
 
-from modelpier.backends.kubernetes.crd import to_custom_resource
-from modelpier.backends.kubernetes.render import DEFAULT_NAMESPACE, to_yaml
+from modelpier.backends.kubernetes.crd import DEFAULT_NAMESPACE, to_custom_resource, to_yaml
 from modelpier.cli.deploy_support import read_document
 from modelpier.errors import InvalidInput
 

@@ -34,9 +34,9 @@ from modelpier.images.oci.tar import LayerEntry
 PIER_ROOT: Final = "opt/pier"
 VENV: Final = "opt/pier/venv"
 MODEL_DIR: Final = "opt/pier/model"
-HTTP_PORT: Final = 8080  # the ports the Kubernetes renderer expects (backends/kubernetes/options.py)
+HTTP_PORT: Final = 8080  # the ports the Kubernetes backend's pods expect (backends/kubernetes/options.py)
 GRPC_PORT: Final = 8081
-RUN_AS: Final = "10001:10001"  # non-root, as the renderer's pod securityContext runs it
+RUN_AS: Final = "10001:10001"  # non-root, as the backend's pod securityContext runs it (pods.RUN_AS)
 IMAGE_HOME: Final = "/tmp/modelpier"  # noqa: S108  # PIER_HOME inside the container; Kubernetes mounts its own
 LABEL_PREFIX: Final = "io.modelpier"
 
@@ -135,7 +135,7 @@ def pier_script_entry() -> LayerEntry:
 def model_settings(model: str, version: int, model_digest: str, *, environment_digest: str,
                    modelpier_version: str, base: str, base_digest: str) -> RunSettings:
     """How an image of one model version runs: ``pier serve`` on its version folder, on the ports
-    and as the user the Kubernetes renderer expects; the renderer may append ``pier serve`` options
+    and as the user the Kubernetes backend's pods expect; a pod may append ``pier serve`` options
     (workers, batching, timeout) as the container's ``args``, which replace ``cmd``."""
     return RunSettings(
         entrypoint=(f"/{VENV}/bin/pier", "serve", f"{model}=/{MODEL_DIR}"),
@@ -149,7 +149,7 @@ def model_settings(model: str, version: int, model_digest: str, *, environment_d
 
 def platform_settings(modelpier_version: str, *, base: str, base_digest: str, environment_digest: str) -> RunSettings:
     """The platform image: the ``pier`` command itself (``pier serve``, ``pier models pull``,
-    ``pier server``...), as the renderer's default image runs it."""
+    ``pier server``...), as the backend's default image runs it."""
     return RunSettings(entrypoint=(f"/{VENV}/bin/pier",), cmd=("--help",), env=_env(),
                        labels={**_labels(modelpier_version, base, base_digest, environment_digest),
                                "org.opencontainers.image.title": "modelpier"})

@@ -16,8 +16,7 @@ from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 
 from modelpier.backends.kubernetes.cluster import KubernetesCluster, api_client
-from modelpier.backends.kubernetes.crd import to_custom_resource
-from modelpier.backends.kubernetes.render import DEFAULT_NAMESPACE
+from modelpier.backends.kubernetes.crd import DEFAULT_NAMESPACE, to_custom_resource
 from modelpier.errors import (
     Forbidden,
     InvalidInput,

@@ -4,7 +4,8 @@
 of ``ModelDeploymentSpec`` and its ``status`` schema that of ``KubernetesStatus``, so the schema
 is never written twice (``make generate`` writes ``deploy/kubernetes/base/crd.yaml``; a test fails
 on drift). On Kubernetes the namespace is the project, so a CR's ``metadata`` is Kubernetes'
-own and ``ModelDeployment.metadata.project`` becomes the namespace.
+own and ``ModelDeployment.metadata.project`` becomes the namespace. ``to_yaml`` prints resources
+the way ``pier render`` does (keys sorted, no anchors: byte-identical for equal objects).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from modelpier.spec.deployment import (
 )
 
 Manifest = dict[str, Any]
+DEFAULT_NAMESPACE = "default"  # a document with neither metadata.namespace nor metadata.project
 
 
 class KubernetesStatus(ModelDeploymentStatus):
@@ -106,5 +108,18 @@ def from_custom_resource(body: Manifest) -> ModelDeployment:
         raise InvalidSpec("the ModelDeployment resource has no metadata.name")
     return parse_deployment({
         "apiVersion": body.get("apiVersion", API_VERSION), "kind": body.get("kind", KIND),
-        "metadata": {"name": metadata["name"], "project": metadata.get("namespace") or "default"},
+        "metadata": {"name": metadata["name"], "project": metadata.get("namespace") or DEFAULT_NAMESPACE},
         "spec": body.get("spec")})
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes anchors (``&id001``/``*id001``) for repeated values: manifests are read by people."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(objects: list[Manifest]) -> str:
+    """A multi-document YAML stream, keys sorted: byte-identical for equal objects (``pier render``)."""
+    return "".join("---\n" + yaml.dump(obj, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False)
+                   for obj in objects)

@@ -6,7 +6,7 @@ the old pod's name to be released. The ``ReplicaSpec`` rides along as an annotat
 plane that restarts rebuilds its replicas from the pods alone (as the local backend adopts its
 children from its state file).
 
-The model gets into the pod as in ``workloads.py``: an init container ``pier models pull REF
+The model gets into the pod by an init container ``pier models pull REF
 --remote URL`` into an emptyDir that is the server's ``PIER_HOME`` (``PIER_PROJECT`` set, so a
 project's own models pull), or, with the predictor's ``image`` (model-in-image), nothing is pulled and
 the image's entrypoint gets the server options. ``restartPolicy: Never``: a crash is the pod's end,
@@ -105,7 +105,7 @@ def _resources(spec: ReplicaSpec) -> Manifest:
     amounts = {"cpu": spec.cpu, "memory": spec.memory}
     if spec.gpu:
         amounts["nvidia.com/gpu"] = str(spec.gpu)
-    return {"limits": dict(amounts), "requests": dict(amounts)}  # Guaranteed QoS, as workloads.py
+    return {"limits": dict(amounts), "requests": dict(amounts)}  # Guaranteed QoS: requests = limits
 
 
 def render_pod(spec: ReplicaSpec, replica_id: str, generation: int, *, namespace: str, options: PodOptions,

@@ -6,8 +6,8 @@ pass), works out the project's quota headroom from what every deployment of the 
 asks the pure policy (``control.autoscale``) for a count. The counts go to the planner (``plan(...,
 scale=...)``) and into the status (``desiredReplicas``); each change, and each quota refusal (once
 while it lasts), becomes an event. The policy state lives here between passes; a restarted control
-plane seeds it from the replicas it observes. The Kubernetes backend does not use this: it renders
-a HorizontalPodAutoscaler instead.
+plane seeds it from the replicas it observes. The Kubernetes backend is scaled by it too (the
+control plane makes the pods; there is no HorizontalPodAutoscaler).
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""ModelDeployment documents for the rendering tests: one per spec feature, all real spec objects."""
+"""ModelDeployment documents, one per spec feature (all real spec objects), and the pods the backend makes of them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from modelpier.backends.kubernetes.crd import DEFAULT_NAMESPACE
+from modelpier.backends.kubernetes.options import DEFAULT_IMAGE
+from modelpier.backends.kubernetes.pods import PodOptions, render_pod
+from modelpier.control.deployments.state import Revision
+from modelpier.control.reconciler.plan import replica_template
 from modelpier.spec.deployment import ModelDeployment, parse_deployment
+from modelpier.spec.revision import RevisionKind
 
 
 def document(predictors: list[dict[str, Any]], *, name: str = "iris", project: str | None = "acme",
@@ -49,3 +56,15 @@ FEATURES: dict[str, ModelDeployment] = {
     "long-names": document([{"name": "p" * 60, "model": "iris:1"}], name="d" * 60),
     "digit-names": document([{"name": "1st", "model": "iris:1"}], name="9lives"),
 }
+
+
+def replica_pods(deployment: ModelDeployment, options: PodOptions | None = None) -> list[dict[str, Any]]:
+    """The pods the Kubernetes backend creates for ``deployment``'s first revision: the first replica of
+    each predictor a backend can run, as the reconciler's template (``replica_template``) and the
+    backend's ``render_pod`` make it (model references are pulled as written: nothing resolves them)."""
+    project = deployment.metadata.project or DEFAULT_NAMESPACE
+    revision = Revision(project, deployment.metadata.name, 1, deployment.spec, {}, datetime(2026, 1, 1, tzinfo=UTC),
+                        "test", RevisionKind.APPLIED, "applied")
+    templates = [(p.name, replica_template(revision, p)) for p in deployment.spec.predictors]
+    return [render_pod(t, f"{name}-0a1b2c3d", 0, namespace=project, options=options or PodOptions(image=DEFAULT_IMAGE))
+            for name, t in templates if t is not None]

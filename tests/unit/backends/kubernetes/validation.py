@@ -1,9 +1,8 @@
-"""Validate rendered or installed objects against schemas, the way an API server would (offline).
+"""Validate installed objects and the backend's pods against schemas, the way an API server would (offline).
 
 Built-in kinds: ``kubernetes-validate`` with the official schemas of a stated Kubernetes version,
-strict (unknown fields fail). Custom kinds: our generated CRD for ModelDeployment, the vendored
-subsets in ``schemas/`` for HTTPRoute, VirtualService and ServiceMonitor (see its README), plus
-the few upstream CEL rules that matter for what we render. Labels and names are checked against
+strict (unknown fields fail). Custom kinds: our generated CRD for ModelDeployment and the vendored
+subset in ``schemas/`` for ServiceMonitor (see its README). Labels and names are checked against
 Kubernetes' syntax on every object (kubernetes-validate does not check them).
 """
 
@@ -23,8 +22,6 @@ from modelpier.backends.kubernetes.crd import custom_resource_definition
 SCHEMAS = Path(__file__).parent / "schemas"
 VERSIONS = ("1.25", "1.27", "1.30", "1.33")
 CUSTOM = {
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute.yaml",
-    ("networking.istio.io/v1", "VirtualService"): "virtualservice.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.yaml",
 }
 _LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -85,24 +82,10 @@ def _selector_labels(obj: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
-def check_httproute_rules(obj: dict[str, Any]) -> None:
-    """Upstream CEL rules: a filter's field matches its type; ReplacePrefixMatch needs PathPrefix matches."""
-    fields = {"URLRewrite": "urlRewrite", "RequestMirror": "requestMirror"}
-    for rule in obj["spec"]["rules"]:
-        for filt in rule.get("filters", []):
-            assert fields[filt["type"]] in filt, filt
-            assert len(filt) == 2, filt
-            if filt["type"] == "URLRewrite" and filt["urlRewrite"]["path"]["type"] == "ReplacePrefixMatch":
-                assert all(m["path"]["type"] == "PathPrefix" for m in rule["matches"]), rule
-        assert len([f for f in rule.get("filters", []) if f["type"] == "URLRewrite"]) <= 1
-
-
 def validate(obj: dict[str, Any], version: str = "1.30") -> None:
     """Raise (``jsonschema.ValidationError`` or ``AssertionError``) unless ``obj`` is valid."""
     check_metadata(obj)
     if is_custom(obj):
         jsonschema.Draft4Validator(_custom_schema(obj["apiVersion"], obj["kind"])).validate(obj)
-        if obj["kind"] == "HTTPRoute":
-            check_httproute_rules(obj)
         return
     kubernetes_validate.validate(obj, version, strict=True)
