@@ -1,6 +1,7 @@
-"""A rendered model-server pod, run outside a container: the init container's command pulls the
-model from a real control plane (digest-verified), the server container's command serves it, the
-probes' paths answer, and every metric the Grafana dashboard queries is exported."""
+"""A replica pod as the Kubernetes backend makes it (``pods.render_pod`` of the reconciler's
+``ReplicaSpec``), run outside a container: the init container's command pulls the model from a real
+control plane (digest-verified), the server container's command serves it, the readiness probe's
+path answers, and every metric the Grafana dashboard queries is exported."""
 
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelpier.backends.kubernetes.options import RenderOptions
-from modelpier.backends.kubernetes.render import render
+from modelpier.backends.kubernetes.options import DEFAULT_IMAGE
+from modelpier.backends.kubernetes.pods import PodOptions
 from modelpier.spec.deployment import parse_deployment
 from tests.support.procs import ADMIN_TOKEN, BIN, free_port, http_ok, pier_env, wait_until
+from tests.unit.backends.kubernetes.specs import replica_pods
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"
-# Panels that read kube-state-metrics (the HPA's desired/current/max replicas), not the model server.
+# Panels that read kube-state-metrics (an HPA's desired/current/max replicas), not the model server. The
+# backend makes no HPA (the control plane scales its pods), so on a cluster these panels stay empty.
 KUBE_STATE_METRICS = {"kube_horizontalpodautoscaler_status_desired_replicas",
                       "kube_horizontalpodautoscaler_status_current_replicas",
                       "kube_horizontalpodautoscaler_spec_max_replicas"}
@@ -33,11 +36,11 @@ BODY = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
 
 
 def pod_spec(registry_url: str) -> dict[str, Any]:
-    document = parse_deployment({"metadata": {"name": "iris", "project": "acme"}, "spec": {"predictors": [
+    # Project "default": the pod pulls with PIER_PROJECT set, and the fixture's registry holds iris:1 there.
+    document = parse_deployment({"metadata": {"name": "iris", "project": "default"}, "spec": {"predictors": [
         {"model": "iris:1", "batching": {"maxBatchSize": 16, "maxLatencyMs": 2}}]}})
-    deployment = next(o for o in render(document, RenderOptions(registry_url=registry_url))
-                      if o["kind"] == "Deployment")
-    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    (pod,) = replica_pods(document, PodOptions(image=DEFAULT_IMAGE, registry_url=registry_url))
+    spec: dict[str, Any] = pod["spec"]
     return spec
 
 
@@ -112,7 +115,8 @@ def pod(registry_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_the_pod_pulls_and_serves_the_model(pod: tuple[str, dict[str, Any]]) -> None:
     url, server = pod
-    assert httpx.get(url + server["livenessProbe"]["httpGet"]["path"]).status_code == 200
+    assert "livenessProbe" not in server  # the reconciler's liveness policy decides when a replica is hung
+    assert httpx.get(url + server["readinessProbe"]["httpGet"]["path"]).status_code == 200
     answer = httpx.post(f"{url}/v2/models/iris/infer", json=BODY)
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"][0]["data"] == [2, 0]
