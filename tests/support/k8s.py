@@ -18,11 +18,13 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.watchdog import Watchdog
 
@@ -166,6 +168,29 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + kube-controller-manager until the block ends (``unavailable()`` first)."""
     with Script.control_plane_only(workdir).running():
         yield ControlPlane(workdir, workdir / "kubeconfig")
+
+
+_SHARED = pytest.StashKey["ControlPlane | str"]()
+
+
+def shared_control_plane(request: pytest.FixtureRequest) -> ControlPlane:
+    """The control plane of this pytest process (an xdist worker: the files it runs share it; a
+    start costs ~10 s), started by the first fixture that asks and stopped when the run ends.
+    Check ``unavailable()`` first; a failed start fails every later asker at once."""
+    config = request.config
+    if _SHARED not in config.stash:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("kube")
+        stack = ExitStack()
+        try:
+            config.stash[_SHARED] = stack.enter_context(control_plane(folder))
+        except BaseException as exc:
+            config.stash[_SHARED] = f"the session's control plane did not start: {exc}"
+            raise
+        config.add_cleanup(stack.close)
+    found = config.stash[_SHARED]
+    if isinstance(found, str):
+        raise AssertionError(found)
+    return found
 
 
 def _now() -> str:
