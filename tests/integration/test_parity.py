@@ -476,12 +476,11 @@ def test_the_docs_show_the_parity_table() -> None:
 # -- the rows on both backends ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[k8s.ControlPlane]:
+def cluster(request: pytest.FixtureRequest) -> k8s.ControlPlane:
     why = k8s.unavailable()
     if why is not None:
         pytest.skip(f"the kubernetes column needs a Kubernetes control plane: {why}")
-    with k8s.control_plane(tmp_path_factory.mktemp("parity-kube")) as kube:
-        yield kube
+    return k8s.shared_control_plane(request)  # the worker's, shared with tests/integration/kubernetes
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -18,11 +18,15 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from tests.support.watchdog import Watchdog
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "played-node"
@@ -55,9 +59,13 @@ class ControlPlane:
     dir: Path
     kubeconfig: Path
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
-                              capture_output=True, text=True, timeout=60, check=False)
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60,
+                token: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``kubectl ARGS`` as cluster-admin, or with a bearer ``token`` (a service account's)."""
+        auth = (["--token", token, "--server", self.server, "--certificate-authority", str(self.ca)] if token
+                else ["--kubeconfig", str(self.kubeconfig)])
+        done = subprocess.run(["kubectl", *auth, *args], input=stdin, capture_output=True, text=True,
+                              timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         return done
@@ -68,29 +76,121 @@ class ControlPlane:
     def apply(self, obj: dict[str, Any]) -> None:
         self.kubectl("apply", "--server-side", "--field-manager", "tests", "-f", "-", stdin=json.dumps(obj))
 
+    @property
+    def server(self) -> str:
+        """``https://127.0.0.1:PORT`` of the API server."""
+        return "https://" + self.kubeconfig.read_text().split("server: https://", 1)[1].split()[0]
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "pki" / "ca.crt"
+
     def new_namespace(self, prefix: str = "t") -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.kubectl("create", "namespace", name)
         return name
 
 
+@dataclass(frozen=True)
+class Script:
+    """``test-cluster.sh`` driven for one cluster folder, with names of the cluster's own.
+
+    ``stop`` tears down "the node" by its names (bridge, containerd mounts under
+    ``/run/test-containerd-NODE``) even where none was started; with the script's defaults (bridge
+    ``ktest0``, the hostname) one session's ``stop`` would cut another session's real node off its
+    bridge. A control plane gets random names; a real node passes its own (under the node lock)."""
+
+    folder: Path
+    bridge: str
+    node: str
+
+    @classmethod
+    def control_plane_only(cls, folder: Path) -> Script:
+        tag = uuid.uuid4().hex[:8]
+        return cls(folder, bridge=f"kcp{tag}", node=f"no-node-{tag}")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TEST_NODE_BRIDGE": self.bridge, "TEST_NODE_NAME": self.node}
+
+    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        script = cluster_script()
+        assert script is not None
+        return subprocess.run(["bash", str(script), command, str(self.folder)], capture_output=True, text=True,
+                              timeout=timeout, check=False, env=self.env)
+
+    def must(self, command: str, timeout: float) -> None:
+        """``command``, or an ``AssertionError`` with the script's output and the tail of each log."""
+        try:
+            done = self.run(command, timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"test-cluster.sh {command} took over {timeout:.0f} s\n{logs(self.folder)}") from None
+        if done.returncode != 0:
+            raise AssertionError(f"test-cluster.sh {command} failed:\n{done.stdout}{done.stderr}\n{logs(self.folder)}")
+
+    @contextmanager
+    def running(self, timeout: float = 180, hold: tuple[int, ...] = ()) -> Iterator[None]:
+        """``start``, then ``stop`` when the block ends, fails or its start fails halfway (processes
+        already started), and also when this test process dies (a watchdog runs ``stop``, keeping the
+        file descriptors ``hold`` (a lock) open until it is done)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        guard = self._stop_on_death(hold)
+        try:
+            self.must("start", timeout)
+            yield
+        finally:
+            self.run("stop", 180)
+            guard.release()
+
+    def _stop_on_death(self, hold: tuple[int, ...]) -> Watchdog:
+        """A process in its own session that runs ``test-cluster.sh stop`` once the write end of its
+        stdin closes without "done" (this process died: SIGKILL, pytest-timeout's ``os._exit``)."""
+        script = cluster_script()
+        assert script is not None
+        waiter = ('IFS= read -r -d "" said; [ "$said" = done ] || exec timeout 180 bash "$0" stop "$1" '
+                  '>/dev/null 2>&1')
+        proc = subprocess.Popen(["bash", "-c", waiter, str(script), str(self.folder)], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+                                start_new_session=True, pass_fds=hold)
+        return Watchdog(proc)
+
+
+def logs(folder: Path, lines: int = 15) -> str:
+    """The tail of each component's log (control plane and node): what a failing start prints."""
+    out = []
+    for log in sorted([*folder.glob("logs/*.log"), *folder.glob("node/logs/*.log")]):
+        out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+    return "\n".join(out)
+
+
 @contextmanager
 def control_plane(workdir: Path) -> Iterator[ControlPlane]:
     """etcd + kube-apiserver + kube-controller-manager until the block ends (``unavailable()`` first)."""
-    script = cluster_script()
-    assert script is not None
-    # `stop` also tears down "the node" (bridge, mounts named after it) even where none was started:
-    # names of our own, so a session's control plane never touches another session's real node.
-    tag = uuid.uuid4().hex[:8]
-    env = {**os.environ, "TEST_NODE_BRIDGE": f"kcp{tag}", "TEST_NODE_NAME": f"no-node-{tag}"}
-    done = subprocess.run([str(script), "start", str(workdir)], capture_output=True, text=True, timeout=180,
-                          check=False, env=env)
-    try:
-        if done.returncode != 0:
-            raise AssertionError(f"test-cluster.sh start failed:\n{done.stdout}{done.stderr}")
+    with Script.control_plane_only(workdir).running():
         yield ControlPlane(workdir, workdir / "kubeconfig")
-    finally:
-        subprocess.run([str(script), "stop", str(workdir)], capture_output=True, timeout=120, check=False, env=env)
+
+
+_SHARED = pytest.StashKey["ControlPlane | str"]()
+
+
+def shared_control_plane(request: pytest.FixtureRequest) -> ControlPlane:
+    """The control plane of this pytest process (an xdist worker: the files it runs share it; a
+    start costs ~10 s), started by the first fixture that asks and stopped when the run ends.
+    Check ``unavailable()`` first; a failed start fails every later asker at once."""
+    config = request.config
+    if _SHARED not in config.stash:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("kube")
+        stack = ExitStack()
+        try:
+            config.stash[_SHARED] = stack.enter_context(control_plane(folder))
+        except BaseException as exc:
+            config.stash[_SHARED] = f"the session's control plane did not start: {exc}"
+            raise
+        config.add_cleanup(stack.close)
+    found = config.stash[_SHARED]
+    if isinstance(found, str):
+        raise AssertionError(found)
+    return found
 
 
 def _now() -> str:

@@ -8,6 +8,8 @@ node needs it), ``unavailable()`` says why and the tests skip.
 
 The node's bridge, pod network and containerd state directory are machine-wide, so one node runs
 on the machine at a time: ``start_cluster`` holds an exclusive lock for as long as the cluster runs.
+Starting and stopping (names of the node's own, a watchdog that stops it should the test process
+die) is ``tests/support/k8s.py``'s ``Script``, the same as for a control plane alone.
 Pods reach the host at ``BRIDGE_ADDRESS``; ``host_postgres`` and ``host_s3`` listen where they can
 (all interfaces), PostgreSQL admitting loopback and the pod network only.
 """
@@ -27,83 +29,44 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from tests.support import k8s
 from tests.support.platform_image import cache_root
 from tests.support.procs import free_port, http_ok, wait_until
 from tests.support.watchdog import watch
 
-ROOT = Path(__file__).resolve().parents[2]
 BRIDGE = "kpier-e2e0"
 BRIDGE_ADDRESS = "10.199.0.1"  # the node's pods reach the host here (README of ../shared/k8s)
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def cluster_script() -> Path | None:
-    """``test-cluster.sh``: ``$PIER_TEST_CLUSTER_SCRIPT``, else ``shared/k8s`` beside the checkout
-    (a worktree sits one level deeper)."""
-    given = os.environ.get("PIER_TEST_CLUSTER_SCRIPT")
-    candidates = [Path(given)] if given else [p / "shared" / "k8s" / "test-cluster.sh" for p in ROOT.parents[:3]]
-    return next((p for p in candidates if p.is_file()), None)
-
-
 def unavailable() -> str | None:
     """Why a cluster with a node cannot start here, or ``None``."""
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if not assets:
-        return ("KUBEBUILDER_ASSETS is not set (a folder with etcd, kube-apiserver, kube-controller-manager; "
-                "`make test` sets it from ../shared/k8s)")
-    if not (Path(assets) / "kube-apiserver").exists():
-        return f"KUBEBUILDER_ASSETS={assets} has no kube-apiserver"
+    why = k8s.unavailable()
+    if why is not None:
+        return why
     if os.geteuid() != 0:
         return "a real node (kubelet, containerd, CNI bridge) needs root"
-    if cluster_script() is None:
-        return "test-cluster.sh (../shared/k8s) not found; set PIER_TEST_CLUSTER_SCRIPT"
     if not POSTGRES_BIN.is_dir():
         return "PostgreSQL 15 is not installed (scripts/install-system-deps.sh installs it)"
     return None
 
 
 @dataclass(frozen=True)
-class Cluster:
-    dir: Path
-    kubeconfig: Path
+class Cluster(k8s.ControlPlane):
     registry: str  # HOST:PORT of the node's OCI registry (plain HTTP)
-
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
-                ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
-                              capture_output=True, text=True, timeout=timeout, check=False)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        return done
-
-    def get(self, *args: str) -> Any:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
     def logs(self) -> str:
         """The tail of each component's log: what a failing test prints."""
-        out = []
-        for log in sorted([*self.dir.glob("logs/*.log"), *self.dir.glob("node/logs/*.log")]):
-            out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
-        return "\n".join(out)
-
-
-def _script(command: str, folder: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    script = cluster_script()
-    assert script is not None
-    # Our own bridge: `test-cluster.sh stop` deletes the bridge it is told of even where it started
-    # no node, so another session stopping its control plane would cut our pods off the default one.
-    env = {**os.environ, "TEST_NODE_BRIDGE": BRIDGE}
-    return subprocess.run(["bash", str(script), command, str(folder)], capture_output=True, text=True,
-                          timeout=timeout, check=False, env=env)
+        return k8s.logs(self.dir)
 
 
 @contextmanager
-def node_lock(timeout: float = 600) -> Iterator[None]:
-    """The machine's one node: wait for whoever holds it (another session), then hold it."""
+def node_lock(timeout: float = 600) -> Iterator[int]:
+    """The machine's one node: wait for whoever holds it (another session), then hold it; yields
+    the locked file descriptor (a watchdog that stops the node keeps it open until it is done)."""
     path = cache_root() / "k8s-node.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
@@ -117,29 +80,24 @@ def node_lock(timeout: float = 600) -> Iterator[None]:
                     raise AssertionError(f"another session held {path} for {timeout:.0f} s") from None
                 time.sleep(1)
         try:
-            yield
+            yield handle.fileno()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
 def start_cluster(folder: Path) -> Iterator[Cluster]:
-    """Cluster and node in ``folder``; everything stopped (pods deleted, sysctls restored) on exit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with node_lock():
-        try:
-            started = _script("start", folder, 180)
-            if started.returncode != 0:
-                raise AssertionError(f"test-cluster.sh start failed:\n{started.stdout}{started.stderr}")
-            node = _script("node", folder, 600)
-            if node.returncode != 0:
-                raise AssertionError(f"test-cluster.sh node failed:\n{node.stdout}{node.stderr}")
-            cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
-                              registry=(folder / "registry").read_text().strip())
-            with _kube_proxy(cluster), _api_for_pods(cluster):
-                yield cluster
-        finally:
-            _script("stop", folder, 180)
+    """Cluster and node in ``folder``; everything stopped (pods deleted, sysctls restored) on exit,
+    on failure, and by a watchdog should this process die."""
+    # The node's own bridge (the script's default ``ktest0`` is what older control-plane fixtures
+    # deleted on `stop`); the node keeps the hostname, which the API server uses to reach the kubelet.
+    script = k8s.Script(folder, bridge=BRIDGE, node=os.environ.get("TEST_NODE_NAME") or os.uname().nodename)
+    with node_lock() as lock, script.running(hold=(lock,)):
+        script.must("node", 600)
+        cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
+                          registry=(folder / "registry").read_text().strip())
+        with _kube_proxy(cluster), _api_for_pods(cluster):
+            yield cluster
 
 
 @contextmanager
@@ -148,7 +106,7 @@ def _api_for_pods(cluster: Cluster) -> Iterator[None]:
     ``kubernetes`` Service has no endpoints (``--endpoint-reconciler-type=none``), so forward the
     bridge address to it (socat) and give the Service that endpoint; kube-proxy does the rest. The
     bridge is made here (the CNI plugin adopts it), so the forwarder can bind before the first pod."""
-    port = int(cluster.kubeconfig.read_text().split("server: https://127.0.0.1:", 1)[1].split()[0])
+    port = int(cluster.server.rsplit(":", 1)[1])
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         for argv in (["ip", "link", "add", BRIDGE, "type", "bridge"],
                      ["ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE], ["ip", "link", "set", BRIDGE, "up"]):
@@ -175,7 +133,7 @@ def _kube_proxy(cluster: Cluster) -> Iterator[None]:
     """kube-proxy (iptables mode) so ClusterIP Services route to pods; its rules removed on exit."""
     binary = Path(os.environ["KUBEBUILDER_ASSETS"]) / "kube-proxy"
     if not binary.exists():
-        script = cluster_script()
+        script = k8s.cluster_script()
         assert script is not None
         subprocess.run(["bash", "-c", f'xz -dc "{script.parent}/kube-proxy.xz" > "{binary}.tmp" && chmod +x '
                                       f'"{binary}.tmp" && mv "{binary}.tmp" "{binary}"'], check=True, timeout=60)

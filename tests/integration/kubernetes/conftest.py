@@ -37,13 +37,13 @@ def pier_args_ok(args: list[str], home: Path) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[k8s.ControlPlane]:
-    """A real Kubernetes v1.28 API server with its controller manager (no node), for the whole session."""
+def kube(request: pytest.FixtureRequest) -> k8s.ControlPlane:
+    """A real Kubernetes v1.28 API server with its controller manager (no node), for the whole session
+    (shared with every file this worker runs, the parity table's kubernetes column included)."""
     why = k8s.unavailable()
     if why is not None:
         pytest.skip(f"no Kubernetes control plane: {why}")
-    with k8s.control_plane(tmp_path_factory.mktemp("kube")) as cluster:
-        yield cluster
+    return k8s.shared_control_plane(request)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from modelpier.registry.domain import Flavor, NewVersion
 from modelpier.registry.factory import build_registry
 from modelpier.settings import load_settings
 from modelpier.spec.deployment import ModelDeploymentStatus
-from tests.integration.kubernetes.cluster.conftest import Cluster
+from tests.support.k8s import ControlPlane
 from tests.support.procs import run_pier, wait_until
 
 
@@ -49,7 +49,7 @@ def service(tmp_path: Path) -> Iterator[DeploymentService]:
 class Running:
     """A synchroniser on an event loop of its own thread, as the control plane runs it."""
 
-    def __init__(self, cluster: Cluster, service: DeploymentService, namespace: str) -> None:
+    def __init__(self, cluster: ControlPlane, service: DeploymentService, namespace: str) -> None:
         self.loop = asyncio.new_event_loop()
         self.api = KubeApi.connect(str(cluster.kubeconfig))
         self.sync = CustomResourceSync(self.api, DeploymentPort(service), namespaces=[namespace], resync_s=0.5)
@@ -71,7 +71,7 @@ class Running:
 
 
 @contextlib.contextmanager
-def running(cluster: Cluster, service: DeploymentService, namespace: str) -> Iterator[Running]:
+def running(cluster: ControlPlane, service: DeploymentService, namespace: str) -> Iterator[Running]:
     found = Running(cluster, service, namespace)
     try:
         yield found
@@ -86,16 +86,16 @@ def document(namespace: str, replicas: int = 1, model: str = "iris:1", **spec: A
             "spec": {"predictors": [{"model": model, "replicas": replicas}], **spec}}
 
 
-def kubectl_apply(cluster: Cluster, doc: dict[str, Any]) -> None:
+def kubectl_apply(cluster: ControlPlane, doc: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
 
 
-def cr(cluster: Cluster, namespace: str, name: str = "iris") -> dict[str, Any] | None:
+def cr(cluster: ControlPlane, namespace: str, name: str = "iris") -> dict[str, Any] | None:
     result = cluster.kubectl("get", "md", name, "-n", namespace, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def synced(cluster: Cluster, namespace: str) -> bool:
+def synced(cluster: ControlPlane, namespace: str) -> bool:
     obj = cr(cluster, namespace)
     return obj is not None and (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
 
@@ -104,7 +104,7 @@ def history(service: DeploymentService, project: str) -> list[tuple[int, Any, di
     return [(r.number, r.spec, r.resolved, r.cause) for r in service.revisions(project, "iris")]
 
 
-def test_kubectl_apply_gives_the_revision_history_of_pier_deploy(cluster: Cluster, namespace: str,
+def test_kubectl_apply_gives_the_revision_history_of_pier_deploy(cluster: ControlPlane, namespace: str,
                                                                   service: DeploymentService, tmp_path: Path) -> None:
     edits = [document(namespace), document(namespace, replicas=3), document(namespace, replicas=3, model="iris:2")]
     with running(cluster, service, namespace):
@@ -126,7 +126,7 @@ def test_kubectl_apply_gives_the_revision_history_of_pier_deploy(cluster: Cluste
         by_pier.registry.close()
 
 
-def test_status_and_printer_columns_follow_the_control_plane(cluster: Cluster, namespace: str,
+def test_status_and_printer_columns_follow_the_control_plane(cluster: ControlPlane, namespace: str,
                                                              service: DeploymentService) -> None:
     with running(cluster, service, namespace) as run:
         kubectl_apply(cluster, document(namespace, replicas=2))
@@ -145,7 +145,7 @@ def test_status_and_printer_columns_follow_the_control_plane(cluster: Cluster, n
         assert "http://gateway.example/default/iris" in table
 
 
-def test_pier_deploy_writes_the_cr_and_the_last_writer_wins(cluster: Cluster, namespace: str,
+def test_pier_deploy_writes_the_cr_and_the_last_writer_wins(cluster: ControlPlane, namespace: str,
                                                            service: DeploymentService) -> None:
     service.create_project(namespace)
     with running(cluster, service, namespace) as run:
@@ -169,7 +169,7 @@ def test_pier_deploy_writes_the_cr_and_the_last_writer_wins(cluster: Cluster, na
     assert "RevisionCreated" in events
 
 
-def test_an_invalid_cr_gets_invalid_spec_and_an_event(cluster: Cluster, namespace: str,
+def test_an_invalid_cr_gets_invalid_spec_and_an_event(cluster: ControlPlane, namespace: str,
                                                       service: DeploymentService) -> None:
     bad = document(namespace)
     bad["spec"]["predictors"].append({"name": "b", "model": "iris:2"})  # weights 100 + 100
@@ -197,7 +197,7 @@ def test_an_invalid_cr_gets_invalid_spec_and_an_event(cluster: Cluster, namespac
                    what="the fixed CR applied")
 
 
-def test_delete_needs_no_finalizer_and_no_running_control_plane(cluster: Cluster, namespace: str,
+def test_delete_needs_no_finalizer_and_no_running_control_plane(cluster: ControlPlane, namespace: str,
                                                                 service: DeploymentService) -> None:
     with running(cluster, service, namespace) as run:
         kubectl_apply(cluster, document(namespace))
@@ -221,7 +221,7 @@ def test_delete_needs_no_finalizer_and_no_running_control_plane(cluster: Cluster
         assert cr(cluster, namespace) is None  # not resurrected by the mirror
 
 
-def test_pier_delete_deletes_the_cr(cluster: Cluster, namespace: str, service: DeploymentService) -> None:
+def test_pier_delete_deletes_the_cr(cluster: ControlPlane, namespace: str, service: DeploymentService) -> None:
     with running(cluster, service, namespace) as run:
         kubectl_apply(cluster, document(namespace))
         wait_until(lambda: synced(cluster, namespace), timeout=20, what="the CR synchronised")
@@ -230,7 +230,7 @@ def test_pier_delete_deletes_the_cr(cluster: Cluster, namespace: str, service: D
         wait_until(lambda: cr(cluster, namespace) is None, timeout=20, what="the CR deleted")
 
 
-def test_a_pier_file_with_metadata_project_applies_with_kubectl_after_render(cluster: Cluster, namespace: str,
+def test_a_pier_file_with_metadata_project_applies_with_kubectl_after_render(cluster: ControlPlane, namespace: str,
                                                                              tmp_path: Path) -> None:
     """kubectl refuses metadata.project (not a field of Kubernetes' ObjectMeta); `pier render` turns it into
     the namespace, and kubectl's own spelling (metadata.namespace) is read by pier as the project."""
@@ -246,7 +246,8 @@ def test_a_pier_file_with_metadata_project_applies_with_kubectl_after_render(clu
     assert cr(cluster, namespace)["spec"]["predictors"][0]["model"] == "iris:1"  # type: ignore[index]
 
 
-def test_a_steady_state_costs_no_api_requests(cluster: Cluster, namespace: str, service: DeploymentService) -> None:
+def test_a_steady_state_costs_no_api_requests(cluster: ControlPlane, namespace: str,
+                                              service: DeploymentService) -> None:
     """Work comes from the watch: once every CR is in step, resync passes read the control plane only
     (the kopf operator polled each CR every 15 s: ~43 requests a minute per CR)."""
     count = 20
@@ -259,7 +260,7 @@ def test_a_steady_state_costs_no_api_requests(cluster: Cluster, namespace: str, 
         cluster.kubectl("apply", "-f", "-", stdin="---\n".join(docs))
 
         def all_synced() -> bool:
-            items = cluster.json("get", "md", "-n", namespace)["items"]
+            items = cluster.get("md", "-n", namespace)["items"]
             return len(items) == count and all((o.get("status") or {}).get("observedGeneration")
                                                == o["metadata"]["generation"] for o in items)
 
@@ -274,7 +275,7 @@ def test_a_steady_state_costs_no_api_requests(cluster: Cluster, namespace: str, 
     assert spent <= count * 2 + 2, run.api.requests
 
 
-def test_an_upgrade_from_the_operator_removes_its_finalizer(cluster: Cluster, namespace: str,
+def test_an_upgrade_from_the_operator_removes_its_finalizer(cluster: ControlPlane, namespace: str,
                                                            service: DeploymentService) -> None:
     """CRs the kopf operator handled carry its finalizer, which nothing would remove: deletes would hang."""
     legacy = document(namespace)

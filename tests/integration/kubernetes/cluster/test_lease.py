@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from modelpier.backends.kubernetes.kubeapi import KubeApi
 from modelpier.backends.kubernetes.lease import LeaderElector, LeaseLeadership, while_leading
-from tests.integration.kubernetes.cluster.conftest import Cluster
+from tests.support.k8s import ControlPlane
 
 FAST = {"lease_duration_s": 3.0, "renew_deadline_s": 2.0, "retry_period_s": 0.3}
 
@@ -24,7 +24,7 @@ async def _until(condition: object, seconds: float) -> float:
     return time.monotonic() - start
 
 
-def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, namespace: str) -> None:
+def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: ControlPlane, namespace: str) -> None:
     async def scenario() -> None:
         api = KubeApi.connect(str(cluster.kubeconfig))
         a = LeaderElector(api, namespace=namespace, name="control", identity="a", **FAST)
@@ -40,7 +40,7 @@ def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, name
         await asyncio.sleep(FAST["lease_duration_s"] + 1)  # longer than a lease: a renews, b must not take over
         assert a.is_leader.is_set()
         assert not b.is_leader.is_set()
-        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        lease = cluster.get("lease", "control", "-n", namespace)
         assert lease["spec"]["holderIdentity"] == "a"
         assert lease["spec"]["leaseDurationSeconds"] == 3
 
@@ -49,7 +49,7 @@ def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, name
         assert lost == ["a"]
         handover = await _until(b.is_leader.is_set, 10)
         assert handover < FAST["lease_duration_s"]  # released, not expired: b need not wait a lease out
-        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        lease = cluster.get("lease", "control", "-n", namespace)
         assert lease["spec"]["holderIdentity"] == "b"
         assert lease["spec"]["leaseTransitions"] == 1
         task_b.cancel()
@@ -59,7 +59,8 @@ def test_one_leads_and_the_other_takes_over_when_it_stops(cluster: Cluster, name
     asyncio.run(scenario())
 
 
-def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluster: Cluster, namespace: str) -> None:
+def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluster: ControlPlane,
+                                                                          namespace: str) -> None:
     async def scenario() -> None:
         crashed = KubeApi.connect(str(cluster.kubeconfig))
         a = LeaderElector(crashed, namespace=namespace, name="control", identity="a", **FAST)
@@ -74,7 +75,7 @@ def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluste
         assert not b.is_leader.is_set()  # a gave up at its renew deadline, before b may take over
         waited = await _until(b.is_leader.is_set, 10)
         assert waited > 0.3
-        lease = cluster.json("get", "lease", "control", "-n", namespace)
+        lease = cluster.get("lease", "control", "-n", namespace)
         assert lease["spec"]["holderIdentity"] == "b"
         for task in (task_a, task_b):
             task.cancel()
@@ -84,7 +85,7 @@ def test_a_holder_that_stops_renewing_is_replaced_after_the_lease_expires(cluste
     asyncio.run(scenario())
 
 
-def test_the_platforms_leadership_runs_work_on_the_leader_only(cluster: Cluster, namespace: str) -> None:
+def test_the_platforms_leadership_runs_work_on_the_leader_only(cluster: ControlPlane, namespace: str) -> None:
     """``LeaseLeadership`` is the composition root's gate: ``while_leading`` runs the CR synchroniser (here a
     counter) on one replica; when that one shuts down (``release``), the other's starts at once."""
     async def scenario() -> None:

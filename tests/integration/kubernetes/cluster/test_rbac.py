@@ -16,26 +16,27 @@ from modelpier.backends.kubernetes.kubeapi import KubeApi
 from modelpier.backends.kubernetes.lease import LeaderElector
 from modelpier.control.deployments.custom_resources import DeploymentPort
 from modelpier.control.deployments.service import DeploymentService
-from tests.integration.kubernetes.cluster.conftest import CRD, Cluster
+from tests.integration.kubernetes.cluster.conftest import CRD
 from tests.integration.kubernetes.cluster.test_crsync import document, make_service
+from tests.support.k8s import ControlPlane
 from tests.support.procs import wait_until
 
 BASE = CRD.parent
 
 
 @pytest.fixture(scope="module")
-def installed_rbac(cluster: Cluster) -> None:
+def installed_rbac(cluster: ControlPlane) -> None:
     cluster.kubectl("create", "namespace", "modelpier-system", check=False)
     for name in ("rbac-control-plane.yaml", "rbac-aggregate.yaml"):
         cluster.kubectl("apply", "-n", "modelpier-system", "-f", str(BASE / name))
 
 
-def token_for(cluster: Cluster, namespace: str, account: str) -> str:
+def token_for(cluster: ControlPlane, namespace: str, account: str) -> str:
     cluster.kubectl("create", "serviceaccount", account, "-n", namespace, check=False)
     return cluster.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
 
 
-def test_a_namespace_editor_may_create_model_deployments(cluster: Cluster, namespace: str,
+def test_a_namespace_editor_may_create_model_deployments(cluster: ControlPlane, namespace: str,
                                                          installed_rbac: None) -> None:
     token = token_for(cluster, namespace, "alice")
     cluster.kubectl("create", "rolebinding", "alice-edit", "--clusterrole=edit", f"--serviceaccount={namespace}:alice",
@@ -55,7 +56,7 @@ def test_a_namespace_editor_may_create_model_deployments(cluster: Cluster, names
     cluster.kubectl("delete", "md", "iris", "-n", namespace, "--timeout=10s", token=token)
 
 
-def _api_as(cluster: Cluster, token: str) -> KubeApi:
+def _api_as(cluster: ControlPlane, token: str) -> KubeApi:
     cfg = client.Configuration()
     cfg.host = cluster.server
     cfg.ssl_ca_cert = str(cluster.ca)
@@ -64,7 +65,7 @@ def _api_as(cluster: Cluster, token: str) -> KubeApi:
     return KubeApi(cfg)
 
 
-def test_the_control_planes_account_suffices_for_sync_and_lease(cluster: Cluster, namespace: str,
+def test_the_control_planes_account_suffices_for_sync_and_lease(cluster: ControlPlane, namespace: str,
                                                               installed_rbac: None, tmp_path: Path) -> None:
     token = token_for(cluster, "modelpier-system", "modelpier-control")
     service: DeploymentService = make_service(tmp_path)
@@ -82,7 +83,7 @@ def test_the_control_planes_account_suffices_for_sync_and_lease(cluster: Cluster
             service.apply(namespace, document(namespace), "alice")  # mirrored: create, then status
             sync.trigger()
             for _ in range(100):
-                got = cluster.json("get", "md", "iris", "-n", namespace) \
+                got = cluster.get("md", "iris", "-n", namespace) \
                     if cluster.kubectl("get", "md", "iris", "-n", namespace, check=False).returncode == 0 else None
                 if got and got.get("status", {}).get("observedGeneration") == got["metadata"]["generation"]:
                     break
