@@ -28,7 +28,6 @@ import pytest
 from tests.integration.platform_support import pier_down, replica_env
 from tests.support import k8s
 from tests.support.parity import (
-    BACKENDS,
     DOC,
     Image,
     Platform,
@@ -483,10 +482,17 @@ def cluster(request: pytest.FixtureRequest) -> k8s.ControlPlane:
     return k8s.shared_control_plane(request)  # the worker's, shared with tests/integration/kubernetes
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=["local"])
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              environments_dir: Path) -> Iterator[Platform]:
-    backend = request.param
+    """The local column here; the kubernetes column's fixture is in test_parity_kubernetes.py, a file of
+    its own so that ``--dist loadfile`` runs the two columns on different workers."""
+    yield from platform_on(request.param, request, tmp_path_factory, environments_dir)
+
+
+def platform_on(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                environments_dir: Path) -> Iterator[Platform]:
+    """A control plane over ``backend`` with a gateway in front, for one module's rows."""
     home = tmp_path_factory.mktemp(f"parity-{backend}")
     save_models(home)
     env = {**replica_env(36000 + (os.getpid() % 40) * 100), "PIER_REGISTRY__ENVIRONMENTS_DIR": str(environments_dir),
