@@ -18,11 +18,12 @@ constraints: $(STAMP)
 	( sed -n 1,3p constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^py-spy' | sed 's/+cpu$$//' ) > constraints.new
 	mv constraints.new constraints.txt
 
-.PHONY: constraints up test k8s-assets install lint typecheck importlint unit integration generate clean bench-registry help screenshots
+.PHONY: constraints up test k8s-assets install lint typecheck importlint unit integration generate clean bench-registry help screenshots test-k8s-node
 
 help:
 	@echo "make up     - install the platform ('.[$(UP_EXTRAS)]') and run it with the example model (prints where to look)"
 	@echo "make test   - install the developer stack ('.[dev]') and run lint, type checks, layering checks and all tests"
+	@echo "make test-k8s-node - the end-to-end tests on a real Kubernetes node (root, ~10 min; needs ../shared/k8s)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,11 @@ k8s-assets:
 # replicas, browsers), so files run side by side; the whole suite runs in ~5 min instead of ~60.
 test: $(STAMP) system-deps lint typecheck importlint
 	$(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile
+
+# The end-to-end tests on a real node (kubelet, containerd, the platform's image built and pushed in the
+# session; ~10 min, root): the platform itself running as pods. Not part of `make test` (see tests/support/k8s_node.py).
+test-k8s-node: $(STAMP) system-deps
+	PIER_TEST_K8S_NODE=1 $(BIN)/pytest -p no:cacheprovider tests/integration/kubernetes/test_platform_e2e.py tests/integration/kubernetes/test_backend_node_e2e.py
 
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
