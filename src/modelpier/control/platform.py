@@ -35,10 +35,13 @@ from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.backends.base import Backend
+from modelpier.backends.factory import build_backend_parts
+from modelpier.backends.kubernetes.crplan import ControlPlane
 from modelpier.backends.local.supervisor import refuse_local
 from modelpier.control.api.app import ControlParts, build_control_plane
 from modelpier.control.api.routes.routing import RoutingFeed
 from modelpier.control.canary.driver import CanaryDriver
+from modelpier.control.deployments.custom_resources import DeploymentPort
 from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.deployments.state import DeploymentStore
 from modelpier.control.reconciler.actions import PlanPolicy
@@ -73,6 +76,24 @@ class Leadership(Protocol):
     async def lost(self) -> None: ...
 
     async def release(self) -> None: ...
+
+
+class BackendParts(Protocol):
+    """What a backend runs beside the reconciler (``backends/factory.py::build_backend_parts``; the Kubernetes
+    backend's are ``backends/kubernetes/platform.py``): a ``leadership`` gate shared by every part that acts,
+    a synchroniser bound to the API's deployments (``bind``), woken after each API write (``wake``), run
+    while leading (``run``, until cancelled), and closed last (``close``)."""
+
+    @property
+    def leadership(self) -> Leadership: ...
+
+    def bind(self, control: ControlPlane) -> None: ...
+
+    def wake(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class AlwaysLeader:
@@ -135,11 +156,12 @@ class Platform:
 
     def __init__(self, app: FastAPI, *, store: DeploymentStore, deployments: DeploymentService,
                  registry: Registry, feed: RoutingFeed, backend: Backend | None, terms: _Terms | None,
-                 leadership: Leadership) -> None:
+                 leadership: Leadership, parts: BackendParts | None = None) -> None:
         self.app, self.store, self.deployments, self.registry = app, store, deployments, registry
-        self.feed, self.backend = feed, backend
+        self.feed, self.backend, self.parts = feed, backend, parts
         self._terms, self._leadership = terms, leadership
         self._task: asyncio.Task[None] | None = None
+        self._parts_task: asyncio.Task[None] | None = None
 
     @property
     def reconciler(self) -> Reconciler | None:
@@ -149,20 +171,27 @@ class Platform:
     async def start(self) -> None:
         if self._terms is not None and self._task is None:
             self._task = asyncio.create_task(self._terms.run(), name="leadership terms")
+        if self.parts is not None and self._parts_task is None:
+            self._parts_task = asyncio.create_task(self.parts.run(), name="backend parts")
 
     async def stop(self) -> None:
         self.feed.close()  # releases the gateways' held routing polls, so the server need not wait on them
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._parts_task) if t is not None]
+        self._task = self._parts_task = None
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if tasks:
             with contextlib.suppress(Exception):
                 await self._leadership.release()
 
     async def close(self) -> None:
         if self.backend is not None:
             await self.backend.close()
+        if self.parts is not None:
+            await self.parts.close()
         self.store.close()
 
 
@@ -189,18 +218,21 @@ def plan_policy(settings: Settings) -> PlanPolicy:
 
 def build_platform(settings: Settings, backend: Backend | None, *, registry: Registry | None = None,
                    endpoint_base: str | None = None, leadership: Leadership | None = None,
-                   clock: Clock | None = None,
+                   clock: Clock | None = None, backend_parts: BackendParts | None = None,
                    announce_admin_token: Callable[[str], None] = _announce_admin_token) -> Platform:
     """Wire one control plane over ``backend`` (None: the API alone, nothing reconciled).
 
     ``endpoint_base`` is the gateway's URL written into each deployment's ``status.url`` (default: the
-    gateway of these settings, ``http://{gateway.host}:{gateway.port}``). ``leadership`` gates the
-    reconciler (default: always leads). On the first start (no admin yet, no ``PIER_ADMIN_TOKEN``) an
-    admin token is minted and ``announce_admin_token`` shows it once.
+    gateway of these settings, ``http://{gateway.host}:{gateway.port}``). ``backend_parts``: what the backend runs
+    beside the reconciler (default: ``build_backend_parts``; the Kubernetes backend's Lease and CR
+    synchroniser). ``leadership`` gates the reconciler (default: the parts', else always leads). On the
+    first start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and
+    ``announce_admin_token`` shows it once.
     """
     registry = registry or build_registry(settings)
     clock = clock or SystemClock()
-    leadership = leadership or AlwaysLeader()
+    extra = backend_parts if backend_parts is not None else build_backend_parts(settings, backend)
+    leadership = leadership or (extra.leadership if extra is not None else AlwaysLeader())
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     auth = build_auth(settings)
     feed = RoutingFeed(auth.epoch)  # the table carries the auth epoch: gateways flush token checks on it
@@ -224,12 +256,14 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
                               autoscaler=autoscaler, on_status=replicas.record_status)
 
         terms = _Terms(new_reconciler, leadership)
-        api_store = NotifyingStore(store, terms.trigger)
+        api_store = NotifyingStore(store, _wake_all(terms, extra))
     else:
         feed.publish(RoutingTable())  # nothing runs here, and that is known: not "no table yet" (503)
     # The backend's refusal of what it cannot run, on every apply (no backend: the local one's, as before).
     deployments = DeploymentService(api_store, registry, log_source=backend.logs if backend else None,
                                     limits=project_limits, refuse=backend.refuse if backend else refuse_local)
+    if extra is not None:
+        extra.bind(DeploymentPort(deployments))
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
     if minted is not None:
         announce_admin_token(minted)
@@ -240,7 +274,19 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
                          on_traffic_waiting=terms.trigger if terms is not None else None)
     app = build_control_plane(settings, parts)
     return Platform(app, store=store, deployments=deployments, registry=registry, feed=feed, backend=backend,
-                    terms=terms, leadership=leadership)
+                    terms=terms, leadership=leadership, parts=extra)
+
+
+def _wake_all(terms: _Terms, parts: BackendParts | None) -> Callable[[], None]:
+    """After an API write: wake the reconciler, and the backend's synchroniser (CRs mirror the write)."""
+    if parts is None:
+        return terms.trigger
+
+    def wake() -> None:
+        terms.trigger()
+        parts.wake()
+
+    return wake
 
 
 class _Server(uvicorn.Server):

@@ -14,7 +14,6 @@ the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -31,7 +30,6 @@ import httpx
 import pytest
 import yaml
 
-from modelpier.settings import load_settings
 from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
 from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
 from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
@@ -175,19 +173,15 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
-def backend_available() -> bool:
-    """The Kubernetes backend (issue 16) is in this build: ``pier server --backend kubernetes`` runs."""
-    return importlib.util.find_spec("modelpier.backends.kubernetes.backend") is not None and hasattr(
-        load_settings(), "kubernetes")
-
-
 def _kustomization(image: PlatformImage, postgres_url: str, s3_port: int, folder: Path) -> Path:
     """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store, and
     what model pods run and pull from."""
     folder.mkdir(parents=True, exist_ok=True)
     name, digest = image.by_digest.split("@")
-    backend = (["PIER_PLATFORM__BACKEND=kubernetes", f"PIER_KUBERNETES__IMAGE={image.by_digest}",
-                f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"] if backend_available() else [])
+    # The base installs `pier server --backend kubernetes`; this layer pins what model pods run and,
+    # without cluster DNS, where they pull from.
+    backend = [f"PIER_KUBERNETES__IMAGE={image.by_digest}",
+               f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"]
     document = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(OVERLAY, folder)],
@@ -330,8 +324,6 @@ def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_pred
 @pytest.fixture(scope="module")
 def backend(platform: Platform, pushed_iris: str) -> Platform:
     """The platform whose control plane runs deployments as pods; iris:1 and iris:2 in its registry."""
-    if not backend_available():
-        pytest.skip("the Kubernetes backend (`pier server --backend kubernetes`, issue 16) is not on this branch yet")
     # Pods pull with the token in their namespace's Secret (the project's namespace: default here).
     platform.cluster.kubectl("-n", "default", "create", "secret", "generic", "modelpier-registry-token",
                              f"--from-literal=token={ADMIN_TOKEN}")
