@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -48,6 +49,8 @@ from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
+from modelpier.control.reconciler.plan import DeploymentTarget
+from modelpier.control.reconciler.status import build_routing_table
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic.replica_history import ReplicaHistory
 from modelpier.control.traffic.store import TrafficStore
@@ -61,6 +64,7 @@ from modelpier.spec.routing import RoutingTable
 log = logging.getLogger("modelpier.platform")
 
 RECONCILER_STOP_S = 10.0  # a pass in flight may finish its actions before the next term or the exit
+STANDBY_LOOK_S = 1.0  # at least this between a standby's looks at the backend and the store
 RESTART_S = 1.0  # pause before a new term when a reconciler ended by itself
 
 
@@ -109,11 +113,38 @@ class AlwaysLeader:
         return None
 
 
-class _Terms:
-    """Runs a fresh reconciler for each term of leadership; ``trigger`` wakes the current one, if any."""
+async def while_leading(leadership: Leadership, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work()`` during each term of leadership (cancelled when the term ends), until cancelled: the
+    canary driver, blob collector and alias follower act on the leader alone, as the reconciler does."""
+    while True:
+        await leadership.acquire()
+        running = asyncio.ensure_future(work())
+        lost = asyncio.ensure_future(leadership.lost())
+        try:
+            await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (running, lost):
+                task.cancel()
+            await asyncio.gather(running, lost, return_exceptions=True)
+        if not lost.done() or lost.cancelled():  # the work ended by itself (or failed): not in a tight loop
+            if not running.cancelled() and running.exception() is not None:
+                log.error("leader work failed; it restarts", exc_info=running.exception())
+            await asyncio.sleep(RESTART_S)
 
-    def __init__(self, new_reconciler: Callable[[], Reconciler], leadership: Leadership) -> None:
-        self._new, self._leadership = new_reconciler, leadership
+
+class _Terms:
+    """Runs a fresh reconciler for each term of leadership; ``trigger`` wakes the current one, if any.
+
+    Between terms (a standby control plane), ``follow`` keeps the routing table this process serves
+    current without acting: it observes the backend (the Kubernetes backend reads its informer's cache)
+    and publishes the table of the desired state's ready replicas, so gateways polling any control-plane
+    replica through its Service get a useful table. Replicas the leader is draining stay in a standby's
+    table until their pod is deleted (the leader's deregistration delay is the leader's alone).
+    """
+
+    def __init__(self, new_reconciler: Callable[[], Reconciler], leadership: Leadership,
+                 follow: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._new, self._leadership, self._follow = new_reconciler, leadership, follow
         self.current: Reconciler | None = None
 
     def trigger(self) -> None:
@@ -121,9 +152,21 @@ class _Terms:
         if reconciler is not None:
             reconciler.trigger()
 
+    async def _acquire(self) -> None:
+        if self._follow is None:
+            await self._leadership.acquire()
+            return
+        following = asyncio.create_task(self._follow(), name="routing follower")
+        try:
+            await self._leadership.acquire()
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+
     async def run(self) -> None:
         while True:
-            await self._leadership.acquire()
+            await self._acquire()
             reconciler = self.current = self._new()
             running = asyncio.create_task(reconciler.run(), name="reconciler")
             lost = asyncio.create_task(self._leadership.lost(), name="leadership")
@@ -255,7 +298,11 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
                               policy=plan_policy(settings), interval_s=settings.platform.reconcile_interval_s,
                               autoscaler=autoscaler, on_status=replicas.record_status)
 
-        terms = _Terms(new_reconciler, leadership)
+        async def follow() -> None:
+            await _follow_routing(store, backend, feed, max(settings.platform.reconcile_interval_s, STANDBY_LOOK_S))
+
+        # A process that always leads never stands by; one that campaigns (a Lease) follows between terms.
+        terms = _Terms(new_reconciler, leadership, None if isinstance(leadership, AlwaysLeader) else follow)
         api_store = NotifyingStore(store, _wake_all(terms, extra))
     else:
         feed.publish(RoutingTable())  # nothing runs here, and that is known: not "no table yet" (503)
@@ -271,10 +318,34 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
     parts = ControlParts(registry=registry, store=api_store, auth=auth, deployments=deployments,
                          stager=UploadStager(settings.home / "uploads"), traffic=traffic, canaries=canaries,
                          feed=feed, replica_history=replicas, autoscaler=autoscaler,
-                         on_traffic_waiting=terms.trigger if terms is not None else None)
+                         on_traffic_waiting=terms.trigger if terms is not None else None,
+                         while_leading=None if isinstance(leadership, AlwaysLeader)
+                         else functools.partial(while_leading, leadership))
     app = build_control_plane(settings, parts)
     return Platform(app, store=store, deployments=deployments, registry=registry, feed=feed, backend=backend,
                     terms=terms, leadership=leadership, parts=extra)
+
+
+def _read_targets(store: DeploymentStore) -> list[DeploymentTarget]:
+    targets = []
+    for record in store.list_deployments():
+        desired = store.revision(record.project, record.name, record.latest_revision)
+        serving = (store.revision(record.project, record.name, record.serving_revision)
+                   if record.serving_revision is not None else None)
+        targets.append(DeploymentTarget(desired, serving, record.deleting))
+    return targets
+
+
+async def _follow_routing(store: DeploymentStore, backend: Backend, feed: RoutingFeed, interval_s: float) -> None:
+    """A standby's routing table: observe, read desired state, publish; never act. Until cancelled."""
+    while True:
+        try:
+            observed = await backend.observe()
+            targets = await asyncio.to_thread(_read_targets, store)
+            feed.publish(build_routing_table(targets, observed))
+        except Exception:
+            log.exception("a standby could not refresh its routing table; the next look retries")
+        await asyncio.sleep(interval_s)
 
 
 def _wake_all(terms: _Terms, parts: BackendParts | None) -> Callable[[], None]:
