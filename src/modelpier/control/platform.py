@@ -156,7 +156,7 @@ class _Terms:
         if self._follow is None:
             await self._leadership.acquire()
             return
-        following = asyncio.create_task(self._follow(), name="routing follower")
+        following: asyncio.Future[None] = asyncio.ensure_future(self._follow())
         try:
             await self._leadership.acquire()
         finally:
