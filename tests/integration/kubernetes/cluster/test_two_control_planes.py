@@ -29,7 +29,7 @@ async def _until(condition: Callable[[], bool], seconds: float, what: str) -> No
 
 def test_one_control_plane_acts_the_other_routes_and_takes_over(cluster: Cluster, namespace: str,
                                                                  tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, platform={"reconcile_interval_s": 0.2},  # type: ignore[arg-type]
+    settings = Settings(home=tmp_path, platform={"reconcile_interval_s": 0.2},
                         kubernetes={"namespace": namespace, "kubeconfig": cluster.kubeconfig})
 
     def control_plane() -> Platform:

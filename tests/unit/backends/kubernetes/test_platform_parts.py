@@ -24,7 +24,7 @@ def test_only_the_kubernetes_backend_brings_parts(tmp_path: Path) -> None:
 
 
 def test_the_lease_gates_the_platform_and_the_synchroniser_is_bound_to_its_deployments(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, kubernetes={"namespace": "models"})  # type: ignore[arg-type]
+    settings = Settings(home=tmp_path, kubernetes={"namespace": "models"})
     api = FakeApi()
     parts = KubernetesParts(settings, api=api)  # type: ignore[arg-type]  # a fake API
     # Outside a cluster the Lease lives in the namespace of the pods (else `default`), by its RBAC-granted name.
