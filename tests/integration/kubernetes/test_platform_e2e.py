@@ -455,9 +455,9 @@ def test_scale_to_zero_and_wake_on_a_request(backend: Platform) -> None:
     backend.apply("sleepy", iris(1, 1, autoscaling={"minReplicas": 0, "maxReplicas": 1,
                                                      "stabilizationSeconds": 2}))
     def predictor() -> dict[str, Any]:
-        return dict(backend.status("sleepy")["predictors"][0])
+        return dict((backend.status("sleepy").get("predictors") or [{}])[0])  # none before its first status
 
-    wait_until(lambda: predictor()["readyReplicas"] == 0 and predictor()["desiredReplicas"] == 0, timeout=120,
+    wait_until(lambda: predictor().get("readyReplicas") == 0 and predictor().get("desiredReplicas") == 0, timeout=120,
                what="sleepy scaled to zero")
     wait_until(lambda: not backend.model_pods("sleepy"), timeout=60, what="its pod deleted")
     woken = backend.infer("sleepy", timeout=120)  # held by the gateway while a pod starts
