@@ -424,6 +424,7 @@ def test_a_pod_reports_the_registry_version_it_serves(backend: Platform, pair: s
     backend.apply(pair, iris(2, 2))  # where the rolling update left it (the same spec: no new revision)
     backend.wait_ready(pair, 2)
     assert {backend.infer(pair).json()["model_version"] for _ in range(10)} == {"2"}
+    backend.delete(pair)  # its last user: the node has room for few pods (the tests below need theirs)
 
 
 def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Platform, example: str) -> None:
@@ -436,6 +437,7 @@ def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Pla
         load.wait(load.count + 100)
     assert load.failures == []
     backend.wait_ready(example, 1)
+    backend.delete(example)  # its last user
 
 
 def test_canary_weights_and_header_routes(backend: Platform) -> None:
