@@ -449,7 +449,17 @@ class PlayedKubelet:
 
     def _start(self, pod: _Pod, manifest: dict[str, Any]) -> None:
         pod.home.mkdir(parents=True, exist_ok=True)
-        self.node.bind(self.namespace, pod.name)
+        bound = True
+
+        def bind() -> None:
+            nonlocal bound
+            bound = False
+            self.node.bind(self.namespace, pod.name)
+            bound = True
+
+        self._report(pod, bind)  # a pod deleted before the node bound it is gone, as for a real scheduler
+        if not bound:
+            return
         for init in manifest["spec"].get("initContainers", []):
             done = subprocess.run([str(BIN / init["command"][0]), *init["args"]], env=self._env(pod, init),
                                   capture_output=True, text=True, timeout=120, check=False)
