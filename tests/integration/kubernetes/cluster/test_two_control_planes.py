@@ -15,7 +15,7 @@ from modelpier.control.platform import Platform, build_platform
 from modelpier.settings import Settings
 from modelpier.spec.deployment import ModelDeploymentSpec
 from modelpier.spec.revision import RevisionKind
-from tests.integration.kubernetes.cluster.conftest import Cluster
+from tests.support.k8s import ControlPlane as Cluster
 
 SPEC = ModelDeploymentSpec.model_validate({"predictors": [{"name": "main", "model": "iris:1", "replicas": 1}]})
 
@@ -40,7 +40,7 @@ def test_one_control_plane_acts_the_other_routes_and_takes_over(cluster: Cluster
         return table is not None and f"{namespace}/iris" in table.deployments
 
     def pods() -> list[dict]:  # type: ignore[type-arg]
-        return list(cluster.json("get", "pods", "-n", namespace)["items"])
+        return list(cluster.get("pods", "-n", namespace)["items"])
 
     async def scenario() -> None:
         first, second = control_plane(), control_plane()
@@ -54,7 +54,7 @@ def test_one_control_plane_acts_the_other_routes_and_takes_over(cluster: Cluster
         await _until(lambda: routed(second), 30, "the standby's routing table")
         await _until(lambda: len(pods()) == 1, 30, "the leader's pod")
         assert second.reconciler is None
-        lease = cluster.json("get", "lease", LEASE_NAME, "-n", namespace)
+        lease = cluster.get("lease", LEASE_NAME, "-n", namespace)
         assert lease["spec"]["holderIdentity"] == first.parts.elector.identity  # type: ignore[attr-defined]
         # The API's deployment is mirrored into its ModelDeployment, which owns the pod.
         await _until(lambda: any(o.get("kind") == "ModelDeployment" for o in
