@@ -8,6 +8,7 @@ Kubernetes client); ``none`` is no backend: the control plane keeps desired stat
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from modelpier.backends.base import Backend
 from modelpier.errors import InvalidSpec
@@ -41,3 +42,16 @@ def build_backend(settings: Settings) -> Backend | None:
         return None
     raise InvalidSpec(f"platform.backend must be one of {', '.join(BACKENDS)}, not {name!r}",
                       details={"setting": "platform.backend"})
+
+
+KUBERNETES_PARTS_MODULE = "modelpier.backends.kubernetes.platform"
+
+
+def build_backend_parts(settings: Settings, backend: Backend | None) -> Any:
+    """What ``backend`` adds to the control plane beside the reconciler (``control/platform.py::BackendParts``):
+    for the Kubernetes backend, its Lease (the leadership gate) and the ModelDeployment synchroniser
+    (``backends/kubernetes/platform.py``); None for the others, which need nothing more."""
+    if backend is None or type(backend).__module__ != KUBERNETES_MODULE:
+        return None
+    module = importlib.import_module(KUBERNETES_PARTS_MODULE)
+    return module.KubernetesParts(settings, backend)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -35,16 +36,21 @@ from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
 from modelpier.auth.sql import SqlAuthStore
 from modelpier.backends.base import Backend
+from modelpier.backends.factory import build_backend_parts
+from modelpier.backends.kubernetes.crplan import ControlPlane
 from modelpier.backends.local.supervisor import refuse_local
 from modelpier.control.api.app import ControlParts, build_control_plane
 from modelpier.control.api.routes.routing import RoutingFeed
 from modelpier.control.canary.driver import CanaryDriver
+from modelpier.control.deployments.custom_resources import DeploymentPort
 from modelpier.control.deployments.service import DeploymentService
 from modelpier.control.deployments.state import DeploymentStore
 from modelpier.control.reconciler.actions import PlanPolicy
 from modelpier.control.reconciler.autoscaling import Autoscaler
 from modelpier.control.reconciler.loop import Reconciler
 from modelpier.control.reconciler.notify import NotifyingStore
+from modelpier.control.reconciler.plan import DeploymentTarget
+from modelpier.control.reconciler.status import build_routing_table
 from modelpier.control.store import SqlCanaryStore, SqlDeploymentStore
 from modelpier.control.traffic.replica_history import ReplicaHistory
 from modelpier.control.traffic.store import TrafficStore
@@ -58,6 +64,7 @@ from modelpier.spec.routing import RoutingTable
 log = logging.getLogger("modelpier.platform")
 
 RECONCILER_STOP_S = 10.0  # a pass in flight may finish its actions before the next term or the exit
+STANDBY_LOOK_S = 1.0  # at least this between a standby's looks at the backend and the store
 RESTART_S = 1.0  # pause before a new term when a reconciler ended by itself
 
 
@@ -75,6 +82,24 @@ class Leadership(Protocol):
     async def release(self) -> None: ...
 
 
+class BackendParts(Protocol):
+    """What a backend runs beside the reconciler (``backends/factory.py::build_backend_parts``; the Kubernetes
+    backend's are ``backends/kubernetes/platform.py``): a ``leadership`` gate shared by every part that acts,
+    a synchroniser bound to the API's deployments (``bind``), woken after each API write (``wake``), run
+    while leading (``run``, until cancelled), and closed last (``close``)."""
+
+    @property
+    def leadership(self) -> Leadership: ...
+
+    def bind(self, control: ControlPlane) -> None: ...
+
+    def wake(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class AlwaysLeader:
     """The default ``Leadership``: one control plane, which always leads."""
 
@@ -88,11 +113,38 @@ class AlwaysLeader:
         return None
 
 
-class _Terms:
-    """Runs a fresh reconciler for each term of leadership; ``trigger`` wakes the current one, if any."""
+async def while_leading(leadership: Leadership, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work()`` during each term of leadership (cancelled when the term ends), until cancelled: the
+    canary driver, blob collector and alias follower act on the leader alone, as the reconciler does."""
+    while True:
+        await leadership.acquire()
+        running = asyncio.ensure_future(work())
+        lost = asyncio.ensure_future(leadership.lost())
+        try:
+            await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (running, lost):
+                task.cancel()
+            await asyncio.gather(running, lost, return_exceptions=True)
+        if not lost.done() or lost.cancelled():  # the work ended by itself (or failed): not in a tight loop
+            if not running.cancelled() and running.exception() is not None:
+                log.error("leader work failed; it restarts", exc_info=running.exception())
+            await asyncio.sleep(RESTART_S)
 
-    def __init__(self, new_reconciler: Callable[[], Reconciler], leadership: Leadership) -> None:
-        self._new, self._leadership = new_reconciler, leadership
+
+class _Terms:
+    """Runs a fresh reconciler for each term of leadership; ``trigger`` wakes the current one, if any.
+
+    Between terms (a standby control plane), ``follow`` keeps the routing table this process serves
+    current without acting: it observes the backend (the Kubernetes backend reads its informer's cache)
+    and publishes the table of the desired state's ready replicas, so gateways polling any control-plane
+    replica through its Service get a useful table. Replicas the leader is draining stay in a standby's
+    table until their pod is deleted (the leader's deregistration delay is the leader's alone).
+    """
+
+    def __init__(self, new_reconciler: Callable[[], Reconciler], leadership: Leadership,
+                 follow: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._new, self._leadership, self._follow = new_reconciler, leadership, follow
         self.current: Reconciler | None = None
 
     def trigger(self) -> None:
@@ -100,9 +152,21 @@ class _Terms:
         if reconciler is not None:
             reconciler.trigger()
 
+    async def _acquire(self) -> None:
+        if self._follow is None:
+            await self._leadership.acquire()
+            return
+        following: asyncio.Future[None] = asyncio.ensure_future(self._follow())
+        try:
+            await self._leadership.acquire()
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+
     async def run(self) -> None:
         while True:
-            await self._leadership.acquire()
+            await self._acquire()
             reconciler = self.current = self._new()
             running = asyncio.create_task(reconciler.run(), name="reconciler")
             lost = asyncio.create_task(self._leadership.lost(), name="leadership")
@@ -135,11 +199,12 @@ class Platform:
 
     def __init__(self, app: FastAPI, *, store: DeploymentStore, deployments: DeploymentService,
                  registry: Registry, feed: RoutingFeed, backend: Backend | None, terms: _Terms | None,
-                 leadership: Leadership) -> None:
+                 leadership: Leadership, parts: BackendParts | None = None) -> None:
         self.app, self.store, self.deployments, self.registry = app, store, deployments, registry
-        self.feed, self.backend = feed, backend
+        self.feed, self.backend, self.parts = feed, backend, parts
         self._terms, self._leadership = terms, leadership
         self._task: asyncio.Task[None] | None = None
+        self._parts_task: asyncio.Task[None] | None = None
 
     @property
     def reconciler(self) -> Reconciler | None:
@@ -149,20 +214,27 @@ class Platform:
     async def start(self) -> None:
         if self._terms is not None and self._task is None:
             self._task = asyncio.create_task(self._terms.run(), name="leadership terms")
+        if self.parts is not None and self._parts_task is None:
+            self._parts_task = asyncio.create_task(self.parts.run(), name="backend parts")
 
     async def stop(self) -> None:
         self.feed.close()  # releases the gateways' held routing polls, so the server need not wait on them
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._parts_task) if t is not None]
+        self._task = self._parts_task = None
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if tasks:
             with contextlib.suppress(Exception):
                 await self._leadership.release()
 
     async def close(self) -> None:
         if self.backend is not None:
             await self.backend.close()
+        if self.parts is not None:
+            await self.parts.close()
         self.store.close()
 
 
@@ -189,18 +261,21 @@ def plan_policy(settings: Settings) -> PlanPolicy:
 
 def build_platform(settings: Settings, backend: Backend | None, *, registry: Registry | None = None,
                    endpoint_base: str | None = None, leadership: Leadership | None = None,
-                   clock: Clock | None = None,
+                   clock: Clock | None = None, backend_parts: BackendParts | None = None,
                    announce_admin_token: Callable[[str], None] = _announce_admin_token) -> Platform:
     """Wire one control plane over ``backend`` (None: the API alone, nothing reconciled).
 
     ``endpoint_base`` is the gateway's URL written into each deployment's ``status.url`` (default: the
-    gateway of these settings, ``http://{gateway.host}:{gateway.port}``). ``leadership`` gates the
-    reconciler (default: always leads). On the first start (no admin yet, no ``PIER_ADMIN_TOKEN``) an
-    admin token is minted and ``announce_admin_token`` shows it once.
+    gateway of these settings, ``http://{gateway.host}:{gateway.port}``). ``backend_parts``: what the backend runs
+    beside the reconciler (default: ``build_backend_parts``; the Kubernetes backend's Lease and CR
+    synchroniser). ``leadership`` gates the reconciler (default: the parts', else always leads). On the
+    first start (no admin yet, no ``PIER_ADMIN_TOKEN``) an admin token is minted and
+    ``announce_admin_token`` shows it once.
     """
     registry = registry or build_registry(settings)
     clock = clock or SystemClock()
-    leadership = leadership or AlwaysLeader()
+    extra = backend_parts if backend_parts is not None else build_backend_parts(settings, backend)
+    leadership = leadership or (extra.leadership if extra is not None else AlwaysLeader())
     store = SqlDeploymentStore.open(settings.resolved_database_url)
     auth = build_auth(settings)
     feed = RoutingFeed(auth.epoch)  # the table carries the auth epoch: gateways flush token checks on it
@@ -223,13 +298,19 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
                               policy=plan_policy(settings), interval_s=settings.platform.reconcile_interval_s,
                               autoscaler=autoscaler, on_status=replicas.record_status)
 
-        terms = _Terms(new_reconciler, leadership)
-        api_store = NotifyingStore(store, terms.trigger)
+        async def follow() -> None:
+            await _follow_routing(store, backend, feed, max(settings.platform.reconcile_interval_s, STANDBY_LOOK_S))
+
+        # A process that always leads never stands by; one that campaigns (a Lease) follows between terms.
+        terms = _Terms(new_reconciler, leadership, None if isinstance(leadership, AlwaysLeader) else follow)
+        api_store = NotifyingStore(store, _wake_all(terms, extra))
     else:
         feed.publish(RoutingTable())  # nothing runs here, and that is known: not "no table yet" (503)
     # The backend's refusal of what it cannot run, on every apply (no backend: the local one's, as before).
     deployments = DeploymentService(api_store, registry, log_source=backend.logs if backend else None,
                                     limits=project_limits, refuse=backend.refuse if backend else refuse_local)
+    if extra is not None:
+        extra.bind(DeploymentPort(deployments))
     minted = auth.bootstrap_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
     if minted is not None:
         announce_admin_token(minted)
@@ -237,10 +318,46 @@ def build_platform(settings: Settings, backend: Backend | None, *, registry: Reg
     parts = ControlParts(registry=registry, store=api_store, auth=auth, deployments=deployments,
                          stager=UploadStager(settings.home / "uploads"), traffic=traffic, canaries=canaries,
                          feed=feed, replica_history=replicas, autoscaler=autoscaler,
-                         on_traffic_waiting=terms.trigger if terms is not None else None)
+                         on_traffic_waiting=terms.trigger if terms is not None else None,
+                         while_leading=None if isinstance(leadership, AlwaysLeader)
+                         else functools.partial(while_leading, leadership))
     app = build_control_plane(settings, parts)
     return Platform(app, store=store, deployments=deployments, registry=registry, feed=feed, backend=backend,
-                    terms=terms, leadership=leadership)
+                    terms=terms, leadership=leadership, parts=extra)
+
+
+def _read_targets(store: DeploymentStore) -> list[DeploymentTarget]:
+    targets = []
+    for record in store.list_deployments():
+        desired = store.revision(record.project, record.name, record.latest_revision)
+        serving = (store.revision(record.project, record.name, record.serving_revision)
+                   if record.serving_revision is not None else None)
+        targets.append(DeploymentTarget(desired, serving, record.deleting))
+    return targets
+
+
+async def _follow_routing(store: DeploymentStore, backend: Backend, feed: RoutingFeed, interval_s: float) -> None:
+    """A standby's routing table: observe, read desired state, publish; never act. Until cancelled."""
+    while True:
+        try:
+            observed = await backend.observe()
+            targets = await asyncio.to_thread(_read_targets, store)
+            feed.publish(build_routing_table(targets, observed))
+        except Exception:
+            log.exception("a standby could not refresh its routing table; the next look retries")
+        await asyncio.sleep(interval_s)
+
+
+def _wake_all(terms: _Terms, parts: BackendParts | None) -> Callable[[], None]:
+    """After an API write: wake the reconciler, and the backend's synchroniser (CRs mirror the write)."""
+    if parts is None:
+        return terms.trigger
+
+    def wake() -> None:
+        terms.trigger()
+        parts.wake()
+
+    return wake
 
 
 class _Server(uvicorn.Server):

@@ -14,7 +14,6 @@ the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -31,7 +30,6 @@ import httpx
 import pytest
 import yaml
 
-from modelpier.settings import load_settings
 from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
 from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
 from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
@@ -175,19 +173,15 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
-def backend_available() -> bool:
-    """The Kubernetes backend (issue 16) is in this build: ``pier server --backend kubernetes`` runs."""
-    return importlib.util.find_spec("modelpier.backends.kubernetes.backend") is not None and hasattr(
-        load_settings(), "kubernetes")
-
-
 def _kustomization(image: PlatformImage, postgres_url: str, s3_port: int, folder: Path) -> Path:
     """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store, and
     what model pods run and pull from."""
     folder.mkdir(parents=True, exist_ok=True)
     name, digest = image.by_digest.split("@")
-    backend = (["PIER_PLATFORM__BACKEND=kubernetes", f"PIER_KUBERNETES__IMAGE={image.by_digest}",
-                f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"] if backend_available() else [])
+    # The base installs `pier server --backend kubernetes`; this layer pins what model pods run and,
+    # without cluster DNS, where they pull from.
+    backend = [f"PIER_KUBERNETES__IMAGE={image.by_digest}",
+               f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"]
     document = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(OVERLAY, folder)],
@@ -330,8 +324,6 @@ def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_pred
 @pytest.fixture(scope="module")
 def backend(platform: Platform, pushed_iris: str) -> Platform:
     """The platform whose control plane runs deployments as pods; iris:1 and iris:2 in its registry."""
-    if not backend_available():
-        pytest.skip("the Kubernetes backend (`pier server --backend kubernetes`, issue 16) is not on this branch yet")
     # Pods pull with the token in their namespace's Secret (the project's namespace: default here).
     platform.cluster.kubectl("-n", "default", "create", "secret", "generic", "modelpier-registry-token",
                              f"--from-literal=token={ADMIN_TOKEN}")
@@ -354,18 +346,40 @@ def iris(version: int, replicas: int, **extra: Any) -> list[dict[str, Any]]:
              "resources": {"cpu": "250m", "memory": "512Mi"}, **extra}]
 
 
-def test_deploy_the_example_and_predict_through_each_gateway_pod(backend: Platform) -> None:
+@pytest.fixture(scope="module")
+def example(backend: Platform) -> str:
+    """``example``: iris:1 on one pod, shared by the tests that only need a deployment serving (each
+    deployment costs a pod start; the module keeps them few)."""
     backend.apply("example", iris(1, 1))
     backend.wait_ready("example", 1)
+    return "example"
+
+
+@pytest.fixture(scope="module")
+def pair(backend: Platform) -> str:
+    """``pair``: iris:1 on two pods, healed and then rolled to iris:2 by the tests below, in file order."""
+    backend.apply("pair", iris(1, 2))
+    backend.wait_ready("pair", 2)
+    return "pair"
+
+
+def test_deploy_the_example_and_predict_through_each_gateway_pod(backend: Platform, example: str) -> None:
     for gateway in backend.gateway_urls():
-        response = backend.infer("example", gateway=gateway)
+        response = backend.infer(example, gateway=gateway)
         assert response.status_code == 200, response.text
         assert response.json()["model_version"] == "1"
         assert response.headers["x-pier-predictor"] == "main"
-    pods = backend.model_pods("example")
+    pods = backend.model_pods(example)
     assert len(pods) == 1
     assert pods[0]["spec"]["securityContext"]["runAsNonRoot"] is True
-    backend.delete("example")
+    # Its pod is a child of the ModelDeployment resource the API's deployment is mirrored into.
+    def owned() -> bool:
+        resources = {r["metadata"]["name"]: r["metadata"]["uid"]
+                     for r in backend.cluster.get("modeldeployments", "-n", "default")["items"]}
+        owners = backend.model_pods(example)[0]["metadata"].get("ownerReferences", [])
+        return example in resources and any(o["uid"] == resources[example] for o in owners)
+
+    wait_until(owned, timeout=30, what="the pod owned by its ModelDeployment")
 
 
 def test_token_auth_refuses_a_caller_without_a_token_and_admits_one_with_it(backend: Platform) -> None:
@@ -379,61 +393,51 @@ def test_token_auth_refuses_a_caller_without_a_token_and_admits_one_with_it(back
     backend.delete("guarded")
 
 
-def test_deleting_a_model_pod_under_load_fails_no_request(backend: Platform) -> None:
-    backend.apply("heal", iris(1, 2))
-    backend.wait_ready("heal", 2)
-    before = {p["metadata"]["name"] for p in backend.model_pods("heal")}
-    victim = backend.model_pods("heal")[0]
-    with Load(backend, "heal") as load:
+def test_deleting_a_model_pod_under_load_fails_no_request(backend: Platform, pair: str) -> None:
+    before = {p["metadata"]["name"] for p in backend.model_pods(pair)}
+    victim = backend.model_pods(pair)[0]
+    with Load(backend, pair) as load:
         backend.cluster.kubectl("-n", victim["metadata"]["namespace"], "delete", "pod", victim["metadata"]["name"],
                                 "--wait=false")
         load.wait(load.count + 200)
-        wait_until(lambda: len({p["metadata"]["name"] for p in backend.model_pods("heal")} - before) >= 1,
+        wait_until(lambda: len({p["metadata"]["name"] for p in backend.model_pods(pair)} - before) >= 1,
                    timeout=120, what="a new model pod")
         load.wait(load.count + 100)
     assert load.failures == []
-    backend.wait_ready("heal", 2)
-    backend.delete("heal")
+    backend.wait_ready(pair, 2)
 
 
-def test_a_rolling_update_under_load_fails_no_request(backend: Platform) -> None:
-    backend.apply("roll", iris(1, 2))
-    backend.wait_ready("roll", 2)
-    with Load(backend, "roll") as load:
-        backend.apply("roll", iris(2, 2))
-        backend.wait_ready("roll", 2, revision=2)
+def test_a_rolling_update_under_load_fails_no_request(backend: Platform, pair: str) -> None:
+    with Load(backend, pair) as load:
+        backend.apply(pair, iris(2, 2))
+        backend.wait_ready(pair, 2, revision=2)
         try:
             wait_until(lambda: load.revisions["2"] >= 20, timeout=60, what="the gateways routing to revision 2")
         except AssertionError as e:
-            raise AssertionError(f"{e}: {load.revisions}, {load.failures[:3]}, {backend.status('roll')}") from None
+            raise AssertionError(f"{e}: {load.revisions}, {load.failures[:3]}, {backend.status(pair)}") from None
     assert load.failures == []
     assert set(load.revisions) <= {"1", "2"}
-    assert {backend.infer("roll").headers["x-pier-revision"] for _ in range(10)} == {"2"}
-    backend.delete("roll")
+    assert {backend.infer(pair).headers["x-pier-revision"] for _ in range(10)} == {"2"}
 
 
-def test_a_pod_reports_the_registry_version_it_serves(backend: Platform) -> None:
-    backend.apply("second", iris(2, 1))
-    backend.wait_ready("second", 1)
-    try:
-        assert backend.infer("second").json()["model_version"] == "2"
-    finally:
-        backend.delete("second")
+def test_a_pod_reports_the_registry_version_it_serves(backend: Platform, pair: str) -> None:
+    backend.apply(pair, iris(2, 2))  # where the rolling update left it (the same spec: no new revision)
+    backend.wait_ready(pair, 2)
+    assert {backend.infer(pair).json()["model_version"] for _ in range(10)} == {"2"}
+    backend.delete(pair)  # its last user: the node has room for few pods (the tests below need theirs)
 
 
-def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Platform) -> None:
-    backend.apply("steady", iris(1, 1))
-    backend.wait_ready("steady", 1)
+def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Platform, example: str) -> None:
     old = backend.pod_ips("control-plane")
-    with Load(backend, "steady") as load:
+    with Load(backend, example) as load:
         backend.cluster.kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=control-plane",
                                 "--wait=false")
         wait_until(lambda: bool(backend.pod_ips("control-plane")) and backend.pod_ips("control-plane") != old,
                    timeout=120, what="a new control-plane pod")
         load.wait(load.count + 100)
     assert load.failures == []
-    backend.wait_ready("steady", 1)
-    backend.delete("steady")
+    backend.wait_ready(example, 1)
+    backend.delete(example)  # its last user
 
 
 def test_canary_weights_and_header_routes(backend: Platform) -> None:
@@ -453,9 +457,9 @@ def test_scale_to_zero_and_wake_on_a_request(backend: Platform) -> None:
     backend.apply("sleepy", iris(1, 1, autoscaling={"minReplicas": 0, "maxReplicas": 1,
                                                      "stabilizationSeconds": 2}))
     def predictor() -> dict[str, Any]:
-        return dict(backend.status("sleepy")["predictors"][0])
+        return dict((backend.status("sleepy").get("predictors") or [{}])[0])  # none before its first status
 
-    wait_until(lambda: predictor()["readyReplicas"] == 0 and predictor()["desiredReplicas"] == 0, timeout=120,
+    wait_until(lambda: predictor().get("readyReplicas") == 0 and predictor().get("desiredReplicas") == 0, timeout=120,
                what="sleepy scaled to zero")
     wait_until(lambda: not backend.model_pods("sleepy"), timeout=60, what="its pod deleted")
     woken = backend.infer("sleepy", timeout=120)  # held by the gateway while a pod starts

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from modelpier.control.platform import Platform, build_platform
 from modelpier.settings import Settings
+from modelpier.spec.deployment import ModelDeploymentSpec
+from modelpier.spec.revision import RevisionKind
 from tests.unit.control.fakes import FakeBackend
 
 
@@ -75,9 +77,8 @@ def test_the_reconciler_runs_only_while_leading_a_fresh_one_per_term(tmp_path: P
         await platform.start()
         await asyncio.sleep(0)
         assert platform.reconciler is None
-        assert platform.feed.current() is None
         leadership.leading.set()
-        await eventually(lambda: platform.feed.current() is not None, "a routing table published")
+        await eventually(lambda: platform.reconciler is not None, "a first term")
         first = platform.reconciler
         assert first is not None
         leadership.lose()
@@ -89,5 +90,41 @@ def test_the_reconciler_runs_only_while_leading_a_fresh_one_per_term(tmp_path: P
         assert platform.reconciler is None
         assert leadership.released == 1
         await platform.close()
+
+    run(body)
+
+
+def test_a_standby_serves_the_leaders_routing_table_and_never_acts(tmp_path: Path) -> None:
+    """Two control planes over one store and one backend (two replicas behind one Service): the standby
+    observes and publishes the ready replicas of the desired state, so a gateway polling it routes too."""
+    settings = Settings(home=tmp_path, platform={"reconcile_interval_s": 0.05})  # type: ignore[arg-type]
+    spec = ModelDeploymentSpec.model_validate({"predictors": [{"name": "main", "model": "iris:1", "replicas": 1}]})
+
+    def replicas(p: Platform) -> int:
+        table = p.feed.current()
+        route = table.deployments.get("default/iris") if table is not None else None
+        return sum(len(r.replicas) for r in route.predictors) if route is not None else -1
+
+    async def body() -> None:
+        backend = FakeBackend()
+        leading, standing_by = GatedLeadership(), GatedLeadership()
+        leader = build_platform(settings, backend, leadership=leading, announce_admin_token=quiet)
+        standby = build_platform(settings, backend, leadership=standing_by, announce_admin_token=quiet)
+        leader.store.apply("default", "iris", spec, resolved={"main": "iris:1"}, created_by="t",
+                           kind=RevisionKind.APPLIED, cause="applied")
+        await standby.start()
+        await eventually(lambda: replicas(standby) == 0, "the standby's table: iris, no replica yet")
+        assert backend.replicas == {}  # it looked and did nothing
+        assert standby.reconciler is None
+        leading.leading.set()
+        await leader.start()
+        await eventually(lambda: bool(backend.replicas), "the leader starting a replica")
+        backend.make_ready()
+        await eventually(lambda: replicas(standby) == 1, "the standby routing to the leader's replica")
+        assert replicas(leader) == 1
+        assert len(backend.replicas) == 1
+        for p in (standby, leader):
+            await p.stop()
+            await p.close()
 
     run(body)

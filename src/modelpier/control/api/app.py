@@ -76,6 +76,9 @@ class ControlParts:
     replica_history: ReplicaHistory
     autoscaler: Autoscaler | None = None
     on_traffic_waiting: Callable[[], None] | None = None
+    # Runs work during each term of leadership (cancelled when the term ends), when several control
+    # planes share one backend; None: this one always leads.
+    while_leading: Callable[[Callable[[], Coroutine[Any, Any, None]]], Coroutine[Any, Any, None]] | None = None
 
 
 def build_control_plane(settings: Settings, parts: ControlParts) -> FastAPI:
@@ -92,9 +95,7 @@ def build_control_plane(settings: Settings, parts: ControlParts) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await canaries.resume()  # the canaries a previous control plane left running: before any alias pass
-        tasks = [asyncio.create_task(loop) for loop in _housekeeping(settings, stager, registry, deployments,
-                                                                     canaries.running)]
+        tasks = [asyncio.create_task(loop) for loop in await _background(settings, parts)]
         try:
             yield
         finally:
@@ -183,12 +184,33 @@ def _document_schema_in_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise
 
 
-def _housekeeping(settings: Settings, stager: UploadStager, registry: Registry, deployments: DeploymentService,
+async def _background(settings: Settings, parts: ControlParts) -> list[Coroutine[Any, Any, None]]:
+    """The loops beside the API: every replica expires its own uploads; what acts on deployments and blobs
+    runs on the leader alone (``parts.while_leading``): the canaries a previous leader left running (resumed
+    before any alias pass), the blob collector and the alias follower."""
+    canaries = parts.canaries
+    sweeper = run_upload_sweeper(parts.stager, settings.control.upload_ttl_s)
+    if parts.while_leading is None:  # always leads: resumed before the app serves, as ever
+        await canaries.resume()
+        return [sweeper, *_leader_loops(settings, parts.registry, parts.deployments, canaries.running)]
+
+    async def leading() -> None:
+        await canaries.resume()
+        try:
+            await asyncio.gather(*_leader_loops(settings, parts.registry, parts.deployments, canaries.running))
+        finally:
+            await canaries.suspend()  # the next leader resumes them
+
+    return [sweeper, parts.while_leading(leading)]
+
+
+def _leader_loops(settings: Settings, registry: Registry, deployments: DeploymentService,
                   canary_running: Callable[[str, str], bool]) -> list[Coroutine[Any, Any, None]]:
-    """The loops the control plane runs beside its API: expiring uploads, collecting blobs, following aliases
-    (while a canary runs, a followed alias that moves waits for it to end: docs/canary.md)."""
+    """The loops the leading control plane runs beside its API (every replica expires its own uploads):
+    collecting blobs, following aliases (while a canary runs, a followed alias that moves waits for it to
+    end: docs/canary.md)."""
     control = settings.control
-    loops = [run_upload_sweeper(stager, control.upload_ttl_s)]
+    loops: list[Coroutine[Any, Any, None]] = []
     if control.blob_gc_interval_s > 0:
         loops.append(run_blob_collector(registry, grace_s=control.blob_gc_grace_s,
                                         interval_s=control.blob_gc_interval_s))

@@ -263,15 +263,24 @@ class CanaryDriver:
     def runs(self) -> list[CanaryRun]:
         return list(self._runs.values())
 
-    async def close(self) -> None:
-        """Stop driving (the control plane shuts down) and close the store; deployments and stored runs stay
-        as they are, and the next start resumes the runs."""
+    async def suspend(self) -> None:
+        """Stop driving (this control plane no longer leads); deployments and stored runs stay as they are,
+        and the next leader resumes the runs (so does this one when it leads again)."""
+        await self._cancel_drives()
+        self._runs = {k: r for k, r in self._runs.items() if r.done}  # resumed runs are read again from the store
+
+    async def _cancel_drives(self) -> None:
         tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def close(self) -> None:
+        """Stop driving (the control plane shuts down) and close the store; deployments and stored runs stay
+        as they are, and the next start resumes the runs."""
+        await self._cancel_drives()
         self._store.close()
 
     # -- starting (sync: runs in a worker thread) -------------------------------------------------
