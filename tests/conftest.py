@@ -29,8 +29,15 @@ import pytest
 
 from tests.support.procs import free_port, wait_until
 from tests.support.watchdog import Watchdog, watch
+from tests.support.xdist_recovery import make_scheduler
 
 INSTALL_HINT = "run scripts/install-system-deps.sh (as root) to install them"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` that does not deadlock after a worker dies (tests/support/xdist_recovery.py)."""
+    return make_scheduler(config, log)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------

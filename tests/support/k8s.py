@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.procs import wait_until
 from tests.support.watchdog import Watchdog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,8 +87,12 @@ class ControlPlane:
         return self.dir / "pki" / "ca.crt"
 
     def new_namespace(self, prefix: str = "t") -> str:
+        """A new namespace, returned once its ``default`` service account exists: the controller manager
+        makes it a moment after the namespace, and until then the API server refuses every pod in it."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.kubectl("create", "namespace", name)
+        wait_until(lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+                   timeout=30, what=f"the default service account of namespace {name}")
         return name
 
 

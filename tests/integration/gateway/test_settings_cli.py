@@ -10,7 +10,8 @@ from tests.support.procs import run_pier
 
 def test_defaults_keep_everything_on_this_machine(tmp_path: Path) -> None:
     shown = json.loads(run_pier(["config", "show", "-o", "json"], tmp_path, check=True).stdout)
-    assert shown["gateway"] == {"redis_url": None, "cache_max_bytes": 256 * 1024 * 1024, "job_concurrency": 4,
+    assert shown["gateway"] == {"host": "127.0.0.1", "port": 8700, "grpc_port": 8701, "poll_interval_s": 0.5,
+                                "redis_url": None, "cache_max_bytes": 256 * 1024 * 1024, "job_concurrency": 4,
                                 "job_lease_s": 30.0, "job_retention_s": 604_800.0, "batch_scheduling": True,
                                 "metrics_token": None, "token_stale_limit_s": 300.0}
 
