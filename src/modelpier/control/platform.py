@@ -31,6 +31,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from modelpier._lib.clock import Clock, SystemClock
+from modelpier._lib.leadership import AlwaysLeader, Leadership, while_leading
 from modelpier.auth.quota import Limits
 from modelpier.auth.secret import load_or_create_secret
 from modelpier.auth.service import AuthService
@@ -68,20 +69,6 @@ STANDBY_LOOK_S = 1.0  # at least this between a standby's looks at the backend a
 RESTART_S = 1.0  # pause before a new term when a reconciler ended by itself
 
 
-class Leadership(Protocol):
-    """Who may reconcile, when several control planes share one backend (a Kubernetes ``Lease``).
-
-    ``acquire`` returns once this process leads (it may wait for ever); ``lost`` returns when it no
-    longer does; ``release`` gives leadership up at shutdown, so a standby takes over at once.
-    """
-
-    async def acquire(self) -> None: ...
-
-    async def lost(self) -> None: ...
-
-    async def release(self) -> None: ...
-
-
 class BackendParts(Protocol):
     """What a backend runs beside the reconciler (``backends/factory.py::build_backend_parts``; the Kubernetes
     backend's are ``backends/kubernetes/platform.py``): a ``leadership`` gate shared by every part that acts,
@@ -98,38 +85,6 @@ class BackendParts(Protocol):
     async def run(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class AlwaysLeader:
-    """The default ``Leadership``: one control plane, which always leads."""
-
-    async def acquire(self) -> None:
-        return None
-
-    async def lost(self) -> None:
-        await asyncio.Event().wait()  # never
-
-    async def release(self) -> None:
-        return None
-
-
-async def while_leading(leadership: Leadership, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work()`` during each term of leadership (cancelled when the term ends), until cancelled: the
-    canary driver, blob collector and alias follower act on the leader alone, as the reconciler does."""
-    while True:
-        await leadership.acquire()
-        running = asyncio.ensure_future(work())
-        lost = asyncio.ensure_future(leadership.lost())
-        try:
-            await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (running, lost):
-                task.cancel()
-            await asyncio.gather(running, lost, return_exceptions=True)
-        if not lost.done() or lost.cancelled():  # the work ended by itself (or failed): not in a tight loop
-            if not running.cancelled() and running.exception() is not None:
-                log.error("leader work failed; it restarts", exc_info=running.exception())
-            await asyncio.sleep(RESTART_S)
 
 
 class _Terms:

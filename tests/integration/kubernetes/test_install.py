@@ -147,13 +147,9 @@ def test_the_backends_model_server_commands_are_real_pier_commands(tmp_path: Pat
                 assert pier_args_ok(container["args"], tmp_path) is None, container["args"]
 
 
-# A replica id is the predictor's name plus 9 characters and is a label value (at most 63 characters).
-LONG_PREDICTOR = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                   reason="modelpier.io/replica label: the replica id outgrows 63 characters")
-
-
-@pytest.mark.parametrize("feature", [pytest.param(f, marks=LONG_PREDICTOR) if f == "long-names" else f
-                                     for f in sorted(FEATURES)])
+# "long-names": a replica id (the predictor's name plus 9 characters) longer than a label value's 63
+# characters: the label is shortened with a hash, the full id is an annotation.
+@pytest.mark.parametrize("feature", sorted(FEATURES))
 def test_the_api_server_admits_the_pods_the_backend_makes(feature: str, kube: k8s.ControlPlane,
                                                           kube_namespace: str) -> None:
     """A server-side dry run in a namespace that enforces PodSecurity ``restricted``: every pod the backend

@@ -300,12 +300,14 @@ class KubernetesBackend:
         try:
             if await self._api.get(path) is None:
                 log.info("creating namespace %s for project %s (PodSecurity restricted)", namespace, namespace)
-                await self._api.apply(path, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                # A plain create, not server-side apply: the Role grants `create` on namespaces, never
+                # `patch` (apply is a PATCH), so the control plane cannot change a namespace it did not make.
+                await self._api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
                     "name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                                                  "app.kubernetes.io/managed-by": "modelpier"}}},
-                                      field_manager=FIELD_MANAGER)
+                                                  "app.kubernetes.io/managed-by": "modelpier"}}})
         except KubeApiError as exc:
-            raise pier_error(exc) from None
+            if exc.status != 409:  # 409: made meanwhile (another replica, a user), which is what we wanted
+                raise pier_error(exc) from None
         self._namespaces.add(namespace)
 
     def _owner(self, namespace: str, spec: ReplicaSpec) -> Manifest | None:

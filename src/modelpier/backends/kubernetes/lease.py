@@ -250,26 +250,3 @@ class LeaseLeadership:
         if campaign is not None:
             campaign.cancel()
             await asyncio.gather(campaign, return_exceptions=True)
-
-
-async def while_leading(leadership: LeaseLeadership, work: Callable[[], Awaitable[None]], *,
-                        restart_s: float = 1.0) -> None:
-    """Run ``work()`` during each term of leadership (cancelled when the term ends), until cancelled."""
-    while True:
-        await leadership.acquire()
-        running = asyncio.ensure_future(work())
-        lost = asyncio.ensure_future(leadership.lost())
-        try:
-            await asyncio.wait({running, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (running, lost):
-                task.cancel()
-            await asyncio.gather(running, lost, return_exceptions=True)
-        if running.done() and not running.cancelled() and running.exception() is not None:
-            log.error("%s failed during a term of leadership", getattr(work, "__qualname__", work),
-                      exc_info=running.exception())
-        if not lost.cancelled() and lost.done():
-            log.warning("leadership lost: %s stops until this replica leads again", getattr(work, "__qualname__", work))
-        else:
-            await asyncio.sleep(restart_s)  # the work ended by itself: not in a tight loop
-

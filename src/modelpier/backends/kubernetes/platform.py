@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import logging
 
+from modelpier._lib.leadership import while_leading
 from modelpier.backends.kubernetes.backend import KubernetesBackend, _connect
 from modelpier.backends.kubernetes.crplan import ControlPlane
 from modelpier.backends.kubernetes.crsync import CustomResourceSync
 from modelpier.backends.kubernetes.kubeapi import KubeApi
-from modelpier.backends.kubernetes.lease import (
-    LeaderElector,
-    LeaseLeadership,
-    candidate_identity,
-    own_namespace,
-    while_leading,
-)
+from modelpier.backends.kubernetes.lease import LeaderElector, LeaseLeadership, candidate_identity, own_namespace
 from modelpier.settings import Settings
 
 log = logging.getLogger("modelpier.kubernetes.platform")

@@ -38,6 +38,8 @@ LABEL_GENERATION: Final = "modelpier.io/generation"
 LABEL_REVISION: Final = "modelpier.io/revision"
 LABEL_TEMPLATE: Final = "modelpier.io/template"
 ANNOTATION_SPEC: Final = "modelpier.io/replica-spec"
+# The slot's full id: the label holds it too, shortened with a hash past a label value's 63 characters.
+ANNOTATION_REPLICA: Final = "modelpier.io/replica-id"
 ANNOTATION_MODEL: Final = "modelpier.io/model"
 SERVER: Final = "server"
 PULL: Final = "pull-model"
@@ -161,10 +163,10 @@ def render_pod(spec: ReplicaSpec, replica_id: str, generation: int, *, namespace
             "app.kubernetes.io/component": COMPONENT, "app.kubernetes.io/part-of": "modelpier",
             "app.kubernetes.io/managed-by": MANAGED_BY,
             LABEL_PROJECT: spec.project, LABEL_DEPLOYMENT: spec.deployment, LABEL_PREDICTOR: spec.predictor,
-            LABEL_REVISION: str(spec.revision), LABEL_TEMPLATE: spec.template, LABEL_REPLICA: replica_id,
-            LABEL_GENERATION: str(generation)},
+            LABEL_REVISION: str(spec.revision), LABEL_TEMPLATE: spec.template,
+            LABEL_REPLICA: object_name(replica_id), LABEL_GENERATION: str(generation)},
         "annotations": {ANNOTATION_SPEC: json.dumps(asdict(spec), separators=(",", ":")),
-                        ANNOTATION_MODEL: spec.model, "prometheus.io/scrape": "true",
+                        ANNOTATION_REPLICA: replica_id, ANNOTATION_MODEL: spec.model, "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(HTTP_PORT), "prometheus.io/path": "/metrics"},
     }
     if owner is not None:
@@ -223,7 +225,8 @@ def view(pod: Manifest) -> PodView | None:
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     try:
         spec = replica_spec(annotations[ANNOTATION_SPEC])
-        replica_id, generation = labels[LABEL_REPLICA], int(labels[LABEL_GENERATION])
+        replica_id = annotations.get(ANNOTATION_REPLICA) or labels[LABEL_REPLICA]
+        generation = int(labels[LABEL_GENERATION])
     except (KeyError, ValueError, TypeError):
         return None
     containers = status.get("containerStatuses") or []

@@ -7,8 +7,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from modelpier._lib.leadership import while_leading
 from modelpier.backends.kubernetes.kubeapi import KubeApi
-from modelpier.backends.kubernetes.lease import LeaderElector, LeaseLeadership, while_leading
+from modelpier.backends.kubernetes.lease import LeaderElector, LeaseLeadership
 from tests.support.k8s import ControlPlane
 
 FAST = {"lease_duration_s": 3.0, "renew_deadline_s": 2.0, "retry_period_s": 0.3}

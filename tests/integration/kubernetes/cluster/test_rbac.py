@@ -5,17 +5,20 @@ synchroniser and the lease need."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 
+from modelpier.backends.kubernetes.backend import KubernetesBackend
 from modelpier.backends.kubernetes.crsync import CustomResourceSync
 from modelpier.backends.kubernetes.kubeapi import KubeApi
 from modelpier.backends.kubernetes.lease import LeaderElector
 from modelpier.control.deployments.custom_resources import DeploymentPort
 from modelpier.control.deployments.service import DeploymentService
+from modelpier.settings import Settings
 from tests.integration.kubernetes.cluster.conftest import CRD
 from tests.integration.kubernetes.cluster.test_crsync import document, make_service
 from tests.support.k8s import ControlPlane
@@ -29,6 +32,10 @@ def installed_rbac(cluster: ControlPlane) -> None:
     cluster.kubectl("create", "namespace", "modelpier-system", check=False)
     for name in ("rbac-control-plane.yaml", "rbac-aggregate.yaml"):
         cluster.kubectl("apply", "-n", "modelpier-system", "-f", str(BASE / name))
+    # The Kubernetes backend's own rules sit beside the control plane's Deployment: its RBAC alone.
+    workloads = [d for d in yaml.safe_load_all((BASE / "control-plane.yaml").read_text())
+                 if d and d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
+    cluster.kubectl("apply", "-n", "modelpier-system", "-f", "-", stdin=yaml.safe_dump_all(workloads))
 
 
 def token_for(cluster: ControlPlane, namespace: str, account: str) -> str:
@@ -112,3 +119,29 @@ def test_the_control_planes_account_suffices_for_sync_and_lease(cluster: Control
         service.registry.close()
     events = cluster.kubectl("get", "events", "-n", namespace).stdout
     assert "SpecFromControlPlane" in events
+
+
+def test_the_control_planes_account_makes_a_projects_namespace(cluster: ControlPlane, installed_rbac: None,
+                                                               tmp_path: Path) -> None:
+    """Granted ``get`` and ``create`` on namespaces and nothing more, the backend makes a new project's
+    namespace, labelled PodSecurity ``restricted``; a namespace made meanwhile by someone else is no error."""
+    token = token_for(cluster, "modelpier-system", "modelpier-control")
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    taken = f"{project}-taken"
+    cluster.kubectl("create", "namespace", taken)
+
+    async def scenario() -> None:
+        api = _api_as(cluster, token)
+        backend = KubernetesBackend(Settings(home=tmp_path), api=api)
+        try:
+            await backend._ensure_namespace(project)
+            await backend._ensure_namespace(taken)
+        finally:
+            await api.close()
+
+    try:
+        asyncio.run(scenario())
+        made = cluster.get("namespace", project)
+        assert made["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    finally:
+        cluster.kubectl("delete", "namespace", project, taken, "--wait=false", check=False)

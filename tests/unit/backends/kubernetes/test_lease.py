@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from modelpier._lib.leadership import while_leading
 from modelpier.backends.kubernetes.lease import (
     SERVICE_ACCOUNT_NAMESPACE,
     LeaseLeadership,
@@ -15,7 +16,6 @@ from modelpier.backends.kubernetes.lease import (
     decide_lease,
     own_namespace,
     parse_lease,
-    while_leading,
 )
 
 

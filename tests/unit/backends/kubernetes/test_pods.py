@@ -89,6 +89,28 @@ def test_a_pod_reads_back_as_its_replica() -> None:
     assert view({"metadata": {"name": "other", "labels": {}}}) is None
 
 
+def test_a_replica_id_past_a_label_values_63_characters_is_labelled_short_and_reads_back_whole() -> None:
+    long_id = "p" * 60 + "-0a1b2c3d"
+    manifest = render_pod(replace(SPEC, predictor="p" * 60), long_id, 0, namespace="team-a", options=OPTIONS)
+    label = manifest["metadata"]["labels"]["modelpier.io/replica"]
+    assert len(label) <= 63
+    assert label != long_id
+    other = render_pod(replace(SPEC, predictor="p" * 60), "p" * 60 + "-9f8e7d6c", 0, namespace="team-a",
+                       options=OPTIONS)
+    assert other["metadata"]["labels"]["modelpier.io/replica"] != label  # the hash keeps slots apart
+    seen = view(manifest)
+    assert seen is not None
+    assert seen.replica_id == long_id
+
+
+def test_a_pod_made_before_the_replica_id_annotation_reads_its_id_from_the_label() -> None:
+    manifest = pod()
+    del manifest["metadata"]["annotations"]["modelpier.io/replica-id"]
+    seen = view(manifest)
+    assert seen is not None
+    assert seen.replica_id == "main-0a1b2c3d"
+
+
 def _with_status(status: dict[str, Any], **meta: Any) -> dict[str, Any]:
     manifest = pod()
     manifest["metadata"].update(meta)

@@ -16,14 +16,9 @@ from tests.unit.backends.kubernetes.validation import VERSIONS, openapi_to_json_
 
 Mutation = Callable[[dict[str, Any]], None]
 
-# A replica id is the predictor's name plus 9 characters and is a label value (at most 63 characters):
-# the backend's pods of a predictor named longer than 54 characters are rejected (to fix in backend.py).
-LONG_PREDICTOR = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                   reason="modelpier.io/replica label: the replica id outgrows 63 characters")
-
-
-@pytest.mark.parametrize("feature", [pytest.param(f, marks=LONG_PREDICTOR) if f == "long-names" else f
-                                     for f in sorted(FEATURES)])
+# "long-names": a replica id (the predictor's name plus 9 characters) longer than a label value's 63
+# characters: the label is shortened with a hash, the full id is an annotation.
+@pytest.mark.parametrize("feature", sorted(FEATURES))
 def test_the_backends_pods_validate(feature: str) -> None:
     for pod in replica_pods(FEATURES[feature]):
         for version in VERSIONS:
