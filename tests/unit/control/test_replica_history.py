@@ -66,3 +66,14 @@ def test_the_series_carries_ready_and_desired_replicas_of_each_step() -> None:
         (None, None, 1), (1, 2, 1), (2, 2, 1)]
     flat = TrafficBody.of(window, ["main"], status).model_dump(by_alias=True)  # no history: the status of now
     assert {p["predictors"]["main"]["readyReplicas"] for p in flat["series"]} == {2}
+
+
+def test_current_counts_are_those_of_deployments_recorded_lately() -> None:
+    clock = FakeClock()
+    history = ReplicaHistory(clock)
+    history.record(KEY, {"main": (1, 2)})
+    history.record(("default", "gone"), {"main": (1, 1)})
+    clock.advance(20)
+    history.record(KEY, {"main": (1, 2)})  # unchanged, but looked at: still current
+    assert history.current(10) == {KEY: {"main": (1, 2)}}
+    assert history.current(30) == {KEY: {"main": (1, 2)}, ("default", "gone"): {"main": (1, 1)}}

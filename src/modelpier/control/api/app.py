@@ -91,7 +91,8 @@ def build_control_plane(settings: Settings, parts: ControlParts) -> FastAPI:
     def project_limits(project: str) -> Limits:
         return Limits(**quotas.limits(project))
 
-    metrics = ControlMetrics(traffic, canaries, parts.autoscaler)
+    metrics = ControlMetrics(traffic, canaries, parts.autoscaler, parts.replica_history,
+                             reconcile_interval_s=settings.platform.reconcile_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

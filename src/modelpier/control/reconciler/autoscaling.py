@@ -49,6 +49,8 @@ class ScaleView:
     desired: int
     ready: int
     limited_by_quota: bool
+    min_replicas: int  # the desired revision's autoscaling bounds
+    max_replicas: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ class Autoscaler:
         self._states: dict[PredictorKey, ScaleState] = {}
         self._last_at: float | None = None
         self._ready: dict[PredictorKey, int] = {}
+        self._bounds: dict[PredictorKey, tuple[int, int]] = {}  # (minReplicas, maxReplicas), keyed as _states
         self.decisions: Counter[tuple[str, str, str, str]] = Counter()  # (project, deployment, predictor, up|down)
 
     # -- the pass -------------------------------------------------------------------------------
@@ -114,9 +117,11 @@ class Autoscaler:
                     continue
                 key = (target.key[0], target.key[1], p.name)
                 seen.add(key)
+                self._bounds[key] = (p.autoscaling.min_replicas, p.autoscaling.max_replicas)
                 if key not in self._states:
                     self._states[key] = seed_state(p.autoscaling, live[key], now)
         self._states = {k: v for k, v in self._states.items() if k in seen}
+        self._bounds = {k: v for k, v in self._bounds.items() if k in seen}
         self._ready = {k: ready[k] for k in seen}
         for target in active:
             autoscaled = [p for p in target.desired.spec.predictors if p.autoscaling is not None]
@@ -163,5 +168,7 @@ class Autoscaler:
 
     # -- reading --------------------------------------------------------------------------------
     def views(self) -> list[ScaleView]:
-        return [ScaleView(k[0], k[1], k[2], s.replicas, self._ready.get(k, 0), s.quota_note is not None)
-                for k, s in sorted(self._states.items())]
+        bounds = self._bounds  # read first: a pass in between may have replaced both maps (the API's thread)
+        return [ScaleView(k[0], k[1], k[2], s.replicas, self._ready.get(k, 0), s.quota_note is not None,
+                          *bounds[k])
+                for k, s in sorted(self._states.items()) if k in bounds]

@@ -3,8 +3,10 @@
 The gateways' traffic reports know which replicas have requests in flight, not how many run; the
 reconciler knows that. It hands every status it derives to ``record`` (each pass, ~0.5 s); this
 keeps the changes only (a step function per deployment), for ``retention_s`` in memory, and answers
-``at(t)``: the counts in force at time ``t``, and ``seen(since)``: the predictors that had a replica
-at some point since then (a canary removed a minute ago still belongs on a 5-minute chart). Nothing
+``at(t)``: the counts in force at time ``t``, ``seen(since)``: the predictors that had a replica
+at some point since then (a canary removed a minute ago still belongs on a 5-minute chart), and
+``current(max_age_s)``: the counts now, of the deployments a pass looked at lately (the control
+plane's metrics; a deleted deployment, or a standby that no longer reconciles, drops out). Nothing
 is persisted: a restarted control plane starts empty (the charts show a gap before its first
 pass). Thread-safe: the reconciler records on the event loop while the API reads in its thread pool.
 """
@@ -29,6 +31,7 @@ Counts = Mapping[str, tuple[int, int]]  # predictor -> (ready, desired)
 class _Timeline:
     times: list[float] = field(default_factory=list)
     counts: list[Counts] = field(default_factory=list)
+    last_recorded: float = 0.0  # the last ``record``, changed or not
 
 
 class ReplicaHistory:
@@ -47,6 +50,7 @@ class ReplicaHistory:
         frozen = MappingProxyType(dict(counts))
         with self._lock:
             line = self._lines.setdefault(key, _Timeline())
+            line.last_recorded = now
             if line.counts and line.counts[-1] == frozen:
                 return
             line.times.append(now)
@@ -69,6 +73,13 @@ class ReplicaHistory:
                 return None
             i = bisect_right(line.times, t)
             return line.counts[i - 1] if i else None
+
+    def current(self, max_age_s: float) -> dict[DeploymentKey, Counts]:
+        """The latest counts of each deployment recorded within the last ``max_age_s`` seconds."""
+        cutoff = self._clock.now().timestamp() - max_age_s
+        with self._lock:
+            return {key: line.counts[-1] for key, line in self._lines.items()
+                    if line.counts and line.last_recorded >= cutoff}
 
     def seen(self, key: DeploymentKey, since: float) -> list[str]:
         """Predictors with a ready or desired replica at some time from ``since`` on, first seen first."""
