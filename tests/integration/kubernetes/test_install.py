@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
+from modelpier.auth.access import Action
 from modelpier.backends.kubernetes.crd import custom_resource_definition
+from modelpier.control.api.policy import RoutePolicy, match_route_policy
 from tests.integration.kubernetes.conftest import pier_args_ok
 from tests.support import k8s
 from tests.unit.backends.kubernetes.specs import FEATURES, replica_pods
@@ -23,6 +25,8 @@ from tests.unit.backends.kubernetes.validation import VERSIONS, validate
 
 ROOT = Path(__file__).resolve().parents[3]
 KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/production")
+METRICS_ROUTE = "/api/v1/metrics"  # the control plane's (control/api/app.py)
+METRICS_SECRET = "modelpier-metrics-token"  # holds a platform admin's token (docs/kubernetes.md, Monitoring)
 
 
 @cache
@@ -113,6 +117,32 @@ def test_the_pod_monitor_selects_the_pods_the_backend_makes() -> None:
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
 
 
+def test_the_service_monitor_scrapes_the_control_planes_metrics_with_a_token() -> None:
+    """The ServiceMonitor selects the control plane's Service (not the gateway's), on its port, at the
+    metrics route, which needs a platform admin's token: sent from the Secret the docs tell operators to
+    create in the same namespace (the Prometheus Operator reads Secrets of the ServiceMonitor's)."""
+    objects = build("base")
+    monitor = find(objects, "ServiceMonitor", "modelpier-control")
+    service = find(objects, "Service", "modelpier-control")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert not selector.items() <= find(objects, "Service", "modelpier-gateway")["metadata"]["labels"].items()
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert "namespaceSelector" not in monitor["spec"]  # its own namespace: the Service's, the Secret's
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == METRICS_ROUTE
+    assert match_route_policy("GET", METRICS_ROUTE) == RoutePolicy(Action.admin, None)
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": METRICS_SECRET, "key": "token"}}
+    docs = (ROOT / "docs" / "kubernetes.md").read_text()
+    assert f"create secret generic {METRICS_SECRET}" in docs
+
+
+@pytest.mark.parametrize("path", ["overlays/dev", "overlays/e2e"])
+def test_clusters_without_the_prometheus_operator_get_no_monitors(path: str) -> None:
+    assert not any(o["kind"] in {"PodMonitor", "ServiceMonitor"} for o in build(path))
+
+
 def test_dev_needs_no_prometheus_operator_and_production_runs_two_of_each() -> None:
     assert not any(o["kind"] == "PodMonitor" for o in build("overlays/dev"))
     production = build("overlays/production")
@@ -163,9 +193,21 @@ def _meta_label(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
+def scrape_job(name: str) -> dict[str, Any]:
+    jobs = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus-scrape.yaml").read_text())["scrape_configs"]
+    job: dict[str, Any] = next(j for j in jobs if j["job_name"] == name)
+    return job
+
+
+def kept(job: dict[str, Any], meta: dict[str, str]) -> bool:
+    """Whether every ``keep`` rule of ``job`` keeps a target with these ``__meta_*`` labels."""
+    return all(re.fullmatch(rule["regex"], ";".join(meta.get(s, "") for s in rule["source_labels"]))
+               for rule in job["relabel_configs"] if rule.get("action") == "keep")
+
+
 def test_the_plain_prometheus_job_keeps_the_pods_the_backend_makes() -> None:
     """``prometheus-scrape.yaml`` (Prometheus without the operator): every ``keep`` rule matches the pods."""
-    (job,) = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus-scrape.yaml").read_text())["scrape_configs"]
+    job = scrape_job("modelpier-predictors")
     for pod in replica_pods(FEATURES["canary"]):
         meta = {f"__meta_kubernetes_pod_label_{_meta_label(k)}": v for k, v in pod["metadata"]["labels"].items()}
         meta |= {f"__meta_kubernetes_pod_annotation_{_meta_label(k)}": v
@@ -174,3 +216,37 @@ def test_the_plain_prometheus_job_keeps_the_pods_the_backend_makes() -> None:
             if rule.get("action") == "keep":
                 value = ";".join(meta.get(s, "") for s in rule["source_labels"])
                 assert re.fullmatch(rule["regex"], value), (rule, value)
+
+
+def test_the_plain_prometheus_control_plane_job_keeps_only_the_control_planes_endpoints() -> None:
+    """The job for Prometheus without the operator: the control plane Service's ``http`` endpoints (not the
+    gateway's, not another port), at the metrics route, with the token from the mounted Secret."""
+    job = scrape_job("modelpier-control")
+    objects = build("base")
+
+    def endpoint_meta(service: dict[str, Any], port: str) -> dict[str, str]:
+        labels = service["metadata"]["labels"]
+        return {**{f"__meta_kubernetes_service_label_{_meta_label(k)}": v for k, v in labels.items()},
+                "__meta_kubernetes_endpoint_port_name": port}
+
+    control, gateway = find(objects, "Service", "modelpier-control"), find(objects, "Service", "modelpier-gateway")
+    (port,) = control["spec"]["ports"]
+    assert kept(job, endpoint_meta(control, port["name"]))
+    assert not kept(job, endpoint_meta(gateway, port["name"]))
+    assert not kept(job, endpoint_meta(control, "grpc"))
+    assert job["kubernetes_sd_configs"] == [{"role": "endpoints", "namespaces": {"names": ["modelpier-system"]}}]
+    assert job["metrics_path"] == METRICS_ROUTE
+    assert job["authorization"]["credentials_file"].endswith(f"/{METRICS_SECRET}/token")
+
+
+def test_both_ways_of_scraping_replicas_attach_the_labels_the_dashboard_filters_on() -> None:
+    """The PodMonitor's ``podTargetLabels`` and the plain job's relabelling give replica series the same
+    ``modelpier_io_*`` labels, and those are the ones the dashboard's queries use."""
+    monitor = find(build("base"), "PodMonitor", "modelpier-replicas")
+    from_monitor = {_meta_label(label) for label in monitor["spec"]["podTargetLabels"]}
+    from_job = {rule["target_label"] for rule in scrape_job("modelpier-predictors")["relabel_configs"]
+                if rule.get("target_label", "").startswith("modelpier_io_")}
+    dashboard = (ROOT / "deploy" / "monitoring" / "grafana-dashboard.json").read_text()
+    used = set(re.findall(r"modelpier_io_[a-z_]+", dashboard))
+    assert from_monitor == from_job
+    assert used <= from_monitor, used - from_monitor

@@ -1,7 +1,8 @@
 """A replica pod as the Kubernetes backend makes it (``pods.render_pod`` of the reconciler's
 ``ReplicaSpec``), run outside a container: the init container's command pulls the model from a real
 control plane (digest-verified), the server container's command serves it, the readiness probe's
-path answers, and every metric the Grafana dashboard queries is exported."""
+path answers, and every metric the Grafana dashboard queries is exported: by the replica or by the
+control plane (``GET /api/v1/metrics``, which the ServiceMonitor scrapes)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelpier.backends.kubernetes.options import DEFAULT_IMAGE
 from modelpier.backends.kubernetes.pods import PodOptions
 from modelpier.spec.deployment import parse_deployment
-from tests.support.procs import ADMIN_TOKEN, BIN, free_port, http_ok, pier_env, wait_until
+from tests.support.procs import ADMIN_HEADERS, ADMIN_TOKEN, BIN, free_port, http_ok, pier_env, wait_until
 from tests.unit.backends.kubernetes.specs import replica_pods
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "deploy" / "monitoring" / "grafana-dashboard.json"
-# Panels that read kube-state-metrics (an HPA's desired/current/max replicas), not the model server. The
-# backend makes no HPA (the control plane scales its pods), so on a cluster these panels stay empty.
-KUBE_STATE_METRICS = {"kube_horizontalpodautoscaler_status_desired_replicas",
-                      "kube_horizontalpodautoscaler_status_current_replicas",
-                      "kube_horizontalpodautoscaler_spec_max_replicas"}
+# What the replicas panel reads from the control plane (issue 16: it read a HorizontalPodAutoscaler's
+# kube-state-metrics series, and the backend makes no HPA: the control plane scales its pods itself).
+CONTROL_PLANE_REPLICAS = {"modelpier_deployment_desired_replicas", "modelpier_autoscaler_max_replicas"}
 BODY = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
                     "data": [6.7, 3.0, 5.2, 2.3, 5.1, 3.5, 1.4, 0.2]}]}
 
@@ -131,17 +130,36 @@ def dashboard_metrics() -> set[str]:
     return names
 
 
-def test_every_metric_the_dashboard_queries_is_exported(pod: tuple[str, dict[str, Any]]) -> None:
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
+
+
+def exported_names(text: str) -> set[str]:
+    """The series names a Prometheus exposition declares: its samples', and those of its families'
+    declared types even without samples yet (a control plane with no deployment has none)."""
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names |= {family.name, *(family.name + suffix for suffix in _SUFFIXES.get(family.type, ()))}
+        names |= {s.name for s in family.samples}
+    return names
+
+
+def test_every_metric_the_dashboard_queries_is_exported(pod: tuple[str, dict[str, Any]], registry_url: str) -> None:
     url, _ = pod
     for _ in range(3):
         assert httpx.post(f"{url}/v2/models/iris/infer", json=BODY).status_code == 200
     assert httpx.post(f"{url}/v2/models/iris/infer", json={"inputs": []}).status_code == 400  # an error series
-    exported = {s.name for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
-                for s in family.samples}
+    replica = {s.name for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+               for s in family.samples}
+    scrape = httpx.get(f"{registry_url}/api/v1/metrics", headers=ADMIN_HEADERS)  # `pier server`, as the monitor
+    assert scrape.status_code == 200, scrape.text
+    control_plane = exported_names(scrape.text)
     queried = dashboard_metrics()
     assert {"modelpier_requests_total", "modelpier_request_duration_seconds_bucket",
-            "modelpier_batch_size_bucket", "modelpier_requests_in_flight"} <= queried
-    assert queried - exported - KUBE_STATE_METRICS == set(), f"exported: {sorted(exported)}"
+            "modelpier_batch_size_bucket", "modelpier_requests_in_flight", *CONTROL_PLANE_REPLICAS} <= queried
+    assert not any(name.startswith("kube_") for name in queried)  # no kube-state-metrics: nothing to install
+    assert queried - replica - control_plane == set(), f"replica: {sorted(replica)}; control plane: " \
+                                                       f"{sorted(control_plane)}"
+    assert not replica & control_plane  # each name has one source, so no query mixes the two by accident
 
 
 def test_the_dashboard_covers_what_the_issue_asks_for() -> None:

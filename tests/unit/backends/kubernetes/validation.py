@@ -2,8 +2,8 @@
 
 Built-in kinds: ``kubernetes-validate`` with the official schemas of a stated Kubernetes version,
 strict (unknown fields fail). Custom kinds: our generated CRD for ModelDeployment and the vendored
-subset in ``schemas/`` for PodMonitor (see its README). Labels and names are checked against
-Kubernetes' syntax on every object (kubernetes-validate does not check them).
+subsets in ``schemas/`` for PodMonitor and ServiceMonitor (see their README). Labels and names are
+checked against Kubernetes' syntax on every object (kubernetes-validate does not check them).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 VERSIONS = ("1.25", "1.27", "1.30", "1.33")
 CUSTOM = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.yaml",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.yaml",
 }
 _LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                          r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
