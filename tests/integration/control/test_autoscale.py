@@ -61,6 +61,10 @@ def test_in_flight_load_scales_up_and_back_down_after_the_window(platform: Platf
         metrics = httpx.get(f"{platform.api}/api/v1/metrics", headers=ADMIN_HEADERS).text
         assert re.search(r'modelpier_autoscaler_desired_replicas\{deployment="auto",predictor="main",'
                          r'project="default"\} 3\.0', metrics), metrics
+        # What the Grafana dashboard's replicas panel reads (issue 16): desired for every predictor, and the bound.
+        for name, value in (("modelpier_deployment_desired_replicas", 3), ("modelpier_autoscaler_max_replicas", 3)):
+            assert re.search(rf'{name}\{{deployment="auto",predictor="main",project="default"\}} {value}\.0',
+                             metrics), metrics
         wait_until(lambda: len(platform.replica_pids("auto")) == 3, what="three real replica processes")
         gateway.set("main", Load(requests=2, in_flight=1))
         wait_until(lambda: replicas_are(platform, "auto", 1, 1), timeout=60, what="back to 1 replica")
