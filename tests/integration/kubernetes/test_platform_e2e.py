@@ -100,6 +100,23 @@ class Platform:
             logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "deployment/modelpier-control", "--tail=30",
                                         check=False).stdout
             raise AssertionError(f"{e}\n{self.status(name, project)}\n{pods}\n{logs}") from None
+        self.wait_routed(name, project)
+
+    def wait_routed(self, name: str, project: str = "default", timeout: float = 30) -> None:
+        """Every gateway pod knows the deployment: its table follows the control plane's by one long poll."""
+        def known(gateway: str) -> bool:
+            return self.infer(name, project=project, gateway=gateway, timeout=30).status_code != 404
+
+        for gateway in self.gateway_urls():
+            try:
+                wait_until(lambda g=gateway: known(g), timeout=timeout, what=f"{gateway} routing {project}/{name}")
+            except AssertionError as e:
+                health = httpx.get(f"{gateway}/healthz", timeout=5).text
+                routing = httpx.get(f"{self.control_url}/api/v1/routing", headers=ADMIN, timeout=5).text
+                logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "-l", "app.kubernetes.io/component=gateway",
+                                            "--tail=20", "--prefix", check=False).stdout
+                raise AssertionError(f"{e}\ngateway: {health}\ncontrol plane's table: {routing[:2000]}\n{logs}"
+                                     ) from None
 
     def infer(self, name: str, *, project: str = "default", gateway: str | None = None,
               client: httpx.Client | None = None, headers: dict[str, str] | None = None,
