@@ -16,20 +16,22 @@ to ``~/.cache/modelpier/k8s-assets``. What it does:
    --wait`` with ``PIER_REMOTE`` set to the control plane pod's IP, the spec naming only the model
    (one replica, the default resources: 1 CPU, Guaranteed QoS). Reports deploy -> ready (the command
    returns) and ready -> the first 200 from a gateway pod (polling a V2 infer every 50 ms).
-3. Starts ``pier up --no-example`` pinned to core 0 (``taskset``, as ``benchmarks/platform/run.py``)
-   with the same model and deploys it the same way (timed too, for reference). Then, in interleaved
-   rounds (the order alternates per round), ``wrk -t1`` on core 1 at c=8 and c=64 with the V2 JSON
-   body of one row (``benchmarks/platform/common.py``) against: one gateway pod by its IP, the model
-   pod by its IP, the local gateway, the local replica. Medians are reported.
+3. Starts two ``pier up --no-example`` with the same model and deploys it the same way (timed too,
+   for reference): one pinned to core 0 (``taskset``, as ``benchmarks/platform/run.py``), one
+   unpinned, as the pods are. Then, in interleaved rounds (which path goes first rotates per round),
+   ``wrk -t1`` on core 1 at c=8 and c=64 with the V2 JSON body of one row
+   (``benchmarks/platform/common.py``) against: one gateway pod by its IP, the model pod by its IP,
+   and each local platform's gateway and replica. Medians are reported.
    The pods are NOT pinned: kubelet places them in cgroups with CFS quotas (the model pod 1 CPU, a
-   gateway pod a limit of 2 CPUs) on both cores, so they share core 1 with wrk; the local platform
-   has core 0 to itself.
+   gateway pod a limit of 2 CPUs) on both cores, so they share core 1 with wrk, as the unpinned
+   local platform does; the pinned one shares core 0 with whatever else the machine runs.
 4. Stops everything (local platform, cluster, host services), also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import signal
@@ -56,7 +58,11 @@ BIN = Path(sys.executable).parent
 SPEC = ("apiVersion: modelpier.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: iris}\n"
         "spec: {predictors: [{model: 'iris:1'}]}\n")
 PATH = "/default/iris/v2/models/iris/infer"
-SYSTEMS = ("gateway pod", "model pod direct", "local gateway (pier up)", "local replica direct")
+# (label, taskset CPU list or None) of the two local platforms: pinned as benchmarks/platform runs it, and
+# unpinned as the pods are.
+LOCALS = (("core 0", "0"), ("unpinned", None))
+SYSTEMS = ("gateway pod", "model pod direct",
+           *(f"local {part}, {label}" for label, _ in LOCALS for part in ("gateway", "replica direct")))
 
 
 def first_200(url: str, body: str, timeout_s: float = 300) -> float:
@@ -94,25 +100,37 @@ def deploy_on_kubernetes(platform: Platform, body: str) -> dict[str, float]:
     spec = platform.home / "iris.yaml"
     spec.write_text(SPEC)
     gateway = platform.gateway_urls()[0]
-    started = time.monotonic()
+    wall, started = time.time(), time.monotonic()
     platform.pier("deploy", "-f", str(spec), "--wait", timeout=600)
     ready = time.monotonic() - started
     first = first_200(gateway + PATH, body)
-    return {"deploy -> ready": ready, "ready -> first prediction": first, "deploy -> first prediction": ready + first}
+    timings = {"deploy -> ready": ready, "ready -> first prediction": first,
+               "deploy -> first prediction": ready + first}
+    # Where the pod's part went, from its conditions (whole seconds, as the API server records them).
+    pod = platform.model_pods("iris")[0]
+    marks = {"pod created": pod["metadata"]["creationTimestamp"]}
+    marks |= {f"pod {c['type']}": c["lastTransitionTime"] for c in pod["status"].get("conditions", [])}
+    for label, stamp in marks.items():
+        at = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+        timings[label] = at - wall
+    return timings
 
 
 @contextmanager
-def local_platform(work: Path, body: str) -> Iterator[tuple[dict[str, str], dict[str, float]]]:
-    """``pier up`` on core 0 serving iris; yields its gateway and replica URLs and its deploy timings."""
-    home = work / "local"
+def local_platform(work: Path, body: str, label: str, cpus: str | None, ports: int
+                   ) -> Iterator[tuple[dict[str, str], dict[str, float]]]:
+    """``pier up`` (under ``taskset -c CPUS`` when given: its replicas inherit it) serving iris; yields
+    its gateway and replica URLs and its deploy timings. ``ports``: the first of 200 replica ports."""
+    home = work / f"local-{label.replace(' ', '-')}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_")}
     env.update(PIER_HOME=str(home), PIER_USER="bench", PIER_LOG_LEVEL="warning",
-               PIER_PLATFORM__REPLICA_PORT_MIN="37200", PIER_PLATFORM__REPLICA_PORT_MAX="37399")
+               PIER_PLATFORM__REPLICA_PORT_MIN=str(ports), PIER_PLATFORM__REPLICA_PORT_MAX=str(ports + 199))
     save_iris(home)
     api_port, gw_port = free_port(), free_port()
     api, gateway = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{gw_port}"
+    pin = ["taskset", "-c", cpus] if cpus else []
     with (home / "up.log").open("ab") as log:
-        up = subprocess.Popen(["taskset", "-c", "0", str(BIN / "pier"), "up", "--no-example", "--port", str(api_port),
+        up = subprocess.Popen([*pin, str(BIN / "pier"), "up", "--no-example", "--port", str(api_port),
                                "--gateway-port", str(gw_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(f"{gateway}/healthz", timeout_s=60)
@@ -126,8 +144,8 @@ def local_platform(work: Path, body: str) -> Iterator[tuple[dict[str, str], dict
         first = first_200(gateway + PATH, body)
         state = json.loads((home / "replicas" / "state.json").read_text())
         replica = next(r for r in state["replicas"] if r["spec"]["deployment"] == "iris")
-        yield ({"local gateway (pier up)": gateway + PATH,
-                "local replica direct": f"http://127.0.0.1:{replica['port']}/v2/models/iris/infer"},
+        yield ({f"local gateway, {label}": gateway + PATH,
+                f"local replica direct, {label}": f"http://127.0.0.1:{replica['port']}/v2/models/iris/infer"},
                {"deploy -> ready": ready, "ready -> first prediction": first,
                 "deploy -> first prediction": ready + first})
     finally:
@@ -163,32 +181,36 @@ def main() -> None:
     waited = time.monotonic()
     with ExitStack() as stack:
         platform = stack.enter_context(start_platform(work / "k8s", lock_timeout=args.lock_timeout))
-        lock_wait = time.monotonic() - waited - platform.seconds["total"]
+        lock_wait = platform.cluster.locked_at - waited
         print(f"platform up {platform.seconds} s (image {platform.image.seconds}); "
               f"waited {lock_wait:.0f} s for the node lock", flush=True)
         k8s_deploy = deploy_on_kubernetes(platform, body)
-        print(f"kubernetes: {k8s_deploy}", flush=True)
+        print(f"kubernetes: { {k: round(v, 2) for k, v in k8s_deploy.items()} }", flush=True)
         gateway_pod = platform.gateway_urls()[0]
         model_pod = platform.model_pods("iris")[0]["status"]["podIP"]
         urls = {"gateway pod": gateway_pod + PATH, "model pod direct": f"http://{model_pod}:8080/v2/models/iris/infer"}
-        local, local_deploy = stack.enter_context(local_platform(work, body))
-        print(f"local: {local_deploy}", flush=True)
-        urls.update(local)
+        local_deploy = {}
+        for i, (label, cpus) in enumerate(LOCALS):
+            local, local_deploy[label] = stack.enter_context(local_platform(work, body, label, cpus, 37200 + 200 * i))
+            print(f"local, {label}: { {k: round(v, 2) for k, v in local_deploy[label].items()} }", flush=True)
+            urls.update(local)
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for round_no in range(1, args.rounds + 1):
-            order = SYSTEMS if round_no % 2 else SYSTEMS[2:] + SYSTEMS[:2]
+            shift = 2 * (round_no - 1) % len(SYSTEMS)  # each pair of paths goes first in some round
+            order = SYSTEMS[shift:] + SYSTEMS[:shift]
             for system in order:
                 wrk(urls[system], script, 8, 2)  # warm-up, not recorded
                 for c in concurrency:
                     r = wrk(urls[system], script, c, args.duration)
                     results.setdefault((system, c), []).append(r)
-                    print(f"round {round_no} {system:24} c={c:<3} {r['rps']:8.0f} req/s p50 {r['p50']:7.2f} ms "
+                    print(f"round {round_no} {system:32} c={c:<3} {r['rps']:8.0f} req/s p50 {r['p50']:7.2f} ms "
                           f"p99 {r['p99']:7.2f} ms non-2xx {r['errors']:.0f}", flush=True)
         print(report(platform, k8s_deploy=k8s_deploy, local_deploy=local_deploy, lock_wait=lock_wait,
                      results=results, concurrency=concurrency, args=args))
 
 
-def report(platform: Platform, *, k8s_deploy: dict[str, float], local_deploy: dict[str, float], lock_wait: float,
+def report(platform: Platform, *, k8s_deploy: dict[str, float], local_deploy: dict[str, dict[str, float]],
+           lock_wait: float,
            results: dict[tuple[str, int], list[dict[str, float]]], concurrency: list[int],
            args: argparse.Namespace) -> str:
     def med(system: str, c: int, field: str) -> float:
@@ -200,10 +222,14 @@ def report(platform: Platform, *, k8s_deploy: dict[str, float], local_deploy: di
                  + f"; image {platform.image.seconds}", "",
              "| iris, one replica | deploy -> ready (`pier deploy --wait` returns) | ready -> first prediction "
              "| deploy -> first prediction |", "|---|---|---|---|"]
-    for label, t in (("Kubernetes (pods, through a gateway pod)", k8s_deploy),
-                     ("local `pier up` (processes, for reference)", local_deploy)):
+    rows = [("Kubernetes (pods, through a gateway pod)", k8s_deploy)]
+    rows += [(f"local `pier up`, {label} (processes, for reference)", t) for label, t in local_deploy.items()]
+    for label, t in rows:
         lines.append(f"| {label} | {t['deploy -> ready']:.1f} s | {t['ready -> first prediction']:.2f} s "
                      f"| {t['deploy -> first prediction']:.1f} s |")
+    pod = {k: v for k, v in k8s_deploy.items() if k.startswith("pod ")}
+    lines += ["", "the model pod, seconds after `pier deploy` started (API server timestamps, whole seconds): "
+              + ", ".join(f"{k.removeprefix('pod ')} {v:.0f}" for k, v in sorted(pod.items(), key=lambda kv: kv[1]))]
     lines += ["", f"medians of {args.rounds} interleaved rounds of {args.duration:g} s; wrk -t1 on core 1; "
                   f"load average at the end {os.getloadavg()[0]:.2f}", "",
               "| path | " + " | ".join(f"c={c} req/s (p50 / p99 ms)" for c in concurrency) + " |",
@@ -217,10 +243,11 @@ def report(platform: Platform, *, k8s_deploy: dict[str, float], local_deploy: di
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     lines += ["", "| ratio of medians | " + " | ".join(f"c={c}" for c in concurrency) + " |",
               "|---|" + "---|" * len(concurrency)]
-    for label, ours, theirs in (("gateway pod / local gateway", "gateway pod", "local gateway (pier up)"),
-                                ("gateway pod / model pod direct", "gateway pod", "model pod direct"),
-                                ("local gateway / local replica direct", "local gateway (pier up)",
-                                 "local replica direct")):
+    pairs = [(f"gateway pod / local gateway, {label}", "gateway pod", f"local gateway, {label}") for label, _ in LOCALS]
+    pairs.append(("gateway pod / model pod direct", "gateway pod", "model pod direct"))
+    pairs += [(f"local gateway / local replica direct, {label}", f"local gateway, {label}",
+               f"local replica direct, {label}") for label, _ in LOCALS]
+    for label, ours, theirs in pairs:
         lines.append(f"| {label} | " + " | ".join(f"{med(ours, c, 'rps') / med(theirs, c, 'rps'):.2f}"
                                                   for c in concurrency) + " |")
     return "\n".join(lines)

@@ -102,13 +102,14 @@ def start_cluster(folder: Path, *, lock_timeout: float = 600) -> Iterator[Cluste
     # The node's own bridge (the script's default ``ktest0`` is what older control-plane fixtures
     # deleted on `stop`); the node keeps the hostname, which the API server uses to reach the kubelet.
     script = k8s.Script(folder, bridge=BRIDGE, node=os.environ.get("TEST_NODE_NAME") or os.uname().nodename)
-    with node_lock(lock_timeout) as lock, script.running(hold=(lock,)):
+    with node_lock(lock_timeout) as lock:
         locked_at = time.monotonic()
-        script.must("node", 600)
-        cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
-                          registry=(folder / "registry").read_text().strip(), locked_at=locked_at)
-        with _kube_proxy(cluster), _api_for_pods(cluster):
-            yield cluster
+        with script.running(hold=(lock,)):
+            script.must("node", 600)
+            cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
+                              registry=(folder / "registry").read_text().strip(), locked_at=locked_at)
+            with _kube_proxy(cluster), _api_for_pods(cluster):
+                yield cluster
 
 
 @contextmanager
