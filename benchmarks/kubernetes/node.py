@@ -34,6 +34,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -131,7 +132,8 @@ def local_platform(work: Path, body: str, label: str, cpus: str | None, ports: i
     pin = ["taskset", "-c", cpus] if cpus else []
     with (home / "up.log").open("ab") as log:
         up = subprocess.Popen([*pin, str(BIN / "pier"), "up", "--no-example", "--port", str(api_port),
-                               "--gateway-port", str(gw_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                               "--gateway-port", str(gw_port),
+                               "--gateway-grpc-port", "0"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(f"{gateway}/healthz", timeout_s=60)
         (home / "iris.yaml").write_text(SPEC)
@@ -180,6 +182,7 @@ def main() -> None:
     print(f"load average at the start {os.getloadavg()[0]:.2f}; waiting for the node lock", flush=True)
     waited = time.monotonic()
     with ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)  # runs last: after every process stopped
         platform = stack.enter_context(start_platform(work / "k8s", lock_timeout=args.lock_timeout))
         lock_wait = platform.cluster.locked_at - waited
         print(f"platform up {platform.seconds} s (image {platform.image.seconds}); "
