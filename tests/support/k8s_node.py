@@ -65,6 +65,7 @@ def unavailable() -> str | None:
 @dataclass(frozen=True)
 class Cluster(k8s.ControlPlane):
     registry: str  # HOST:PORT of the node's OCI registry (plain HTTP)
+    locked_at: float = 0.0  # time.monotonic() when the node lock was taken: start-up time counts from here
 
     def logs(self) -> str:
         """The tail of each component's log: what a failing test prints."""
@@ -94,18 +95,21 @@ def node_lock(timeout: float = 600) -> Iterator[int]:
 
 
 @contextmanager
-def start_cluster(folder: Path) -> Iterator[Cluster]:
+def start_cluster(folder: Path, *, lock_timeout: float = 600) -> Iterator[Cluster]:
     """Cluster and node in ``folder``; everything stopped (pods deleted, sysctls restored) on exit,
-    on failure, and by a watchdog should this process die."""
+    on failure, and by a watchdog should this process die. Waits up to ``lock_timeout`` seconds for
+    another session's node."""
     # The node's own bridge (the script's default ``ktest0`` is what older control-plane fixtures
     # deleted on `stop`); the node keeps the hostname, which the API server uses to reach the kubelet.
     script = k8s.Script(folder, bridge=BRIDGE, node=os.environ.get("TEST_NODE_NAME") or os.uname().nodename)
-    with node_lock() as lock, script.running(hold=(lock,)):
-        script.must("node", 600)
-        cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
-                          registry=(folder / "registry").read_text().strip())
-        with _kube_proxy(cluster), _api_for_pods(cluster):
-            yield cluster
+    with node_lock(lock_timeout) as lock:
+        locked_at = time.monotonic()
+        with script.running(hold=(lock,)):
+            script.must("node", 600)
+            cluster = Cluster(dir=folder, kubeconfig=folder / "kubeconfig",
+                              registry=(folder / "registry").read_text().strip(), locked_at=locked_at)
+            with _kube_proxy(cluster), _api_for_pods(cluster):
+                yield cluster
 
 
 @contextmanager

@@ -15,10 +15,7 @@ the module runs in one xdist worker (``--dist loadfile`` keeps a file together).
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -30,105 +27,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.k8s_node import BRIDGE_ADDRESS, Cluster, host_postgres, host_s3, start_cluster, unavailable
-from tests.support.platform_image import ImageUnavailable, PlatformImage, build_platform_image
+from tests.support.k8s_node import unavailable
+from tests.support.k8s_platform import ADMIN, NAMESPACE, V2_BODY, Platform, pod_ready, start_platform
+from tests.support.platform_image import ImageUnavailable
 from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
 
-ROOT = Path(__file__).resolve().parents[3]
-OVERLAY = ROOT / "deploy" / "kubernetes" / "overlays" / "e2e"
-NAMESPACE = "modelpier-system"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-BUCKET = "modelpier-e2e"
-CONTROL_CLUSTER_IP = "10.96.0.86"  # overlays/e2e pins it: no cluster DNS here
-V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
-
 pytestmark = [pytest.mark.xdist_group("kubernetes-node"), pytest.mark.timeout(600)]
-
-
-@dataclass(frozen=True)
-class Platform:
-    cluster: Cluster
-    image: PlatformImage
-    home: Path  # PIER_HOME of the CLI the tests run on the host
-
-    def pod_ips(self, component: str) -> list[str]:
-        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
-        return [p["status"]["podIP"] for p in pods if _ready(p) and p["metadata"].get("deletionTimestamp") is None]
-
-    @property
-    def control_url(self) -> str:
-        return f"http://{self.pod_ips('control-plane')[0]}:8600"
-
-    def gateway_urls(self) -> list[str]:
-        return [f"http://{ip}:8700" for ip in self.pod_ips("gateway")]
-
-    def pier(self, *args: str, check: bool = True, timeout: float = 120, **env: str
-             ) -> subprocess.CompletedProcess[str]:
-        return run_pier([*args], self.home, check=check, timeout=timeout, PIER_REMOTE=self.control_url, **env)
-
-    # -- the control plane's API, as the local platform's tests use it ------------------------------
-    def deployment(self, name: str, project: str = "default") -> str:
-        return f"{self.control_url}/api/v1/projects/{project}/deployments/{name}"
-
-    def apply(self, name: str, predictors: list[dict[str, Any]], project: str = "default", **spec: Any) -> None:
-        document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
-                    "metadata": {"name": name}, "spec": {"predictors": predictors, **spec}}
-        response = httpx.put(self.deployment(name, project), json=document, timeout=30, headers=ADMIN)
-        assert response.status_code in (200, 201), response.text
-
-    def delete(self, name: str, project: str = "default") -> None:
-        httpx.delete(self.deployment(name, project), headers=ADMIN, timeout=30)
-
-    def status(self, name: str, project: str = "default") -> dict[str, Any]:
-        return dict(httpx.get(self.deployment(name, project) + "/status", timeout=10, headers=ADMIN).json())
-
-    def wait_ready(self, name: str, replicas: int, *, project: str = "default", revision: int | None = None,
-                   timeout: float = 180) -> None:
-        def ready() -> bool:
-            try:
-                s = self.status(name, project)
-            except httpx.HTTPError:
-                return False  # the control plane's pod is being replaced
-            return (s.get("readyReplicas") == replicas and s.get("observedRevision") is not None
-                    and (revision is None or s.get("observedRevision") == revision)
-                    and s.get("observedRevision") == s.get("desiredRevision")
-                    and any(c["type"] == "Ready" and c["status"] == "True" for c in s.get("conditions", [])))
-        try:
-            wait_until(ready, timeout=timeout, what=f"{project}/{name} ready with {replicas} replicas")
-        except AssertionError as e:
-            pods = self.cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
-            logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "deployment/modelpier-control", "--tail=30",
-                                        check=False).stdout
-            raise AssertionError(f"{e}\n{self.status(name, project)}\n{pods}\n{logs}") from None
-        self.wait_routed(name, project)
-
-    def wait_routed(self, name: str, project: str = "default", timeout: float = 30) -> None:
-        """Every gateway pod knows the deployment: its table follows the control plane's by one long poll."""
-        def known(gateway: str) -> bool:
-            return self.infer(name, project=project, gateway=gateway, timeout=30).status_code != 404
-
-        for gateway in self.gateway_urls():
-            try:
-                wait_until(lambda g=gateway: known(g), timeout=timeout, what=f"{gateway} routing {project}/{name}")
-            except AssertionError as e:
-                health = httpx.get(f"{gateway}/healthz", timeout=5).text
-                routing = httpx.get(f"{self.control_url}/api/v1/routing", headers=ADMIN, timeout=5).text
-                logs = self.cluster.kubectl("-n", NAMESPACE, "logs", "-l", "app.kubernetes.io/component=gateway",
-                                            "--tail=20", "--prefix", check=False).stdout
-                raise AssertionError(f"{e}\ngateway: {health}\ncontrol plane's table: {routing[:2000]}\n{logs}"
-                                     ) from None
-
-    def infer(self, name: str, *, project: str = "default", gateway: str | None = None,
-              client: httpx.Client | None = None, headers: dict[str, str] | None = None,
-              model: str = "iris", timeout: float = 10) -> httpx.Response:
-        url = f"{gateway or self.gateway_urls()[0]}/{project}/{name}/v2/models/{model}/infer"
-        return (client or httpx).post(url, json=V2_BODY, timeout=timeout, headers=headers)  # type: ignore[attr-defined]
-
-    def model_pods(self, name: str, project: str = "default") -> list[dict[str, Any]]:
-        """The pods of ``project/name`` that are not being deleted (a project is a namespace)."""
-        pods = self.cluster.get("pods", "-n", project, "-l", f"app.kubernetes.io/instance={name}")["items"]
-        return [p for p in pods if p["metadata"].get("deletionTimestamp") is None
-                and p["status"].get("phase") in ("Pending", "Running")]
 
 
 @dataclass
@@ -186,67 +90,18 @@ class Load:
         self._thread.join(timeout=30)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-
-
-def _kustomization(image: PlatformImage, postgres_url: str, s3_port: int, folder: Path) -> Path:
-    """The user's layer on top of overlays/e2e: where the image is, the secrets, the blob store, and
-    what model pods run and pull from."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name, digest = image.by_digest.split("@")
-    # The base installs `pier server --backend kubernetes`; this layer pins what model pods run and,
-    # without cluster DNS, where they pull from.
-    backend = [f"PIER_KUBERNETES__IMAGE={image.by_digest}",
-               f"PIER_KUBERNETES__REGISTRY_URL=http://{CONTROL_CLUSTER_IP}:8600"]
-    document = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(OVERLAY, folder)],
-        "images": [{"name": "ghcr.io/modelpier/modelpier", "newName": name, "digest": digest}],
-        "configMapGenerator": [{"name": "modelpier-config", "behavior": "merge", "literals": [
-            f"PIER_BLOB_URL=s3://{BUCKET}/models", f"PIER_S3_ENDPOINT_URL=http://{BRIDGE_ADDRESS}:{s3_port}",
-            "AWS_DEFAULT_REGION=us-east-1", *backend]}],
-        "secretGenerator": [{"name": "modelpier-secrets", "namespace": NAMESPACE, "literals": [
-            f"PIER_DATABASE_URL={postgres_url}", f"PIER_ADMIN_TOKEN={ADMIN_TOKEN}", "PIER_AUTH__SECRET=e2e-secret",
-            "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing"]}],
-    }
-    (folder / "kustomization.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    return folder
-
-
-def wait_rollout(cluster: Cluster, name: str, timeout: float = 180) -> None:
-    done = cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{name}", f"--timeout={timeout:.0f}s",
-                           check=False, timeout=timeout + 10)
-    if done.returncode != 0:
-        pods = cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide", check=False).stdout
-        events = cluster.kubectl("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp", check=False).stdout
-        logs = cluster.kubectl("-n", NAMESPACE, "logs", f"deployment/{name}", "--tail=40", check=False).stdout
-        raise AssertionError(f"{name} not rolled out:\n{done.stderr}\n{pods}\n{events[-3000:]}\n{logs}")
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    base = tmp_path_factory.mktemp("k8s-e2e")
     with ExitStack() as stack:
-        started = time.monotonic()
-        cluster = stack.enter_context(start_cluster(base / "cluster"))
-        postgres = stack.enter_context(host_postgres())
-        s3_port = stack.enter_context(host_s3(base / "s3", BUCKET))
         try:
-            image = build_platform_image(cluster.registry)
+            platform = stack.enter_context(start_platform(tmp_path_factory.mktemp("k8s-e2e")))
         except ImageUnavailable as e:
             pytest.skip(str(e))
-        install = _kustomization(image, postgres.url(BRIDGE_ADDRESS), s3_port, base / "install")
-        cluster.kubectl("apply", "-k", str(install), timeout=120)
-        for name in ("modelpier-control", "modelpier-gateway"):
-            wait_rollout(cluster, name)
-        print(f"platform up in {time.monotonic() - started:.1f} s; image {image.seconds}")
-        home = base / "cli"
-        home.mkdir()
-        yield Platform(cluster=cluster, image=image, home=home)
+        print(f"platform up: {platform.seconds} s; image {platform.image.seconds}")
+        yield platform
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +126,7 @@ def test_the_platform_runs_as_restricted_non_root_pods(platform: Platform) -> No
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
     assert components == ["control-plane", "gateway", "gateway"]
     for pod in pods:
-        assert _ready(pod), pod["metadata"]["name"]
+        assert pod_ready(pod), pod["metadata"]["name"]
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         assert pod["spec"]["containers"][0]["image"] == platform.image.by_digest
     # The gateway found the control plane through its Service (ClusterIP, no DNS).
