@@ -97,8 +97,9 @@ class Platform:
 
     def wait_routed(self, name: str, project: str = "default", timeout: float = 30) -> None:
         """Every gateway pod knows the deployment: its table follows the control plane's by one long poll."""
-        def known(gateway: str) -> bool:
-            return self.infer(name, project=project, gateway=gateway, timeout=30).status_code != 404
+        def known(gateway: str) -> bool:  # the gateway's own 404 names the deployment; a replica's is about a model
+            answer = httpx.get(f"{gateway}/{project}/{name}/v2/health/ready", timeout=30)
+            return not (answer.status_code == 404 and f"{project}/{name}" in answer.text)
 
         for gateway in self.gateway_urls():
             try:

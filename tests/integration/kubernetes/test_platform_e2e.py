@@ -312,6 +312,64 @@ def test_deleting_the_control_plane_pod_under_load_fails_no_request(backend: Pla
     backend.delete(example)  # its last user
 
 
+def _control_metric(platform: Platform, name: str, **labels: str) -> float | None:
+    """One sample of the control plane's ``/api/v1/metrics``, or None while it is not there."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{platform.control_url}/api/v1/metrics", headers=ADMIN, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def test_shadow_with_comparison(backend: Platform) -> None:
+    """Every request is mirrored to the shadow predictor's pod; callers only see the primary, and the
+    gateway pods' comparisons reach the control plane (its metrics, as `pier describe` reads them)."""
+    predictors = [iris(1, 1)[0], {**iris(2, 1)[0], "name": "mirror", "weight": 0}]
+    backend.apply("shadowed", predictors, shadow={"predictor": "mirror", "percent": 100})
+    backend.wait_ready("shadowed", 2)
+    with Load(backend, "shadowed", limit=200) as load:
+        load.wait(200)
+    assert load.failures == []
+    assert set(load.predictors) == {"main"}, load.predictors
+    labels = {"project": "default", "deployment": "shadowed", "predictor": "mirror"}
+    wait_until(lambda: (_control_metric(backend, "modelpier_shadow_compared", **labels) or 0) >= 100, timeout=60,
+               what="the gateways' shadow comparisons at the control plane")
+    agreement = _control_metric(backend, "modelpier_shadow_agreement_ratio", **labels)
+    assert agreement is not None
+    assert agreement > 0.9  # iris:1 and iris:2 are two fits of one model: they nearly always agree
+    backend.delete("shadowed")
+
+
+def test_kubectl_and_pier_deploy_share_one_history_and_deleting_the_resource_removes_its_pods(
+        backend: Platform) -> None:
+    """The GitOps door: a ModelDeployment applied with kubectl is deployed like `pier deploy` (one revision,
+    recorded as kubectl's), the same spec through the API adds none, and `kubectl delete md` removes the
+    deployment and, through the cluster's garbage collector, its pods."""
+    spec = {"predictors": iris(1, 1)}
+    document = {"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": "gitops", "namespace": "default"}, "spec": spec}
+    backend.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(document))
+    wait_until(lambda: httpx.get(backend.deployment("gitops"), headers=ADMIN, timeout=10).status_code == 200,
+               timeout=60, what="the resource taken in by the control plane")
+    backend.wait_ready("gitops", 1)
+    backend.apply("gitops", spec["predictors"])  # the same spec through the API: nothing new to roll out
+
+    def revisions() -> list[dict[str, Any]]:
+        return list(httpx.get(backend.deployment("gitops") + "/revisions", headers=ADMIN, timeout=10).json())
+
+    history = revisions()
+    assert len(history) == 1, history
+    assert history[0]["createdBy"].startswith("kubernetes/"), history[0]
+    assert len(backend.model_pods("gitops")) == 1
+    backend.cluster.kubectl("delete", "md", "gitops", "-n", "default", "--timeout=60s")
+    wait_until(lambda: not backend.model_pods("gitops"), timeout=120, what="the resource's pods deleted")
+    wait_until(lambda: httpx.get(backend.deployment("gitops"), headers=ADMIN, timeout=10).status_code == 404,
+               timeout=60, what="the deployment gone from the control plane")
+
+
 def test_canary_weights_and_header_routes(backend: Platform) -> None:
     predictors = [{**iris(1, 1)[0], "weight": 70}, {**iris(2, 1)[0], "name": "canary", "weight": 30}]
     backend.apply("split", predictors, routes=[{"match": {"headers": {"x-segment": "beta"}}, "predictor": "canary"}])
