@@ -395,6 +395,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="seconds a round may take to serve everything (default 120 + 0.5 per deployment)")
     args = parser.parse_args()
+    if args.deployments < 1 or args.rounds < 1:
+        parser.error("--deployments and --rounds must be at least 1")
     why = k8s.unavailable()
     if why is not None:
         parser.exit(2, f"no Kubernetes control plane: {why}\n")
