@@ -384,7 +384,9 @@ async def bench(args: argparse.Namespace, cluster: k8s.ControlPlane, work: Path)
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Apply N one-replica deployments at once to the reconciler over the Kubernetes backend, "
-                    "against a real kube-apiserver + controller manager with a played node; print the time until "
+                    "against a real kube-apiserver + controller manager; the node is the only simulated piece (a child "
+                    "process binds each pod and writes its Ready status with a loopback IP; no kubelet, no model "
+                    "servers). Print the time until "
                     "every pod is created and every deployment serves, the backend's API requests by verb and "
                     "resource (total and per deployment), and the time and requests of later steady passes. "
                     "Needs KUBEBUILDER_ASSETS (etcd, kube-apiserver, kube-controller-manager) and test-cluster.sh "
