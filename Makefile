@@ -23,7 +23,7 @@ constraints: $(STAMP)
 help:
 	@echo "make up     - install the platform ('.[$(UP_EXTRAS)]') and run it with the example model (prints where to look)"
 	@echo "make test   - install the developer stack ('.[dev]') and run lint, type checks, layering checks and all tests"
-	@echo "make test-k8s-node - the end-to-end tests on a real Kubernetes node (root, ~10 min; needs ../shared/k8s)"
+	@echo "make test-k8s-node - only the end-to-end tests on a real Kubernetes node (root, ~7 min; needs ../shared/k8s)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ K8S_ASSETS ?= $(HOME)/.cache/modelpier/k8s-assets
 ifneq ($(wildcard $(K8S_SHARED)/test-cluster.sh),)
 export KUBEBUILDER_ASSETS ?= $(abspath $(K8S_ASSETS))
 export PIER_TEST_CLUSTER_SCRIPT ?= $(abspath $(K8S_SHARED))/test-cluster.sh
+# The end-to-end tests on a real node (kubelet, containerd; the platform image built in the session) run
+# in `make test` too where the cluster recipe is there: ~7 min on one worker, beside the rest.
+export PIER_TEST_K8S_NODE ?= 1
 test: k8s-assets
 endif
 
@@ -76,8 +79,8 @@ k8s-assets:
 test: $(STAMP) system-deps lint typecheck importlint
 	timeout --signal=INT --kill-after=120 3600 $(BIN)/pytest -p no:cacheprovider -n 3 --dist loadfile --durations=15
 
-# The end-to-end tests on a real node (kubelet, containerd, the platform's image built and pushed in the
-# session; ~10 min, root): the platform itself running as pods. Not part of `make test` (see tests/support/k8s_node.py).
+# The end-to-end tests on a real node alone (kubelet, containerd, the platform's image built and pushed in
+# the session; ~7 min, root): the platform itself running as pods. `make test` runs them as well.
 test-k8s-node: $(STAMP) system-deps
 	PIER_TEST_K8S_NODE=1 $(BIN)/pytest -p no:cacheprovider tests/integration/kubernetes/test_platform_e2e.py tests/integration/kubernetes/test_backend_node_e2e.py
 
