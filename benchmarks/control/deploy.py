@@ -135,9 +135,14 @@ def deploy_once(home: Path, env: dict[str, str], *, api: str, gateway: str, name
         else:
             raise RuntimeError(f"no prediction from {name}: {r.status_code} {r.text}")
     first = time.perf_counter() - start
-    httpx.delete(f"{api}/api/v1/projects/default/deployments/{name}", timeout=30)
+    # Through the CLI, as the deploy went: it carries the platform's credentials (the API refuses anonymous
+    # writes); the deployment is gone once the gateway no longer knows it.
+    deleted = subprocess.run([str(BIN / "pier"), "delete", "deployment", name, "--remote", api], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    if deleted.returncode != 0:
+        raise RuntimeError(f"pier delete failed: {deleted.stdout}\n{deleted.stderr}")
     deadline = time.monotonic() + 60
-    while httpx.get(f"{api}/api/v1/projects/default/deployments/{name}").status_code != 404:
+    while httpx.post(f"{gateway}/default/{name}/v2/models/{served}/infer", json=body, timeout=10).status_code != 404:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} not deleted")
         time.sleep(0.05)
