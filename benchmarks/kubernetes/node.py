@@ -50,7 +50,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks" / "platform"))
-from common import body_for, free_port, lua_script, wait_ready, wrk  # noqa: E402
+from common import body_for, free_port, lua_script, stop_pier_up, wait_ready, wrk  # noqa: E402
 from tests.support.k8s_node import unavailable  # noqa: E402
 from tests.support.k8s_platform import Platform, start_platform  # noqa: E402
 from tests.support.procs import ADMIN_TOKEN  # noqa: E402
@@ -151,14 +151,7 @@ def local_platform(work: Path, body: str, label: str, cpus: str | None, ports: i
                {"deploy -> ready": ready, "ready -> first prediction": first,
                 "deploy -> first prediction": ready + first})
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-        subprocess.run([str(BIN / "pier"), "down", "--grace-s", "10"], env=env, capture_output=True, timeout=120,
-                       check=False)
+        stop_pier_up(up, env)
 
 
 def main() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -119,3 +121,15 @@ def descendants(root: int) -> list[int]:
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
+
+
+def stop_pier_up(up: subprocess.Popen[bytes], env: dict[str, str]) -> None:
+    """Stop a ``pier up`` the benchmark started (SIGTERM, then kill), then ``pier down`` for whatever it left."""
+    up.send_signal(signal.SIGTERM)
+    try:
+        up.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        up.wait()
+    subprocess.run([str(Path(sys.executable).parent / "pier"), "down", "--grace-s", "10"], env=env,
+                   capture_output=True, timeout=120, check=False)

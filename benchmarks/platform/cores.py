@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import body_for, free_port, lua_script, train, wait_ready
+from common import body_for, free_port, lua_script, stop_pier_up, train, wait_ready
 
 BIN = Path(sys.executable).parent
 VARIANTS = {"one": "{}", "workers": "{resources: {cpu: '2'}}", "replicas": "{replicas: 2}"}
@@ -96,13 +95,7 @@ def main() -> None:
             cells = [f"{statistics.median(results[(model, v)]):,.0f}" for v in VARIANTS]
             print(f"| {model} | " + " | ".join(cells) + " |")
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-        subprocess.run([str(BIN / "pier"), "down", "--grace-s", "10"], env=env, capture_output=True, timeout=120,
-                       check=False)
+        stop_pier_up(up, env)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import body_for, cpu_seconds, descendants, free_port, lua_script, train, wait_ready, wrk
+from common import body_for, cpu_seconds, descendants, free_port, lua_script, stop_pier_up, train, wait_ready, wrk
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -204,13 +204,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915  # one linear script: setup, round
             for m in MODELS:
                 print(profile(args.py_spy, home, url=urls[m], script=scripts[m], model=m, connections=max(concurrency)))
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-        subprocess.run([str(BIN / "pier"), "down", "--grace-s", "10"], env=env, capture_output=True, timeout=120,
-                       check=False)
+        stop_pier_up(up, env)
         up_log.close()
         shutil.rmtree(home, ignore_errors=True)
 
