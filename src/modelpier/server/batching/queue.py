@@ -2,15 +2,17 @@
 
 Requests are appended with their row count and a future. A request that finds the model idle and
 the queue empty while arrivals are sparse (``decide_lone``) is flushed at once, so a lone request is
-not delayed by a loop iteration. Otherwise a check runs at the end of the current loop iteration
-(so every request decoded in the same iteration joins), after each completed prediction, and when
-the policy asks to look again; ``decide_flush`` says whether to flush. A flush takes requests from
-the front whose non-batch shapes match, up to ``max_batch_size`` rows (a single larger request goes
-alone), predicts them once through the ``PredictExecutor`` (inline or in a thread) for the union of
-the outputs they ask for, and resolves each future with its own rows. Requests asking for different
-outputs still merge: for a classifier, ``predict`` and ``predict_proba`` together cost one pass, and
-splitting the batch would cost a call. One batch per model is in flight at a time: what arrives
-meanwhile forms the next batch.
+not delayed by a loop iteration; the requests that arrive in the same iteration as that one wait for
+a check at its end (an inline run inflates the gap the arrival rate sees, so the rate alone would
+send them all at once too, and nothing would merge again). Otherwise a check runs at the end of the
+current loop iteration (so every request decoded in the same iteration joins), after each completed
+prediction, and when the policy asks to look again; ``decide_flush`` says whether to flush. A flush
+takes requests from the front whose non-batch shapes match, up to ``max_batch_size`` rows (a single
+larger request goes alone), predicts them once through the ``PredictExecutor`` (inline or in a
+thread) for the union of the outputs they ask for, and resolves each future with its own rows.
+Requests asking for different outputs still merge: for a classifier, ``predict`` and
+``predict_proba`` together cost one pass, and splitting the batch would cost a call. One batch per
+model is in flight at a time: what arrives meanwhile forms the next batch.
 
 Waits shorter than the event loop's timer resolution (1 ms under uvloop) are done by re-checking
 on the next loop iteration, after the loop has polled the sockets again.
@@ -102,8 +104,13 @@ class BatchQueue:
         if len(self._items) == 1 and self._timer is None and decide_lone(
                 self._max_latency_s, self._executor.cost.fixed_s, self._arrival_interval):
             # A lone request at an idle model goes now, not a loop iteration later: inline for a cheap
-            # model, like an unbatched one, so batching costs it nothing.
+            # model, like an unbatched one, so batching costs it nothing. Then look again at the end
+            # of the iteration, so the requests that arrive with it wait there and merge: an inline
+            # run blocks the loop, so the gap to the next arrival includes it and arrivals look
+            # sparse; without this check every request of a busy loop would go alone, for good.
             self._flush()
+            self._check_scheduled = True
+            loop.call_soon(self._check)
             return future
         self._check_scheduled = True
         loop.call_soon(self._check)
