@@ -225,8 +225,15 @@ def test_requests_arriving_with_one_that_went_at_once_merge_at_the_end_of_the_it
 
     async def go() -> list[list[bool]]:
         await queue.submit(rows(0), 1)  # an arrival rate is known from here on
-        return [await iteration([1, 2, 3, 4]), await iteration([5, 6, 7])]
+        return [await iteration([1, 2, 3, 4, 5]), await iteration([6, 7, 8, 9, 10, 11, 12, 13]),
+                await iteration([14, 15, 16]), [(await iteration([v]))[0] for v in range(20, 30)]]
 
-    assert asyncio.run(go()) == [[True, False, False, False], [True, False, False]]
-    # Warm-up, the first request, then per iteration: the first alone, the rest in one call.
-    assert model.calls == [1, 1, 1, 3, 1, 2]
+    at_once = asyncio.run(go())
+    assert at_once[:3] == [[True] + [False] * 4, [False] * 8, [False] * 3]
+    # Back to one client: once the batches' moving average falls under 1.5 requests, a lone request
+    # goes at once again.
+    assert at_once[3] == [False] * 6 + [True] * 4
+    # Warm-up, the first request, the first of the next iteration alone and the rest in one call;
+    # from then on batches merge requests (several clients), so even the first of an iteration
+    # waits for the others (decide_lone) and each iteration is one call.
+    assert model.calls == [1, 1, 1, 4, 8, 3] + [1] * 10

@@ -83,4 +83,18 @@ def test_cost_estimate_of_a_single_batch_size_is_its_mean_time() -> None:
 ])
 def test_decide_lone_sends_a_request_at_once_only_when_arrivals_are_sparse(
         cost: float | None, interval: float | None, at_once: bool) -> None:
-    assert decide_lone(0.005, cost, interval) is at_once
+    assert decide_lone(0.005, cost, interval, 1.0) is at_once
+
+
+@pytest.mark.parametrize(("typical_requests", "at_once"), [
+    (None, True),  # no batch yet: the arrival rate alone decides
+    (1.0, True),  # one client: every batch is one request
+    (1.4, True),  # a second client now and then
+    (1.5, False),  # batches merge requests: several clients, however sparse arrivals look
+    (7.0, False),  # eight connections
+])
+def test_decide_lone_waits_while_recent_batches_merged_requests(
+        typical_requests: float | None, at_once: bool) -> None:
+    # 400 us between arrivals, a 100 us model: sparse by the arrival rate (as an inline run makes a
+    # busy loop look), so only the batches' size can tell.
+    assert decide_lone(0.005, 0.0001, 0.0004, typical_requests) is at_once

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 # Weight of the newest observation in the moving averages below.
 EWMA_ALPHA = 0.2
+# Requests per batch (moving average) from which arrivals count as concurrent for ``decide_lone``:
+# halfway between one client (always 1) and two.
+LONE_MAX_REQUESTS = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,19 @@ def decide_flush(view: QueueView) -> FlushDecision:
     return FlushDecision(flush=False, recheck_at=horizon)
 
 
-def decide_lone(max_latency_s: float, call_cost_s: float | None, arrival_interval_s: float | None) -> bool:
+def decide_lone(max_latency_s: float, call_cost_s: float | None, arrival_interval_s: float | None,
+                typical_requests: float | None) -> bool:
     """Should a request that finds the model idle and its queue empty go at once, without waiting for
     the end of the loop iteration? Only when arrivals are known to be sparse: less than one more is
-    expected within the horizon (rule 6 at the moment of arrival). Under load it waits, so the other
-    requests of the iteration join it; before any arrival rate is known it waits for the same reason."""
+    expected within the horizon (rule 6 at the moment of arrival), and recent batches held one
+    request each. Under load it waits, so the other requests of the iteration join it; before any
+    arrival rate is known it waits for the same reason. Recent batches that merged requests (on
+    average ``LONE_MAX_REQUESTS`` or more) mean several clients whatever the arrival average says:
+    an inline run blocks the loop, so the gap to the next arrival includes it and a busy loop looks
+    sparse; sending the first request of each iteration alone would cost a model call per iteration."""
     if call_cost_s is None or arrival_interval_s is None:
+        return False
+    if typical_requests is not None and typical_requests >= LONE_MAX_REQUESTS:
         return False
     return min(max_latency_s, call_cost_s) < arrival_interval_s
 

@@ -1,18 +1,19 @@
 """``BatchQueue``: one model's adaptive batcher on the event loop.
 
-Requests are appended with their row count and a future. A request that finds the model idle and
-the queue empty while arrivals are sparse (``decide_lone``) is flushed at once, so a lone request is
-not delayed by a loop iteration; the requests that arrive in the same iteration as that one wait for
-a check at its end (an inline run inflates the gap the arrival rate sees, so the rate alone would
-send them all at once too, and nothing would merge again). Otherwise a check runs at the end of the
-current loop iteration (so every request decoded in the same iteration joins), after each completed
-prediction, and when the policy asks to look again; ``decide_flush`` says whether to flush. A flush
-takes requests from the front whose non-batch shapes match, up to ``max_batch_size`` rows (a single
-larger request goes alone), predicts them once through the ``PredictExecutor`` (inline or in a
-thread) for the union of the outputs they ask for, and resolves each future with its own rows.
-Requests asking for different outputs still merge: for a classifier, ``predict`` and
-``predict_proba`` together cost one pass, and splitting the batch would cost a call. One batch per
-model is in flight at a time: what arrives meanwhile forms the next batch.
+Requests are appended with their row count and a future. A request that finds the model idle and the
+queue empty while arrivals are sparse and recent batches held one request each (``decide_lone``) is
+flushed at once, so a lone request is not delayed by a loop iteration; the requests that arrive in
+the same iteration as that one wait for a check at its end (an inline run inflates the gap the
+arrival rate sees, so the rate alone would send them all at once too, and nothing would merge
+again). Otherwise a check runs at the end of the current loop iteration (so every request decoded in
+the same iteration joins), after each completed prediction, and when the policy asks to look again;
+``decide_flush`` says whether to flush. A flush takes requests from the front whose non-batch shapes
+match, up to ``max_batch_size`` rows (a single larger request goes alone), predicts them once
+through the ``PredictExecutor`` (inline or in a thread) for the union of the outputs they ask for,
+and resolves each future with its own rows. Requests asking for different outputs still merge: for a
+classifier, ``predict`` and ``predict_proba`` together cost one pass, and splitting the batch would
+cost a call. One batch per model is in flight at a time: what arrives meanwhile forms the next
+batch.
 
 Waits shorter than the event loop's timer resolution (1 ms under uvloop) are done by re-checking
 on the next loop iteration, after the loop has polled the sockets again.
@@ -72,6 +73,7 @@ class BatchQueue:
         self._last_arrival: float | None = None
         self._arrival_interval: float | None = None
         self._typical_rows: float | None = None
+        self._typical_requests: float | None = None
         self._idle_since = 0.0
 
     @property
@@ -102,7 +104,7 @@ class BatchQueue:
         if self._check_scheduled or self._busy:
             return future
         if len(self._items) == 1 and self._timer is None and decide_lone(
-                self._max_latency_s, self._executor.cost.fixed_s, self._arrival_interval):
+                self._max_latency_s, self._executor.cost.fixed_s, self._arrival_interval, self._typical_requests):
             # A lone request at an idle model goes now, not a loop iteration later: inline for a cheap
             # model, like an unbatched one, so batching costs it nothing. Then look again at the end
             # of the iteration, so the requests that arrive with it wait there and merge: an inline
@@ -177,6 +179,7 @@ class BatchQueue:
         rows = [it.rows for it in batch]
         total = sum(rows)
         self._typical_rows = ewma(self._typical_rows, float(total))
+        self._typical_requests = ewma(self._typical_requests, float(len(batch)))
         self._busy = True
         self._in_flight = len(batch)
         if self._executor.inline(total):
