@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.support.k8s_node import unavailable
-from tests.support.k8s_platform import ADMIN, NAMESPACE, V2_BODY, Platform, pod_ready, start_platform
+from tests.support.k8s_platform import ADMIN, NAMESPACE, Platform, pod_ready, start_platform
 from tests.support.platform_image import ImageUnavailable
 from tests.support.procs import ADMIN_TOKEN, run_pier, wait_until
 
@@ -157,37 +157,6 @@ def test_the_control_plane_keeps_models_in_postgres_and_s3_across_pod_restarts(p
     assert "iris" in listed
     pulled = run_pier(["models", "pull", pushed_iris, "--remote", platform.control_url], tmp_path / "other", check=True)
     assert pulled.returncode == 0
-
-
-
-def test_a_model_pod_of_the_platform_image_pulls_from_the_control_plane_and_predicts(
-        platform: Platform, pushed_iris: str, tmp_path: Path) -> None:
-    """The image as a model server: ``pier render`` output (Deployment, Service) applied in a
-    restricted namespace; the pod's init container pulls from the control plane's Service."""
-    if "--registry-url" not in platform.pier("render", "--help", COLUMNS="300").stdout:
-        pytest.skip("`pier render` no longer renders model pods (the control plane runs them: issue 16)")
-    control = platform.cluster.get("service", "-n", NAMESPACE, "modelpier-control")["spec"]["clusterIP"]
-    spec = tmp_path / "iris.yaml"
-    spec.write_text(yaml.safe_dump({"apiVersion": "modelpier.io/v1alpha1", "kind": "ModelDeployment",
-                                    "metadata": {"name": "rendered"}, "spec": {"predictors": [
-                                        {"name": "main", "model": pushed_iris, "replicas": 1,
-                                         "resources": {"cpu": "250m", "memory": "512Mi"}}]}}))
-    rendered = platform.pier("render", "-f", str(spec), "--namespace", "rendered", "--image",
-                             platform.image.by_digest, "--registry-url", f"http://{control}:8600").stdout
-    objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ("Deployment", "Service")]
-    platform.cluster.kubectl("create", "namespace", "rendered")
-    platform.cluster.kubectl("label", "namespace", "rendered", "pod-security.kubernetes.io/enforce=restricted")
-    platform.cluster.kubectl("-n", "rendered", "create", "secret", "generic", "modelpier-registry-token",
-                             f"--from-literal=token={ADMIN_TOKEN}")
-    platform.cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
-    done = platform.cluster.kubectl("-n", "rendered", "rollout", "status", "deployment/rendered-main",
-                                    "--timeout=120s", check=False, timeout=130)
-    assert done.returncode == 0, platform.cluster.kubectl("-n", "rendered", "get", "events", check=False).stdout
-    pod = platform.cluster.get("pods", "-n", "rendered")["items"][0]
-    response = httpx.post(f"http://{pod['status']['podIP']}:8080/v2/models/iris/infer", json=V2_BODY, timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json()["outputs"][0]["data"] == [0]
-    platform.cluster.kubectl("delete", "namespace", "rendered", "--wait=false")
 
 
 # -- the Kubernetes backend: everything below drives the control plane's reconciler on pods ----------
