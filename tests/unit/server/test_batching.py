@@ -183,12 +183,18 @@ def test_invalid_input_raised_by_a_runtime_is_a_client_error() -> None:
     assert isinstance(result.outcomes[0], InvalidInput)
 
 
-def test_a_lone_request_to_an_idle_cheap_model_is_answered_within_submit() -> None:
+def _warm_cheap_queue() -> tuple[Doubler, BatchQueue, list[float]]:
+    """A queue over a model already known to be cheap (one warm-up call), on a clock the test moves."""
     model = Doubler()
     executor = PredictExecutor(model.predict, ThreadPoolExecutor(1), inline_threshold_s=1.0)
     executor.run_inline([rows(1)], [1])  # the warm-up: the model is known to be cheap
     now = [0.0]
     queue = BatchQueue(executor, BatchingConfig(max_batch_size=64, max_latency_ms=5), 100, clock=lambda: now[0])
+    return model, queue, now
+
+
+def test_a_lone_request_to_an_idle_cheap_model_is_answered_within_submit() -> None:
+    model, queue, now = _warm_cheap_queue()
 
     async def go() -> tuple[bool, bool]:
         first = queue.submit(rows(1), 1)  # no arrival rate yet: decided at the end of the iteration
@@ -207,11 +213,7 @@ def test_requests_arriving_with_one_that_went_at_once_merge_at_the_end_of_the_it
     # arrival includes that run and arrivals look sparse to the moving average; if the next request
     # of the same loop iteration went at once too, every request would go alone under any load and
     # nothing would batch again (iris at 64 connections: 15k -> 3.8k req/s).
-    model = Doubler()
-    executor = PredictExecutor(model.predict, ThreadPoolExecutor(1), inline_threshold_s=1.0)
-    executor.run_inline([rows(1)], [1])  # the warm-up: the model is known to be cheap
-    now = [0.0]
-    queue = BatchQueue(executor, BatchingConfig(max_batch_size=64, max_latency_ms=5), 100, clock=lambda: now[0])
+    model, queue, now = _warm_cheap_queue()
 
     async def iteration(values: list[float]) -> list[bool]:
         # Every submit looks sparse: the clock jumps by more than the latency bound each time.
